@@ -1,0 +1,10 @@
+#pragma once
+
+// Constellation for C++: the one header users include, as
+//   #include "constellation/constellation.h"
+// with a dependency on //lib:constellation (@constellation//lib:constellation).
+// Everything is in namespace constellation; see README.md and docs/.
+
+#include "lib/core/codec.h"
+#include "lib/core/pid.h"
+#include "lib/core/resources.h"
