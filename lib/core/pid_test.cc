@@ -60,7 +60,9 @@ TEST(PidTest, ParseRejectsGarbage) {
                           "1.2.3.4:5/123456789", "[::1:5/1", "[zz]:5/1", "1.2.3.4:-5/1"}) {
     auto parsed = Pid::Parse(bad);
     EXPECT_FALSE(parsed.ok()) << bad;
-    if (!parsed.ok()) EXPECT_NE(parsed.status().message().find("bad pid"), std::string::npos);
+    if (!parsed.ok()) {
+      EXPECT_NE(parsed.status().message().find("bad pid"), std::string::npos);
+    }
   }
 }
 
