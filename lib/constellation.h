@@ -8,3 +8,5 @@
 #include "lib/core/codec.h"
 #include "lib/core/pid.h"
 #include "lib/core/resources.h"
+#include "lib/process/runtime.h"
+#include "lib/process/spawn.h"

@@ -1,0 +1,149 @@
+#include "lib/process/bridge.h"
+
+#include <signal.h>
+
+#include "absl/strings/str_cat.h"
+#include "lib/process/proto_convert.h"
+
+namespace constellation {
+
+void Bridge::AddRoot(const Pid& root) {
+  processes_[root] = Process{};
+  ++live_;
+}
+
+absl::Status Bridge::OnMessage(int conn, const pb::LocalMessage& message) {
+  auto it = conns_.find(conn);
+  if (it == conns_.end()) {
+    if (message.kind_case() != pb::LocalMessage::kHello) {
+      return absl::InvalidArgumentError("first packet on a bridge connection is not a hello");
+    }
+    return OnHello(conn, message.hello());
+  }
+  const Pid speaker = it->second;
+  Process& process = processes_[speaker];
+  switch (message.kind_case()) {
+    case pb::LocalMessage::kChildStarted:
+      process.os_pid = message.child_started().os_pid();
+      return absl::OkStatus();
+    case pb::LocalMessage::kEvent:
+      return OnEvent(speaker, message.event());
+    default:
+      return absl::InvalidArgumentError("unexpected packet on a bridge connection");
+  }
+}
+
+absl::Status Bridge::OnHello(int conn, const pb::Hello& hello) {
+  absl::StatusOr<Pid> pid = FromProto(hello.pid());
+  if (!pid.ok()) return pid.status();
+  if (waiting_.contains(*pid)) return absl::AlreadyExistsError("second connection for one process");
+  auto it = processes_.find(*pid);
+  if (it != processes_.end() && it->second.conn >= 0) {
+    return absl::AlreadyExistsError("second connection for one process");
+  }
+  conns_[conn] = *pid;
+  if (it == processes_.end()) {
+    // Its parent's spawn line has not been read yet: hold the connection.
+    waiting_[*pid] = conn;
+    held_.insert(conn);
+    return absl::OkStatus();
+  }
+  it->second.conn = conn;
+  it->second.monitor_os_pid = hello.monitor_os_pid();
+  return absl::OkStatus();
+}
+
+absl::Status Bridge::OnEvent(const Pid& speaker, const pb::ProcessEvent& event) {
+  absl::StatusOr<Pid> pid = FromProto(event.pid());
+  if (!pid.ok()) return pid.status();
+  if (*pid != speaker) return absl::PermissionDeniedError("a process may only report its own events");
+  switch (event.event_case()) {
+    case pb::ProcessEvent::kSpawn: {
+      absl::StatusOr<Pid> child = FromProto(event.spawn().child());
+      if (!child.ok()) return child.status();
+      if (processes_.contains(*child)) return absl::AlreadyExistsError("spawned a pid twice");
+      out_->Spawn(speaker, *child);
+      Process& process = processes_[*child];
+      process.monitor_os_pid = event.spawn().os_pid();
+      ++live_;
+      announced_.emplace_back(*child, process.monitor_os_pid);
+      if (auto waiting = waiting_.find(*child); waiting != waiting_.end()) {
+        process.conn = waiting->second;
+        held_.erase(waiting->second);
+        released_.push_back(waiting->second);
+        waiting_.erase(waiting);
+      }
+      return absl::OkStatus();
+    }
+    case pb::ProcessEvent::kOutput: {
+      const pb::OutputEvent& output = event.output();
+      if (output.fd() != 1 && output.fd() != 2) return absl::InvalidArgumentError("output on an fd other than 1, 2");
+      if (output.eof()) {
+        out_->Eof(speaker, output.fd());
+      } else {
+        out_->Output(speaker, output.fd(), output.data());
+      }
+      return absl::OkStatus();
+    }
+    case pb::ProcessEvent::kExit:
+      Exited(speaker, event.exit());
+      return absl::OkStatus();
+    default:
+      return absl::InvalidArgumentError("empty process event");
+  }
+}
+
+void Bridge::Exited(const Pid& pid, const pb::ExitEvent& exit) {
+  Process& process = processes_[pid];
+  if (process.exited) return;
+  process.exited = true;
+  --live_;
+  out_->Exit(pid, exit);
+  int code = ExitCodeOf(exit);
+  if (exit_code_ == 0 && code != 0) exit_code_ = code;
+}
+
+void Bridge::OnClose(int conn) {
+  held_.erase(conn);
+  auto it = conns_.find(conn);
+  if (it == conns_.end()) return;
+  Pid pid = it->second;
+  conns_.erase(it);
+  if (waiting_.erase(pid) > 0) return;  // never announced: an orphan
+  if (!processes_[pid].exited) {
+    pb::ExitEvent exit;
+    exit.set_signal(SIGKILL);
+    exit.set_error("its monitor died");
+    Exited(pid, exit);
+  }
+}
+
+void Bridge::OnNeverConnected(const Pid& pid) {
+  auto it = processes_.find(pid);
+  if (it == processes_.end() || it->second.conn >= 0 || it->second.exited) return;
+  pb::ExitEvent exit;
+  exit.set_code(127);
+  exit.set_error("ended before init()");
+  Exited(pid, exit);
+}
+
+std::vector<int> Bridge::TakeReleased() { return std::exchange(released_, {}); }
+
+std::vector<std::pair<Pid, pid_t>> Bridge::TakeAnnounced() { return std::exchange(announced_, {}); }
+
+bool Bridge::HasConnected(const Pid& pid) const {
+  auto it = processes_.find(pid);
+  return it != processes_.end() && (it->second.conn >= 0 || it->second.exited);
+}
+
+std::vector<pid_t> Bridge::LiveOsPids() const {
+  std::vector<pid_t> pids;
+  for (const auto& [pid, process] : processes_) {
+    if (process.exited) continue;
+    if (process.monitor_os_pid > 0) pids.push_back(process.monitor_os_pid);
+    if (process.os_pid > 0) pids.push_back(process.os_pid);
+  }
+  return pids;
+}
+
+}  // namespace constellation

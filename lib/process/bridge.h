@@ -1,0 +1,92 @@
+#pragma once
+
+#include <sys/types.h>
+
+#include <map>
+#include <set>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "lib/core/pid.h"
+#include "lib/process/output_format.h"
+#include "proto/local.pb.h"
+
+namespace constellation {
+
+// The bridge's bookkeeping, free of I/O so tests can drive it message by
+// message: which processes exist, which connection speaks for which, what to
+// print in which order, and when the program is over.
+//
+// Ordering: a process's connection is read only once its spawn event (sent
+// by its parent on the parent's own connection) has been printed, so a
+// child's spawn line always comes before anything of the child's. Until then
+// the connection is "held": the caller stops reading it, which leaves its
+// packets in the kernel instead of buffering them here.
+//
+// Not thread-safe; `out` must outlive the Bridge.
+class Bridge {
+ public:
+  explicit Bridge(OutputFormatter* out) : out_(out) {}
+
+  // The top user process: it has no spawn line.
+  void AddRoot(const Pid& root);
+
+  // One packet from connection `conn` (any int the caller uses to tell its
+  // connections apart). An error means the connection broke the protocol and
+  // should be closed; the processes of other connections are unaffected.
+  absl::Status OnMessage(int conn, const pb::LocalMessage& message);
+
+  // The connection closed. A process that had not reported its exit is
+  // reported as killed (its monitor died).
+  void OnClose(int conn);
+
+  // The process spawned as `pid` ended without ever connecting (it exited
+  // before init(), or exec failed). Ignored if it did connect.
+  void OnNeverConnected(const Pid& pid);
+
+  // Whether to stop reading `conn` for now.
+  bool IsHeld(int conn) const { return held_.contains(conn); }
+
+  // Connections released from hold since the last call.
+  std::vector<int> TakeReleased();
+
+  // Spawned processes announced since the last call, with their monitors' OS
+  // pids, so the caller can watch for one that never connects.
+  std::vector<std::pair<Pid, pid_t>> TakeAnnounced();
+
+  // Whether `pid` has connected (or exited).
+  bool HasConnected(const Pid& pid) const;
+
+  // Every process announced and not yet exited has exited.
+  bool Done() const { return live_ == 0; }
+
+  // 0 if every process exited 0, else the first failure's code (128+n for signal n).
+  int exit_code() const { return exit_code_; }
+
+  // OS pids of monitors and user processes still running, to kill on SIGTERM.
+  std::vector<pid_t> LiveOsPids() const;
+
+ private:
+  struct Process {
+    int conn = -1;
+    bool exited = false;
+    pid_t monitor_os_pid = 0;
+    pid_t os_pid = 0;
+  };
+
+  absl::Status OnHello(int conn, const pb::Hello& hello);
+  absl::Status OnEvent(const Pid& speaker, const pb::ProcessEvent& event);
+  void Exited(const Pid& pid, const pb::ExitEvent& exit);
+
+  OutputFormatter* out_;
+  std::map<Pid, Process> processes_;  // announced processes
+  std::map<int, Pid> conns_;          // identified connections
+  std::map<Pid, int> waiting_;        // connected before being announced
+  std::set<int> held_;
+  std::vector<int> released_;
+  std::vector<std::pair<Pid, pid_t>> announced_;
+  int live_ = 0;
+  int exit_code_ = 0;
+};
+
+}  // namespace constellation

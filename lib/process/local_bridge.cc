@@ -1,0 +1,222 @@
+#include "lib/process/local_bridge.h"
+
+#include <errno.h>
+#include <poll.h>
+#include <signal.h>
+#include <sys/prctl.h>
+#include <sys/signalfd.h>
+#include <sys/socket.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdio>
+#include <map>
+#include <memory>
+#include <vector>
+
+#include "lib/process/bridge.h"
+#include "lib/process/local_socket.h"
+
+namespace constellation {
+namespace {
+
+// Packets read from one connection per wake-up, so one chatty process cannot
+// starve the others.
+constexpr int kPacketsPerTurn = 64;
+// How long terminating waits for killed processes to close their connections.
+constexpr auto kKillGrace = std::chrono::seconds(3);
+
+int PidfdOpen(pid_t pid) { return static_cast<int>(syscall(SYS_pidfd_open, pid, 0)); }
+
+class LocalBridgeLoop {
+ public:
+  LocalBridgeLoop(int listen_fd, OutputFormatter* out) : listen_fd_(listen_fd), bridge_(out), out_(out) {}
+
+  int Run(int root_fd, const Pid& root);
+
+ private:
+  void Accept();
+  void ReadConnection(int fd);
+  void CloseConnection(int fd);
+  void WatchAnnounced();
+  void CheckNeverConnected(int pidfd);
+  void Terminate(int signal);
+  void ReapChildren();
+  void WaitForChildren();
+  int HandleSignals();
+  std::vector<pollfd> PollSet() const;
+
+  int listen_fd_;
+  int signal_fd_ = -1;
+  Bridge bridge_;
+  OutputFormatter* out_;
+  std::vector<int> conns_;
+  std::map<int, Pid> pidfds_;  // processes announced but not yet connected
+  int terminating_signal_ = 0;
+  std::chrono::steady_clock::time_point kill_deadline_;
+};
+
+int LocalBridgeLoop::Run(int root_fd, const Pid& root) {
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGINT);
+  sigaddset(&signals, SIGTERM);
+  sigaddset(&signals, SIGCHLD);
+  sigprocmask(SIG_BLOCK, &signals, nullptr);
+  signal_fd_ = signalfd(-1, &signals, SFD_CLOEXEC | SFD_NONBLOCK);
+  signal(SIGPIPE, SIG_IGN);
+  // Orphaned monitors (their spawner exited first) are reparented here and reaped.
+  prctl(PR_SET_CHILD_SUBREAPER, 1);
+
+  bridge_.AddRoot(root);
+  conns_.push_back(root_fd);
+  while (!bridge_.Done()) {
+    if (terminating_signal_ != 0 && (conns_.empty() || std::chrono::steady_clock::now() > kill_deadline_)) break;
+    std::vector<pollfd> fds = PollSet();
+    int timeout_ms = terminating_signal_ != 0 ? 100 : -1;
+    if (poll(fds.data(), fds.size(), timeout_ms) < 0 && errno != EINTR) break;
+    for (const pollfd& p : fds) {
+      if (p.revents == 0) continue;
+      if (p.fd == signal_fd_) {
+        HandleSignals();
+      } else if (p.fd == listen_fd_) {
+        Accept();
+      } else if (pidfds_.contains(p.fd)) {
+        CheckNeverConnected(p.fd);
+      } else {
+        ReadConnection(p.fd);
+      }
+    }
+    for (int fd : bridge_.TakeReleased()) ReadConnection(fd);
+    WatchAnnounced();
+    out_->Flush();
+  }
+  out_->Flush();
+  for (int fd : conns_) close(fd);
+  for (const auto& [fd, pid] : pidfds_) close(fd);
+  close(listen_fd_);
+  if (terminating_signal_ != 0) {
+    WaitForChildren();
+  } else {
+    ReapChildren();
+  }
+  return terminating_signal_ != 0 ? 128 + terminating_signal_ : bridge_.exit_code();
+}
+
+std::vector<pollfd> LocalBridgeLoop::PollSet() const {
+  std::vector<pollfd> fds;
+  fds.push_back({signal_fd_, POLLIN, 0});
+  fds.push_back({listen_fd_, POLLIN, 0});
+  for (int fd : conns_) {
+    if (!bridge_.IsHeld(fd)) fds.push_back({fd, POLLIN, 0});
+  }
+  for (const auto& [fd, pid] : pidfds_) fds.push_back({fd, POLLIN, 0});
+  return fds;
+}
+
+void LocalBridgeLoop::Accept() {
+  while (true) {
+    int fd = accept4(listen_fd_, nullptr, nullptr, SOCK_CLOEXEC | SOCK_NONBLOCK);
+    if (fd < 0) return;
+    conns_.push_back(fd);
+    ReadConnection(fd);
+  }
+}
+
+void LocalBridgeLoop::ReadConnection(int fd) {
+  for (int i = 0; i < kPacketsPerTurn && !bridge_.IsHeld(fd); ++i) {
+    pb::LocalMessage message;
+    absl::StatusOr<bool> got = ReceiveLocal(fd, &message);
+    if (!got.ok() && absl::IsUnavailable(got.status())) return;  // drained
+    if (!got.ok() || !*got) {
+      if (!got.ok()) fprintf(stderr, "constellation bridge: dropping a connection: %s\n", got.status().ToString().c_str());
+      CloseConnection(fd);
+      return;
+    }
+    absl::Status status = bridge_.OnMessage(fd, message);
+    if (!status.ok()) {
+      fprintf(stderr, "constellation bridge: dropping a connection: %s\n", status.ToString().c_str());
+      CloseConnection(fd);
+      return;
+    }
+  }
+}
+
+void LocalBridgeLoop::CloseConnection(int fd) {
+  bridge_.OnClose(fd);
+  std::erase(conns_, fd);
+  close(fd);
+}
+
+void LocalBridgeLoop::WatchAnnounced() {
+  for (const auto& [pid, os_pid] : bridge_.TakeAnnounced()) {
+    if (bridge_.HasConnected(pid) || os_pid <= 0) continue;
+    int pidfd = PidfdOpen(os_pid);
+    if (pidfd < 0) {
+      // Already gone and reaped: whatever it sent is queued by now.
+      Accept();
+      if (!bridge_.HasConnected(pid)) bridge_.OnNeverConnected(pid);
+      continue;
+    }
+    pidfds_[pidfd] = pid;
+  }
+}
+
+void LocalBridgeLoop::CheckNeverConnected(int pidfd) {
+  Pid pid = pidfds_[pidfd];
+  pidfds_.erase(pidfd);
+  close(pidfd);
+  // The process has ended; its connect and hello, if any, are queued already.
+  Accept();
+  for (int fd : std::vector<int>(conns_)) ReadConnection(fd);
+  if (!bridge_.HasConnected(pid)) bridge_.OnNeverConnected(pid);
+}
+
+int LocalBridgeLoop::HandleSignals() {
+  signalfd_siginfo info;
+  while (read(signal_fd_, &info, sizeof(info)) == sizeof(info)) {
+    if (info.ssi_signo == SIGCHLD) {
+      ReapChildren();
+    } else if (terminating_signal_ == 0) {
+      Terminate(static_cast<int>(info.ssi_signo));
+    }
+  }
+  return 0;
+}
+
+void LocalBridgeLoop::Terminate(int signal) {
+  terminating_signal_ = signal;
+  kill_deadline_ = std::chrono::steady_clock::now() + kKillGrace;
+  for (pid_t os_pid : bridge_.LiveOsPids()) kill(os_pid, SIGKILL);
+}
+
+void LocalBridgeLoop::ReapChildren() {
+  while (waitpid(-1, nullptr, WNOHANG) > 0) {
+  }
+}
+
+// After killing everything: wait (boundedly) until every child is reaped, so
+// that no process of the program outlives the bridge, zombies included.
+void LocalBridgeLoop::WaitForChildren() {
+  auto deadline = std::chrono::steady_clock::now() + kKillGrace;
+  while (std::chrono::steady_clock::now() < deadline) {
+    pid_t reaped = waitpid(-1, nullptr, WNOHANG);
+    if (reaped < 0) return;  // ECHILD: none left
+    if (reaped == 0) usleep(5000);
+  }
+}
+
+}  // namespace
+
+int RunLocalBridge(int listen_fd, int root_fd, const Pid& root, OutputFormat format) {
+  std::unique_ptr<OutputFormatter> out = format == OutputFormat::kJson
+                                             ? MakeJsonFormatter(stdout)
+                                             : MakeHumanFormatter(stdout, stderr, isatty(STDOUT_FILENO) == 1);
+  LocalBridgeLoop loop(listen_fd, out.get());
+  return loop.Run(root_fd, root);
+}
+
+}  // namespace constellation
+

@@ -1,0 +1,20 @@
+#pragma once
+
+#include "lib/core/pid.h"
+#include "lib/process/output_format.h"
+
+namespace constellation {
+
+// Runs local mode's bridge in the calling process (the one the shell waits
+// on) until every process of the program has exited, and returns the exit
+// code DESIGN.md gives: 0 if all exited 0, else the first failure's code,
+// 128+n for signal n. On SIGINT or SIGTERM it kills every process of the
+// program, waits (boundedly) for them to go, and returns 128+signal.
+//
+// Takes ownership of `listen_fd` (the bridge's unix socket, where spawned
+// processes connect) and `root_fd` (the root process's connection).
+// Must be called from a single-threaded process; it blocks SIGINT, SIGTERM
+// and SIGCHLD and becomes a child subreaper.
+int RunLocalBridge(int listen_fd, int root_fd, const Pid& root, OutputFormat format);
+
+}  // namespace constellation

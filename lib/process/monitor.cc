@@ -1,0 +1,138 @@
+#include "lib/process/monitor.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cstdio>
+
+#include "lib/core/pid.h"
+#include "lib/process/local_socket.h"
+#include "lib/process/proto_convert.h"
+
+namespace constellation {
+namespace {
+
+class Monitor {
+ public:
+  Monitor(pid_t child, int stdout_fd, int stderr_fd, int bridge_fd, const Pid& pid)
+      : child_(child), pipes_{stdout_fd, stderr_fd}, bridge_fd_(bridge_fd), pid_(ToProto(pid)) {}
+
+  void Run();
+
+ private:
+  // Reads what is available on pipe i (fd i+1); false once it is closed.
+  bool Drain(int i);
+  void Send(pb::ProcessEvent&& event);
+  void SendEof(int i);
+  pb::ExitEvent WaitExit();
+
+  pid_t child_;
+  int pipes_[2];
+  int bridge_fd_;
+  pb::Pid pid_;
+  bool bridge_gone_ = false;
+};
+
+void Monitor::Run() {
+  for (int fd : pipes_) fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
+  int pidfd = static_cast<int>(syscall(SYS_pidfd_open, child_, 0));
+  bool child_exited = pidfd < 0;  // cannot watch it: fall back to pipe EOF, then waitpid
+  while ((pipes_[0] >= 0 || pipes_[1] >= 0 || !child_exited) && !bridge_gone_) {
+    pollfd fds[4];
+    int n = 0;
+    for (int fd : pipes_) {
+      if (fd >= 0) fds[n++] = {fd, POLLIN, 0};
+    }
+    if (!child_exited) fds[n++] = {pidfd, POLLIN, 0};
+    fds[n++] = {bridge_fd_, 0, 0};  // POLLHUP: the bridge is gone
+    if (poll(fds, n, -1) < 0 && errno != EINTR) break;
+    for (int i = 0; i < n; ++i) {
+      if (fds[i].revents == 0) continue;
+      if (fds[i].fd == bridge_fd_) {
+        bridge_gone_ = true;
+      } else if (fds[i].fd == pidfd) {
+        child_exited = true;
+      } else {
+        int which = fds[i].fd == pipes_[0] ? 0 : 1;
+        if (!Drain(which)) SendEof(which);
+      }
+    }
+    if (child_exited) {
+      // The child is gone; output its descendants still write is not its own.
+      for (int i = 0; i < 2; ++i) {
+        if (pipes_[i] >= 0 && !Drain(i)) SendEof(i);
+        if (pipes_[i] >= 0) SendEof(i);
+      }
+    }
+  }
+  if (bridge_gone_) kill(child_, SIGKILL);
+  pb::ExitEvent exit = WaitExit();
+  if (pidfd >= 0) close(pidfd);
+  pb::ProcessEvent event;
+  *event.mutable_exit() = exit;
+  Send(std::move(event));
+}
+
+bool Monitor::Drain(int i) {
+  char buf[kMaxOutputChunk];
+  while (true) {
+    ssize_t n = read(pipes_[i], buf, sizeof(buf));
+    if (n > 0) {
+      pb::ProcessEvent event;
+      event.mutable_output()->set_fd(i + 1);
+      event.mutable_output()->set_data(buf, n);
+      Send(std::move(event));
+      continue;
+    }
+    if (n < 0 && errno == EINTR) continue;
+    return n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK);
+  }
+}
+
+void Monitor::SendEof(int i) {
+  close(pipes_[i]);
+  pipes_[i] = -1;
+  pb::ProcessEvent event;
+  event.mutable_output()->set_fd(i + 1);
+  event.mutable_output()->set_eof(true);
+  Send(std::move(event));
+}
+
+void Monitor::Send(pb::ProcessEvent&& event) {
+  if (bridge_gone_) return;
+  *event.mutable_pid() = pid_;
+  pb::LocalMessage message;
+  *message.mutable_event() = std::move(event);
+  if (!SendLocal(bridge_fd_, message).ok()) bridge_gone_ = true;
+}
+
+pb::ExitEvent Monitor::WaitExit() {
+  int status = 0;
+  pid_t r;
+  do {
+    r = waitpid(child_, &status, 0);
+  } while (r < 0 && errno == EINTR);
+  pb::ExitEvent exit;
+  if (r < 0) {
+    exit.set_signal(SIGKILL);
+    exit.set_error("lost track of the process");
+  } else if (WIFSIGNALED(status)) {
+    exit.set_signal(WTERMSIG(status));
+  } else {
+    exit.set_code(WEXITSTATUS(status));
+  }
+  return exit;
+}
+
+}  // namespace
+
+void RunMonitor(pid_t child, int stdout_fd, int stderr_fd, int bridge_fd, const Pid& pid) {
+  Monitor(child, stdout_fd, stderr_fd, bridge_fd, pid).Run();
+}
+
+}  // namespace constellation

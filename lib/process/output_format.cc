@@ -1,0 +1,161 @@
+#include "lib/process/output_format.h"
+
+#include <signal.h>
+#include <string.h>
+
+#include <cstring>
+
+#include "absl/strings/escaping.h"
+#include "absl/strings/str_cat.h"
+
+namespace constellation {
+namespace {
+
+constexpr absl::string_view kIndent = "   ";
+
+// Prints a header line whenever the speaking process changes, and indents
+// every line of output under it. A process's unfinished line is ended before
+// another process speaks.
+class HumanFormatter : public OutputFormatter {
+ public:
+  HumanFormatter(FILE* out, FILE* err, bool color) : streams_{out, err}, color_(color) {}
+
+  void Spawn(const Pid& parent, const Pid& child) override {
+    Line(parent, absl::StrCat("spawned: ", Name(child)));
+  }
+
+  void Output(const Pid& pid, int fd, absl::string_view data) override {
+    Stream& stream = streams_[fd == 2 ? 1 : 0];
+    Speak(pid, stream);
+    for (char c : data) {
+      if (stream.at_line_start) fputs(kIndent.data(), stream.file);
+      fputc(c, stream.file);
+      stream.at_line_start = c == '\n';
+    }
+  }
+
+  void Eof(const Pid&, int) override {}
+
+  void Exit(const Pid& pid, const pb::ExitEvent& exit) override { Line(pid, DescribeExit(exit)); }
+
+  void Flush() override {
+    fflush(streams_[0].file);
+    fflush(streams_[1].file);
+  }
+
+ private:
+  struct Stream {
+    FILE* file;
+    bool at_line_start = true;
+  };
+
+  // A line of the bridge's own (spawned:, exited) under pid's header, on stdout.
+  void Line(const Pid& pid, absl::string_view text) {
+    Stream& stream = streams_[0];
+    Speak(pid, stream);
+    if (!stream.at_line_start) fputc('\n', stream.file);
+    fprintf(stream.file, "%s%.*s\n", kIndent.data(), static_cast<int>(text.size()), text.data());
+    stream.at_line_start = true;
+  }
+
+  void Speak(const Pid& pid, Stream& stream) {
+    if (has_speaker_ && speaker_ == pid && speaker_stream_ == &stream) return;
+    for (Stream& s : streams_) {
+      if (!s.at_line_start) {
+        fputc('\n', s.file);
+        s.at_line_start = true;
+      }
+    }
+    // The other stream may be the same terminal: flush it so lines stay in order.
+    fflush(streams_[&stream == &streams_[0] ? 1 : 0].file);
+    if (!(has_speaker_ && speaker_ == pid)) fprintf(stream.file, "%s:\n", Name(pid).c_str());
+    has_speaker_ = true;
+    speaker_ = pid;
+    speaker_stream_ = &stream;
+  }
+
+  std::string Name(const Pid& pid) const {
+    if (!color_) return pid.to_string();
+    // One of six bright colours, chosen by the pid so it stays the same.
+    int colour = 31 + static_cast<int>(std::hash<Pid>()(pid) % 6);
+    return absl::StrCat("\x1b[1;", colour, "m", pid.to_string(), "\x1b[0m");
+  }
+
+  Stream streams_[2];
+  bool color_;
+  bool has_speaker_ = false;
+  Pid speaker_;
+  Stream* speaker_stream_ = nullptr;
+};
+
+class JsonFormatter : public OutputFormatter {
+ public:
+  explicit JsonFormatter(FILE* out) : out_(out) {}
+
+  void Spawn(const Pid& parent, const Pid& child) override {
+    fprintf(out_, "{\"event\":\"spawn\",\"pid\":\"%s\",\"child\":\"%s\"}\n", parent.to_string().c_str(),
+            child.to_string().c_str());
+  }
+
+  void Output(const Pid& pid, int fd, absl::string_view data) override {
+    fprintf(out_, "{\"event\":\"output\",\"pid\":\"%s\",\"fd\":%d,\"data\":\"%s\"}\n", pid.to_string().c_str(), fd,
+            absl::Base64Escape(data).c_str());
+  }
+
+  void Eof(const Pid& pid, int fd) override {
+    fprintf(out_, "{\"event\":\"output\",\"pid\":\"%s\",\"fd\":%d,\"eof\":true}\n", pid.to_string().c_str(), fd);
+  }
+
+  void Exit(const Pid& pid, const pb::ExitEvent& exit) override {
+    if (exit.status_case() == pb::ExitEvent::kSignal) {
+      fprintf(out_, "{\"event\":\"exit\",\"pid\":\"%s\",\"signal\":\"%s\"}\n", pid.to_string().c_str(),
+              SignalName(exit.signal()).c_str());
+    } else {
+      fprintf(out_, "{\"event\":\"exit\",\"pid\":\"%s\",\"code\":%d}\n", pid.to_string().c_str(), exit.code());
+    }
+  }
+
+  void Flush() override { fflush(out_); }
+
+ private:
+  FILE* out_;
+};
+
+}  // namespace
+
+absl::StatusOr<OutputFormat> ParseOutputFormat(const char* value) {
+  if (value == nullptr || *value == '\0' || std::strcmp(value, "human") == 0) return OutputFormat::kHuman;
+  if (std::strcmp(value, "json") == 0) return OutputFormat::kJson;
+  return absl::InvalidArgumentError(
+      absl::StrCat("CONSTELLATION_FORMAT=", value, " is not a format: use \"human\" (the default) or \"json\""));
+}
+
+std::unique_ptr<OutputFormatter> MakeHumanFormatter(FILE* out, FILE* err, bool color) {
+  return std::make_unique<HumanFormatter>(out, err, color);
+}
+
+std::unique_ptr<OutputFormatter> MakeJsonFormatter(FILE* out) { return std::make_unique<JsonFormatter>(out); }
+
+std::string SignalName(int signal) {
+  const char* abbrev = sigabbrev_np(signal);
+  if (abbrev == nullptr) return absl::StrCat("SIG", signal);
+  return absl::StrCat("SIG", abbrev);
+}
+
+std::string DescribeExit(const pb::ExitEvent& exit) {
+  std::string text;
+  if (exit.status_case() == pb::ExitEvent::kSignal) {
+    text = absl::StrCat("exited: ", SignalName(exit.signal()));
+  } else {
+    text = exit.code() == 0 ? "exited" : absl::StrCat("exited: ", exit.code());
+  }
+  if (!exit.error().empty()) absl::StrAppend(&text, " (", exit.error(), ")");
+  return text;
+}
+
+int ExitCodeOf(const pb::ExitEvent& exit) {
+  if (exit.status_case() == pb::ExitEvent::kSignal) return 128 + exit.signal();
+  return exit.code();
+}
+
+}  // namespace constellation

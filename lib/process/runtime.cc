@@ -1,0 +1,188 @@
+#include "lib/process/runtime.h"
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cstdio>
+#include <cstdlib>
+#include <fstream>
+#include <iterator>
+
+#include "lib/process/data_port.h"
+#include "lib/process/local_bridge.h"
+#include "lib/process/local_socket.h"
+#include "lib/process/monitor.h"
+#include "lib/process/proto_convert.h"
+#include "lib/process/spawn_internal.h"
+#include "proto/local.pb.h"
+
+namespace constellation {
+namespace process_internal {
+namespace {
+
+std::atomic<bool> g_initialized{false};
+Runtime g_runtime;
+
+[[noreturn]] void Die(const std::string& message) {
+  fprintf(stderr, "constellation: %s\n", message.c_str());
+  fflush(stderr);
+  abort();
+}
+
+[[noreturn]] void Fail(const std::string& message) {
+  fprintf(stderr, "constellation: %s\n", message.c_str());
+  fflush(stderr);
+  _exit(2);
+}
+
+int CountThreads() {
+  DIR* dir = opendir("/proc/self/task");
+  if (dir == nullptr) return 1;
+  int n = 0;
+  while (dirent* entry = readdir(dir)) {
+    if (entry->d_name[0] != '.') ++n;
+  }
+  closedir(dir);
+  return n;
+}
+
+std::vector<std::string> ReadArgv() {
+  std::ifstream in("/proc/self/cmdline", std::ios::binary);
+  std::string all((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  std::vector<std::string> argv;
+  size_t start = 0;
+  while (start < all.size()) {
+    size_t end = all.find('\0', start);
+    if (end == std::string::npos) end = all.size();
+    argv.push_back(all.substr(start, end - start));
+    start = end + 1;
+  }
+  return argv;
+}
+
+// Forks the monitor. Returns in the user process (the child); the monitor
+// runs in the parent and exits there. `listen_fd` stays with the user process.
+void StartMonitoredProcess(int bridge_fd, int listen_fd) {
+  pb::LocalMessage hello;
+  *hello.mutable_hello()->mutable_pid() = ToProto(g_runtime.self);
+  hello.mutable_hello()->set_monitor_os_pid(getpid());
+  if (!SendLocal(bridge_fd, hello).ok()) Fail("lost the bridge at start-up");
+
+  int out[2], err[2];
+  if (pipe2(out, O_CLOEXEC) != 0 || pipe2(err, O_CLOEXEC) != 0) Die("cannot create output pipes");
+  fflush(nullptr);
+  pid_t monitor = getpid();
+  pid_t child = fork();
+  if (child < 0) Die("fork failed");
+  if (child > 0) {
+    close(listen_fd);
+    close(out[1]);
+    close(err[1]);
+    signal(SIGINT, SIG_IGN);  // Ctrl-C reaches the whole group: report the child's death instead
+    pb::LocalMessage started;
+    started.mutable_child_started()->set_os_pid(child);
+    SendLocal(bridge_fd, started).IgnoreError();
+    RunMonitor(child, out[0], err[0], bridge_fd, g_runtime.self);
+    _exit(0);
+  }
+  // The user process dies with its monitor.
+  prctl(PR_SET_PDEATHSIG, SIGKILL);
+  if (getppid() != monitor) _exit(1);
+  dup2(out[1], STDOUT_FILENO);
+  dup2(err[1], STDERR_FILENO);
+  for (int fd : {out[0], out[1], err[0], err[1]}) close(fd);
+  // A pipe makes stdio buffer whole blocks; lines should reach the bridge as written.
+  setvbuf(stdout, nullptr, _IOLBF, 0);
+  g_runtime.bridge_fd = bridge_fd;
+  g_runtime.listen_fd = listen_fd;
+  g_initialized = true;
+}
+
+void InitTop(const Resources& resources) {
+  absl::StatusOr<OutputFormat> format = ParseOutputFormat(getenv("CONSTELLATION_FORMAT"));
+  if (!format.ok()) Fail(std::string(format.status().message()));
+  absl::StatusOr<DataPort> port = BindDataPort();
+  if (!port.ok()) Fail(std::string(port.status().message()));
+  g_runtime.self = port->pid;
+  g_runtime.resources = resources;
+  g_runtime.bridge_name = NewBridgeName();
+  g_runtime.argv = ReadArgv();
+  absl::StatusOr<int> bridge_listen = ListenLocal(g_runtime.bridge_name);
+  if (!bridge_listen.ok()) Fail(std::string(bridge_listen.status().message()));
+  int root_conn[2];
+  if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, root_conn) != 0) Die("socketpair failed");
+
+  fflush(nullptr);
+  pid_t child = fork();
+  if (child < 0) Die("fork failed");
+  if (child > 0) {
+    // The original process, the one the shell waits on, becomes the bridge.
+    close(port->fd);
+    close(root_conn[1]);
+    int code = RunLocalBridge(*bridge_listen, root_conn[0], g_runtime.self, *format);
+    fflush(nullptr);
+    _exit(code);
+  }
+  close(*bridge_listen);
+  close(root_conn[0]);
+  StartMonitoredProcess(root_conn[1], port->fd);
+}
+
+[[noreturn]] void InitSpawned(const char* init_fd) {
+  absl::StatusOr<pb::SpawnInfo> info = ReadSpawnInfo(init_fd);
+  unsetenv(kInitEnv);
+  if (!info.ok()) Fail(std::string(info.status().message()));
+  absl::StatusOr<Pid> self = FromProto(info->self());
+  absl::StatusOr<Pid> parent = FromProto(info->parent());
+  if (!self.ok() || !parent.ok()) Fail("malformed spawn hand-off");
+  g_runtime.self = *self;
+  g_runtime.parent = *parent;
+  g_runtime.resources = FromProto(info->resources());
+  g_runtime.bridge_name = info->bridge();
+  g_runtime.argv = ReadArgv();
+  absl::StatusOr<int> bridge_fd = ConnectLocal(info->bridge());
+  if (!bridge_fd.ok()) Fail(std::string(bridge_fd.status().message()));
+  StartMonitoredProcess(*bridge_fd, info->listen_fd());
+  RunSpawnedFunction(*info, g_runtime.parent);
+  exit(0);
+}
+
+}  // namespace
+
+void RequireInit(const char* api) {
+  if (!g_initialized.load(std::memory_order_acquire)) {
+    Die(std::string(api) + " called before init(): call constellation::init() first in main()");
+  }
+}
+
+const Runtime& runtime() { return g_runtime; }
+
+}  // namespace process_internal
+
+void init(Resources resources) {
+  using namespace process_internal;
+  if (g_initialized.load()) Die("init() called twice: call it once, first in main()");
+  if (CountThreads() > 1) {
+    Die("init() called after threads were started: call it first in main(), before anything starts a thread");
+  }
+  const char* init_fd = getenv(kInitEnv);
+  if (init_fd != nullptr) InitSpawned(init_fd);
+  InitTop(resources);
+}
+
+Pid pid() {
+  process_internal::RequireInit("pid()");
+  return process_internal::g_runtime.self;
+}
+
+Resources resources() {
+  process_internal::RequireInit("resources()");
+  return process_internal::g_runtime.resources;
+}
+
+}  // namespace constellation

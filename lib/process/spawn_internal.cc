@@ -1,0 +1,221 @@
+#include "lib/process/spawn_internal.h"
+
+#include <fcntl.h>
+#include <link.h>
+#include <spawn.h>
+#include <sys/mman.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <mutex>
+#include <vector>
+
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "lib/process/data_port.h"
+#include "lib/process/local_socket.h"
+#include "lib/process/proto_convert.h"
+#include "lib/process/runtime.h"
+
+extern char** environ;
+
+namespace constellation::process_internal {
+namespace {
+
+absl::Status Errno(absl::string_view what) {
+  return absl::InternalError(absl::StrCat(what, ": ", std::strerror(errno)));
+}
+
+// Monitors of processes this process spawned: reaped on later spawns so
+// zombies do not pile up (any left at exit go to the bridge, a subreaper).
+std::mutex g_children_mu;
+std::vector<pid_t> g_children;  // guarded by g_children_mu
+
+void RememberAndReap(pid_t os_pid) {
+  std::lock_guard<std::mutex> lock(g_children_mu);
+  std::erase_if(g_children, [](pid_t child) { return waitpid(child, nullptr, WNOHANG) == child; });
+  g_children.push_back(os_pid);
+}
+
+absl::StatusOr<int> WriteMemfd(const std::string& bytes) {
+  int fd = memfd_create("constellation-spawn", MFD_CLOEXEC);
+  if (fd < 0) return Errno("memfd_create");
+  size_t done = 0;
+  while (done < bytes.size()) {
+    ssize_t n = write(fd, bytes.data() + done, bytes.size() - done);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) {
+      absl::Status status = Errno("write memfd");
+      close(fd);
+      return status;
+    }
+    done += n;
+  }
+  return fd;
+}
+
+// posix_spawn's file actions: keep exactly these fds open in the child
+// (dup2 onto itself clears close-on-exec in the child only, so concurrent
+// spawns from other threads never inherit them), stdin from /dev/null.
+absl::StatusOr<pid_t> Launch(int memfd, int listen_fd) {
+  const Runtime& rt = runtime();
+  std::vector<char*> argv;
+  for (const std::string& arg : rt.argv) argv.push_back(const_cast<char*>(arg.c_str()));
+  argv.push_back(nullptr);
+  std::string init_var = absl::StrCat(kInitEnv, "=", memfd);
+  std::vector<char*> env;
+  for (char** e = environ; *e != nullptr; ++e) {
+    if (std::strncmp(*e, kInitEnv, sizeof(kInitEnv) - 1) != 0) env.push_back(*e);
+  }
+  env.push_back(init_var.data());
+  env.push_back(nullptr);
+
+  posix_spawn_file_actions_t actions;
+  posix_spawn_file_actions_init(&actions);
+  posix_spawn_file_actions_adddup2(&actions, memfd, memfd);
+  posix_spawn_file_actions_adddup2(&actions, listen_fd, listen_fd);
+  posix_spawn_file_actions_addopen(&actions, STDIN_FILENO, "/dev/null", O_RDONLY, 0);
+  // Until its init() sets up its own monitor, the child writes nothing to
+  // stdout; its stderr stays ours so a failure to start shows under our pid.
+  posix_spawn_file_actions_addopen(&actions, STDOUT_FILENO, "/dev/null", O_WRONLY, 0);
+  posix_spawnattr_t attr;
+  posix_spawnattr_init(&attr);
+  sigset_t none;
+  sigemptyset(&none);
+  posix_spawnattr_setsigmask(&attr, &none);
+  posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGMASK);
+  pid_t os_pid = 0;
+  int rc = posix_spawn(&os_pid, "/proc/self/exe", &actions, &attr, argv.data(), env.data());
+  posix_spawn_file_actions_destroy(&actions);
+  posix_spawnattr_destroy(&attr);
+  if (rc != 0) {
+    errno = rc;
+    return Errno("posix_spawn /proc/self/exe");
+  }
+  return os_pid;
+}
+
+struct FindByAddress {
+  uintptr_t address;
+  CodeLocation found;
+  bool ok = false;
+};
+
+int MatchAddress(dl_phdr_info* info, size_t, void* data) {
+  auto* find = static_cast<FindByAddress*>(data);
+  for (int i = 0; i < info->dlpi_phnum; ++i) {
+    const ElfW(Phdr)& ph = info->dlpi_phdr[i];
+    if (ph.p_type != PT_LOAD) continue;
+    uintptr_t start = info->dlpi_addr + ph.p_vaddr;
+    if (find->address >= start && find->address < start + ph.p_memsz) {
+      find->found.module = info->dlpi_name;
+      find->found.offset = static_cast<int64_t>(find->address - info->dlpi_addr);
+      find->ok = true;
+      return 1;
+    }
+  }
+  return 0;
+}
+
+struct FindByName {
+  const std::string* module;
+  uintptr_t base = 0;
+  bool ok = false;
+};
+
+int MatchName(dl_phdr_info* info, size_t, void* data) {
+  auto* find = static_cast<FindByName*>(data);
+  if (*find->module != info->dlpi_name) return 0;
+  find->base = info->dlpi_addr;
+  find->ok = true;
+  return 1;
+}
+
+}  // namespace
+
+absl::StatusOr<CodeLocation> LocateCode(const void* address) {
+  FindByAddress find{reinterpret_cast<uintptr_t>(address), {}};
+  dl_iterate_phdr(MatchAddress, &find);
+  if (!find.ok) return absl::InvalidArgumentError("spawn(): function is not in any loaded module");
+  return find.found;
+}
+
+absl::StatusOr<const void*> ResolveCode(const CodeLocation& location) {
+  FindByName find{&location.module};
+  dl_iterate_phdr(MatchName, &find);
+  if (!find.ok) return absl::NotFoundError(absl::StrCat("module \"", location.module, "\" is not loaded"));
+  return reinterpret_cast<const void*>(find.base + location.offset);
+}
+
+absl::StatusOr<Pid> SpawnProcess(const Resources& resources, Trampoline trampoline, GenericFn fn, std::string args) {
+  RequireInit("spawn()");
+  const Runtime& rt = runtime();
+  absl::StatusOr<CodeLocation> trampoline_at = LocateCode(reinterpret_cast<const void*>(trampoline));
+  absl::StatusOr<CodeLocation> fn_at = LocateCode(reinterpret_cast<const void*>(fn));
+  if (!trampoline_at.ok()) return trampoline_at.status();
+  if (!fn_at.ok()) return fn_at.status();
+  absl::StatusOr<DataPort> port = BindDataPort();
+  if (!port.ok()) return port.status();
+
+  pb::SpawnInfo info;
+  *info.mutable_self() = ToProto(port->pid);
+  *info.mutable_parent() = ToProto(rt.self);
+  *info.mutable_resources() = ToProto(resources);
+  info.set_trampoline(trampoline_at->offset);
+  info.set_trampoline_module(trampoline_at->module);
+  info.set_function(fn_at->offset);
+  info.set_function_module(fn_at->module);
+  info.set_args(std::move(args));
+  info.set_listen_fd(port->fd);
+  info.set_bridge(rt.bridge_name);
+  absl::StatusOr<int> memfd = WriteMemfd(info.SerializeAsString());
+  if (!memfd.ok()) {
+    close(port->fd);
+    return memfd.status();
+  }
+  absl::StatusOr<pid_t> os_pid = Launch(*memfd, port->fd);
+  close(*memfd);
+  close(port->fd);  // the child's copy is the only one: the port dies with the child
+  if (!os_pid.ok()) return os_pid.status();
+  RememberAndReap(*os_pid);
+
+  pb::LocalMessage message;
+  pb::ProcessEvent* event = message.mutable_event();
+  *event->mutable_pid() = ToProto(rt.self);
+  *event->mutable_spawn()->mutable_child() = ToProto(port->pid);
+  *event->mutable_spawn()->mutable_resources() = ToProto(resources);
+  event->mutable_spawn()->set_os_pid(*os_pid);
+  absl::Status sent = SendLocal(rt.bridge_fd, message);
+  if (!sent.ok()) return sent;
+  return port->pid;
+}
+
+absl::StatusOr<pb::SpawnInfo> ReadSpawnInfo(const char* memfd_text) {
+  int fd = -1;
+  if (!absl::SimpleAtoi(memfd_text, &fd) || fd < 0) {
+    return absl::InvalidArgumentError(absl::StrCat(kInitEnv, "=", memfd_text, " is not a file descriptor"));
+  }
+  std::string bytes;
+  char buf[65536];
+  ssize_t n;
+  while ((n = pread(fd, buf, sizeof(buf), bytes.size())) > 0) bytes.append(buf, n);
+  close(fd);
+  pb::SpawnInfo info;
+  if (n < 0 || !info.ParseFromString(bytes)) return absl::DataLossError("cannot read the spawn hand-off");
+  return info;
+}
+
+void RunSpawnedFunction(const pb::SpawnInfo& info, const Pid& parent) {
+  absl::StatusOr<const void*> trampoline = ResolveCode({info.trampoline_module(), info.trampoline()});
+  absl::StatusOr<const void*> fn = ResolveCode({info.function_module(), info.function()});
+  if (!trampoline.ok() || !fn.ok()) {
+    fprintf(stderr, "constellation: cannot find the spawned function: %s\n",
+            (trampoline.ok() ? fn.status() : trampoline.status()).ToString().c_str());
+    _exit(127);
+  }
+  reinterpret_cast<Trampoline>(*trampoline)(reinterpret_cast<GenericFn>(*fn), parent, info.args());
+}
+
+}  // namespace constellation::process_internal

@@ -1,0 +1,45 @@
+#pragma once
+
+// The machinery under spawn(): how a function and its arguments reach a new
+// process. Internal; users call spawn() (lib/process/spawn.h).
+
+#include <cstdint>
+#include <string>
+
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+#include "lib/core/pid.h"
+#include "lib/core/resources.h"
+#include "proto/local.pb.h"
+
+namespace constellation::process_internal {
+
+// Names the memfd holding a spawned process's pb::SpawnInfo.
+inline constexpr char kInitEnv[] = "CONSTELLATION_INIT";
+
+// A type-erased entry point: decodes `args` and calls `fn` (really a
+// void (*)(Pid, Args...)) with the parent's Pid and the arguments.
+using GenericFn = void (*)();
+using Trampoline = void (*)(GenericFn fn, const Pid& parent, absl::string_view args);
+
+// Starts a new process running trampoline(fn, pid(), args). Returns its Pid
+// before it runs. Thread-safe.
+absl::StatusOr<Pid> SpawnProcess(const Resources& resources, Trampoline trampoline, GenericFn fn, std::string args);
+
+// In a spawned process: reads the hand-off spawn() left in the memfd.
+absl::StatusOr<pb::SpawnInfo> ReadSpawnInfo(const char* memfd_text);
+
+// In a spawned process: finds the function and runs it; returns when it returns.
+void RunSpawnedFunction(const pb::SpawnInfo& info, const Pid& parent);
+
+// A code address as (module, offset): the module is the executable or the
+// shared library that holds it, so the address can be found again in another
+// process of the same binary whatever address-space randomisation did.
+struct CodeLocation {
+  std::string module;  // "" for the main executable
+  int64_t offset = 0;
+};
+absl::StatusOr<CodeLocation> LocateCode(const void* address);
+absl::StatusOr<const void*> ResolveCode(const CodeLocation& location);
+
+}  // namespace constellation::process_internal
