@@ -8,5 +8,7 @@
 #include "lib/core/codec.h"
 #include "lib/core/pid.h"
 #include "lib/core/resources.h"
+#include "lib/net/channel.h"
+#include "lib/net/select.h"
 #include "lib/process/runtime.h"
 #include "lib/process/spawn.h"

@@ -19,9 +19,7 @@ class RecordingFormatter : public OutputFormatter {
     log.push_back(Name(pid) + " out" + std::to_string(fd) + " " + std::string(data));
   }
   void Eof(const Pid& pid, int fd) override { log.push_back(Name(pid) + " eof" + std::to_string(fd)); }
-  void Exit(const Pid& pid, const pb::ExitEvent& exit) override {
-    log.push_back(Name(pid) + " " + DescribeExit(exit));
-  }
+  void Exit(const Pid& pid, const pb::ExitEvent& exit) override { log.push_back(Name(pid) + " " + DescribeExit(exit)); }
   void Flush() override {}
 
   static std::string Name(const Pid& pid) { return "p" + std::to_string(pid.port()); }
@@ -167,11 +165,12 @@ TEST(OutputFormatTest, ParseFormat) {
   EXPECT_NE(bad.status().message().find("\"json\""), std::string::npos);
 }
 
-std::string Capture(const std::function<void(OutputFormatter&)>& body, bool json) {
-  char* out_buf = nullptr;
-  size_t out_len = 0;
+// What a formatter writes to its stdout and stderr streams.
+std::pair<std::string, std::string> CaptureBoth(const std::function<void(OutputFormatter&)>& body, bool json) {
+  char *out_buf = nullptr, *err_buf = nullptr;
+  size_t out_len = 0, err_len = 0;
   FILE* out = open_memstream(&out_buf, &out_len);
-  FILE* err = fopen("/dev/null", "w");
+  FILE* err = open_memstream(&err_buf, &err_len);
   {
     auto formatter = json ? MakeJsonFormatter(out) : MakeHumanFormatter(out, err, false);
     body(*formatter);
@@ -179,9 +178,26 @@ std::string Capture(const std::function<void(OutputFormatter&)>& body, bool json
   }
   fclose(out);
   fclose(err);
-  std::string result(out_buf, out_len);
+  std::pair<std::string, std::string> result{std::string(out_buf, out_len), std::string(err_buf, err_len)};
   free(out_buf);
+  free(err_buf);
   return result;
+}
+
+std::string Capture(const std::function<void(OutputFormatter&)>& body, bool json) {
+  return CaptureBoth(body, json).first;
+}
+
+TEST(OutputFormatTest, HumanStderrStaysOnStderr) {
+  Pid a = P(1);
+  auto [out, err] = CaptureBoth(
+      [&](OutputFormatter& f) {
+        f.Output(a, 1, "to stdout\n");
+        f.Output(a, 2, "to stderr\n");
+      },
+      false);
+  EXPECT_EQ(out, a.to_string() + ":\n   to stdout\n");
+  EXPECT_EQ(err, a.to_string() + ":\n   to stderr\n");
 }
 
 TEST(OutputFormatTest, HumanLayout) {

@@ -1,6 +1,7 @@
 #include "lib/process/local_bridge.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
 #include <sys/prctl.h>
@@ -71,6 +72,7 @@ int LocalBridgeLoop::Run(int root_fd, const Pid& root) {
   prctl(PR_SET_CHILD_SUBREAPER, 1);
 
   bridge_.AddRoot(root);
+  fcntl(root_fd, F_SETFL, fcntl(root_fd, F_GETFL) | O_NONBLOCK);  // reads drain until EAGAIN
   conns_.push_back(root_fd);
   while (!bridge_.Done()) {
     if (terminating_signal_ != 0 && (conns_.empty() || std::chrono::steady_clock::now() > kill_deadline_)) break;
@@ -131,7 +133,8 @@ void LocalBridgeLoop::ReadConnection(int fd) {
     absl::StatusOr<bool> got = ReceiveLocal(fd, &message);
     if (!got.ok() && absl::IsUnavailable(got.status())) return;  // drained
     if (!got.ok() || !*got) {
-      if (!got.ok()) fprintf(stderr, "constellation bridge: dropping a connection: %s\n", got.status().ToString().c_str());
+      if (!got.ok())
+        fprintf(stderr, "constellation bridge: dropping a connection: %s\n", got.status().ToString().c_str());
       CloseConnection(fd);
       return;
     }
@@ -219,4 +222,3 @@ int RunLocalBridge(int listen_fd, int root_fd, const Pid& root, OutputFormat for
 }
 
 }  // namespace constellation
-

@@ -2,6 +2,7 @@
 
 #include <signal.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include <cstring>
 
@@ -15,14 +16,14 @@ constexpr absl::string_view kIndent = "   ";
 
 // Prints a header line whenever the speaking process changes, and indents
 // every line of output under it. A process's unfinished line is ended before
-// another process speaks.
+// another process speaks. When stdout and stderr go to different places each
+// gets its own headers; when they are one terminal or file, one set serves both.
 class HumanFormatter : public OutputFormatter {
  public:
-  HumanFormatter(FILE* out, FILE* err, bool color) : streams_{out, err}, color_(color) {}
+  HumanFormatter(FILE* out, FILE* err, bool color)
+      : streams_{Stream{out}, Stream{err}}, shared_(SameTarget(out, err)), color_(color) {}
 
-  void Spawn(const Pid& parent, const Pid& child) override {
-    Line(parent, absl::StrCat("spawned: ", Name(child)));
-  }
+  void Spawn(const Pid& parent, const Pid& child) override { Line(parent, absl::StrCat("spawned: ", Name(child))); }
 
   void Output(const Pid& pid, int fd, absl::string_view data) override {
     Stream& stream = streams_[fd == 2 ? 1 : 0];
@@ -47,31 +48,43 @@ class HumanFormatter : public OutputFormatter {
   struct Stream {
     FILE* file;
     bool at_line_start = true;
+    bool has_speaker = false;
+    Pid speaker;
   };
+
+  static bool SameTarget(FILE* a, FILE* b) {
+    struct stat sa, sb;
+    return fileno(a) >= 0 && fileno(b) >= 0 && fstat(fileno(a), &sa) == 0 && fstat(fileno(b), &sb) == 0 &&
+           sa.st_dev == sb.st_dev && sa.st_ino == sb.st_ino;
+  }
 
   // A line of the bridge's own (spawned:, exited) under pid's header, on stdout.
   void Line(const Pid& pid, absl::string_view text) {
     Stream& stream = streams_[0];
     Speak(pid, stream);
-    if (!stream.at_line_start) fputc('\n', stream.file);
+    EndLine(stream);
     fprintf(stream.file, "%s%.*s\n", kIndent.data(), static_cast<int>(text.size()), text.data());
-    stream.at_line_start = true;
   }
 
   void Speak(const Pid& pid, Stream& stream) {
-    if (has_speaker_ && speaker_ == pid && speaker_stream_ == &stream) return;
-    for (Stream& s : streams_) {
-      if (!s.at_line_start) {
-        fputc('\n', s.file);
-        s.at_line_start = true;
-      }
+    Stream& other = &stream == &streams_[0] ? streams_[1] : streams_[0];
+    if (&stream != last_stream_) fflush(other.file);  // one terminal: keep the order of lines
+    last_stream_ = &stream;
+    if (stream.has_speaker && stream.speaker == pid) return;
+    EndLine(stream);
+    if (shared_) EndLine(other);
+    fprintf(stream.file, "%s:\n", Name(pid).c_str());
+    for (Stream* s : {&stream, shared_ ? &other : nullptr}) {
+      if (s == nullptr) continue;
+      s->has_speaker = true;
+      s->speaker = pid;
     }
-    // The other stream may be the same terminal: flush it so lines stay in order.
-    fflush(streams_[&stream == &streams_[0] ? 1 : 0].file);
-    if (!(has_speaker_ && speaker_ == pid)) fprintf(stream.file, "%s:\n", Name(pid).c_str());
-    has_speaker_ = true;
-    speaker_ = pid;
-    speaker_stream_ = &stream;
+  }
+
+  static void EndLine(Stream& stream) {
+    if (stream.at_line_start) return;
+    fputc('\n', stream.file);
+    stream.at_line_start = true;
   }
 
   std::string Name(const Pid& pid) const {
@@ -82,10 +95,9 @@ class HumanFormatter : public OutputFormatter {
   }
 
   Stream streams_[2];
+  bool shared_;
   bool color_;
-  bool has_speaker_ = false;
-  Pid speaker_;
-  Stream* speaker_stream_ = nullptr;
+  Stream* last_stream_ = nullptr;
 };
 
 class JsonFormatter : public OutputFormatter {

@@ -13,6 +13,7 @@
 #include <fstream>
 #include <iterator>
 
+#include "lib/net/data_plane.h"
 #include "lib/process/data_port.h"
 #include "lib/process/local_bridge.h"
 #include "lib/process/local_socket.h"
@@ -99,8 +100,9 @@ void StartMonitoredProcess(int bridge_fd, int listen_fd) {
   // A pipe makes stdio buffer whole blocks; lines should reach the bridge as written.
   setvbuf(stdout, nullptr, _IOLBF, 0);
   g_runtime.bridge_fd = bridge_fd;
-  g_runtime.listen_fd = listen_fd;
   g_initialized = true;
+  // Last: it starts the data plane's thread, and nothing may fork after that.
+  net::StartDataPlane(listen_fd, g_runtime.self);
 }
 
 void InitTop(const Resources& resources) {

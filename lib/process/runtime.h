@@ -32,9 +32,8 @@ struct Runtime {
   Pid self;
   Pid parent;  // null in the root process
   Resources resources;
-  int bridge_fd = -1;      // this process's connection to the bridge
-  std::string bridge_name; // where spawned processes connect
-  int listen_fd = -1;     // the data-plane socket, until the data plane takes it
+  int bridge_fd = -1;             // this process's connection to the bridge
+  std::string bridge_name;        // where spawned processes connect
   std::vector<std::string> argv;  // what spawn() re-executes with
 };
 

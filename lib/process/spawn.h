@@ -31,7 +31,7 @@ struct SpawnSignature<void (*)(Pid, Params...)> {
 // The function pointer a plain function or captureless lambda decays to.
 template <class F>
 concept DecaysToFunctionPointer = requires(F f) {
-  { +f };
+  {+f};
   requires std::is_pointer_v<decltype(+f)> && std::is_function_v<std::remove_pointer_t<decltype(+f)>>;
 };
 

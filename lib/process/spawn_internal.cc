@@ -215,7 +215,7 @@ void RunSpawnedFunction(const pb::SpawnInfo& info, const Pid& parent) {
             (trampoline.ok() ? fn.status() : trampoline.status()).ToString().c_str());
     _exit(127);
   }
-  reinterpret_cast<Trampoline>(*trampoline)(reinterpret_cast<GenericFn>(*fn), parent, info.args());
+  reinterpret_cast<Trampoline> (*trampoline)(reinterpret_cast<GenericFn>(*fn), parent, info.args());
 }
 
 }  // namespace constellation::process_internal

@@ -1,0 +1,408 @@
+#include "lib/net/data_plane.h"
+
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/ioctl.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+
+#include "absl/strings/str_cat.h"
+
+namespace constellation::net {
+namespace {
+
+void SetNoDelay(int fd) {
+  int one = 1;
+  setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+}
+
+}  // namespace
+
+DataPlane::DataPlane(int listen_fd, const Pid& self, Options options)
+    : self_(self), options_(options), listen_fd_(listen_fd), loop_(std::make_unique<EventLoop>()) {
+  fcntl(listen_fd_, F_SETFL, fcntl(listen_fd_, F_GETFL) | O_NONBLOCK);
+  fcntl(listen_fd_, F_SETFD, FD_CLOEXEC);
+  loop_->Post([this] {
+    listen_event_ =
+        std::make_unique<Event>(*loop_, listen_fd_, EV_READ | EV_PERSIST, [this](short) { OnAcceptable(); });
+    listen_event_->Add();
+  });
+}
+
+DataPlane::~DataPlane() {
+  std::mutex done_mu;
+  std::condition_variable done_cv;
+  bool done = false;
+  loop_->Post([&] {
+    Shutdown();
+    std::lock_guard<std::mutex> lock(done_mu);
+    done = true;
+    done_cv.notify_all();
+  });
+  {
+    std::unique_lock<std::mutex> lock(done_mu);
+    done_cv.wait(lock, [&] { return done; });
+  }
+  loop_.reset();
+  close(listen_fd_);
+}
+
+void DataPlane::Shutdown() {
+  absl::Status status = absl::CancelledError("the data plane was shut down");
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    for (auto& [pid, entry] : peers_) {
+      entry.peer->Detach();
+      entry.peer->Fail(status);
+    }
+  }
+  listen_event_.reset();
+  flush_timer_.reset();
+  loop_peers_.clear();
+  links_.clear();
+  dead_links_.clear();
+  dead_events_.clear();
+}
+
+// ---- Channels ----
+
+std::shared_ptr<Peer> DataPlane::NewPeer(const Pid& remote) {
+  Peer::Hooks hooks;
+  hooks.want_write = [this](const Pid& pid) {
+    loop_->Post([this, pid] {
+      auto it = loop_peers_.find(pid);
+      if (it != loop_peers_.end() && it->second.link != nullptr) it->second.link->ArmWrite();
+    });
+  };
+  hooks.resume_read = [this](const Pid& pid) {
+    loop_->Post([this, pid] {
+      auto it = loop_peers_.find(pid);
+      if (it != loop_peers_.end() && it->second.link != nullptr) it->second.link->ResumeRead();
+    });
+  };
+  return std::make_shared<Peer>(remote, options_.limits, std::move(hooks));
+}
+
+std::shared_ptr<Peer> DataPlane::Acquire(const Pid& remote, Direction direction, std::string_view type_name) {
+  const char* what = direction == Direction::kSend ? "Sender" : "Receiver";
+  if (remote == self_) {
+    std::fprintf(stderr, "constellation: a %s<%.*s> to pid() itself (%s): a process cannot open a channel to itself\n",
+                 what, static_cast<int>(type_name.size()), type_name.data(), self_.to_string().c_str());
+    std::abort();
+  }
+  if (remote.is_null()) {
+    std::fprintf(stderr, "constellation: a %s<%.*s> to the null Pid\n", what, static_cast<int>(type_name.size()),
+                 type_name.data());
+    std::abort();
+  }
+  std::lock_guard<std::mutex> lock(mu_);
+  Entry& entry = peers_[remote];
+  bool& taken = direction == Direction::kSend ? entry.has_sender : entry.has_receiver;
+  if (taken) {
+    std::fprintf(stderr,
+                 "constellation: a second live %s to process %s (this %s<%.*s>): a process may hold at most one "
+                 "Sender and one Receiver per remote pid at a time; destroy the first before creating another\n",
+                 what, remote.to_string().c_str(), what, static_cast<int>(type_name.size()), type_name.data());
+    std::abort();
+  }
+  taken = true;
+  ++entry.endpoints;
+  if (entry.peer == nullptr) {
+    entry.peer = NewPeer(remote);
+    auto dead = dead_.find(remote);
+    if (dead != dead_.end()) {
+      entry.peer->Fail(dead->second);
+    } else {
+      loop_->Post([this, remote] { Connect(remote); });
+    }
+  }
+  return entry.peer;
+}
+
+void DataPlane::Release(const Pid& remote, Direction direction) {
+  std::lock_guard<std::mutex> lock(mu_);
+  auto it = peers_.find(remote);
+  if (it == peers_.end()) return;
+  (direction == Direction::kSend ? it->second.has_sender : it->second.has_receiver) = false;
+  if (--it->second.endpoints == 0) loop_->Post([this, remote] { CheckIdle(remote); });
+}
+
+std::shared_ptr<Peer> DataPlane::FindPeer(const Pid& remote, int* endpoints) {
+  std::lock_guard<std::mutex> lock(mu_);
+  auto it = peers_.find(remote);
+  if (it == peers_.end()) return nullptr;
+  if (endpoints != nullptr) *endpoints = it->second.endpoints;
+  return it->second.peer;
+}
+
+void DataPlane::MaybeForget(const Pid& remote) {
+  auto lp = loop_peers_.find(remote);
+  if (lp != loop_peers_.end() && (lp->second.link || lp->second.dialing || !lp->second.deferred.empty())) return;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    auto it = peers_.find(remote);
+    if (it != peers_.end()) {
+      Peer& peer = *it->second.peer;
+      if (it->second.endpoints > 0 || peer.HasOutgoing() || !peer.InboundEmpty()) return;
+      peers_.erase(it);
+    }
+  }
+  if (lp != loop_peers_.end()) {
+    Bury(std::move(lp->second.idle_timer));
+    Bury(std::move(lp->second.retry_timer));
+    loop_peers_.erase(lp);
+  }
+}
+
+// ---- Connection set-up ----
+
+void DataPlane::OnAcceptable() {
+  while (true) {
+    int fd = accept4(listen_fd_, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
+    if (fd < 0) {
+      if (errno == EINTR || errno == ECONNABORTED) continue;
+      if (errno != EAGAIN && errno != EWOULDBLOCK) {
+        std::fprintf(stderr, "constellation: accept: %s\n", std::strerror(errno));
+      }
+      return;
+    }
+    SetNoDelay(fd);
+    auto link = std::make_unique<Link>(*loop_, fd, Link::Role::kAcceptor, Pid(), this, options_.handshake_timeout);
+    links_.emplace(link.get(), std::move(link));
+  }
+}
+
+void DataPlane::Connect(const Pid& remote) {
+  std::shared_ptr<Peer> peer = FindPeer(remote, nullptr);
+  if (peer == nullptr || peer->failed()) return;
+  LoopPeer& lp = loop_peers_[remote];
+  if (lp.link || lp.dialing || !lp.deferred.empty()) return;
+  int fd = socket(remote.is_ipv4() ? AF_INET : AF_INET6, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  if (fd < 0) {
+    FailPeer(remote, absl::UnavailableError(absl::StrCat("socket: ", std::strerror(errno))));
+    return;
+  }
+  SetNoDelay(fd);
+  sockaddr_storage addr{};
+  socklen_t len;
+  if (remote.is_ipv4()) {
+    auto* in = reinterpret_cast<sockaddr_in*>(&addr);
+    in->sin_family = AF_INET;
+    in->sin_port = htons(remote.port());
+    std::memcpy(&in->sin_addr, remote.addr().data() + 12, 4);
+    len = sizeof(*in);
+  } else {
+    auto* in6 = reinterpret_cast<sockaddr_in6*>(&addr);
+    in6->sin6_family = AF_INET6;
+    in6->sin6_port = htons(remote.port());
+    std::memcpy(&in6->sin6_addr, remote.addr().data(), 16);
+    len = sizeof(*in6);
+  }
+  if (connect(fd, reinterpret_cast<sockaddr*>(&addr), len) != 0 && errno != EINPROGRESS) {
+    int error = errno;
+    close(fd);
+    FailPeer(remote, absl::UnavailableError(absl::StrCat("cannot connect to process ", remote.to_string(), " at ",
+                                                         remote.to_full_string(), ": ", std::strerror(error))));
+    return;
+  }
+  auto link = std::make_unique<Link>(*loop_, fd, Link::Role::kDialer, remote, this, options_.handshake_timeout);
+  lp.dialing = link.get();
+  link->WaitConnected();
+  links_.emplace(link.get(), std::move(link));
+}
+
+void DataPlane::OnConnected(Link* link) {
+  absl::Status status = link->SendHello(Hello{HelloKind::kDial, self_, link->remote()});
+  if (!status.ok()) OnLinkDown(link, status);
+}
+
+bool DataPlane::Reply(Link* link, HelloKind kind) {
+  absl::Status status = link->SendHello(Hello{kind, self_, link->remote()});
+  if (status.ok()) return true;
+  OnLinkDown(link, status);
+  return false;
+}
+
+void DataPlane::OnHello(Link* link, const Hello& hello) {
+  if (link->role() == Link::Role::kAcceptor) {
+    if (hello.kind != HelloKind::kDial || hello.from.is_null() || hello.from == self_) {
+      OnLinkDown(link, absl::InvalidArgumentError("unexpected hello"));
+      return;
+    }
+    link->set_remote(hello.from);
+    if (hello.to != self_) {
+      Reply(link, HelloKind::kWrongPid);
+      OnLinkDown(link, absl::InvalidArgumentError(
+                           absl::StrCat("it dialled ", hello.to.to_full_string(), ", not this process")));
+      return;
+    }
+    HandleIncoming(link);
+    return;
+  }
+  const Pid remote = link->remote();
+  LoopPeer& lp = loop_peers_[remote];
+  if (lp.dialing != link) {
+    KillLink(link);
+    return;
+  }
+  lp.dialing = nullptr;
+  switch (hello.kind) {
+    case HelloKind::kAccept:
+      if (hello.from != remote) {
+        KillLink(link);
+        FailPeer(remote, absl::UnavailableError(absl::StrCat("process ", remote.to_string(),
+                                                             " has exited (its port now belongs to process ",
+                                                             hello.from.to_string(), ")")));
+        return;
+      }
+      Activate(link);
+      return;
+    case HelloKind::kTieBreak:
+      // The peer is dialing us too and its connection wins; it arrives through accept.
+      KillLink(link);
+      if (!lp.retry_timer) {
+        lp.retry_timer = std::make_unique<Event>(*loop_, -1, 0, [this, remote](short) { Connect(remote); });
+      }
+      lp.retry_timer->AddTimeout(options_.tie_break_retry);
+      return;
+    default:
+      KillLink(link);
+      FailPeer(remote, absl::UnavailableError(absl::StrCat("process ", remote.to_string(), " has exited")));
+      return;
+  }
+}
+
+void DataPlane::HandleIncoming(Link* link) {
+  const Pid remote = link->remote();
+  LoopPeer& lp = loop_peers_[remote];
+  if (lp.link != nullptr) {
+    if (lp.closing != Closing::kNone) {
+      // The old connection is closing; reading the new one first could reorder a channel.
+      link->Defer();
+      lp.deferred.push_back(link);
+      return;
+    }
+    // The loser of a simultaneous connect whose winner is already open: expected, drop quietly.
+    if (!Reply(link, HelloKind::kTieBreak)) return;
+    if (remote < self_)
+      OnLinkDown(link, absl::InternalError("a connection is already open"));
+    else
+      KillLink(link);
+    return;
+  }
+  if (lp.dialing != nullptr) {
+    // Simultaneous first use: the connection dialled by the lower Pid wins.
+    if (remote < self_) {
+      KillLink(lp.dialing);
+      lp.dialing = nullptr;
+    } else {
+      if (Reply(link, HelloKind::kTieBreak)) KillLink(link);
+      return;
+    }
+  }
+  std::shared_ptr<Peer> peer;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (dead_.contains(remote)) {
+      peer = nullptr;
+    } else {
+      Entry& entry = peers_[remote];
+      if (entry.peer == nullptr) entry.peer = NewPeer(remote);
+      peer = entry.peer;
+    }
+  }
+  if (peer == nullptr) {
+    OnLinkDown(link, absl::FailedPreconditionError("that process was already declared gone"));
+    return;
+  }
+  if (!Reply(link, HelloKind::kAccept)) return;
+  Activate(link);
+}
+
+void DataPlane::Activate(Link* link) {
+  const Pid remote = link->remote();
+  std::shared_ptr<Peer> peer = FindPeer(remote, nullptr);
+  LoopPeer& lp = loop_peers_[remote];
+  lp.link = link;
+  lp.closing = Closing::kNone;
+  if (lp.retry_timer) lp.retry_timer->Del();
+  link->Open(peer);
+  SetOpen(+1);
+  if (peer->Attach(link->fd()) == Peer::WriteResult::kBlocked) link->ArmWrite();
+  CheckIdle(remote);
+}
+
+void DataPlane::SetOpen(int delta) {
+  std::lock_guard<std::mutex> lock(state_mu_);
+  open_ += delta;
+  if (delta > 0) ++opened_;
+  state_cv_.notify_all();
+}
+
+bool DataPlane::WaitForOpenConnections(size_t n, absl::Duration timeout) {
+  std::unique_lock<std::mutex> lock(state_mu_);
+  return WaitUntil(state_cv_, lock, absl::Now() + timeout, [&] { return open_.load() == n; });
+}
+
+// ---- Traffic ----
+
+void DataPlane::OnWritable(Link* link) {
+  if (link->peer()->Flush() == Peer::WriteResult::kBlocked) link->ArmWrite();
+}
+
+void DataPlane::FlushPeer(const Pid& remote) {
+  auto it = loop_peers_.find(remote);
+  if (it == loop_peers_.end() || it->second.link == nullptr) return;
+  if (it->second.link->peer()->Flush() == Peer::WriteResult::kBlocked) it->second.link->ArmWrite();
+}
+
+void DataPlane::OnControl(Link* link, const FrameHeader& header, std::string_view payload) {
+  const Pid remote = link->remote();
+  LoopPeer& lp = loop_peers_[remote];
+  Peer& peer = *link->peer();
+  switch (header.kind) {
+    case FrameKind::kOpen:
+      peer.SetTypeName(header.fingerprint, std::string(payload));
+      return;
+    case FrameKind::kClose: {
+      if (lp.closing == Closing::kCloseSent) {  // both closed at once: each Close acknowledges the other
+        CloseGracefully(remote);
+        return;
+      }
+      int endpoints = 0;
+      FindPeer(remote, &endpoints);
+      if (!exiting_ && endpoints == 0 && peer.QueueIfIdle(FrameKind::kCloseAck)) {
+        lp.closing = Closing::kAckSent;
+      } else {
+        peer.QueueControl(FrameKind::kCloseNak);
+      }
+      FlushPeer(remote);
+      return;
+    }
+    case FrameKind::kCloseAck:
+      if (lp.closing == Closing::kCloseSent) {
+        CloseGracefully(remote);
+      } else {
+        OnLinkDown(link, absl::InternalError("unexpected close-ack"));
+      }
+      return;
+    case FrameKind::kCloseNak:
+      if (lp.closing == Closing::kCloseSent) {
+        lp.closing = Closing::kNone;
+        peer.EndHold();
+        FlushPeer(remote);
+        CheckIdle(remote);
+      }
+      return;
+    case FrameKind::kData:
+      return;  // not a control frame
+  }
+}
+
+}  // namespace constellation::net

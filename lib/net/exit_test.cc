@@ -1,0 +1,117 @@
+// Process exit: each test forks at its start, before any thread exists; the
+// child starts the process-wide data plane as init() would and exits.
+#include <gtest/gtest.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <string>
+
+#include "lib/net/channel.h"
+#include "lib/net/data_plane.h"
+#include "lib/net/test_util.h"
+
+namespace constellation {
+namespace {
+
+using net::testing::Listen;
+using net::testing::Listener;
+using net::testing::TestOptions;
+
+struct Forked {
+  pid_t child = -1;
+  Listener parent;
+  Listener child_listener;
+};
+
+// Forks; in the child runs `body(parent_pid)` with the process-wide data plane and exits with `how`.
+template <class Body>
+Forked Fork(Body body) {
+  Forked f;
+  f.parent = Listen(0x1000 + getpid());
+  f.child_listener = Listen(0x2000 + getpid());
+  f.child = fork();
+  if (f.child == 0) {
+    close(f.parent.fd);
+    net::StartDataPlane(f.child_listener.fd, f.child_listener.pid);
+    body(f.parent.pid);
+    std::_Exit(99);  // body must exit itself
+  }
+  close(f.child_listener.fd);
+  return f;
+}
+
+int WaitExit(pid_t child) {
+  int status = 0;
+  waitpid(child, &status, 0);
+  return status;
+}
+
+TEST(ExitTest, ValuesSentRightBeforeExitAreDelivered) {
+  Forked f = Fork([](Pid parent) {
+    Sender<std::string> tx(parent);
+    for (int i = 0; i < 2000; ++i) (void)tx.send(std::to_string(i) + std::string(2000, 'x'));
+    std::exit(0);  // the atexit flush delivers what is still queued
+  });
+  net::DataPlane plane(f.parent.fd, f.parent.pid, TestOptions());
+  Receiver<std::string> rx(f.child_listener.pid, plane);
+  for (int i = 0; i < 2000; ++i) {
+    absl::StatusOr<std::string> v = rx.recv();
+    ASSERT_TRUE(v.ok()) << i << ": " << v.status();
+    ASSERT_EQ(v->substr(0, v->size() - 2000), std::to_string(i));
+  }
+  absl::StatusOr<std::string> end = rx.recv();
+  EXPECT_TRUE(absl::IsUnavailable(end.status())) << end.status();
+  int status = WaitExit(f.child);
+  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << status;
+}
+
+TEST(ExitTest, ReturnFromMainStyleExitWithBigValue) {
+  Forked f = Fork([](Pid parent) {
+    Sender<std::string> tx(parent);
+    (void)tx.send(std::string(8 << 20, 'q'));
+    std::exit(0);
+  });
+  net::DataPlane plane(f.parent.fd, f.parent.pid, TestOptions());
+  Receiver<std::string> rx(f.child_listener.pid, plane);
+  absl::StatusOr<std::string> v = rx.recv();
+  ASSERT_TRUE(v.ok()) << v.status();
+  EXPECT_EQ(v->size(), size_t{8} << 20);
+  EXPECT_TRUE(absl::IsUnavailable(rx.recv().status()));
+  WaitExit(f.child);
+}
+
+TEST(ExitTest, RecvFromKilledPeerErrors) {
+  Forked f = Fork([](Pid parent) {
+    Sender<int> tx(parent);
+    (void)tx.send(1);
+    pause();
+    std::exit(0);
+  });
+  net::DataPlane plane(f.parent.fd, f.parent.pid, TestOptions());
+  Receiver<int> rx(f.child_listener.pid, plane);
+  absl::StatusOr<int> v = rx.recv();
+  ASSERT_TRUE(v.ok()) << v.status();
+  kill(f.child, SIGKILL);
+  EXPECT_TRUE(absl::IsUnavailable(rx.recv().status()));
+  WaitExit(f.child);
+}
+
+TEST(ExitTest, SendToExitedPeerErrors) {
+  Forked f = Fork([](Pid parent) {
+    Receiver<int> rx(parent);
+    (void)rx.recv();
+    std::exit(0);
+  });
+  net::DataPlane plane(f.parent.fd, f.parent.pid, TestOptions());
+  Sender<int> tx(f.child_listener.pid, plane);
+  ASSERT_TRUE(tx.send(1).ok());
+  WaitExit(f.child);
+  absl::Status s;
+  while ((s = tx.send(2)).ok()) {
+  }
+  EXPECT_TRUE(absl::IsUnavailable(s)) << s;
+}
+
+}  // namespace
+}  // namespace constellation

@@ -1,0 +1,47 @@
+#include "lib/net/frame.h"
+
+#include <gtest/gtest.h>
+
+namespace constellation::net {
+namespace {
+
+TEST(FrameTest, HelloRoundTrips) {
+  Hello hello{HelloKind::kAccept, Pid::FromIpv4(0x7f000001, 4000, 7), Pid::FromIpv4(0x0a000001, 5000, 9)};
+  char bytes[kHelloSize];
+  EncodeHello(hello, bytes);
+  Hello back;
+  ASSERT_TRUE(DecodeHello(bytes, &back).ok());
+  EXPECT_EQ(back.kind, HelloKind::kAccept);
+  EXPECT_EQ(back.from, hello.from);
+  EXPECT_EQ(back.to, hello.to);
+}
+
+TEST(FrameTest, GarbageHelloIsRejected) {
+  char bytes[kHelloSize] = "GET / HTTP/1.1\r\nHost: x\r\n\r\n";
+  Hello back;
+  EXPECT_FALSE(DecodeHello(bytes, &back).ok());
+}
+
+TEST(FrameTest, HeaderRoundTripsAndLimits) {
+  char bytes[kFrameHeaderSize];
+  EncodeFrameHeader(FrameHeader{FrameKind::kData, kChannelForward, 0x1234, 99}, bytes);
+  FrameHeader back;
+  ASSERT_TRUE(DecodeFrameHeader(bytes, &back).ok());
+  EXPECT_EQ(back.fingerprint, 0x1234u);
+  EXPECT_EQ(back.length, 99u);
+
+  EncodeFrameHeader(FrameHeader{FrameKind::kData, kChannelForward, 1, uint64_t{10} << 30}, bytes);
+  absl::Status status = DecodeFrameHeader(bytes, &back);
+  EXPECT_FALSE(status.ok());
+  EXPECT_NE(status.message().find("claims"), std::string::npos);
+
+  EncodeFrameHeader(FrameHeader{FrameKind::kOpen, kChannelForward, 1, kMaxTypeName + 1}, bytes);
+  EXPECT_FALSE(DecodeFrameHeader(bytes, &back).ok());
+  EncodeFrameHeader(FrameHeader{FrameKind::kClose, kChannelForward, 0, 1}, bytes);
+  EXPECT_FALSE(DecodeFrameHeader(bytes, &back).ok());
+  bytes[0] = 9;
+  EXPECT_FALSE(DecodeFrameHeader(bytes, &back).ok());
+}
+
+}  // namespace
+}  // namespace constellation::net

@@ -1,0 +1,328 @@
+#include "lib/net/peer.h"
+
+#include <sys/socket.h>
+
+#include <algorithm>
+#include <cerrno>
+
+#include "absl/strings/str_cat.h"
+
+namespace constellation::net {
+namespace {
+
+constexpr int kMaxIov = 128;
+// Slots kept free for the loop's control frames.
+constexpr size_t kControlReserve = 2;
+// Buffers bigger than this are freed when their frame leaves a queue instead of kept for reuse.
+constexpr size_t kKeepCapacity = 1 << 20;
+
+void ClearBuffer(std::string* buffer) {
+  if (buffer->capacity() > kKeepCapacity) {
+    std::string().swap(*buffer);
+  } else {
+    buffer->clear();
+  }
+}
+
+}  // namespace
+
+Peer::Peer(const Pid& pid, const PeerLimits& limits, Hooks hooks)
+    : pid_(pid),
+      limits_(limits),
+      hooks_(std::move(hooks)),
+      out_(limits.max_frames + 2 + kControlReserve),
+      in_(limits.max_frames) {}
+
+// ---- Senders ----
+
+bool Peer::SendRoomLocked() const {
+  return out_.size() + 2 + kControlReserve <= out_.capacity() && out_bytes_ < limits_.max_bytes;
+}
+
+void Peer::NotifySendLocked() {
+  send_cv_.notify_all();
+  for (Waiter* w : send_waiters_) w->Fire();
+}
+
+void Peer::PushLocked(const FrameHeader& header, std::string* payload) {
+  OutFrame& frame = out_.push_back();
+  EncodeFrameHeader(header, frame.header);
+  frame.payload.swap(*payload);  // *payload gets the slot's old, cleared buffer
+  frame.held = holding_;
+  out_bytes_ += frame.payload.size();
+}
+
+absl::Status Peer::Send(uint64_t fingerprint, std::string_view type_name, bool* opened, std::string* payload,
+                        absl::Time deadline) {
+  std::unique_lock<std::mutex> lock(send_mu_);
+  bool ready = WaitUntil(send_cv_, lock, deadline, [&] { return !send_status_.ok() || SendRoomLocked(); });
+  if (!send_status_.ok()) return send_status_;
+  if (!ready) {
+    return absl::DeadlineExceededError(
+        absl::StrCat("send to ", pid_.to_string(), ": the buffer bound is reached (the receiver is not reading)"));
+  }
+  if (!*opened) {
+    std::string name(type_name);
+    PushLocked(FrameHeader{FrameKind::kOpen, kChannelForward, fingerprint, name.size()}, &name);
+    *opened = true;
+  }
+  PushLocked(FrameHeader{FrameKind::kData, kChannelForward, fingerprint, payload->size()}, payload);
+  if (fd_ >= 0 && !writing_ && !write_armed_ && !holding_) {
+    // The connection is idle: write from this thread, no wake-up of the loop.
+    writing_ = true;
+    if (WriteLocked(lock) == WriteResult::kBlocked) {
+      write_armed_ = true;
+      lock.unlock();
+      hooks_.want_write(pid_);
+    }
+    // kError: the loop sees the broken socket on its read side and fails the peer.
+  }
+  return absl::OkStatus();
+}
+
+void Peer::ConsumeLocked(size_t written) {
+  while (written > 0) {
+    OutFrame& frame = out_.front();
+    size_t rest = kFrameHeaderSize + frame.payload.size() - out_offset_;
+    if (written < rest) {
+      out_offset_ += written;
+      return;
+    }
+    written -= rest;
+    out_bytes_ -= frame.payload.size();
+    ClearBuffer(&frame.payload);
+    out_.pop_front();
+    out_offset_ = 0;
+  }
+}
+
+Peer::WriteResult Peer::WriteLocked(std::unique_lock<std::mutex>& lock) {
+  WriteResult result = WriteResult::kDone;
+  while (true) {
+    if (fd_ < 0) {
+      result = WriteResult::kIdle;
+      break;
+    }
+    iovec iov[kMaxIov];
+    int n = 0;
+    size_t offset = out_offset_;
+    for (size_t i = 0; i < out_.size() && n + 2 <= kMaxIov; ++i) {
+      OutFrame& frame = out_.at(i);
+      if (frame.held) break;
+      if (offset < kFrameHeaderSize) iov[n++] = {frame.header + offset, kFrameHeaderSize - offset};
+      size_t payload_offset = offset > kFrameHeaderSize ? offset - kFrameHeaderSize : 0;
+      if (payload_offset < frame.payload.size()) {
+        iov[n++] = {frame.payload.data() + payload_offset, frame.payload.size() - payload_offset};
+      }
+      offset = 0;
+    }
+    if (n == 0) break;
+    int fd = fd_;
+    // Unlocked while writing. Safe: the write role makes this thread the only one
+    // that pops out_ or writes fd; other threads only fill slots past those in
+    // iov (Ring slots never move), and Detach/Fail wait for the role first.
+    lock.unlock();
+    msghdr msg{};
+    msg.msg_iov = iov;
+    msg.msg_iovlen = n;
+    ssize_t written = sendmsg(fd, &msg, MSG_NOSIGNAL | MSG_DONTWAIT);
+    int error = errno;
+    lock.lock();
+    if (written < 0) {
+      if (error == EINTR) continue;
+      result = (error == EAGAIN || error == EWOULDBLOCK) ? WriteResult::kBlocked : WriteResult::kError;
+      break;
+    }
+    ConsumeLocked(static_cast<size_t>(written));
+  }
+  writing_ = false;
+  NotifySendLocked();
+  return result;
+}
+
+bool Peer::SendReady() {
+  std::lock_guard<std::mutex> lock(send_mu_);
+  return !send_status_.ok() || SendRoomLocked();
+}
+
+void Peer::AddSendWaiter(Waiter* w) {
+  std::lock_guard<std::mutex> lock(send_mu_);
+  send_waiters_.push_back(w);
+}
+
+void Peer::RemoveSendWaiter(Waiter* w) {
+  std::lock_guard<std::mutex> lock(send_mu_);
+  send_waiters_.erase(std::find(send_waiters_.begin(), send_waiters_.end(), w));
+}
+
+// ---- Receivers ----
+
+absl::Status Peer::Recv(absl::Time deadline, InFrame* out) {
+  std::unique_lock<std::mutex> lock(recv_mu_);
+  WaitUntil(recv_cv_, lock, deadline, [&] { return !in_.empty() || !recv_status_.ok(); });
+  if (in_.empty()) {
+    if (!recv_status_.ok()) return recv_status_;
+    return absl::DeadlineExceededError(absl::StrCat("recv from ", pid_.to_string(), ": nothing arrived in time"));
+  }
+  InFrame& frame = in_.front();
+  out->fingerprint = frame.fingerprint;
+  out->payload.swap(frame.payload);
+  in_bytes_ -= out->payload.size();
+  ClearBuffer(&frame.payload);
+  in_.pop_front();
+  bool resume = false;
+  if (read_paused_ && in_.size() <= in_.capacity() / 2 && in_bytes_ <= limits_.max_bytes / 2) {
+    read_paused_ = false;
+    resume = true;
+  }
+  lock.unlock();
+  if (resume) hooks_.resume_read(pid_);
+  return absl::OkStatus();
+}
+
+std::string Peer::TypeName(uint64_t fingerprint) {
+  std::lock_guard<std::mutex> lock(recv_mu_);
+  auto it = type_names_.find(fingerprint);
+  return it == type_names_.end() ? "<unknown type>" : it->second;
+}
+
+bool Peer::RecvReady() {
+  std::lock_guard<std::mutex> lock(recv_mu_);
+  return !in_.empty() || !recv_status_.ok();
+}
+
+void Peer::AddRecvWaiter(Waiter* w) {
+  std::lock_guard<std::mutex> lock(recv_mu_);
+  recv_waiters_.push_back(w);
+}
+
+void Peer::RemoveRecvWaiter(Waiter* w) {
+  std::lock_guard<std::mutex> lock(recv_mu_);
+  recv_waiters_.erase(std::find(recv_waiters_.begin(), recv_waiters_.end(), w));
+}
+
+// ---- Loop thread ----
+
+Peer::WriteResult Peer::Attach(int fd) {
+  std::unique_lock<std::mutex> lock(send_mu_);
+  send_cv_.wait(lock, [&] { return !writing_; });
+  fd_ = fd;
+  holding_ = false;
+  write_armed_ = false;
+  for (size_t i = 0; i < out_.size(); ++i) out_.at(i).held = false;
+  writing_ = true;
+  return WriteLocked(lock);
+}
+
+void Peer::Detach() {
+  std::unique_lock<std::mutex> lock(send_mu_);
+  send_cv_.wait(lock, [&] { return !writing_; });  // a non-blocking sendmsg: short
+  fd_ = -1;
+  write_armed_ = false;
+  out_offset_ = 0;  // a partly written frame is lost with its connection; see Fail
+}
+
+Peer::WriteResult Peer::Flush() {
+  std::unique_lock<std::mutex> lock(send_mu_);
+  write_armed_ = false;
+  if (writing_) return WriteResult::kDone;  // that writer asks for POLLOUT if it blocks
+  writing_ = true;
+  WriteResult result = WriteLocked(lock);
+  if (result == WriteResult::kBlocked) write_armed_ = true;
+  return result;
+}
+
+bool Peer::QueueIfIdle(FrameKind kind) {
+  std::lock_guard<std::mutex> lock(send_mu_);
+  if (!out_.empty() || writing_ || holding_ || !send_status_.ok()) return false;
+  {
+    std::lock_guard<std::mutex> recv_lock(recv_mu_);
+    if (!in_.empty()) return false;
+  }
+  std::string empty;
+  PushLocked(FrameHeader{kind, kChannelForward, 0, 0}, &empty);
+  holding_ = true;
+  return true;
+}
+
+void Peer::QueueControl(FrameKind kind) {
+  std::lock_guard<std::mutex> lock(send_mu_);
+  if (out_.full()) return;  // cannot happen: kControlReserve slots stay free for us
+  std::string empty;
+  PushLocked(FrameHeader{kind, kChannelForward, 0, 0}, &empty);
+}
+
+void Peer::EndHold() {
+  std::lock_guard<std::mutex> lock(send_mu_);
+  holding_ = false;
+  for (size_t i = 0; i < out_.size(); ++i) out_.at(i).held = false;
+}
+
+bool Peer::HasOutgoing() {
+  std::lock_guard<std::mutex> lock(send_mu_);
+  return send_status_.ok() && (!out_.empty() || writing_);
+}
+
+bool Peer::InboundEmpty() {
+  std::lock_guard<std::mutex> lock(recv_mu_);
+  return in_.empty();
+}
+
+bool Peer::InboundHasRoom() {
+  std::lock_guard<std::mutex> lock(recv_mu_);
+  if (discard_ || (!in_.full() && in_bytes_ < limits_.max_bytes)) return true;
+  read_paused_ = true;
+  return false;
+}
+
+void Peer::Deliver(uint64_t fingerprint, std::string* payload) {
+  std::lock_guard<std::mutex> lock(recv_mu_);
+  if (discard_) {
+    ClearBuffer(payload);
+    return;
+  }
+  InFrame& frame = in_.push_back();
+  frame.fingerprint = fingerprint;
+  frame.payload.swap(*payload);
+  ClearBuffer(payload);
+  in_bytes_ += frame.payload.size();
+  recv_cv_.notify_all();
+  for (Waiter* w : recv_waiters_) w->Fire();
+}
+
+void Peer::SetTypeName(uint64_t fingerprint, std::string name) {
+  std::lock_guard<std::mutex> lock(recv_mu_);
+  type_names_[fingerprint] = std::move(name);
+}
+
+void Peer::DiscardInbound() {
+  std::lock_guard<std::mutex> lock(recv_mu_);
+  discard_ = true;
+}
+
+void Peer::Fail(absl::Status status) {
+  {
+    std::unique_lock<std::mutex> lock(send_mu_);
+    send_cv_.wait(lock, [&] { return !writing_; });
+    if (send_status_.ok()) send_status_ = status;
+    while (!out_.empty()) {
+      ClearBuffer(&out_.front().payload);
+      out_.pop_front();
+    }
+    out_bytes_ = 0;
+    out_offset_ = 0;
+    fd_ = -1;
+    NotifySendLocked();
+  }
+  std::lock_guard<std::mutex> lock(recv_mu_);
+  if (recv_status_.ok()) recv_status_ = status;
+  recv_cv_.notify_all();
+  for (Waiter* w : recv_waiters_) w->Fire();
+}
+
+bool Peer::failed() {
+  std::lock_guard<std::mutex> lock(send_mu_);
+  return !send_status_.ok();
+}
+
+}  // namespace constellation::net

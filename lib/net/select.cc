@@ -1,0 +1,51 @@
+#include "lib/net/select.h"
+
+#include <atomic>
+
+#include "lib/net/waiter.h"
+
+namespace constellation {
+
+absl::StatusOr<size_t> select(std::initializer_list<SelectCase> cases, std::optional<absl::Duration> timeout) {
+  static std::atomic<size_t> rotation{0};
+  const absl::Time deadline = timeout ? absl::Now() + *timeout : absl::InfiniteFuture();
+  const size_t n = cases.size();
+  const SelectCase* items = cases.begin();
+  if (n == 0) return absl::InvalidArgumentError("select with no cases");
+  const size_t start = rotation.fetch_add(1, std::memory_order_relaxed) % n;
+  auto try_all = [&]() -> std::optional<size_t> {
+    for (size_t k = 0; k < n; ++k) {
+      size_t i = (start + k) % n;
+      if (items[i].attempt_()) return i;
+    }
+    return std::nullopt;
+  };
+  if (auto done = try_all()) return *done;
+  net::Waiter waiter;
+  auto subscribe = [&](bool add) {
+    for (size_t i = 0; i < n; ++i) {
+      net::Peer* peer = items[i].peer_;
+      if (items[i].is_send_) {
+        add ? peer->AddSendWaiter(&waiter) : peer->RemoveSendWaiter(&waiter);
+      } else {
+        add ? peer->AddRecvWaiter(&waiter) : peer->RemoveRecvWaiter(&waiter);
+      }
+    }
+  };
+  while (true) {
+    subscribe(true);
+    // Tried again after subscribing: a change between the last try and now fires the waiter.
+    std::optional<size_t> done = try_all();
+    bool fired = done.has_value() || waiter.WaitUntil(deadline);
+    subscribe(false);
+    if (done) return *done;
+    if (!fired) {
+      if (auto last = try_all()) return *last;
+      return absl::DeadlineExceededError("select: no case became ready in time");
+    }
+    waiter.Reset();
+    if (auto ready = try_all()) return *ready;
+  }
+}
+
+}  // namespace constellation

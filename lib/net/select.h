@@ -1,0 +1,67 @@
+#pragma once
+
+// select: waits on several channel operations and performs exactly one that is
+// ready (a receive with a value or an error to report, or a send with room or
+// an error), then runs that case's callback. Ready cases are tried starting at
+// a rotating position, so a busy case cannot starve the others.
+//
+//   absl::StatusOr<size_t> which = constellation::select({
+//       constellation::on_recv(numbers, [&](absl::StatusOr<int> v) { ... }),
+//       constellation::on_send(out, std::string("hi"), [&](absl::Status s) { ... }),
+//   }, absl::Milliseconds(100));   // the timeout is optional
+//
+// Returns the index of the case that ran, or kDeadlineExceeded when none became
+// ready within the timeout (no callback ran). The channels must outlive the call.
+// Threading: as for the channels used.
+
+#include <functional>
+#include <initializer_list>
+#include <optional>
+#include <utility>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+#include "lib/net/channel.h"
+#include "lib/net/peer.h"
+
+namespace constellation {
+
+class SelectCase {
+ public:
+  // Performs the operation if it need not wait; false if it would have to.
+  using Attempt = std::function<bool()>;
+  SelectCase(net::Peer* peer, bool is_send, Attempt attempt)
+      : peer_(peer), is_send_(is_send), attempt_(std::move(attempt)) {}
+
+ private:
+  friend absl::StatusOr<size_t> select(std::initializer_list<SelectCase>, std::optional<absl::Duration>);
+  net::Peer* peer_;
+  bool is_send_;
+  Attempt attempt_;
+};
+
+template <class T, class F>
+SelectCase on_recv(Receiver<T>& receiver, F callback) {
+  return SelectCase(&receiver.net_peer(), false, [&receiver, callback]() mutable {
+    absl::StatusOr<T> value = receiver.try_recv();
+    if (absl::IsDeadlineExceeded(value.status())) return false;
+    callback(std::move(value));
+    return true;
+  });
+}
+
+template <class T, class F>
+SelectCase on_send(Sender<T>& sender, T value, F callback) {
+  return SelectCase(&sender.net_peer(), true, [&sender, value = std::move(value), callback]() mutable {
+    absl::Status status = sender.try_send(value);
+    if (absl::IsDeadlineExceeded(status)) return false;
+    callback(std::move(status));
+    return true;
+  });
+}
+
+absl::StatusOr<size_t> select(std::initializer_list<SelectCase> cases,
+                              std::optional<absl::Duration> timeout = std::nullopt);
+
+}  // namespace constellation
