@@ -101,7 +101,11 @@ void DataPlane::OnLinkDown(Link* link, absl::Status why) {
     auto& deferred = it->second.deferred;
     deferred.erase(std::remove(deferred.begin(), deferred.end(), link), deferred.end());
   }
-  LogDrop(*link, why);
+  // Closing a spare connection (the loser of a simultaneous connect, a late one
+  // from a process already gone) is routine, and a connection that closes
+  // having sent nothing can do no harm; bad bytes and stalled handshakes are
+  // worth a line.
+  if (!absl::IsUnavailable(why) && !absl::IsFailedPrecondition(why)) LogDrop(*link, why);
   KillLink(link);
 }
 

@@ -138,8 +138,11 @@ void Link::OnReadable() {
       if (n > 0) end_ += n;
     }
     if (n == 0) {
-      Fail(absl::UnavailableError(in_frame_ || pos_ < end_ ? "connection closed in the middle of a frame"
-                                                           : "connection closed"));
+      if (in_frame_ || pos_ < end_) {
+        Fail(absl::DataLossError("connection closed in the middle of a frame"));
+      } else {
+        Fail(absl::UnavailableError("connection closed"));
+      }
       return;
     }
     if (n < 0) {
