@@ -19,35 +19,43 @@ namespace {
 
 class Monitor {
  public:
-  Monitor(pid_t child, int stdout_fd, int stderr_fd, int bridge_fd, const Pid& pid)
-      : child_(child), pipes_{stdout_fd, stderr_fd}, bridge_fd_(bridge_fd), pid_(ToProto(pid)) {}
+  Monitor(const MonitorFds& fds, const Pid& pid)
+      : child_(fds.child),
+        pipes_{fds.stdout_fd, fds.stderr_fd},
+        control_fd_(fds.control_fd),
+        bridge_fd_(fds.bridge_fd),
+        pid_(ToProto(pid)) {}
 
   void Run();
 
  private:
   // Reads what is available on pipe i (fd i+1); false once it is closed.
   bool Drain(int i);
+  // Forwards what the child wrote, then relays its packets; false at EOF.
+  bool RelayControl();
   void Send(pb::ProcessEvent&& event);
   void SendEof(int i);
   pb::ExitEvent WaitExit();
 
   pid_t child_;
   int pipes_[2];
+  int control_fd_;
   int bridge_fd_;
   pb::Pid pid_;
   bool bridge_gone_ = false;
 };
 
 void Monitor::Run() {
-  for (int fd : pipes_) fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
+  for (int fd : {pipes_[0], pipes_[1], control_fd_}) fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
   int pidfd = static_cast<int>(syscall(SYS_pidfd_open, child_, 0));
   bool child_exited = pidfd < 0;  // cannot watch it: fall back to pipe EOF, then waitpid
   while ((pipes_[0] >= 0 || pipes_[1] >= 0 || !child_exited) && !bridge_gone_) {
-    pollfd fds[4];
+    pollfd fds[5];
     int n = 0;
     for (int fd : pipes_) {
       if (fd >= 0) fds[n++] = {fd, POLLIN, 0};
     }
+    if (control_fd_ >= 0) fds[n++] = {control_fd_, POLLIN, 0};
     if (!child_exited) fds[n++] = {pidfd, POLLIN, 0};
     fds[n++] = {bridge_fd_, 0, 0};  // POLLHUP: the bridge is gone
     if (poll(fds, n, -1) < 0 && errno != EINTR) break;
@@ -57,13 +65,23 @@ void Monitor::Run() {
         bridge_gone_ = true;
       } else if (fds[i].fd == pidfd) {
         child_exited = true;
+      } else if (fds[i].fd == control_fd_) {
+        if (!RelayControl()) {
+          close(control_fd_);
+          control_fd_ = -1;
+        }
       } else {
-        int which = fds[i].fd == pipes_[0] ? 0 : 1;
-        if (!Drain(which)) SendEof(which);
+        // The pipe may have been drained and closed already in this round.
+        for (int which = 0; which < 2; ++which) {
+          if (fds[i].fd == pipes_[which] && !Drain(which)) SendEof(which);
+        }
       }
     }
     if (child_exited) {
-      // The child is gone; output its descendants still write is not its own.
+      // The child is gone: everything it wrote is queued. Relay its last
+      // packets, then the rest of its output; what descendants still write
+      // to the pipes is not its own.
+      if (control_fd_ >= 0) RelayControl();
       for (int i = 0; i < 2; ++i) {
         if (pipes_[i] >= 0 && !Drain(i)) SendEof(i);
         if (pipes_[i] >= 0) SendEof(i);
@@ -73,9 +91,25 @@ void Monitor::Run() {
   if (bridge_gone_) kill(child_, SIGKILL);
   pb::ExitEvent exit = WaitExit();
   if (pidfd >= 0) close(pidfd);
+  if (control_fd_ >= 0) close(control_fd_);
   pb::ProcessEvent event;
   *event.mutable_exit() = exit;
   Send(std::move(event));
+}
+
+bool Monitor::RelayControl() {
+  while (!bridge_gone_) {
+    pb::LocalMessage message;
+    absl::StatusOr<bool> got = ReceiveLocal(control_fd_, &message);
+    if (!got.ok() && absl::IsUnavailable(got.status())) return true;  // drained
+    if (!got.ok() || !*got) return false;
+    // Output written before the packet was sent goes first.
+    for (int i = 0; i < 2; ++i) {
+      if (pipes_[i] >= 0 && !Drain(i)) SendEof(i);
+    }
+    if (!SendLocal(bridge_fd_, message).ok()) bridge_gone_ = true;
+  }
+  return false;
 }
 
 bool Monitor::Drain(int i) {
@@ -131,8 +165,6 @@ pb::ExitEvent Monitor::WaitExit() {
 
 }  // namespace
 
-void RunMonitor(pid_t child, int stdout_fd, int stderr_fd, int bridge_fd, const Pid& pid) {
-  Monitor(child, stdout_fd, stderr_fd, bridge_fd, pid).Run();
-}
+void RunMonitor(const MonitorFds& fds, const Pid& pid) { Monitor(fds, pid).Run(); }
 
 }  // namespace constellation

@@ -4,16 +4,24 @@
 
 namespace constellation {
 
+class Pid;
+
+// The file descriptors a monitor serves; it owns them all.
+struct MonitorFds {
+  pid_t child = 0;     // the user process
+  int stdout_fd = -1;  // read ends of the child's output pipes
+  int stderr_fd = -1;
+  int control_fd = -1;  // packets from the child for the bridge (spawn events)
+  int bridge_fd = -1;   // this process's connection to the bridge (or node agent)
+};
+
 // The monitor of one user process, run in the process's parent after fork:
-// forwards the child's stdout and stderr (read from pipes) to the bridge as
-// output events as soon as they are written, waits for the child, and reports
-// its exit code or signal. If the bridge goes away it kills the child.
-//
-// `stdout_fd` and `stderr_fd` are the read ends of the child's output pipes,
-// `bridge_fd` the process's connection to the bridge (shared with the child,
-// which writes its spawn events to it); all are owned by the monitor.
+// forwards the child's stdout and stderr to the bridge as output events as
+// soon as they are written, relays the child's own packets (spawn events)
+// after forwarding the output written before them, waits for the child, and
+// reports its exit code or signal. If the bridge goes away it kills the child.
 // Returns when the child has exited and everything is reported; the caller
 // then exits. Single-threaded.
-void RunMonitor(pid_t child, int stdout_fd, int stderr_fd, int bridge_fd, const class Pid& pid);
+void RunMonitor(const MonitorFds& fds, const Pid& pid);
 
 }  // namespace constellation

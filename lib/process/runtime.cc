@@ -74,8 +74,11 @@ void StartMonitoredProcess(int bridge_fd, int listen_fd) {
   hello.mutable_hello()->set_monitor_os_pid(getpid());
   if (!SendLocal(bridge_fd, hello).ok()) Fail("lost the bridge at start-up");
 
-  int out[2], err[2];
-  if (pipe2(out, O_CLOEXEC) != 0 || pipe2(err, O_CLOEXEC) != 0) Die("cannot create output pipes");
+  int out[2], err[2], control[2];
+  if (pipe2(out, O_CLOEXEC) != 0 || pipe2(err, O_CLOEXEC) != 0 ||
+      socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, control) != 0) {
+    Die("cannot create the monitor's pipes");
+  }
   fflush(nullptr);
   pid_t monitor = getpid();
   pid_t child = fork();
@@ -84,11 +87,12 @@ void StartMonitoredProcess(int bridge_fd, int listen_fd) {
     close(listen_fd);
     close(out[1]);
     close(err[1]);
+    close(control[1]);
     signal(SIGINT, SIG_IGN);  // Ctrl-C reaches the whole group: report the child's death instead
     pb::LocalMessage started;
     started.mutable_child_started()->set_os_pid(child);
     SendLocal(bridge_fd, started).IgnoreError();
-    RunMonitor(child, out[0], err[0], bridge_fd, g_runtime.self);
+    RunMonitor({child, out[0], err[0], control[0], bridge_fd}, g_runtime.self);
     _exit(0);
   }
   // The user process dies with its monitor.
@@ -96,10 +100,10 @@ void StartMonitoredProcess(int bridge_fd, int listen_fd) {
   if (getppid() != monitor) _exit(1);
   dup2(out[1], STDOUT_FILENO);
   dup2(err[1], STDERR_FILENO);
-  for (int fd : {out[0], out[1], err[0], err[1]}) close(fd);
+  for (int fd : {out[0], out[1], err[0], err[1], control[0], bridge_fd}) close(fd);
   // A pipe makes stdio buffer whole blocks; lines should reach the bridge as written.
   setvbuf(stdout, nullptr, _IOLBF, 0);
-  g_runtime.bridge_fd = bridge_fd;
+  g_runtime.monitor_fd = control[1];
   g_initialized = true;
   // Last: it starts the data plane's thread, and nothing may fork after that.
   net::StartDataPlane(listen_fd, g_runtime.self);

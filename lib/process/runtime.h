@@ -32,7 +32,9 @@ struct Runtime {
   Pid self;
   Pid parent;  // null in the root process
   Resources resources;
-  int bridge_fd = -1;             // this process's connection to the bridge
+  // Events for the bridge (spawn) go through the monitor, which first forwards
+  // what the process already wrote, so output before spawn() precedes its line.
+  int monitor_fd = -1;
   std::string bridge_name;        // where spawned processes connect
   std::vector<std::string> argv;  // what spawn() re-executes with
 };

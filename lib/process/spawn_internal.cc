@@ -187,7 +187,7 @@ absl::StatusOr<Pid> SpawnProcess(const Resources& resources, Trampoline trampoli
   *event->mutable_spawn()->mutable_child() = ToProto(port->pid);
   *event->mutable_spawn()->mutable_resources() = ToProto(resources);
   event->mutable_spawn()->set_os_pid(*os_pid);
-  absl::Status sent = SendLocal(rt.bridge_fd, message);
+  absl::Status sent = SendLocal(rt.monitor_fd, message);
   if (!sent.ok()) return sent;
   return port->pid;
 }
