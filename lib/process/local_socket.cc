@@ -81,11 +81,11 @@ absl::Status SendLocal(int fd, const pb::LocalMessage& message) {
   return absl::OkStatus();
 }
 
-absl::StatusOr<bool> ReceiveLocal(int fd, pb::LocalMessage* message) {
+absl::StatusOr<bool> ReceiveLocal(int fd, pb::LocalMessage* message, bool dont_wait) {
   char buf[kMaxPacket];
   ssize_t n;
   do {
-    n = recv(fd, buf, sizeof(buf), MSG_TRUNC);
+    n = recv(fd, buf, sizeof(buf), MSG_TRUNC | (dont_wait ? MSG_DONTWAIT : 0));
   } while (n < 0 && errno == EINTR);
   if (n < 0) {
     if (errno == EAGAIN || errno == EWOULDBLOCK) return absl::UnavailableError("no packet");

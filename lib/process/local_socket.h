@@ -34,6 +34,7 @@ absl::Status SendLocal(int fd, const pb::LocalMessage& message);
 // Receives one message. Returns false at end of stream; an error for a
 // malformed or oversized packet, or EAGAIN on a non-blocking socket
 // (absl::UnavailableError).
-absl::StatusOr<bool> ReceiveLocal(int fd, pb::LocalMessage* message);
+// `dont_wait` makes this one call non-blocking on a blocking socket.
+absl::StatusOr<bool> ReceiveLocal(int fd, pb::LocalMessage* message, bool dont_wait = false);
 
 }  // namespace constellation

@@ -33,6 +33,8 @@ class Monitor {
   bool Drain(int i);
   // Forwards what the child wrote, then relays its packets; false at EOF.
   bool RelayControl();
+  // Hands packets from the bridge (spawn replies) to the child.
+  void RelayReplies();
   void Send(pb::ProcessEvent&& event);
   void SendEof(int i);
   pb::ExitEvent WaitExit();
@@ -57,12 +59,12 @@ void Monitor::Run() {
     }
     if (control_fd_ >= 0) fds[n++] = {control_fd_, POLLIN, 0};
     if (!child_exited) fds[n++] = {pidfd, POLLIN, 0};
-    fds[n++] = {bridge_fd_, 0, 0};  // POLLHUP: the bridge is gone
+    fds[n++] = {bridge_fd_, POLLIN, 0};  // replies for the child, or the bridge is gone
     if (poll(fds, n, -1) < 0 && errno != EINTR) break;
     for (int i = 0; i < n; ++i) {
       if (fds[i].revents == 0) continue;
       if (fds[i].fd == bridge_fd_) {
-        bridge_gone_ = true;
+        RelayReplies();
       } else if (fds[i].fd == pidfd) {
         child_exited = true;
       } else if (fds[i].fd == control_fd_) {
@@ -110,6 +112,19 @@ bool Monitor::RelayControl() {
     if (!SendLocal(bridge_fd_, message).ok()) bridge_gone_ = true;
   }
   return false;
+}
+
+void Monitor::RelayReplies() {
+  while (true) {
+    pb::LocalMessage message;
+    absl::StatusOr<bool> got = ReceiveLocal(bridge_fd_, &message, /*dont_wait=*/true);
+    if (!got.ok() && absl::IsUnavailable(got.status())) return;
+    if (!got.ok() || !*got) {
+      bridge_gone_ = true;
+      return;
+    }
+    if (control_fd_ >= 0) SendLocal(control_fd_, message).IgnoreError();
+  }
 }
 
 bool Monitor::Drain(int i) {

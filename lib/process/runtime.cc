@@ -139,22 +139,33 @@ void InitTop(const Resources& resources) {
   StartMonitoredProcess(root_conn[1], port->fd);
 }
 
-[[noreturn]] void InitSpawned(const char* init_fd) {
+// A process started by spawn() (local mode) or by a node daemon (cluster
+// mode). Runs the spawned function and exits; a deployment's root process
+// (no function) returns into main().
+void InitSpawned(const char* init_fd, const Resources& requested) {
   absl::StatusOr<pb::SpawnInfo> info = ReadSpawnInfo(init_fd);
   unsetenv(kInitEnv);
   if (!info.ok()) Fail(std::string(info.status().message()));
+  if (info->agent_os_pid() > 0) {
+    // Cluster mode: this process (the monitor-to-be) dies with its node daemon.
+    prctl(PR_SET_PDEATHSIG, SIGKILL);
+    if (getppid() != info->agent_os_pid()) _exit(1);
+  }
   absl::StatusOr<Pid> self = FromProto(info->self());
-  absl::StatusOr<Pid> parent = FromProto(info->parent());
+  absl::StatusOr<Pid> parent = info->has_parent() ? FromProto(info->parent()) : Pid();
   if (!self.ok() || !parent.ok()) Fail("malformed spawn hand-off");
   g_runtime.self = *self;
   g_runtime.parent = *parent;
   g_runtime.resources = FromProto(info->resources());
   g_runtime.bridge_name = info->bridge();
+  g_runtime.fabric = info->fabric();
   g_runtime.argv = ReadArgv();
   absl::StatusOr<int> bridge_fd = ConnectLocal(info->bridge());
   if (!bridge_fd.ok()) Fail(std::string(bridge_fd.status().message()));
+  if (!info->has_call()) g_runtime.resources = requested;  // a root: what its init() asked for
   StartMonitoredProcess(*bridge_fd, info->listen_fd());
-  RunSpawnedFunction(*info, g_runtime.parent);
+  if (!info->has_call()) return;
+  RunSpawnedFunction(info->call(), g_runtime.parent);
   exit(0);
 }
 
@@ -177,8 +188,11 @@ void init(Resources resources) {
     Die("init() called after threads were started: call it first in main(), before anything starts a thread");
   }
   const char* init_fd = getenv(kInitEnv);
-  if (init_fd != nullptr) InitSpawned(init_fd);
-  InitTop(resources);
+  if (init_fd != nullptr) {
+    InitSpawned(init_fd, resources);
+  } else {
+    InitTop(resources);
+  }
 }
 
 Pid pid() {

@@ -37,6 +37,7 @@ struct Runtime {
   int monitor_fd = -1;
   std::string bridge_name;        // where spawned processes connect
   std::vector<std::string> argv;  // what spawn() re-executes with
+  bool fabric = false;            // cluster mode: spawn() asks the master
 };
 
 // The state init() set up. RequireInit() first. Immutable after init().

@@ -51,7 +51,7 @@ void RunWithDecodedArgs(GenericFn fn, const Pid& parent, absl::string_view args)
 }
 
 template <class F, class... Args>
-absl::StatusOr<Pid> Spawn(const Resources& resources, F&& fn, Args&&... args) {
+absl::StatusOr<Pid> Spawn(bool wait, const Resources& resources, F&& fn, Args&&... args) {
   static_assert(DecaysToFunctionPointer<std::decay_t<F>>,
                 "spawn() runs a plain function or a captureless lambda in the new process: a lambda's "
                 "captures cannot cross processes, so pass them as spawn() arguments instead");
@@ -64,7 +64,7 @@ absl::StatusOr<Pid> Spawn(const Resources& resources, F&& fn, Args&&... args) {
                     "spawn() got a different number of arguments than the function takes after its Pid");
       if constexpr (Signature::kArity == sizeof...(Args)) {
         typename Signature::Stored values(std::forward<Args>(args)...);
-        return SpawnProcess(resources, &RunWithDecodedArgs<Fp>, reinterpret_cast<GenericFn>(+fn), encode(values));
+        return SpawnProcess(wait, resources, &RunWithDecodedArgs<Fp>, reinterpret_cast<GenericFn>(+fn), encode(values));
       }
     }
   }
@@ -80,16 +80,16 @@ absl::StatusOr<Pid> Spawn(const Resources& resources, F&& fn, Args&&... args) {
 // and decoded in the child. The child exits 0 when fn returns. Thread-safe.
 //
 // spawn() waits for capacity and try_spawn() answers ResourceExhausted at
-// once when nothing fits. (Local mode does not account for resources yet;
-// both start the process at once.)
+// once when nothing fits. (In cluster mode the master decides; local mode
+// does not account for resources yet and starts the process at once.)
 template <class F, class... Args>
 absl::StatusOr<Pid> spawn(Resources resources, F&& fn, Args&&... args) {
-  return process_internal::Spawn(resources, std::forward<F>(fn), std::forward<Args>(args)...);
+  return process_internal::Spawn(/*wait=*/true, resources, std::forward<F>(fn), std::forward<Args>(args)...);
 }
 
 template <class F, class... Args>
 absl::StatusOr<Pid> try_spawn(Resources resources, F&& fn, Args&&... args) {
-  return process_internal::Spawn(resources, std::forward<F>(fn), std::forward<Args>(args)...);
+  return process_internal::Spawn(/*wait=*/false, resources, std::forward<F>(fn), std::forward<Args>(args)...);
 }
 
 }  // namespace constellation

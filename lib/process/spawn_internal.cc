@@ -133,41 +133,17 @@ int MatchName(dl_phdr_info* info, size_t, void* data) {
   return 1;
 }
 
-}  // namespace
-
-absl::StatusOr<CodeLocation> LocateCode(const void* address) {
-  FindByAddress find{reinterpret_cast<uintptr_t>(address), {}};
-  dl_iterate_phdr(MatchAddress, &find);
-  if (!find.ok) return absl::InvalidArgumentError("spawn(): function is not in any loaded module");
-  return find.found;
-}
-
-absl::StatusOr<const void*> ResolveCode(const CodeLocation& location) {
-  FindByName find{&location.module};
-  dl_iterate_phdr(MatchName, &find);
-  if (!find.ok) return absl::NotFoundError(absl::StrCat("module \"", location.module, "\" is not loaded"));
-  return reinterpret_cast<const void*>(find.base + location.offset);
-}
-
-absl::StatusOr<Pid> SpawnProcess(const Resources& resources, Trampoline trampoline, GenericFn fn, std::string args) {
-  RequireInit("spawn()");
+// Local mode: bind the child's port, hand it everything in a memfd, and
+// posix_spawn this binary.
+absl::StatusOr<Pid> SpawnHere(const Resources& resources, pb::FunctionCall call) {
   const Runtime& rt = runtime();
-  absl::StatusOr<CodeLocation> trampoline_at = LocateCode(reinterpret_cast<const void*>(trampoline));
-  absl::StatusOr<CodeLocation> fn_at = LocateCode(reinterpret_cast<const void*>(fn));
-  if (!trampoline_at.ok()) return trampoline_at.status();
-  if (!fn_at.ok()) return fn_at.status();
   absl::StatusOr<DataPort> port = BindDataPort();
   if (!port.ok()) return port.status();
-
   pb::SpawnInfo info;
   *info.mutable_self() = ToProto(port->pid);
   *info.mutable_parent() = ToProto(rt.self);
   *info.mutable_resources() = ToProto(resources);
-  info.set_trampoline(trampoline_at->offset);
-  info.set_trampoline_module(trampoline_at->module);
-  info.set_function(fn_at->offset);
-  info.set_function_module(fn_at->module);
-  info.set_args(std::move(args));
+  *info.mutable_call() = std::move(call);
   info.set_listen_fd(port->fd);
   info.set_bridge(rt.bridge_name);
   absl::StatusOr<int> memfd = WriteMemfd(info.SerializeAsString());
@@ -192,6 +168,71 @@ absl::StatusOr<Pid> SpawnProcess(const Resources& resources, Trampoline trampoli
   return port->pid;
 }
 
+std::mutex g_ask_mu;          // one spawn request in flight per process (cluster mode)
+uint64_t g_next_request = 1;  // guarded by g_ask_mu
+
+// Cluster mode: the request goes through the monitor (which first forwards
+// the output written so far) and the node daemon to the master, which places
+// and starts the process and answers with its Pid.
+absl::StatusOr<Pid> AskMaster(bool wait, const Resources& resources, pb::FunctionCall call) {
+  const Runtime& rt = runtime();
+  std::lock_guard<std::mutex> lock(g_ask_mu);
+  pb::LocalMessage message;
+  pb::SpawnRequest* request = message.mutable_spawn_request();
+  request->set_id(g_next_request++);
+  *request->mutable_parent() = ToProto(rt.self);
+  *request->mutable_resources() = ToProto(resources);
+  request->set_wait(wait);
+  *request->mutable_call() = std::move(call);
+  for (const std::string& arg : rt.argv) request->add_argv(arg);
+  for (char** e = environ; *e != nullptr; ++e) request->add_env(*e);
+  absl::Status sent = SendLocal(rt.monitor_fd, message);
+  if (!sent.ok()) return sent;
+  while (true) {
+    pb::LocalMessage reply;
+    absl::StatusOr<bool> got = ReceiveLocal(rt.monitor_fd, &reply);
+    if (!got.ok()) return got.status();
+    if (!*got) return absl::UnavailableError("lost the node daemon while spawning");
+    if (!reply.has_spawn_reply() || reply.spawn_reply().id() != request->id()) continue;
+    const pb::SpawnReply& answer = reply.spawn_reply();
+    if (answer.code() != 0) return absl::Status(static_cast<absl::StatusCode>(answer.code()), answer.message());
+    return FromProto(answer.child());
+  }
+}
+
+}  // namespace
+
+absl::StatusOr<CodeLocation> LocateCode(const void* address) {
+  FindByAddress find{reinterpret_cast<uintptr_t>(address), {}};
+  dl_iterate_phdr(MatchAddress, &find);
+  if (!find.ok) return absl::InvalidArgumentError("spawn(): function is not in any loaded module");
+  return find.found;
+}
+
+absl::StatusOr<const void*> ResolveCode(const CodeLocation& location) {
+  FindByName find{&location.module};
+  dl_iterate_phdr(MatchName, &find);
+  if (!find.ok) return absl::NotFoundError(absl::StrCat("module \"", location.module, "\" is not loaded"));
+  return reinterpret_cast<const void*>(find.base + location.offset);
+}
+
+absl::StatusOr<Pid> SpawnProcess(bool wait, const Resources& resources, Trampoline trampoline, GenericFn fn,
+                                 std::string args) {
+  RequireInit("spawn()");
+  absl::StatusOr<CodeLocation> trampoline_at = LocateCode(reinterpret_cast<const void*>(trampoline));
+  absl::StatusOr<CodeLocation> fn_at = LocateCode(reinterpret_cast<const void*>(fn));
+  if (!trampoline_at.ok()) return trampoline_at.status();
+  if (!fn_at.ok()) return fn_at.status();
+  pb::FunctionCall call;
+  call.set_trampoline(trampoline_at->offset);
+  call.set_trampoline_module(trampoline_at->module);
+  call.set_function(fn_at->offset);
+  call.set_function_module(fn_at->module);
+  call.set_args(std::move(args));
+  if (runtime().fabric) return AskMaster(wait, resources, std::move(call));
+  return SpawnHere(resources, std::move(call));
+}
+
 absl::StatusOr<pb::SpawnInfo> ReadSpawnInfo(const char* memfd_text) {
   int fd = -1;
   if (!absl::SimpleAtoi(memfd_text, &fd) || fd < 0) {
@@ -207,15 +248,15 @@ absl::StatusOr<pb::SpawnInfo> ReadSpawnInfo(const char* memfd_text) {
   return info;
 }
 
-void RunSpawnedFunction(const pb::SpawnInfo& info, const Pid& parent) {
-  absl::StatusOr<const void*> trampoline = ResolveCode({info.trampoline_module(), info.trampoline()});
-  absl::StatusOr<const void*> fn = ResolveCode({info.function_module(), info.function()});
+void RunSpawnedFunction(const pb::FunctionCall& call, const Pid& parent) {
+  absl::StatusOr<const void*> trampoline = ResolveCode({call.trampoline_module(), call.trampoline()});
+  absl::StatusOr<const void*> fn = ResolveCode({call.function_module(), call.function()});
   if (!trampoline.ok() || !fn.ok()) {
     fprintf(stderr, "constellation: cannot find the spawned function: %s\n",
             (trampoline.ok() ? fn.status() : trampoline.status()).ToString().c_str());
     _exit(127);
   }
-  reinterpret_cast<Trampoline> (*trampoline)(reinterpret_cast<GenericFn>(*fn), parent, info.args());
+  reinterpret_cast<Trampoline> (*trampoline)(reinterpret_cast<GenericFn>(*fn), parent, call.args());
 }
 
 }  // namespace constellation::process_internal

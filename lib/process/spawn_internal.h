@@ -24,13 +24,15 @@ using Trampoline = void (*)(GenericFn fn, const Pid& parent, absl::string_view a
 
 // Starts a new process running trampoline(fn, pid(), args). Returns its Pid
 // before it runs. Thread-safe.
-absl::StatusOr<Pid> SpawnProcess(const Resources& resources, Trampoline trampoline, GenericFn fn, std::string args);
+// `wait`: spawn() (wait for capacity) rather than try_spawn().
+absl::StatusOr<Pid> SpawnProcess(bool wait, const Resources& resources, Trampoline trampoline, GenericFn fn,
+                                 std::string args);
 
 // In a spawned process: reads the hand-off spawn() left in the memfd.
 absl::StatusOr<pb::SpawnInfo> ReadSpawnInfo(const char* memfd_text);
 
 // In a spawned process: finds the function and runs it; returns when it returns.
-void RunSpawnedFunction(const pb::SpawnInfo& info, const Pid& parent);
+void RunSpawnedFunction(const pb::FunctionCall& call, const Pid& parent);
 
 // A code address as (module, offset): the module is the executable or the
 // shared library that holds it, so the address can be found again in another
