@@ -18,6 +18,7 @@ PACKAGES=(
   libbenchmark-dev
   libcereal-dev            # user types' serialize()
   libsystemd-dev           # sd_notify for the node daemon
+  libssl-dev               # SHA-256 of uploaded binaries
   clang-format             # tools/format.sh
   iproute2                 # ip netns for the multi-host tests
   procps                   # ps/pkill in tests and scripts

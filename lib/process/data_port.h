@@ -11,9 +11,10 @@ struct DataPort {
   Pid pid;
 };
 
-// Binds a TCP socket on 127.0.0.1 at an ephemeral port, listens, and names
-// it with a fresh random nonce. spawn() calls it for the child, so the
-// child's Pid is known (and connectable) before the child runs.
-absl::StatusOr<DataPort> BindDataPort();
+// Binds a TCP socket on `ipv4` (host byte order; 127.0.0.1 in local mode, the
+// node's address in cluster mode) at an ephemeral port, listens, and names it
+// with a fresh random nonce. spawn() calls it for the child, so the child's
+// Pid is known (and connectable) before the child runs.
+absl::StatusOr<DataPort> BindDataPort(uint32_t ipv4 = 0x7f000001);
 
 }  // namespace constellation::process_internal

@@ -15,6 +15,7 @@
 
 #include "lib/net/data_plane.h"
 #include "lib/process/data_port.h"
+#include "lib/process/launch.h"
 #include "lib/process/local_bridge.h"
 #include "lib/process/local_socket.h"
 #include "lib/process/monitor.h"

@@ -2,8 +2,6 @@
 
 #include <fcntl.h>
 #include <link.h>
-#include <spawn.h>
-#include <sys/mman.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -15,6 +13,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "lib/process/data_port.h"
+#include "lib/process/launch.h"
 #include "lib/process/local_socket.h"
 #include "lib/process/proto_convert.h"
 #include "lib/process/runtime.h"
@@ -23,10 +22,6 @@ extern char** environ;
 
 namespace constellation::process_internal {
 namespace {
-
-absl::Status Errno(absl::string_view what) {
-  return absl::InternalError(absl::StrCat(what, ": ", std::strerror(errno)));
-}
 
 // Monitors of processes this process spawned: reaped on later spawns so
 // zombies do not pile up (any left at exit go to the bridge, a subreaper).
@@ -37,64 +32,6 @@ void RememberAndReap(pid_t os_pid) {
   std::lock_guard<std::mutex> lock(g_children_mu);
   std::erase_if(g_children, [](pid_t child) { return waitpid(child, nullptr, WNOHANG) == child; });
   g_children.push_back(os_pid);
-}
-
-absl::StatusOr<int> WriteMemfd(const std::string& bytes) {
-  int fd = memfd_create("constellation-spawn", MFD_CLOEXEC);
-  if (fd < 0) return Errno("memfd_create");
-  size_t done = 0;
-  while (done < bytes.size()) {
-    ssize_t n = write(fd, bytes.data() + done, bytes.size() - done);
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) {
-      absl::Status status = Errno("write memfd");
-      close(fd);
-      return status;
-    }
-    done += n;
-  }
-  return fd;
-}
-
-// posix_spawn's file actions: keep exactly these fds open in the child
-// (dup2 onto itself clears close-on-exec in the child only, so concurrent
-// spawns from other threads never inherit them), stdin from /dev/null.
-absl::StatusOr<pid_t> Launch(int memfd, int listen_fd) {
-  const Runtime& rt = runtime();
-  std::vector<char*> argv;
-  for (const std::string& arg : rt.argv) argv.push_back(const_cast<char*>(arg.c_str()));
-  argv.push_back(nullptr);
-  std::string init_var = absl::StrCat(kInitEnv, "=", memfd);
-  std::vector<char*> env;
-  for (char** e = environ; *e != nullptr; ++e) {
-    if (std::strncmp(*e, kInitEnv, sizeof(kInitEnv) - 1) != 0) env.push_back(*e);
-  }
-  env.push_back(init_var.data());
-  env.push_back(nullptr);
-
-  posix_spawn_file_actions_t actions;
-  posix_spawn_file_actions_init(&actions);
-  posix_spawn_file_actions_adddup2(&actions, memfd, memfd);
-  posix_spawn_file_actions_adddup2(&actions, listen_fd, listen_fd);
-  posix_spawn_file_actions_addopen(&actions, STDIN_FILENO, "/dev/null", O_RDONLY, 0);
-  // Until its init() sets up its own monitor, the child writes nothing to
-  // stdout; its stderr stays ours so a failure to start shows under our pid.
-  posix_spawn_file_actions_addopen(&actions, STDOUT_FILENO, "/dev/null", O_WRONLY, 0);
-  posix_spawnattr_t attr;
-  posix_spawnattr_init(&attr);
-  sigset_t none;
-  sigemptyset(&none);
-  posix_spawnattr_setsigmask(&attr, &none);
-  posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGMASK);
-  pid_t os_pid = 0;
-  int rc = posix_spawn(&os_pid, "/proc/self/exe", &actions, &attr, argv.data(), env.data());
-  posix_spawn_file_actions_destroy(&actions);
-  posix_spawnattr_destroy(&attr);
-  if (rc != 0) {
-    errno = rc;
-    return Errno("posix_spawn /proc/self/exe");
-  }
-  return os_pid;
 }
 
 struct FindByAddress {
@@ -146,13 +83,9 @@ absl::StatusOr<Pid> SpawnHere(const Resources& resources, pb::FunctionCall call)
   *info.mutable_call() = std::move(call);
   info.set_listen_fd(port->fd);
   info.set_bridge(rt.bridge_name);
-  absl::StatusOr<int> memfd = WriteMemfd(info.SerializeAsString());
-  if (!memfd.ok()) {
-    close(port->fd);
-    return memfd.status();
-  }
-  absl::StatusOr<pid_t> os_pid = Launch(*memfd, port->fd);
-  close(*memfd);
+  LaunchOptions options{"/proc/self/exe", rt.argv, {}, -1};
+  for (char** e = environ; *e != nullptr; ++e) options.env.push_back(*e);
+  absl::StatusOr<pid_t> os_pid = LaunchWithHandOff(options, info);
   close(port->fd);  // the child's copy is the only one: the port dies with the child
   if (!os_pid.ok()) return os_pid.status();
   RememberAndReap(*os_pid);
@@ -231,21 +164,6 @@ absl::StatusOr<Pid> SpawnProcess(bool wait, const Resources& resources, Trampoli
   call.set_args(std::move(args));
   if (runtime().fabric) return AskMaster(wait, resources, std::move(call));
   return SpawnHere(resources, std::move(call));
-}
-
-absl::StatusOr<pb::SpawnInfo> ReadSpawnInfo(const char* memfd_text) {
-  int fd = -1;
-  if (!absl::SimpleAtoi(memfd_text, &fd) || fd < 0) {
-    return absl::InvalidArgumentError(absl::StrCat(kInitEnv, "=", memfd_text, " is not a file descriptor"));
-  }
-  std::string bytes;
-  char buf[65536];
-  ssize_t n;
-  while ((n = pread(fd, buf, sizeof(buf), bytes.size())) > 0) bytes.append(buf, n);
-  close(fd);
-  pb::SpawnInfo info;
-  if (n < 0 || !info.ParseFromString(bytes)) return absl::DataLossError("cannot read the spawn hand-off");
-  return info;
 }
 
 void RunSpawnedFunction(const pb::FunctionCall& call, const Pid& parent) {

@@ -14,9 +14,6 @@
 
 namespace constellation::process_internal {
 
-// Names the memfd holding a spawned process's pb::SpawnInfo.
-inline constexpr char kInitEnv[] = "CONSTELLATION_INIT";
-
 // A type-erased entry point: decodes `args` and calls `fn` (really a
 // void (*)(Pid, Args...)) with the parent's Pid and the arguments.
 using GenericFn = void (*)();
@@ -27,9 +24,6 @@ using Trampoline = void (*)(GenericFn fn, const Pid& parent, absl::string_view a
 // `wait`: spawn() (wait for capacity) rather than try_spawn().
 absl::StatusOr<Pid> SpawnProcess(bool wait, const Resources& resources, Trampoline trampoline, GenericFn fn,
                                  std::string args);
-
-// In a spawned process: reads the hand-off spawn() left in the memfd.
-absl::StatusOr<pb::SpawnInfo> ReadSpawnInfo(const char* memfd_text);
 
 // In a spawned process: finds the function and runs it; returns when it returns.
 void RunSpawnedFunction(const pb::FunctionCall& call, const Pid& parent);

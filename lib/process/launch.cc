@@ -1,0 +1,106 @@
+#include "lib/process/launch.h"
+
+#include <fcntl.h>
+#include <signal.h>
+#include <spawn.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+
+namespace constellation::process_internal {
+namespace {
+
+absl::Status Errno(absl::string_view what) {
+  return absl::InternalError(absl::StrCat(what, ": ", std::strerror(errno)));
+}
+
+absl::StatusOr<int> WriteMemfd(const std::string& bytes) {
+  int fd = memfd_create("constellation-spawn", MFD_CLOEXEC);
+  if (fd < 0) return Errno("memfd_create");
+  size_t done = 0;
+  while (done < bytes.size()) {
+    ssize_t n = write(fd, bytes.data() + done, bytes.size() - done);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) {
+      absl::Status status = Errno("write memfd");
+      close(fd);
+      return status;
+    }
+    done += n;
+  }
+  return fd;
+}
+
+absl::StatusOr<pid_t> Spawn(const LaunchOptions& options, int memfd, int listen_fd) {
+  std::vector<char*> argv;
+  for (const std::string& arg : options.argv) argv.push_back(const_cast<char*>(arg.c_str()));
+  argv.push_back(nullptr);
+  std::string init_var = absl::StrCat(kInitEnv, "=", memfd);
+  std::vector<char*> env;
+  for (const std::string& e : options.env) {
+    if (e.compare(0, sizeof(kInitEnv), absl::StrCat(kInitEnv, "=")) != 0) env.push_back(const_cast<char*>(e.c_str()));
+  }
+  env.push_back(init_var.data());
+  env.push_back(nullptr);
+
+  posix_spawn_file_actions_t actions;
+  posix_spawn_file_actions_init(&actions);
+  posix_spawn_file_actions_adddup2(&actions, memfd, memfd);
+  if (listen_fd >= 0) posix_spawn_file_actions_adddup2(&actions, listen_fd, listen_fd);
+  if (options.stdin_fd >= 0) {
+    posix_spawn_file_actions_adddup2(&actions, options.stdin_fd, STDIN_FILENO);
+  } else {
+    posix_spawn_file_actions_addopen(&actions, STDIN_FILENO, "/dev/null", O_RDONLY, 0);
+  }
+  posix_spawn_file_actions_addopen(&actions, STDOUT_FILENO, "/dev/null", O_WRONLY, 0);
+  posix_spawnattr_t attr;
+  posix_spawnattr_init(&attr);
+  sigset_t none, defaults;
+  sigemptyset(&none);
+  sigemptyset(&defaults);
+  sigaddset(&defaults, SIGCHLD);  // a daemon may ignore SIGCHLD; monitors must not
+  posix_spawnattr_setsigmask(&attr, &none);
+  posix_spawnattr_setsigdefault(&attr, &defaults);
+  posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
+  pid_t os_pid = 0;
+  int rc = posix_spawn(&os_pid, options.path.c_str(), &actions, &attr, argv.data(), env.data());
+  posix_spawn_file_actions_destroy(&actions);
+  posix_spawnattr_destroy(&attr);
+  if (rc != 0) {
+    errno = rc;
+    return Errno(absl::StrCat("posix_spawn ", options.path));
+  }
+  return os_pid;
+}
+
+}  // namespace
+
+absl::StatusOr<pid_t> LaunchWithHandOff(const LaunchOptions& options, const pb::SpawnInfo& info) {
+  absl::StatusOr<int> memfd = WriteMemfd(info.SerializeAsString());
+  if (!memfd.ok()) return memfd.status();
+  absl::StatusOr<pid_t> os_pid = Spawn(options, *memfd, info.listen_fd());
+  close(*memfd);
+  return os_pid;
+}
+
+absl::StatusOr<pb::SpawnInfo> ReadSpawnInfo(const char* memfd_text) {
+  int fd = -1;
+  if (!absl::SimpleAtoi(memfd_text, &fd) || fd < 0) {
+    return absl::InvalidArgumentError(absl::StrCat(kInitEnv, "=", memfd_text, " is not a file descriptor"));
+  }
+  std::string bytes;
+  char buf[65536];
+  ssize_t n;
+  while ((n = pread(fd, buf, sizeof(buf), bytes.size())) > 0) bytes.append(buf, n);
+  close(fd);
+  pb::SpawnInfo info;
+  if (n < 0 || !info.ParseFromString(bytes)) return absl::DataLossError("cannot read the spawn hand-off");
+  return info;
+}
+
+}  // namespace constellation::process_internal

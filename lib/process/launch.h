@@ -1,0 +1,38 @@
+#pragma once
+
+// Starting a process that will call init() and find a pb::SpawnInfo hand-off:
+// used by spawn() in local mode and by the node daemon in cluster mode.
+
+#include <sys/types.h>
+
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "proto/local.pb.h"
+
+namespace constellation::process_internal {
+
+// Names the memfd holding a spawned process's pb::SpawnInfo.
+inline constexpr char kInitEnv[] = "CONSTELLATION_INIT";
+
+struct LaunchOptions {
+  std::string path;               // the executable
+  std::vector<std::string> argv;  // argv[0] included
+  std::vector<std::string> env;   // "K=V"; kInitEnv is replaced
+  int stdin_fd = -1;              // -1: /dev/null
+};
+
+// Writes `info` to a memfd and posix_spawns the executable with
+// CONSTELLATION_INIT naming it. Only the memfd, `info.listen_fd()` and stdin
+// are inherited (dup2 onto itself clears close-on-exec in the child only, so
+// spawns racing on other threads never inherit them); stdout is /dev/null
+// until the process's init() sets up its monitor; stderr is inherited so a
+// failure to start is seen. Signals are unblocked and SIGCHLD is default in
+// the child. Returns the OS pid. Thread-safe.
+absl::StatusOr<pid_t> LaunchWithHandOff(const LaunchOptions& options, const pb::SpawnInfo& info);
+
+// In a started process: reads the hand-off from the memfd named in `memfd_text`.
+absl::StatusOr<pb::SpawnInfo> ReadSpawnInfo(const char* memfd_text);
+
+}  // namespace constellation::process_internal
