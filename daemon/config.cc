@@ -53,14 +53,14 @@ absl::StatusOr<ClusterConfig> Parser::Parse(absl::string_view text) {
   for (const NodeConfig& node : config_.nodes) {
     auto [it, inserted] = addresses.emplace(node.fabric_addr, node.line);
     if (!inserted) {
-      return Error(node.line, absl::StrCat("fabric_addr \"", node.fabric_addr, "\" is already the node on line ",
-                                           it->second));
+      return Error(node.line,
+                   absl::StrCat("fabric_addr \"", node.fabric_addr, "\" is already the node on line ", it->second));
     }
     if (node.bridge_bind) ++bridges;
   }
   if (bridges != 1) {
-    return absl::InvalidArgumentError(absl::StrCat(filename_, ": ", bridges,
-                                                   " nodes have a bridge_bind; exactly one must (the master's)"));
+    return absl::InvalidArgumentError(
+        absl::StrCat(filename_, ": ", bridges, " nodes have a bridge_bind; exactly one must (the master's)"));
   }
   return config_;
 }

@@ -23,8 +23,8 @@
 namespace constellation::daemon {
 
 struct NodeConfig {
-  std::string fabric_addr;                // host:port
-  std::optional<std::string> bridge_bind; // host:port
+  std::string fabric_addr;                 // host:port
+  std::optional<std::string> bridge_bind;  // host:port
   Resources capacity;
   int line = 0;  // of its [[nodes]] header
 };

@@ -57,7 +57,8 @@ TEST(NodesTomlTest, ErrorsNameTheLine) {
   ExpectError("# nothing\n", "nodes.toml: no nodes");
   ExpectError("", "no nodes");
   ExpectError("[[nodes]]\nfabric_addr = \"a:1\"\nmem = \"1 GiB\"\ncpu = 1\n", "0 nodes have a bridge_bind");
-  ExpectError("[[nodes]]\nfabric_addr = \"a:1\"\nfabric_addr = \"a:2\"\n", "nodes.toml:3: \"fabric_addr\" is already set");
+  ExpectError("[[nodes]]\nfabric_addr = \"a:1\"\nfabric_addr = \"a:2\"\n",
+              "nodes.toml:3: \"fabric_addr\" is already set");
   ExpectError("[[nodes]]\nfabric_addr = \"a\"\n", "nodes.toml:2: fabric_addr: \"a\" is not host:port");
   ExpectError("[[nodes]]\nfabric_addr = \"a:99999\"\n", "has a bad port");
   ExpectError("[[nodes]]\nfabric_addr = 10\n", "must be a quoted");

@@ -1,0 +1,184 @@
+// constellation: the daemon. Thin: parses arguments and wires the parts.
+//
+//   constellation <bind-addr>               a node
+//   constellation <bind-addr> nodes.toml    the master (with the bridge)
+#include <signal.h>
+#include <systemd/sd-daemon.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <cstring>
+#include <string>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "daemon/config.h"
+#include "daemon/grpc_util.h"
+#include "daemon/master.h"
+#include "daemon/node_service.h"
+#include "grpcpp/grpcpp.h"
+
+namespace constellation::daemon {
+namespace {
+
+constexpr char kVersion[] = "constellation 0.1.0";
+
+constexpr char kUsage[] = R"(usage: constellation <bind-addr> [nodes.toml] [options]
+
+Runs a Constellation daemon.
+  constellation 10.0.0.2:9999              a node: runs the processes the master places here
+  constellation 10.0.0.1:9999 nodes.toml   the master: places processes on the nodes listed in
+                                           nodes.toml and runs the bridge that cdeploy talks to
+                                           (at the bridge_bind of its entry)
+
+options:
+  --cache-dir=DIR   where uploaded binaries are kept (default /var/tmp/constellation/<port>)
+  --help            this text
+  --version         the version
+
+A bind address with port 0 takes a free port; the daemon prints the address it listens on.
+)";
+
+struct Args {
+  std::string bind;
+  std::string nodes_toml;
+  std::string cache_dir;
+};
+
+int Usage(const std::string& error) {
+  fprintf(stderr, "constellation: %s\n\n%s", error.c_str(), kUsage);
+  return 2;
+}
+
+// Starts a gRPC server on `bind` with the services; returns it and the
+// address it listens on.
+std::unique_ptr<grpc::Server> Serve(const std::string& bind, const std::vector<grpc::Service*>& services,
+                                    std::string* listening) {
+  grpc::ServerBuilder builder;
+  ConfigureServer(builder);
+  int port = 0;
+  builder.AddListeningPort(bind, grpc::InsecureServerCredentials(), &port);
+  for (grpc::Service* service : services) builder.RegisterService(service);
+  std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
+  if (server == nullptr || port == 0) return nullptr;
+  *listening = absl::StrCat(bind.substr(0, bind.rfind(':')), ":", port);
+  return server;
+}
+
+// Blocks until SIGINT or SIGTERM.
+void WaitForTermination() {
+  sigset_t set;
+  sigemptyset(&set);
+  sigaddset(&set, SIGINT);
+  sigaddset(&set, SIGTERM);
+  int signal = 0;
+  sigwait(&set, &signal);
+}
+
+int Run(const Args& args) {
+  absl::StatusOr<uint32_t> ip = ResolveIpv4(args.bind);
+  if (!ip.ok()) return Usage(std::string(ip.status().message()));
+  std::optional<ClusterConfig> config;
+  if (!args.nodes_toml.empty()) {
+    absl::StatusOr<ClusterConfig> loaded = LoadNodesToml(args.nodes_toml);
+    if (!loaded.ok()) {
+      fprintf(stderr, "constellation: %s\n", std::string(loaded.status().message()).c_str());
+      return 1;
+    }
+    config = *std::move(loaded);
+  }
+  std::string port = args.bind.substr(args.bind.rfind(':') + 1);
+  std::string cache_dir = args.cache_dir.empty() ? "/var/tmp/constellation/" + port : args.cache_dir;
+
+  absl::StatusOr<std::unique_ptr<NodeService>> node = NodeService::Create(*ip, cache_dir + "/node");
+  if (!node.ok()) {
+    fprintf(stderr, "constellation: %s\n", std::string(node.status().message()).c_str());
+    return 1;
+  }
+  std::unique_ptr<Master> master;
+  std::vector<grpc::Service*> services{node->get()};
+  if (config) {
+    absl::StatusOr<std::unique_ptr<BinaryCache>> cache = BinaryCache::Create(cache_dir + "/master");
+    if (!cache.ok()) {
+      fprintf(stderr, "constellation: %s\n", std::string(cache.status().message()).c_str());
+      return 1;
+    }
+    // The master is reached at its own bind address (rewritten below if port 0).
+    master = std::make_unique<Master>(*config, args.bind, *std::move(cache));
+    services.push_back(master->master_service());
+  }
+  std::string listening;
+  std::unique_ptr<grpc::Server> server = Serve(args.bind, services, &listening);
+  if (server == nullptr) {
+    fprintf(stderr, "constellation: cannot listen on %s\n", args.bind.c_str());
+    return 1;
+  }
+  printf("constellation: %s listening on %s\n", config ? "master" : "node", listening.c_str());
+  std::unique_ptr<grpc::Server> bridge_server;
+  if (config) {
+    master->set_self_addr(listening);
+    // The bridge opens once the nodes are attached (or have had their chance).
+    size_t up = master->Start(absl::Seconds(10));
+    if (up < config->nodes.size()) {
+      fprintf(stderr, "constellation: %zu of %zu nodes reachable; carrying on, the rest join when they can\n", up,
+              config->nodes.size());
+    }
+    std::string bridge_listening;
+    bridge_server = Serve(*config->bridge_node().bridge_bind, {master->bridge_service()}, &bridge_listening);
+    if (bridge_server == nullptr) {
+      fprintf(stderr, "constellation: cannot listen on %s\n", config->bridge_node().bridge_bind->c_str());
+      return 1;
+    }
+    printf("constellation: bridge listening on %s\n", bridge_listening.c_str());
+  }
+  fflush(stdout);
+  sd_notify(0, "READY=1");
+  WaitForTermination();
+  sd_notify(0, "STOPPING=1");
+  if (bridge_server) bridge_server->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(2));
+  server->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(2));
+  master.reset();
+  node->reset();  // kills every process this node started
+  return 0;
+}
+
+}  // namespace
+}  // namespace constellation::daemon
+
+int main(int argc, char** argv) {
+  using namespace constellation::daemon;
+  Args args;
+  std::vector<std::string> positional;
+  for (int i = 1; i < argc; ++i) {
+    std::string arg = argv[i];
+    if (arg == "--help" || arg == "-h") {
+      fputs(kUsage, stdout);
+      return 0;
+    }
+    if (arg == "--version") {
+      puts(kVersion);
+      return 0;
+    }
+    if (arg.rfind("--cache-dir=", 0) == 0) {
+      args.cache_dir = arg.substr(12);
+    } else if (arg.rfind("-", 0) == 0) {
+      return Usage("unknown option " + arg);
+    } else {
+      positional.push_back(arg);
+    }
+  }
+  if (positional.empty() || positional.size() > 2) return Usage("expected <bind-addr> [nodes.toml]");
+  args.bind = positional[0];
+  absl::Status valid = ValidateHostPort(args.bind);
+  if (!valid.ok()) return Usage(std::string(valid.message()));
+  if (positional.size() == 2) args.nodes_toml = positional[1];
+  // Termination is waited for with sigwait; every thread inherits the mask.
+  sigset_t set;
+  sigemptyset(&set);
+  sigaddset(&set, SIGINT);
+  sigaddset(&set, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &set, nullptr);
+  signal(SIGPIPE, SIG_IGN);
+  signal(SIGCHLD, SIG_IGN);  // launched processes are reaped by the kernel
+  return Run(args);
+}
