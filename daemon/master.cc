@@ -130,7 +130,7 @@ void Master::DeliverLocked(uint64_t id, const pb::ProcessEvent& event) {
 
 void Master::ExitedLocked(const Pid& pid, Deployment& deployment, const pb::ExitEvent& exit) {
   auto it = processes_.find(pid);
-  if (it == processes_.end()) return;  // reported already
+  if (it == processes_.end()) return;                       // reported already
   scheduler_.Release(it->second.allocation).IgnoreError();  // gone already if its node was removed
   processes_.erase(it);
   --deployment.live;

@@ -51,7 +51,8 @@ class Master {
   void set_self_addr(std::string addr) { self_addr_ = std::move(addr); }
 
   grpc::Status Spawn(const pb::MasterSpawnRequest& request, pb::SpawnReply* reply);
-  grpc::Status Deploy(grpc::ServerContext* context, grpc::ServerReaderWriter<pb::DeployEvent, pb::DeployRequest>* stream);
+  grpc::Status Deploy(grpc::ServerContext* context,
+                      grpc::ServerReaderWriter<pb::DeployEvent, pb::DeployRequest>* stream);
 
   // The gRPC adapters; they only forward.
   pb::Master::Service* master_service() { return &master_service_; }
@@ -115,8 +116,7 @@ class Master {
   void ExitedLocked(const Pid& pid, Deployment& deployment, const pb::ExitEvent& exit);
   void CollectGrantsLocked();
   // Places `resources` (waiting if `wait`), uploads the binary and launches.
-  absl::StatusOr<Pid> PlaceAndLaunch(uint64_t deployment, pb::LaunchRequest launch, bool wait,
-                                     std::string* node_out);
+  absl::StatusOr<Pid> PlaceAndLaunch(uint64_t deployment, pb::LaunchRequest launch, bool wait, std::string* node_out);
   absl::StatusOr<scheduler::Allocation> Place(const Resources& resources, bool wait, uint64_t deployment);
   absl::Status EnsureBinary(const std::string& node, const pb::BinaryId& binary);
   void KillDeployment(uint64_t deployment);
@@ -130,14 +130,14 @@ class Master {
   BridgeAdapter bridge_service_{this};
 
   std::mutex mu_;
-  std::condition_variable cv_;  // grants, deployment events, shutdown
-  scheduler::Scheduler scheduler_;                               // guarded by mu_
-  std::map<std::string, Node> nodes_;                            // guarded by mu_
-  std::map<Pid, Process> processes_;                             // guarded by mu_
-  std::map<uint64_t, Deployment> deployments_;                   // guarded by mu_
-  std::map<scheduler::TicketId, scheduler::Grant> grants_;       // guarded by mu_
-  uint64_t next_deployment_ = 1;                                 // guarded by mu_
-  bool stopping_ = false;                                        // guarded by mu_
+  std::condition_variable cv_;                              // grants, deployment events, shutdown
+  scheduler::Scheduler scheduler_;                          // guarded by mu_
+  std::map<std::string, Node> nodes_;                       // guarded by mu_
+  std::map<Pid, Process> processes_;                        // guarded by mu_
+  std::map<uint64_t, Deployment> deployments_;              // guarded by mu_
+  std::map<scheduler::TicketId, scheduler::Grant> grants_;  // guarded by mu_
+  uint64_t next_deployment_ = 1;                            // guarded by mu_
+  bool stopping_ = false;                                   // guarded by mu_
   std::vector<std::thread> threads_;
 };
 

@@ -83,9 +83,9 @@ class NodeAgent {
   const Callbacks callbacks_;
 
   mutable std::mutex mu_;
-  std::map<Pid, Process> processes_;                       // guarded by mu_
-  std::vector<std::pair<Pid, pb::SpawnReply>> replies_;    // guarded by mu_
-  bool stopping_ = false;                                  // guarded by mu_
+  std::map<Pid, Process> processes_;                     // guarded by mu_
+  std::vector<std::pair<Pid, pb::SpawnReply>> replies_;  // guarded by mu_
+  bool stopping_ = false;                                // guarded by mu_
 
   // Loop thread only.
   std::map<int, Pid> conns_;  // identified connections (-> pid); unidentified map to a null Pid

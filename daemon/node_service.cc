@@ -54,8 +54,7 @@ grpc::Status NodeService::HasBinary(grpc::ServerContext*, const pb::BinaryId* id
   return grpc::Status::OK;
 }
 
-grpc::Status NodeService::Upload(grpc::ServerContext*, grpc::ServerReader<pb::UploadChunk>* reader,
-                                 pb::UploadReply*) {
+grpc::Status NodeService::Upload(grpc::ServerContext*, grpc::ServerReader<pb::UploadChunk>* reader, pb::UploadReply*) {
   pb::UploadChunk chunk;
   if (!reader->Read(&chunk)) return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "empty upload");
   absl::StatusOr<std::unique_ptr<BinaryCache::Upload>> upload = cache_->Begin(chunk.id());
@@ -81,7 +80,6 @@ grpc::Status NodeService::Launch(grpc::ServerContext*, const pb::LaunchRequest* 
   info.set_listen_fd(port->fd);
   info.set_bridge(agent_->socket_name());
   info.set_fabric(true);
-  info.set_agent_os_pid(getpid());
 
   process_internal::LaunchOptions options;
   options.path = cache_->PathOf(request->binary());

@@ -46,10 +46,10 @@ class NodeService final : public pb::Node::Service {
 
   std::mutex mu_;
   std::condition_variable cv_;
-  std::deque<pb::NodeEvent> events_;              // guarded by mu_: for the Attach stream
-  uint64_t attach_generation_ = 0;                // guarded by mu_: a newer Attach ends the older
-  std::shared_ptr<pb::Master::Stub> master_;      // guarded by mu_; in-flight spawns share it
-  std::map<Pid, int> stdin_;                      // guarded by mu_: roots' stdin pipes
+  std::deque<pb::NodeEvent> events_;          // guarded by mu_: for the Attach stream
+  uint64_t attach_generation_ = 0;            // guarded by mu_: a newer Attach ends the older
+  std::shared_ptr<pb::Master::Stub> master_;  // guarded by mu_; in-flight spawns share it
+  std::map<Pid, int> stdin_;                  // guarded by mu_: roots' stdin pipes
 };
 
 // Parses "host:port" into an IPv4 address in host byte order ("localhost" and

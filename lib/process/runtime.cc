@@ -147,11 +147,6 @@ void InitSpawned(const char* init_fd, const Resources& requested) {
   absl::StatusOr<pb::SpawnInfo> info = ReadSpawnInfo(init_fd);
   unsetenv(kInitEnv);
   if (!info.ok()) Fail(std::string(info.status().message()));
-  if (info->agent_os_pid() > 0) {
-    // Cluster mode: this process (the monitor-to-be) dies with its node daemon.
-    prctl(PR_SET_PDEATHSIG, SIGKILL);
-    if (getppid() != info->agent_os_pid()) _exit(1);
-  }
   absl::StatusOr<Pid> self = FromProto(info->self());
   absl::StatusOr<Pid> parent = info->has_parent() ? FromProto(info->parent()) : Pid();
   if (!self.ok() || !parent.ok()) Fail("malformed spawn hand-off");
