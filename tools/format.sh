@@ -5,7 +5,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-mapfile -t files < <(git ls-files -- '*.cc' '*.h' | grep -v '^third_party/')
+mapfile -t files < <(git ls-files --cached --others --exclude-standard -- '*.cc' '*.h' | grep -v '^third_party/')
 [ ${#files[@]} -gt 0 ] || exit 0
 
 if [ "${1:-}" = "--check" ]; then

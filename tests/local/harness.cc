@@ -61,8 +61,8 @@ std::string Excerpt(const std::string& text, size_t max = 4000) {
 std::string ScenarioPath() {
   const char* srcdir = getenv("TEST_SRCDIR");
   const char* workspace = getenv("TEST_WORKSPACE");
-  std::string path = absl::StrCat(srcdir ? srcdir : ".", "/", workspace ? workspace : "constellation",
-                                  "/tests/local/scenarios");
+  std::string path =
+      absl::StrCat(srcdir ? srcdir : ".", "/", workspace ? workspace : "constellation", "/tests/local/scenarios");
   if (access(path.c_str(), X_OK) != 0) {
     ADD_FAILURE() << "test program not found at " << path << " (run under bazel test)";
   }
@@ -368,30 +368,51 @@ absl::StatusOr<std::map<std::string, JsonValue>> ParseFlatJson(absl::string_view
       if (i >= s.size()) return false;
       char e = s[i++];
       switch (e) {
-        case '"': out->push_back('"'); break;
-        case '\\': out->push_back('\\'); break;
-        case '/': out->push_back('/'); break;
-        case 'b': out->push_back('\b'); break;
-        case 'f': out->push_back('\f'); break;
-        case 'n': out->push_back('\n'); break;
-        case 'r': out->push_back('\r'); break;
-        case 't': out->push_back('\t'); break;
+        case '"':
+          out->push_back('"');
+          break;
+        case '\\':
+          out->push_back('\\');
+          break;
+        case '/':
+          out->push_back('/');
+          break;
+        case 'b':
+          out->push_back('\b');
+          break;
+        case 'f':
+          out->push_back('\f');
+          break;
+        case 'n':
+          out->push_back('\n');
+          break;
+        case 'r':
+          out->push_back('\r');
+          break;
+        case 't':
+          out->push_back('\t');
+          break;
         case 'u': {
           if (i + 4 > s.size()) return false;
           int v = 0;
           for (int k = 0; k < 4; ++k) {
             char h = s[i++];
             v <<= 4;
-            if (h >= '0' && h <= '9') v |= h - '0';
-            else if (h >= 'a' && h <= 'f') v |= h - 'a' + 10;
-            else if (h >= 'A' && h <= 'F') v |= h - 'A' + 10;
-            else return false;
+            if (h >= '0' && h <= '9')
+              v |= h - '0';
+            else if (h >= 'a' && h <= 'f')
+              v |= h - 'a' + 10;
+            else if (h >= 'A' && h <= 'F')
+              v |= h - 'A' + 10;
+            else
+              return false;
           }
           if (v >= 0x80) return false;  // the format only needs ASCII
           out->push_back(static_cast<char>(v));
           break;
         }
-        default: return false;
+        default:
+          return false;
       }
     }
     if (i >= s.size()) return false;
@@ -648,8 +669,9 @@ std::vector<const ProcessRecord*> Trace::WithStdout(const std::string& out) cons
 std::string Trace::Dump() const {
   std::string text;
   for (const auto& [pid, p] : processes) {
-    absl::StrAppend(&text, pid, " parent=", p.parent.empty() ? "-" : p.parent, " children=",
-                    absl::StrJoin(p.children, ","), " ", p.ExitString(), "\n   stdout: ", absl::CHexEscape(p.out.substr(0, 500)),
+    absl::StrAppend(&text, pid, " parent=", p.parent.empty() ? "-" : p.parent,
+                    " children=", absl::StrJoin(p.children, ","), " ", p.ExitString(),
+                    "\n   stdout: ", absl::CHexEscape(p.out.substr(0, 500)),
                     "\n   stderr: ", absl::CHexEscape(p.err.substr(0, 500)), "\n");
   }
   for (const std::string& e : errors) absl::StrAppend(&text, "error: ", e, "\n");
@@ -666,12 +688,17 @@ bool EventReader::ReadUntil(const std::function<bool(const Event&)>& done) {
     }
     if (root.empty()) root = event->pid;
     switch (event->type) {
-      case Event::kSpawn: parent[event->child] = event->pid; break;
+      case Event::kSpawn:
+        parent[event->child] = event->pid;
+        break;
       case Event::kOutput:
         if (event->fd == 1) out[event->pid] += event->data;
         break;
-      case Event::kEof: break;
-      case Event::kExit: exited.insert(event->pid); break;
+      case Event::kEof:
+        break;
+      case Event::kExit:
+        exited.insert(event->pid);
+        break;
     }
     if (done(*event)) return true;
   }

@@ -16,9 +16,9 @@
 
 #include <cstdint>
 #include <functional>
-#include <set>
 #include <map>
 #include <optional>
+#include <set>
 #include <string>
 #include <utility>
 #include <vector>
@@ -33,12 +33,12 @@ namespace constellation::testing {
 std::string ScenarioPath();
 
 struct RunOptions {
-  std::vector<std::string> args;                          // argv[1...]
-  std::optional<std::string> format = "json";             // CONSTELLATION_FORMAT; nullopt: unset
-  std::vector<std::pair<std::string, std::string>> env;   // extra environment variables
-  std::string stdin_data;                                 // written to the program's stdin
-  bool close_stdin = true;                                // close stdin once stdin_data is written
-  absl::Duration timeout = absl::Seconds(30);             // hang guard for the whole run
+  std::vector<std::string> args;                         // argv[1...]
+  std::optional<std::string> format = "json";            // CONSTELLATION_FORMAT; nullopt: unset
+  std::vector<std::pair<std::string, std::string>> env;  // extra environment variables
+  std::string stdin_data;                                // written to the program's stdin
+  bool close_stdin = true;                               // close stdin once stdin_data is written
+  absl::Duration timeout = absl::Seconds(30);            // hang guard for the whole run
 };
 
 // How the started process (the bridge, for programs that call init()) ended.
@@ -46,7 +46,7 @@ struct ExitStatus {
   bool timed_out = false;
   bool exited = false;  // exited normally: `code` is valid
   int code = -1;
-  int signal = 0;       // killed by this signal
+  int signal = 0;  // killed by this signal
   // The shell's view: code, or 128 + signal.
   int ShellCode() const { return exited ? code : 128 + signal; }
   std::string ToString() const;
@@ -131,29 +131,29 @@ absl::StatusOr<std::map<std::string, JsonValue>> ParseFlatJson(absl::string_view
 struct Event {
   enum Type { kSpawn, kOutput, kEof, kExit } type = kOutput;
   std::string pid;
-  std::string child;           // kSpawn
-  int fd = 0;                  // kOutput, kEof
-  std::string data;            // kOutput, base64-decoded
-  std::optional<int> code;     // kExit
-  std::string signal;          // kExit: "SIGABRT", ...
-  size_t line = 0;             // 0-based line number on stdout
+  std::string child;        // kSpawn
+  int fd = 0;               // kOutput, kEof
+  std::string data;         // kOutput, base64-decoded
+  std::optional<int> code;  // kExit
+  std::string signal;       // kExit: "SIGABRT", ...
+  size_t line = 0;          // 0-based line number on stdout
 };
 // Parses one line of the JSON format, checking it has exactly DESIGN.md's fields.
 absl::StatusOr<Event> ParseEvent(absl::string_view line);
 
 struct ProcessRecord {
   std::string pid;
-  std::string parent;  // "" for the root
+  std::string parent;                 // "" for the root
   std::vector<std::string> children;  // in spawn order
   std::string out, err;               // everything written to fd 1 and fd 2
   bool out_eof = false, err_eof = false;
   int exits = 0;
-  std::optional<int> code;  // set if it exited with a code
-  std::string signal;       // set if it was killed by a signal
-  bool spoke = false;  // any line of its own
+  std::optional<int> code;                               // set if it exited with a code
+  std::string signal;                                    // set if it was killed by a signal
+  bool spoke = false;                                    // any line of its own
   size_t first_line = 0, spawn_line = 0, exit_line = 0;  // 0-based stdout lines
-  int depth = 0;  // root 0
-  std::string ExitString() const;  // "code 0", "signal SIGKILL", "never exited"
+  int depth = 0;                                         // root 0
+  std::string ExitString() const;                        // "code 0", "signal SIGKILL", "never exited"
 };
 
 // The process tree and every process's output, as the bridge reported them.
@@ -189,8 +189,8 @@ class EventReader {
   // Until `pid` has written `text` to stdout (anywhere in its output so far).
   bool ReadUntilStdout(const std::string& pid, const std::string& text);
 
-  std::string root;                         // the first pid that spoke
-  std::map<std::string, std::string> out;   // stdout so far, by pid
+  std::string root;                           // the first pid that spoke
+  std::map<std::string, std::string> out;     // stdout so far, by pid
   std::map<std::string, std::string> parent;  // spawned pid -> parent
   std::set<std::string> exited;
 

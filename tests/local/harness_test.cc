@@ -22,8 +22,8 @@ TEST(Json, ParsesFlatObjects) {
 }
 
 TEST(Json, RejectsMalformed) {
-  for (const char* bad : {"", "{", "{\"a\"}", "{\"a\":}", "{\"a\":1,}", "{\"a\":1} x", "{\"a\":[1]}",
-                          "{\"a\":{}}", "{\"a\":1,\"a\":2}", "{\"a\":\"\x01\"}", "{\"a\":-}", "not json"}) {
+  for (const char* bad : {"", "{", "{\"a\"}", "{\"a\":}", "{\"a\":1,}", "{\"a\":1} x", "{\"a\":[1]}", "{\"a\":{}}",
+                          "{\"a\":1,\"a\":2}", "{\"a\":\"\x01\"}", "{\"a\":-}", "not json"}) {
     EXPECT_FALSE(ParseFlatJson(bad).ok()) << bad;
   }
 }

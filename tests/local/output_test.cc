@@ -75,8 +75,10 @@ TEST(Output, RootLineArrivesWhileItStillRuns) {
   options.close_stdin = false;
   Program program(ScenarioPath(), options);
   EventReader reader(&program);
-  ASSERT_TRUE(reader.ReadUntil([&](const Event& e) { return e.type == Event::kOutput && reader.out[e.pid] == "ready\n"; }))
-      << program.stdout_text() << program.stderr_text();
+  ASSERT_TRUE(reader.ReadUntil([&](const Event& e) {
+    return e.type == Event::kOutput && reader.out[e.pid] == "ready\n";
+  })) << program.stdout_text()
+      << program.stderr_text();
   EXPECT_TRUE(reader.exited.empty());
   EXPECT_FALSE(program.exited());
   program.CloseStdin();
@@ -94,8 +96,7 @@ TEST(Stdin, ForwardedToRootWithEof) {
   options.stdin_data = "first\nsecond\n\nlast without newline";
   RunResult r = RunScenario(options);
   EXPECT_EQ(r.exit.ToString(), "exit code 0");
-  EXPECT_EQ(r.trace.Root().out,
-            "echo: first\necho: second\necho: \necho: last without newline\neof after 4 lines\n");
+  EXPECT_EQ(r.trace.Root().out, "echo: first\necho: second\necho: \necho: last without newline\neof after 4 lines\n");
 }
 
 TEST(Stdin, EmptyStdinIsJustEof) {
@@ -114,8 +115,10 @@ TEST(Stdin, ForwardedLineByLineAsWritten) {
     program.WriteStdin(absl::StrCat(word, "\n"));
     // The echo arrives before stdin is closed: input is forwarded as written.
     ASSERT_TRUE(reader.ReadUntil([&](const Event& e) {
-      return e.type == Event::kOutput && reader.out[e.pid].find(absl::StrCat("echo: ", word, "\n")) != std::string::npos;
-    })) << program.stdout_text() << program.stderr_text();
+      return e.type == Event::kOutput &&
+             reader.out[e.pid].find(absl::StrCat("echo: ", word, "\n")) != std::string::npos;
+    })) << program.stdout_text()
+        << program.stderr_text();
   }
   EXPECT_FALSE(program.exited());
   program.CloseStdin();
@@ -136,8 +139,8 @@ TEST(Stdin, ManyLines) {
   want += "eof after 5000 lines\n";
   RunResult r = RunScenario(options);
   EXPECT_EQ(r.exit.ToString(), "exit code 0");
-  EXPECT_TRUE(r.trace.Root().out == want) << "stdout has " << r.trace.Root().out.size() << " bytes, want "
-                                          << want.size();
+  EXPECT_TRUE(r.trace.Root().out == want)
+      << "stdout has " << r.trace.Root().out.size() << " bytes, want " << want.size();
 }
 
 }  // namespace

@@ -70,9 +70,7 @@ Pid MustSpawn(F fn, Args&&... args) {
 
 // ---- children ---------------------------------------------------------------
 
-void Child(Pid parent, int index) {
-  printf("child %d of %s\n", index, parent.to_string().c_str());
-}
+void Child(Pid parent, int index) { printf("child %d of %s\n", index, parent.to_string().c_str()); }
 
 void Nested(Pid parent, int depth, int max_depth) {
   printf("depth %d\n", depth);
@@ -198,8 +196,8 @@ struct Scalars {
 };
 
 Scalars ExpectedScalars() {
-  return {-128, 255, -32768, 65535, INT32_MIN, UINT32_MAX, INT64_MIN, UINT64_MAX, 3.25f, -1.0 / 3.0, true, false, '\0',
-          Colour::kBlue};
+  return {-128,       255,   -32768,     65535, INT32_MIN, UINT32_MAX, INT64_MIN,
+          UINT64_MAX, 3.25f, -1.0 / 3.0, true,  false,     '\0',       Colour::kBlue};
 }
 
 std::string NulString() { return std::string("a\0b\0\0c\xff\x01", 8); }
@@ -416,8 +414,8 @@ int Scenario(int argc, char** argv) {
   if (name == "args_containers") {
     std::optional<int> some = 12345;
     MustSpawn(ContainerArgs, NulString(), ExpectedVector(), ExpectedStrings(), ExpectedMap(), ExpectedSet(),
-              ExpectedUnordered(), ExpectedDeque(), some, std::optional<std::string>(), ExpectedPair(),
-              ExpectedTuple(), ExpectedVariant(), ExpectedArray(), std::vector<std::vector<int>>{{}, {}});
+              ExpectedUnordered(), ExpectedDeque(), some, std::optional<std::string>(), ExpectedPair(), ExpectedTuple(),
+              ExpectedVariant(), ExpectedArray(), std::vector<std::vector<int>>{{}, {}});
     return 0;
   }
   if (name == "args_messages") {
@@ -432,8 +430,8 @@ int Scenario(int argc, char** argv) {
     return 0;
   }
   if (name == "lambda") {
-    MustSpawn([](Pid parent, int x, std::string s) { printf("lambda got %d %s from %s\n", x, s.c_str(),
-                                                              parent.to_string().c_str()); },
+    MustSpawn([](Pid parent, int x,
+                 std::string s) { printf("lambda got %d %s from %s\n", x, s.c_str(), parent.to_string().c_str()); },
               41, std::string("and a string"));
     MustSpawn(+[](Pid) { printf("unary-plus lambda ran\n"); });
     return 0;

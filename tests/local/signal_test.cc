@@ -102,8 +102,7 @@ void CheckSignalLeavesNothing(int signal, bool root_exits) {
   for (const OsProcess& p : os) {
     uint64_t now = ProcessStartTime(p.pid);
     EXPECT_TRUE(now == 0 || now != p.start_time)
-        << p.what << " (OS pid " << p.pid << ") still exists after the bridge exited, state "
-        << ProcessState(p.pid);
+        << p.what << " (OS pid " << p.pid << ") still exists after the bridge exited, state " << ProcessState(p.pid);
   }
   EXPECT_THAT(program.GroupMembers(), IsEmpty());
   // What the bridge printed is still well-formed (it may or may not report

@@ -143,8 +143,8 @@ TEST(SpawnArgs, StringsContainersOptionalsPairsTuples) {
 }
 
 TEST(SpawnArgs, ProtobufUserStructPidAndLargeString) {
-  CheckArgs("args_messages", {"protobuf message", "user struct", "vector of user structs",
-                              "empty optional user struct", "pid argument", "1 MiB string"});
+  CheckArgs("args_messages", {"protobuf message", "user struct", "vector of user structs", "empty optional user struct",
+                              "pid argument", "1 MiB string"});
 }
 
 TEST(SpawnArgs, NoArguments) {
