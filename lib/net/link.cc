@@ -125,8 +125,10 @@ void Link::OnReadable() {
   size_t budget = kReadBudget;
   while (stage_ != Stage::kDead && !paused_ && stage_ != Stage::kDeferred) {
     ssize_t n;
+    size_t asked;
     if (in_frame_ && pos_ == end_ && header_.length - filled_ >= kDirectRead) {
-      n = read(fd_, payload_.data() + filled_, header_.length - filled_);
+      asked = header_.length - filled_;
+      n = read(fd_, payload_.data() + filled_, asked);
       if (n > 0) filled_ += n;
     } else {
       if (pos_ > 0) {
@@ -134,7 +136,8 @@ void Link::OnReadable() {
         end_ -= pos_;
         pos_ = 0;
       }
-      n = read(fd_, buffer_.get() + end_, kBufferSize - end_);
+      asked = kBufferSize - end_;
+      n = read(fd_, buffer_.get() + end_, asked);
       if (n > 0) end_ += n;
     }
     if (n == 0) {
@@ -152,7 +155,9 @@ void Link::OnReadable() {
       return;
     }
     if (!ConsumeBuffered()) return;
-    if (static_cast<size_t>(n) >= budget) return;  // level-triggered: we are called again
+    // Level-triggered: when more arrives we are called again. A short read
+    // means the socket is drained; asking again would only get EAGAIN.
+    if (static_cast<size_t>(n) < asked || static_cast<size_t>(n) >= budget) return;
     budget -= n;
   }
 }

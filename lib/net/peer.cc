@@ -276,18 +276,22 @@ bool Peer::InboundHasRoom() {
 }
 
 void Peer::Deliver(uint64_t fingerprint, std::string* payload) {
-  std::lock_guard<std::mutex> lock(recv_mu_);
-  if (discard_) {
+  {
+    std::lock_guard<std::mutex> lock(recv_mu_);
+    if (discard_) {
+      ClearBuffer(payload);
+      return;
+    }
+    InFrame& frame = in_.push_back();
+    frame.fingerprint = fingerprint;
+    frame.payload.swap(*payload);
     ClearBuffer(payload);
-    return;
+    in_bytes_ += frame.payload.size();
+    for (Waiter* w : recv_waiters_) w->Fire();  // under the lock: a waiter may go once it is removed
   }
-  InFrame& frame = in_.push_back();
-  frame.fingerprint = fingerprint;
-  frame.payload.swap(*payload);
-  ClearBuffer(payload);
-  in_bytes_ += frame.payload.size();
+  // After unlocking, so the woken receiver does not block again on recv_mu_.
+  // (The Peer outlives this call: the DataPlane holds it.)
   recv_cv_.notify_all();
-  for (Waiter* w : recv_waiters_) w->Fire();
 }
 
 void Peer::SetTypeName(uint64_t fingerprint, std::string name) {
