@@ -31,6 +31,10 @@ std::shared_ptr<grpc::Channel> NodeChannel(const std::string& addr) {
 }
 
 void ConfigureServer(grpc::ServerBuilder& builder) {
+  // Ping clients too, so a node notices a master that vanished without
+  // closing its connection (and kills what it started) within seconds.
+  builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_TIME_MS, 1000);
+  builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_TIMEOUT_MS, 2000);
   builder.AddChannelArgument(GRPC_ARG_HTTP2_MIN_RECV_PING_INTERVAL_WITHOUT_DATA_MS, 500);
   builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_PERMIT_WITHOUT_CALLS, 1);
   builder.AddChannelArgument(GRPC_ARG_HTTP2_MAX_PING_STRIKES, 0);
