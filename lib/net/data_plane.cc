@@ -80,6 +80,7 @@ std::shared_ptr<Peer> DataPlane::NewPeer(const Pid& remote) {
       if (it != loop_peers_.end() && it->second.link != nullptr) it->second.link->ArmWrite();
     });
   };
+  hooks.want_flush = [this](const Pid& pid) { loop_->Post([this, pid] { FlushPeer(pid); }); };
   hooks.resume_read = [this](const Pid& pid) {
     loop_->Post([this, pid] {
       auto it = loop_peers_.find(pid);

@@ -15,6 +15,7 @@
 
 #include <sys/uio.h>
 
+#include <atomic>
 #include <condition_variable>
 #include <cstdint>
 #include <functional>
@@ -48,6 +49,7 @@ class Peer {
   // Hooks into the DataPlane, posted to its loop; called from any thread.
   struct Hooks {
     std::function<void(const Pid&)> want_write;   // a writer hit EAGAIN: wait for POLLOUT
+    std::function<void(const Pid&)> want_flush;   // a stream of sends is queueing: write them in one go
     std::function<void(const Pid&)> resume_read;  // the inbound queue drained below half the bound
   };
 
@@ -134,18 +136,24 @@ class Peer {
   Ring<OutFrame> out_;     // guarded by send_mu_; slots never move (see WriteLocked)
   size_t out_offset_ = 0;  // bytes of out_.front() already written
   size_t out_bytes_ = 0;   // payload bytes in out_
+  std::string spare_out_;  // a big buffer kept for reuse (see peer.cc)
   std::vector<Waiter*> send_waiters_;
-  int fd_ = -1;               // the connection's socket, or -1
-  bool writing_ = false;      // a thread holds the write role
-  bool write_armed_ = false;  // the loop waits for POLLOUT; user threads only queue
-  bool holding_ = false;      // frames queued now are held (a Close is in flight)
+  int fd_ = -1;                // the connection's socket, or -1
+  bool writing_ = false;       // a thread holds the write role
+  bool write_armed_ = false;   // the loop waits for POLLOUT; user threads only queue
+  bool holding_ = false;       // frames queued now are held (a Close is in flight)
+  bool flush_posted_ = false;  // the loop will write what is queued (batching a stream)
+  int64_t last_direct_write_ns_ = 0;
+  uint64_t deliveries_at_write_ = 0;
   absl::Status send_status_;  // the peer's error
 
   std::mutex recv_mu_;
   std::condition_variable recv_cv_;
   Ring<InFrame> in_;  // guarded by recv_mu_
   size_t in_bytes_ = 0;
-  bool read_paused_ = false;  // the loop stopped reading: in_ was full
+  std::string spare_in_;                 // guarded by recv_mu_; a big buffer kept for reuse
+  std::atomic<uint64_t> deliveries_{0};  // frames received, ever: tells a ping-pong from a stream
+  bool read_paused_ = false;             // the loop stopped reading: in_ was full
   bool discard_ = false;
   std::vector<Waiter*> recv_waiters_;
   absl::flat_hash_map<uint64_t, std::string> type_names_;
