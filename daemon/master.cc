@@ -22,6 +22,8 @@ Master::~Master() {
   {
     std::lock_guard<std::mutex> lock(mu_);
     stopping_ = true;
+    // The Attach streams block in Read until the node speaks: end them.
+    for (grpc::ClientContext* call : attach_calls_) call->TryCancel();
   }
   cv_.notify_all();
   for (std::thread& t : threads_) t.join();
@@ -48,11 +50,12 @@ void Master::AttachLoop(std::string addr) {
     stub = nodes_[addr].stub;
   }
   while (true) {
+    grpc::ClientContext context;
     {
       std::unique_lock<std::mutex> lock(mu_);
       if (stopping_) return;
+      attach_calls_.insert(&context);
     }
-    grpc::ClientContext context;
     pb::AttachRequest request;
     request.set_master_addr(self_addr_);
     std::unique_ptr<grpc::ClientReader<pb::NodeEvent>> reader = stub->Attach(&context, request);
@@ -70,6 +73,10 @@ void Master::AttachLoop(std::string addr) {
       cv_.notify_all();
     }
     grpc::Status status = reader->Finish();
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      attach_calls_.erase(&context);
+    }
     if (connected) NodeLost(addr, status.error_message());
     std::unique_lock<std::mutex> lock(mu_);
     cv_.wait_for(lock, std::chrono::milliseconds(500), [this] { return stopping_; });
@@ -108,6 +115,9 @@ void Master::NodeLost(const std::string& addr, const std::string& why) {
   cv_.notify_all();
 }
 
+// Events reach cdeploy in an order that makes sense: nothing of a process
+// before the spawn line that names it. A process's events (its own spawn
+// lines included) wait in `early` until it is named; naming it releases them.
 void Master::DeliverLocked(uint64_t id, const pb::ProcessEvent& event) {
   auto it = deployments_.find(id);
   absl::StatusOr<Pid> pid = FromProto(event.pid());
@@ -117,14 +127,29 @@ void Master::DeliverLocked(uint64_t id, const pb::ProcessEvent& event) {
     deployment.early[*pid].push_back(event);  // its spawn line is not out yet
     return;
   }
-  if (event.has_exit()) {
-    ExitedLocked(*pid, deployment, event.exit());
-  }
+  if (event.has_exit()) ExitedLocked(*pid, deployment, event.exit());
   deployment.outbox.emplace_back().mutable_event()->CopyFrom(event);
+  if (event.has_spawn()) {
+    absl::StatusOr<Pid> child = FromProto(event.spawn().child());
+    if (child.ok()) NameLocked(id, *child);
+    it = deployments_.find(id);  // replaying the child's events may have ended the deployment
+    if (it == deployments_.end()) return;
+  }
   if (event.has_exit() && deployment.live == 0 && !deployment.done) {
     deployment.done = true;
     deployment.outbox.emplace_back().set_exit_code(deployment.exit_code);
     if (deployment.detached) deployments_.erase(it);
+  }
+}
+
+void Master::NameLocked(uint64_t id, const Pid& pid) {
+  Deployment& deployment = deployments_[id];
+  deployment.announced.insert(pid);
+  auto early = deployment.early.find(pid);
+  if (early != deployment.early.end()) {
+    std::vector<pb::ProcessEvent> events = std::move(early->second);
+    deployment.early.erase(early);
+    for (const pb::ProcessEvent& event : events) DeliverLocked(id, event);
   }
 }
 
@@ -140,19 +165,15 @@ void Master::ExitedLocked(const Pid& pid, Deployment& deployment, const pb::Exit
 }
 
 void Master::AnnounceLocked(uint64_t id, const Pid& parent, const Pid& child) {
-  Deployment& deployment = deployments_[id];
-  deployment.announced.insert(child);
-  ++deployment.live;
-  if (!parent.is_null()) {
-    pb::ProcessEvent& spawn = *deployment.outbox.emplace_back().mutable_event();
+  if (parent.is_null()) {
+    NameLocked(id, child);  // the root: no spawn line
+  } else {
+    // Through DeliverLocked: if the parent itself is not named yet (it spawned
+    // before its own spawn line went out), this line waits behind it.
+    pb::ProcessEvent spawn;
     *spawn.mutable_pid() = ToProto(parent);
     *spawn.mutable_spawn()->mutable_child() = ToProto(child);
-  }
-  auto early = deployment.early.find(child);
-  if (early != deployment.early.end()) {
-    std::vector<pb::ProcessEvent> events = std::move(early->second);
-    deployment.early.erase(early);
-    for (const pb::ProcessEvent& event : events) DeliverLocked(id, event);
+    DeliverLocked(id, spawn);
   }
   cv_.notify_all();
 }
@@ -237,6 +258,9 @@ absl::StatusOr<Pid> Master::PlaceAndLaunch(uint64_t deployment, pb::LaunchReques
   }
   std::lock_guard<std::mutex> lock(mu_);
   processes_[*pid] = Process{deployment, allocation->node, allocation->id};
+  // Counted from launch, not from its spawn line, so the deployment is not
+  // over while a child's line waits behind its parent's.
+  ++deployments_[deployment].live;
   if (node_out != nullptr) *node_out = allocation->node;
   return pid;
 }

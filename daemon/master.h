@@ -113,6 +113,7 @@ class Master {
   // Locked helpers.
   void DeliverLocked(uint64_t deployment, const pb::ProcessEvent& event);
   void AnnounceLocked(uint64_t deployment, const Pid& parent, const Pid& child);
+  void NameLocked(uint64_t deployment, const Pid& pid);
   void ExitedLocked(const Pid& pid, Deployment& deployment, const pb::ExitEvent& exit);
   void CollectGrantsLocked();
   // Places `resources` (waiting if `wait`), uploads the binary and launches.
@@ -138,6 +139,7 @@ class Master {
   std::map<scheduler::TicketId, scheduler::Grant> grants_;  // guarded by mu_
   uint64_t next_deployment_ = 1;                            // guarded by mu_
   bool stopping_ = false;                                   // guarded by mu_
+  std::set<grpc::ClientContext*> attach_calls_;             // guarded by mu_: cancelled at shutdown
   std::vector<std::thread> threads_;
 };
 

@@ -13,6 +13,13 @@
 #include "lib/process/proto_convert.h"
 
 namespace constellation::daemon {
+namespace {
+
+// The largest spawn request (arguments, argv and environment) accepted; the
+// master's gRPC messages are capped at 64 MiB too.
+constexpr size_t kMaxSpawnRequest = 60 << 20;
+
+}  // namespace
 
 absl::StatusOr<std::unique_ptr<NodeAgent>> NodeAgent::Start(Callbacks callbacks) {
   std::string name = NewBridgeName();
@@ -168,6 +175,19 @@ void NodeAgent::Handle(int conn, const pb::LocalMessage& message) {
     } else {
       callbacks_.on_event(deployment, message.event());
     }
+  } else if (message.has_spawn_request_chunk()) {
+    std::string& partial = partial_requests_[conn];
+    partial += message.spawn_request_chunk().data();
+    if (partial.size() > kMaxSpawnRequest) {
+      fprintf(stderr, "constellation node: dropping a connection: spawn request over %zu bytes\n", kMaxSpawnRequest);
+      Close(conn);
+      return;
+    }
+    if (!message.spawn_request_chunk().last()) return;
+    pb::LocalMessage whole;
+    bool parsed = whole.mutable_spawn_request()->ParseFromString(partial);
+    partial_requests_.erase(conn);
+    if (parsed) Handle(conn, whole);
   } else if (message.has_spawn_request()) {
     Pid requester = speaker;
     callbacks_.on_spawn(deployment, message.spawn_request(), [this, requester](const pb::SpawnReply& reply) {
@@ -221,6 +241,7 @@ void NodeAgent::Exited(const Pid& pid, const pb::ExitEvent& exit) {
 void NodeAgent::Close(int conn) {
   Pid pid = conns_[conn];
   conns_.erase(conn);
+  partial_requests_.erase(conn);
   close(conn);
   if (pid.is_null()) return;
   bool reported;

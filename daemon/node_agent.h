@@ -88,7 +88,8 @@ class NodeAgent {
   bool stopping_ = false;                                // guarded by mu_
 
   // Loop thread only.
-  std::map<int, Pid> conns_;  // identified connections (-> pid); unidentified map to a null Pid
+  std::map<int, Pid> conns_;                     // identified connections (-> pid); unidentified map to a null Pid
+  std::map<int, std::string> partial_requests_;  // spawn requests arriving in chunks, per connection
   std::thread thread_;
 };
 

@@ -101,6 +101,21 @@ absl::StatusOr<Pid> SpawnHere(const Resources& resources, pb::FunctionCall call)
   return port->pid;
 }
 
+// Big arguments or environments do not fit one packet: the request then goes
+// in chunks, which the node daemon reassembles.
+absl::Status SendSpawnRequest(int fd, const pb::LocalMessage& message) {
+  if (message.ByteSizeLong() <= kMaxOutputChunk) return SendLocal(fd, message);
+  std::string bytes = message.spawn_request().SerializeAsString();
+  for (size_t offset = 0; offset < bytes.size(); offset += kMaxOutputChunk) {
+    pb::LocalMessage chunk;
+    chunk.mutable_spawn_request_chunk()->set_data(bytes.substr(offset, kMaxOutputChunk));
+    chunk.mutable_spawn_request_chunk()->set_last(offset + kMaxOutputChunk >= bytes.size());
+    absl::Status sent = SendLocal(fd, chunk);
+    if (!sent.ok()) return sent;
+  }
+  return absl::OkStatus();
+}
+
 std::mutex g_ask_mu;          // one spawn request in flight per process (cluster mode)
 uint64_t g_next_request = 1;  // guarded by g_ask_mu
 
@@ -119,7 +134,7 @@ absl::StatusOr<Pid> AskMaster(bool wait, const Resources& resources, pb::Functio
   *request->mutable_call() = std::move(call);
   for (const std::string& arg : rt.argv) request->add_argv(arg);
   for (char** e = environ; *e != nullptr; ++e) request->add_env(*e);
-  absl::Status sent = SendLocal(rt.monitor_fd, message);
+  absl::Status sent = SendSpawnRequest(rt.monitor_fd, message);
   if (!sent.ok()) return sent;
   while (true) {
     pb::LocalMessage reply;

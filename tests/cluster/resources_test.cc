@@ -1,0 +1,123 @@
+// Issue 5, item 6 (c): resources on the fabric. On a cluster with small
+// capacities, a program try_spawns 512 MiB processes that stay alive until
+// told to exit (over a channel): try_spawn answers ResourceExhausted, at once,
+// exactly when no node has room left; a spawn() made then waits, and succeeds
+// once a sibling exits; a request no node could ever hold fails at once.
+// The program is tests/cluster/cluster_programs.cc ("fill").
+#include <map>
+#include <regex>
+#include <string>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "tests/cluster/cluster_fixture.h"
+#include "tests/local/harness.h"
+
+namespace constellation::testing {
+namespace {
+
+using ::testing::HasSubstr;
+using ::testing::MatchesRegex;
+using ::testing::SizeIs;
+
+struct FillCase {
+  std::vector<std::string> mems;  // node capacities
+  int holders;                    // 512 MiB processes that fit beside the 100 MiB root
+};
+
+void RunFill(const FillCase& c) {
+  ClusterOptions options;
+  for (size_t i = 0; i < c.mems.size(); ++i) options.nodes.push_back({c.mems[i], "1", i == 0});
+  Cluster cluster(options);
+  ASSERT_TRUE(cluster.ok()) << cluster.Describe();
+  std::string program = RunfilePath("tests/cluster/cluster_programs");
+
+  DeployOptions deploy;
+  deploy.args = {"fill", "512"};
+  deploy.close_stdin = false;
+  std::unique_ptr<Program> run = cluster.StartDeploy(program, deploy);
+  EventReader reader(run.get());
+  // The cluster is full: the root's try_spawn failed, every holder is alive
+  // (each waits for its parent's word) and says where it runs.
+  std::map<int, int> node_of_holder;
+  static const std::regex kHolder("holder ([0-9]+) at [0-9.:/a-f]+ os ([0-9]+)\n");
+  ASSERT_TRUE(reader.ReadUntil([&](const Event&) {
+    int up = 0;
+    for (const auto& [pid, out] : reader.out) up += std::regex_search(out, kHolder) ? 1 : 0;
+    return up >= c.holders && !reader.root.empty() &&
+           reader.out[reader.root].find("try_spawn failed") != std::string::npos;
+  })) << run->stdout_text()
+      << run->stderr_text() << cluster.Describe();
+  for (const auto& [pid, out] : reader.out) {
+    std::smatch m;
+    if (!std::regex_search(out, m, kHolder)) continue;
+    int index = std::stoi(m[1]);
+    int node = cluster.NodeOfOsPid(std::stoi(m[2]));
+    EXPECT_NE(node, -1) << "holder " << index << " is on no node";
+    node_of_holder[index] = node;
+  }
+  EXPECT_THAT(node_of_holder, SizeIs(c.holders));
+  // One 512 MiB holder per node at most: a node never holds more than it has.
+  std::map<int, int> per_node;
+  for (const auto& [index, node] : node_of_holder) ++per_node[node];
+  for (const auto& [node, count] : per_node) EXPECT_EQ(count, 1) << "node " << node << " holds " << count;
+  run->WriteStdin("release\n");
+  run->CloseStdin();
+
+  ExitStatus exit = run->Wait();
+  EXPECT_EQ(exit.ToString(), "exit code 0") << run->stderr_text();
+  Trace trace = ParseTrace(run->lines());
+  ASSERT_TRUE(trace.errors.empty()) << trace.Dump();
+  std::vector<std::string> lines = Lines(trace.Root().out);
+  ASSERT_THAT(lines, SizeIs(7)) << trace.Root().out << trace.Root().err;
+  EXPECT_EQ(lines[0], absl::StrCat("placed ", c.holders)) << "try_spawn should fail exactly when the cluster is full";
+  EXPECT_THAT(lines[1], MatchesRegex("try_spawn failed: ResourceExhausted in [0-9]+ ms: .*"));
+  int ms = std::stoi(lines[1].substr(lines[1].find(" in ") + 4));
+  EXPECT_LT(ms, 2000) << "try_spawn should fail at once: " << lines[1];
+  EXPECT_EQ(lines[2], "spawn waiting while full");
+  EXPECT_EQ(lines[3], "waiting spawn ok");
+  EXPECT_EQ(lines[4], "try_spawn after the waiting spawn: ResourceExhausted");
+  EXPECT_EQ(lines[5], "spawn of 1 TiB: ResourceExhausted");
+  EXPECT_EQ(lines[6], "done");
+  // The holders, and the one that waited: all exited 0 once told to.
+  const ProcessRecord& root = trace.Root();
+  EXPECT_THAT(root.children, SizeIs(c.holders + 1)) << trace.Dump();
+  for (const std::string& child : root.children) {
+    const ProcessRecord* p = trace.Find(child);
+    EXPECT_EQ(p->ExitString(), "code 0") << p->out << p->err;
+    EXPECT_THAT(p->out, HasSubstr("told to exit\n"));
+  }
+  // The waited-for holder (index 100) started only after holder 0 exited.
+  const ProcessRecord* holder0 = nullptr;
+  const ProcessRecord* waited = nullptr;
+  for (const std::string& child : root.children) {
+    const ProcessRecord* p = trace.Find(child);
+    if (p->out.rfind("holder 0 at", 0) == 0) holder0 = p;
+    if (p->out.rfind("holder 100 at", 0) == 0) waited = p;
+  }
+  ASSERT_NE(holder0, nullptr) << trace.Dump();
+  ASSERT_NE(waited, nullptr) << trace.Dump();
+  EXPECT_LT(holder0->exit_line, waited->spawn_line)
+      << "the waiting spawn was granted before the sibling's exit was reported\n"
+      << trace.Dump();
+
+  // Everything released: the same program runs again the same way.
+  DeployOptions again_options;
+  again_options.args = {"fill", "512"};
+  again_options.stdin_data = "release\n";
+  RunResult again = cluster.Deploy(program, again_options);
+  EXPECT_EQ(again.exit.ToString(), "exit code 0") << again.err;
+  EXPECT_THAT(again.trace.Root().out, HasSubstr(absl::StrCat("placed ", c.holders, "\n")));
+}
+
+// Two nodes of 700 MiB: the root takes 100 MiB of one; each node has room for
+// one 512 MiB holder, wherever the root went.
+TEST(FabricResources, TwoNodes) { RunFill({{"700 MiB", "700 MiB"}, 2}); }
+
+// Three nodes totalling 1.5 GiB; the root's node keeps 412 MiB: 2 holders.
+TEST(FabricResources, ThreeNodesHalfGiBEach) { RunFill({{"512 MiB", "512 MiB", "512 MiB"}, 2}); }
+
+}  // namespace
+}  // namespace constellation::testing
