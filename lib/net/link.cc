@@ -27,6 +27,10 @@ Link::Link(EventLoop& loop, int fd, Role role, const Pid& remote, LinkOwner* own
       owner_(owner),
       stage_(role == Role::kDialer ? Stage::kConnecting : Stage::kHello),
       read_event_(loop, fd, EV_READ | EV_PERSIST, [this](short) { OnReadable(); }),
+      consume_event_(loop, -1, 0,
+                     [this](short) {
+                       if (stage_ == Stage::kOpen && !paused_) ConsumeBuffered();
+                     }),
       write_event_(loop, fd, EV_WRITE,
                    [this](short) {
                      if (stage_ == Stage::kConnecting) {
@@ -81,11 +85,10 @@ void Link::Open(std::shared_ptr<Peer> peer) {
   stage_ = Stage::kOpen;
   timer_.Del();
   if (!paused_) read_event_.Add();
-  // Frames may have arrived right behind the Hello.
-  if (pos_ < end_)
-    loop_.Post([this, peer = peer_] {
-      if (stage_ == Stage::kOpen && !paused_) ConsumeBuffered();
-    });
+  // Frames may have arrived right behind the Hello: parse them on the next
+  // turn of the loop (not here, inside the Hello's own callback). An Event,
+  // not a posted task: it goes with the Link if the Link is killed first.
+  if (pos_ < end_) consume_event_.AddTimeout(absl::ZeroDuration());
 }
 
 void Link::Defer() {
@@ -114,6 +117,7 @@ void Link::Kill() {
   read_event_.Del();
   write_event_.Del();
   timer_.Del();
+  consume_event_.Del();
 }
 
 bool Link::Fail(absl::Status why) {

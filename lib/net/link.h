@@ -82,6 +82,7 @@ class Link {
   Stage stage_;
   std::shared_ptr<Peer> peer_;
   Event read_event_;
+  Event consume_event_;  // parses frames that arrived with the Hello
   Event write_event_;
   Event timer_;
   bool paused_ = false;
