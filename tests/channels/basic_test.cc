@@ -5,37 +5,37 @@
 #include "absl/strings/match.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
-#include "tests/channels/harness.h"
+#include "tests/channels/scenario.h"
 
-namespace constellation::channel_testing {
+namespace constellation::testing {
 namespace {
 
 using ::testing::HasSubstr;
 
 TEST(ChannelBasics, SendRecvParentChild) {
-  RunResult run = RunScenario({"send_recv"});
+  RunResult run = RunChannelScenario({"send_recv"});
   ExpectAllExitedZero(run, 2);
-  std::vector<const Process*> tree = Tree(run);
+  std::vector<const ProcessRecord*> tree = run.trace.Tree();
   ASSERT_EQ(tree.size(), 2u) << run.Dump();
   EXPECT_THAT(tree[0]->out, HasSubstr("RESULT parent got 3 echoes\n"));
   EXPECT_THAT(tree[1]->out, HasSubstr("RESULT child echoed 3\n"));
 }
 
 TEST(ChannelBasics, PingPong1000RoundTrips) {
-  RunResult run = RunScenario({"ping_pong"});
+  RunResult run = RunChannelScenario({"ping_pong"});
   ExpectAllExitedZero(run, 2);
   ExpectResult(run, "ping_pong 1000 round trips");
   ExpectResult(run, "child answered 1000");
 }
 
 TEST(ChannelBasics, OptionalStreamEndedByNullopt) {
-  RunResult run = RunScenario({"optional_stream"});
+  RunResult run = RunChannelScenario({"optional_stream"});
   ExpectAllExitedZero(run, 2);
   ExpectResult(run, "optional stream of 500 strings and 4 ints ended by nullopt");
 }
 
 TEST(ChannelBasics, DropAndRecreateWithSwappedTypes) {
-  RunResult run = RunScenario({"swap_types"});
+  RunResult run = RunChannelScenario({"swap_types"});
   ExpectAllExitedZero(run, 2);
   ExpectResult(run, "child swapped types");
   ExpectResult(run, "parent swapped types");
@@ -47,17 +47,17 @@ TEST(ChannelBasics, DropAndRecreateWithSwappedTypes) {
 }
 
 TEST(ChannelBasics, TryRecvTrySendAndDeadlines) {
-  RunResult run = RunScenario({"try_recv"});
+  RunResult run = RunChannelScenario({"try_recv"});
   ExpectAllExitedZero(run, 2);
   ExpectResult(run, "try_recv and deadlines ok");
 }
 
 TEST(ChannelBasics, SelectOverChildrenWithTimeout) {
-  RunResult run = RunScenario({"select"});
+  RunResult run = RunChannelScenario({"select"});
   ExpectAllExitedZero(run, 4);
   ExpectResult(run, "select timeout after ");
   ExpectResult(run, "select collected 15 values and 3 exits");
 }
 
 }  // namespace
-}  // namespace constellation::channel_testing
+}  // namespace constellation::testing

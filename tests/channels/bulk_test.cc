@@ -6,13 +6,13 @@
 #include "absl/strings/str_split.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
-#include "tests/channels/harness.h"
+#include "tests/channels/scenario.h"
 
-namespace constellation::channel_testing {
+namespace constellation::testing {
 namespace {
 
 TEST(Bulk, BackPressureBoundsTheSenderThenEverythingArrives) {
-  RunResult run = RunScenario({"back_pressure"});
+  RunResult run = RunChannelScenario({"back_pressure"});
   ExpectAllExitedZero(run, 3);
   std::string accepted = ExpectResult(run, "back_pressure accepted ");
   // "back_pressure accepted N values (M MiB) before kDeadlineExceeded; sender RSS grew G MiB"
@@ -30,7 +30,7 @@ TEST(Bulk, BackPressureBoundsTheSenderThenEverythingArrives) {
 }
 
 TEST(Bulk, FullDirectionDoesNotStallTheOtherDirection) {
-  RunResult run = RunScenario({"no_stall"});
+  RunResult run = RunChannelScenario({"no_stall"});
   ExpectAllExitedZero(run, 3);
   ExpectResult(run, "no_stall parent received 500 values with ");
   ExpectResult(run, "no_stall child read ");
@@ -38,11 +38,11 @@ TEST(Bulk, FullDirectionDoesNotStallTheOtherDirection) {
 
 TEST(Bulk, RecreateWithSwappedTypesAfterIdleTeardown) {
   // Both sides hold no channel for 3 s (> the 2 s idle timeout) between phases.
-  RunResult run = RunScenario({"swap_types", "3000"});
+  RunResult run = RunChannelScenario({"swap_types", "3000"});
   ExpectAllExitedZero(run, 2);
   ExpectResult(run, "child swapped types");
   ExpectResult(run, "parent swapped types");
 }
 
 }  // namespace
-}  // namespace constellation::channel_testing
+}  // namespace constellation::testing

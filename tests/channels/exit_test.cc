@@ -4,40 +4,40 @@
 // kUnavailable instead of hanging.
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
-#include "tests/channels/harness.h"
+#include "tests/channels/scenario.h"
 
-namespace constellation::channel_testing {
+namespace constellation::testing {
 namespace {
 
 using ::testing::HasSubstr;
 
 TEST(SendThenExit, ChildReturnsFromFunction) {
-  RunResult run = RunScenario({"exit_child_return"});
+  RunResult run = RunChannelScenario({"exit_child_return"});
   ExpectAllExitedZero(run, 2);
-  EXPECT_THAT(run.Root().out, HasSubstr("RESULT parent received 3001 values then kUnavailable\n"));
+  EXPECT_THAT(run.trace.Root().out, HasSubstr("RESULT parent received 3001 values then kUnavailable\n"));
 }
 
 TEST(SendThenExit, ChildCallsExit) {
-  RunResult run = RunScenario({"exit_child_exit"});
+  RunResult run = RunChannelScenario({"exit_child_exit"});
   ExpectAllExitedZero(run, 2);
-  EXPECT_THAT(run.Root().out, HasSubstr("RESULT parent received 3001 values then kUnavailable\n"));
+  EXPECT_THAT(run.trace.Root().out, HasSubstr("RESULT parent received 3001 values then kUnavailable\n"));
 }
 
 TEST(SendThenExit, RootReturnsFromMain) {
-  RunResult run = RunScenario({"exit_root_return"});
+  RunResult run = RunChannelScenario({"exit_root_return"});
   ExpectAllExitedZero(run, 2);
-  std::vector<const Process*> tree = Tree(run);
+  std::vector<const ProcessRecord*> tree = run.trace.Tree();
   ASSERT_EQ(tree.size(), 2u);
   EXPECT_THAT(tree[1]->out, HasSubstr("RESULT child received 3001 values then kUnavailable\n"));
 }
 
 TEST(SendThenExit, RootCallsExit) {
-  RunResult run = RunScenario({"exit_root_exit"});
+  RunResult run = RunChannelScenario({"exit_root_exit"});
   ExpectAllExitedZero(run, 2);
-  std::vector<const Process*> tree = Tree(run);
+  std::vector<const ProcessRecord*> tree = run.trace.Tree();
   ASSERT_EQ(tree.size(), 2u);
   EXPECT_THAT(tree[1]->out, HasSubstr("RESULT child received 3001 values then kUnavailable\n"));
 }
 
 }  // namespace
-}  // namespace constellation::channel_testing
+}  // namespace constellation::testing

@@ -14,9 +14,10 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest-spi.h"
 #include "gtest/gtest.h"
-#include "tests/channels/harness.h"
+#include "tests/channels/scenario.h"
+#include "tests/harness/json.h"
 
-namespace constellation::channel_testing {
+namespace constellation::testing {
 namespace {
 
 TEST(FlatJson, ParsesTheBridgeFormat) {
@@ -55,12 +56,12 @@ bool Gone(pid_t pid) {
 TEST(HangGuard, KillsTheWholeProcessGroupAndFails) {
   static RunResult run;
   absl::Time start = absl::Now();
-  EXPECT_NONFATAL_FAILURE(run = RunScenario({"hang"}, absl::Seconds(3)), "did not finish within 3s");
-  EXPECT_TRUE(run.timed_out);
+  EXPECT_NONFATAL_FAILURE(run = RunChannelScenario({"hang"}, absl::Seconds(3)), "did not finish within 3s");
+  EXPECT_TRUE(run.exit.timed_out);
   EXPECT_LT(absl::Now() - start, absl::Seconds(30));
   // Both processes said where they were before the guard fired.
   std::vector<pid_t> pids;
-  for (const std::string& r : run.Results()) {
+  for (const std::string& r : run.trace.Results()) {
     pid_t pid = 0;
     std::vector<std::string> words = absl::StrSplit(r, ' ');
     if (words.size() == 4 && words[0] == "hanging" && absl::SimpleAtoi(words[3], &pid)) pids.push_back(pid);
@@ -74,4 +75,4 @@ TEST(HangGuard, KillsTheWholeProcessGroupAndFails) {
 }
 
 }  // namespace
-}  // namespace constellation::channel_testing
+}  // namespace constellation::testing

@@ -4,30 +4,30 @@
 #include "absl/strings/str_cat.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
-#include "tests/channels/harness.h"
+#include "tests/channels/scenario.h"
 
-namespace constellation::channel_testing {
+namespace constellation::testing {
 namespace {
 
 using ::testing::HasSubstr;
 
 TEST(ManyProcesses, TenChildrenExchangeWithParentAndEachOther) {
-  RunResult run = RunScenario({"ten_children"});
+  RunResult run = RunChannelScenario({"ten_children"});
   ExpectAllExitedZero(run, 11);
-  EXPECT_EQ(run.Root().children.size(), 10u);
-  EXPECT_THAT(run.Root().out, HasSubstr("RESULT parent checked 10 answers\n"));
+  EXPECT_EQ(run.trace.Root().children.size(), 10u);
+  EXPECT_THAT(run.trace.Root().out, HasSubstr("RESULT parent checked 10 answers\n"));
   for (int i = 0; i < 10; ++i) ExpectResult(run, absl::StrCat("child ", i, " done"));
 }
 
 TEST(ManyProcesses, AllToAllAmongEight) {
-  RunResult run = RunScenario({"all_to_all", "8"});
+  RunResult run = RunChannelScenario({"all_to_all", "8"});
   ExpectAllExitedZero(run, 9);
-  EXPECT_THAT(run.Root().out, HasSubstr("RESULT all-to-all among 8 ok\n"));
+  EXPECT_THAT(run.trace.Root().out, HasSubstr("RESULT all-to-all among 8 ok\n"));
   for (int i = 0; i < 8; ++i) ExpectResult(run, absl::StrCat("member ", i, " received 350"));
 }
 
 TEST(ManyProcesses, DuplexStreamsFromSeveralThreads) {
-  RunResult run = RunScenario({"duplex"});
+  RunResult run = RunChannelScenario({"duplex"});
   ExpectAllExitedZero(run, 3);
   ExpectResult(run, "duplex parent exchanged 5000 values each way with 2 children");
   ExpectResult(run, "duplex child 0 ok");
@@ -35,4 +35,4 @@ TEST(ManyProcesses, DuplexStreamsFromSeveralThreads) {
 }
 
 }  // namespace
-}  // namespace constellation::channel_testing
+}  // namespace constellation::testing

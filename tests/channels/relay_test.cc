@@ -2,17 +2,17 @@
 // its last send: every value arrives, then recv reports kUnavailable.
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
-#include "tests/channels/harness.h"
+#include "tests/channels/scenario.h"
 
-namespace constellation::channel_testing {
+namespace constellation::testing {
 namespace {
 
 using ::testing::HasSubstr;
 
 TEST(Relay, ThreeDeepDownEachExitsRightAfterSending) {
-  RunResult run = RunScenario({"relay_down"});
+  RunResult run = RunChannelScenario({"relay_down"});
   ExpectAllExitedZero(run, 4);
-  std::vector<const Process*> tree = Tree(run);
+  std::vector<const ProcessRecord*> tree = run.trace.Tree();
   ASSERT_EQ(tree.size(), 4u);
   for (size_t depth = 0; depth < 3; ++depth) EXPECT_EQ(tree[depth]->children.size(), 1u) << run.Dump();
   EXPECT_THAT(tree[1]->out, HasSubstr("RESULT relay depth 1 forwarded 1000\n"));
@@ -21,9 +21,9 @@ TEST(Relay, ThreeDeepDownEachExitsRightAfterSending) {
 }
 
 TEST(Relay, ThreeDeepRoundTripEachExitsRightAfterSending) {
-  RunResult run = RunScenario({"relay_round"});
+  RunResult run = RunChannelScenario({"relay_round"});
   ExpectAllExitedZero(run, 4);
-  std::vector<const Process*> tree = Tree(run);
+  std::vector<const ProcessRecord*> tree = run.trace.Tree();
   ASSERT_EQ(tree.size(), 4u);
   EXPECT_THAT(tree[0]->out, HasSubstr("RESULT relay round trip of 1000 ok\n"));
   EXPECT_THAT(tree[1]->out, HasSubstr("RESULT relay depth 1 forwarded both ways\n"));
@@ -32,4 +32,4 @@ TEST(Relay, ThreeDeepRoundTripEachExitsRightAfterSending) {
 }
 
 }  // namespace
-}  // namespace constellation::channel_testing
+}  // namespace constellation::testing

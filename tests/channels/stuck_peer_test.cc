@@ -6,18 +6,18 @@
 #include "absl/strings/str_split.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
-#include "tests/channels/harness.h"
+#include "tests/channels/scenario.h"
 
-namespace constellation::channel_testing {
+namespace constellation::testing {
 namespace {
 
 using ::testing::HasSubstr;
 
 TEST(ExitFlush, StuckPeerDelaysExitAtMostTheBound) {
-  RunResult run = RunScenario({"stuck_peer"}, absl::Seconds(90));
+  RunResult run = RunChannelScenario({"stuck_peer"}, absl::Seconds(90));
   ExpectAllExitedZero(run, 3);
   ExpectResult(run, "stuck sender queued ");
-  std::vector<const Process*> stuck = run.WithStdout("RESULT stuck sender queued ");
+  std::vector<const ProcessRecord*> stuck = run.trace.WithStdoutContaining("RESULT stuck sender queued ");
   ASSERT_EQ(stuck.size(), 1u);
   EXPECT_THAT(stuck[0]->err, HasSubstr("constellation: exit: some channel data could not be delivered within 10s"));
   // "stuck peer: the sender exited after N s; ..."
@@ -31,4 +31,4 @@ TEST(ExitFlush, StuckPeerDelaysExitAtMostTheBound) {
 }
 
 }  // namespace
-}  // namespace constellation::channel_testing
+}  // namespace constellation::testing

@@ -25,7 +25,7 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "tests/cluster/cluster_fixture.h"
-#include "tests/local/harness.h"
+#include "tests/local/scenario.h"
 
 namespace constellation::testing {
 namespace {

@@ -22,7 +22,7 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "tests/cluster/cluster_fixture.h"
-#include "tests/local/harness.h"
+#include "tests/cluster/netns_lab.h"
 
 namespace constellation::testing {
 namespace {

@@ -15,7 +15,6 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "tests/cluster/cluster_fixture.h"
-#include "tests/local/harness.h"
 
 namespace constellation::testing {
 namespace {

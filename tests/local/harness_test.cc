@@ -1,8 +1,10 @@
-// The harness's own parsing: the JSON format and the trace invariants.
-#include "tests/local/harness.h"
-
+// The shared harness's own parsing (tests/harness): the JSON format and the
+// trace invariants.
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "tests/harness/events.h"
+#include "tests/harness/json.h"
+#include "tests/harness/trace.h"
 
 namespace constellation::testing {
 namespace {

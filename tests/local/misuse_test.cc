@@ -4,7 +4,7 @@
 
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
-#include "tests/local/harness.h"
+#include "tests/local/scenario.h"
 
 namespace constellation::testing {
 namespace {

@@ -13,7 +13,7 @@
 #include "absl/strings/str_split.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
-#include "tests/local/harness.h"
+#include "tests/local/scenario.h"
 
 namespace constellation::testing {
 namespace {

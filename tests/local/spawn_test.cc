@@ -7,7 +7,7 @@
 #include "absl/strings/str_cat.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
-#include "tests/local/harness.h"
+#include "tests/local/scenario.h"
 
 namespace constellation::testing {
 namespace {

@@ -1,0 +1,32 @@
+// main() of the channel scenarios program (scenarios.h): init(), then the
+// scenario argv[1] names.
+#include <cstdio>
+#include <string>
+
+#include "constellation/constellation.h"
+#include "tests/channels/scenarios.h"
+
+namespace channel_scenarios {
+namespace {
+
+int Run(int argc, char** argv) {
+  if (argc < 2) {
+    std::fprintf(stderr, "usage: %s <scenario> [args]\n", argv[0]);
+    return 64;
+  }
+  std::string name = argv[1];
+  for (auto* run : {RunBasicScenario, RunManyScenario, RunFailureScenario, RunBulkScenario, RunHostileScenario}) {
+    int code = run(name, argc, argv);
+    if (code != kUnknownScenario) return code;
+  }
+  std::fprintf(stderr, "unknown scenario %s\n", name.c_str());
+  return 64;
+}
+
+}  // namespace
+}  // namespace channel_scenarios
+
+int main(int argc, char** argv) {
+  constellation::init();
+  return channel_scenarios::Run(argc, argv);
+}
