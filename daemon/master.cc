@@ -256,13 +256,28 @@ absl::StatusOr<Pid> Master::PlaceAndLaunch(uint64_t deployment, pb::LaunchReques
     release();
     return pid.status();
   }
-  std::lock_guard<std::mutex> lock(mu_);
-  processes_[*pid] = Process{deployment, allocation->node, allocation->id};
-  // Counted from launch, not from its spawn line, so the deployment is not
-  // over while a child's line waits behind its parent's.
-  ++deployments_[deployment].live;
-  if (node_out != nullptr) *node_out = allocation->node;
-  return pid;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    auto d = deployments_.find(deployment);
+    if (d != deployments_.end() && !d->second.cancelled) {
+      processes_[*pid] = Process{deployment, allocation->node, allocation->id};
+      // Counted from launch, not from its spawn line, so the deployment is not
+      // over while a child's line waits behind its parent's.
+      ++d->second.live;
+      if (node_out != nullptr) *node_out = allocation->node;
+      return pid;
+    }
+  }
+  // The deployment was cancelled while this process started, after its kill
+  // went out: stop the newcomer too.
+  release();
+  grpc::ClientContext kill_context;
+  kill_context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(5));
+  pb::KillRequest kill;
+  kill.set_deployment(deployment);
+  pb::Empty empty;
+  stub->Kill(&kill_context, kill, &empty);
+  return absl::CancelledError("the deployment ended while the process started");
 }
 
 grpc::Status Master::Spawn(const pb::MasterSpawnRequest& call, pb::SpawnReply* reply) {
