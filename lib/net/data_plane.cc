@@ -87,6 +87,23 @@ std::shared_ptr<Peer> DataPlane::NewPeer(const Pid& remote) {
       if (it != loop_peers_.end() && it->second.link != nullptr) it->second.link->ResumeRead();
     });
   };
+  // What a user thread holding the read role found; ignored once that
+  // connection is no longer the peer's open one.
+  hooks.control = [this](const Pid& pid, uint64_t conn, const FrameHeader& header) {
+    loop_->Post([this, pid, conn, header] {
+      if (Link* link = OpenLink(pid, conn)) OnControl(link, header, std::string_view());
+    });
+  };
+  hooks.lease = [this](const Pid& pid, uint64_t conn) {
+    loop_->Post([this, pid, conn] {
+      if (Link* link = OpenLink(pid, conn)) link->StartLease();
+    });
+  };
+  hooks.read_down = [this](const Pid& pid, uint64_t conn, absl::Status why) {
+    loop_->Post([this, pid, conn, why = std::move(why)] {
+      if (Link* link = OpenLink(pid, conn)) OnLinkDown(link, why);
+    });
+  };
   return std::make_shared<Peer>(remote, options_.limits, std::move(hooks));
 }
 
@@ -132,6 +149,14 @@ void DataPlane::Release(const Pid& remote, Direction direction) {
   if (it == peers_.end()) return;
   (direction == Direction::kSend ? it->second.has_sender : it->second.has_receiver) = false;
   if (--it->second.endpoints == 0) loop_->Post([this, remote] { CheckIdle(remote); });
+}
+
+Link* DataPlane::OpenLink(const Pid& remote, uint64_t conn) {
+  auto it = loop_peers_.find(remote);
+  if (it == loop_peers_.end()) return nullptr;
+  Link* link = it->second.link;
+  if (link == nullptr || link->id() != conn || link->stage() != Link::Stage::kOpen) return nullptr;
+  return link;
 }
 
 std::shared_ptr<Peer> DataPlane::FindPeer(const Pid& remote, int* endpoints) {
@@ -333,8 +358,12 @@ void DataPlane::Activate(Link* link) {
   lp.link = link;
   lp.closing = Closing::kNone;
   if (lp.retry_timer) lp.retry_timer->Del();
-  link->Open(peer);
   SetOpen(+1);
+  absl::Status status = link->Open(peer);
+  if (!status.ok()) {
+    OnLinkDown(link, status);
+    return;
+  }
   if (peer->Attach(link->fd()) == Peer::WriteResult::kBlocked) link->ArmWrite();
   CheckIdle(remote);
 }

@@ -109,6 +109,8 @@ class DataPlane : public LinkOwner {  // LinkOwner: for its own Links only
   void Bury(std::unique_ptr<Event> event);
   bool Reply(Link* link, HelloKind kind);
   std::shared_ptr<Peer> FindPeer(const Pid& remote, int* endpoints);
+  // The peer's open connection if its id is `conn`, else null.
+  Link* OpenLink(const Pid& remote, uint64_t conn);
   // Drops the peer's entries if nothing refers to it any more.
   void MaybeForget(const Pid& remote);
   std::shared_ptr<Peer> NewPeer(const Pid& remote);

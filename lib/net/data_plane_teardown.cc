@@ -6,6 +6,7 @@
 #include <atomic>
 #include <cstdio>
 #include <cstdlib>
+#include <vector>
 
 #include "absl/strings/str_cat.h"
 #include "lib/net/data_plane.h"
@@ -171,9 +172,13 @@ bool DataPlane::FlushForExit(absl::Duration timeout) {
       for (auto& [pid, entry] : peers_) entry.peer->DiscardInbound();
     }
     // Read (and drop) what peers send so closing our sockets sends FIN, not RST.
+    // (ResumeRead may call back into us, changing loop_peers_; killed links
+    // live until the next sweep.)
+    std::vector<Link*> open;
     for (auto& [pid, lp] : loop_peers_) {
-      if (lp.link != nullptr) lp.link->ResumeRead();
+      if (lp.link != nullptr) open.push_back(lp.link);
     }
+    for (Link* link : open) link->ResumeRead();
     flush_timer_ = std::make_unique<Event>(*loop_, -1, EV_PERSIST, [this](short) { CheckFlushed(); });
     flush_timer_->AddTimeout(absl::Milliseconds(1));
     CheckFlushed();

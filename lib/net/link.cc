@@ -1,8 +1,10 @@
 #include "lib/net/link.h"
 
+#include <sys/epoll.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cerrno>
 #include <cstring>
 
@@ -11,26 +13,22 @@
 namespace constellation::net {
 namespace {
 
-constexpr size_t kBufferSize = 64 << 10;
-// Payload bytes still missing above which we read straight into the payload.
-constexpr size_t kDirectRead = 16 << 10;
 // Bytes read per readiness callback before other connections get a turn.
 constexpr size_t kReadBudget = 1 << 20;
+
+std::atomic<uint64_t> g_next_link_id{1};
 
 }  // namespace
 
 Link::Link(EventLoop& loop, int fd, Role role, const Pid& remote, LinkOwner* owner, absl::Duration handshake_timeout)
     : loop_(loop),
       fd_(fd),
+      id_(g_next_link_id.fetch_add(1, std::memory_order_relaxed)),
       role_(role),
       remote_(remote),
       owner_(owner),
       stage_(role == Role::kDialer ? Stage::kConnecting : Stage::kHello),
-      read_event_(loop, fd, EV_READ | EV_PERSIST, [this](short) { OnReadable(); }),
-      consume_event_(loop, -1, 0,
-                     [this](short) {
-                       if (stage_ == Stage::kOpen && !paused_) ConsumeBuffered();
-                     }),
+      read_event_(loop, fd, EV_READ | EV_PERSIST, [this](short) { OnHelloReadable(); }),
       write_event_(loop, fd, EV_WRITE,
                    [this](short) {
                      if (stage_ == Stage::kConnecting) {
@@ -46,17 +44,20 @@ Link::Link(EventLoop& loop, int fd, Role role, const Pid& remote, LinkOwner* own
                        owner_->OnWritable(this);
                      }
                    }),
-      timer_(loop, -1, 0,
-             [this, handshake_timeout](short) {
-               Fail(absl::DeadlineExceededError(
-                   absl::StrCat("no handshake within ", absl::FormatDuration(handshake_timeout))));
-             }),
-      buffer_(new char[kBufferSize]) {
+      timer_(loop, -1, 0, [this, handshake_timeout](short) {
+        Fail(
+            absl::DeadlineExceededError(absl::StrCat("no handshake within ", absl::FormatDuration(handshake_timeout))));
+      }) {
   timer_.AddTimeout(handshake_timeout);
   if (role == Role::kAcceptor) read_event_.Add();
 }
 
-Link::~Link() { close(fd_); }
+Link::~Link() {
+  frame_event_.reset();  // before its fd
+  lease_timer_.reset();
+  if (ep_ >= 0) close(ep_);
+  close(fd_);
+}
 
 std::string Link::Describe() const {
   if (remote_.is_null()) return absl::StrCat("connection fd ", fd_);
@@ -80,15 +81,28 @@ absl::Status Link::SendHello(const Hello& hello) {
   return absl::OkStatus();
 }
 
-void Link::Open(std::shared_ptr<Peer> peer) {
+absl::Status Link::Open(std::shared_ptr<Peer> peer) {
   peer_ = std::move(peer);
   stage_ = Stage::kOpen;
   timer_.Del();
-  if (!paused_) read_event_.Add();
-  // Frames may have arrived right behind the Hello: parse them on the next
-  // turn of the loop (not here, inside the Hello's own callback). An Event,
-  // not a posted task: it goes with the Link if the Link is killed first.
-  if (pos_ < end_) consume_event_.AddTimeout(absl::ZeroDuration());
+  read_event_.Del();
+  ep_ = epoll_create1(EPOLL_CLOEXEC);
+  epoll_event event{};
+  event.events = EPOLLIN;
+  event.data.fd = fd_;
+  if (ep_ < 0 || epoll_ctl(ep_, EPOLL_CTL_ADD, fd_, &event) != 0) {
+    return absl::ResourceExhaustedError(absl::StrCat("cannot watch the connection: ", std::strerror(errno)));
+  }
+  frame_event_ = std::make_unique<Event>(loop_, ep_, EV_READ | EV_PERSIST, [this](short) { OnFramesReadable(); });
+  lease_timer_ = std::make_unique<Event>(loop_, -1, 0, [this](short) {
+    absl::Duration next = peer_->LeaseTick();
+    if (next > absl::ZeroDuration() && stage_ == Stage::kOpen) lease_timer_->AddTimeout(next);
+  });
+  // Frames right behind the Hello are still in the socket (Hellos are read
+  // exactly): the event reports them.
+  peer_->AttachRead(fd_, ep_, id_);
+  frame_event_->Add();
+  return absl::OkStatus();
 }
 
 void Link::Defer() {
@@ -98,14 +112,20 @@ void Link::Defer() {
 
 void Link::PauseRead() {
   paused_ = true;
-  read_event_.Del();
+  if (frame_event_) frame_event_->Del();
 }
 
 void Link::ResumeRead() {
-  if (!paused_ || stage_ != Stage::kOpen) return;
+  if (stage_ != Stage::kOpen) return;
   paused_ = false;
-  if (!ConsumeBuffered()) return;
-  read_event_.Add();
+  frame_event_->Add();
+  // Level-triggered, the event reports bytes in the socket; frames already
+  // read into the Peer's buffer need this look.
+  OnFramesReadable();
+}
+
+void Link::StartLease() {
+  if (stage_ == Stage::kOpen) lease_timer_->AddTimeout(peer_->LeaseStart());
 }
 
 void Link::ArmWrite() {
@@ -115,9 +135,10 @@ void Link::ArmWrite() {
 void Link::Kill() {
   stage_ = Stage::kDead;
   read_event_.Del();
+  if (frame_event_) frame_event_->Del();
+  if (lease_timer_) lease_timer_->Del();
   write_event_.Del();
   timer_.Del();
-  consume_event_.Del();
 }
 
 bool Link::Fail(absl::Status why) {
@@ -125,27 +146,11 @@ bool Link::Fail(absl::Status why) {
   return false;
 }
 
-void Link::OnReadable() {
-  size_t budget = kReadBudget;
-  while (stage_ != Stage::kDead && !paused_ && stage_ != Stage::kDeferred) {
-    ssize_t n;
-    size_t asked;
-    if (in_frame_ && pos_ == end_ && header_.length - filled_ >= kDirectRead) {
-      asked = header_.length - filled_;
-      n = read(fd_, payload_.data() + filled_, asked);
-      if (n > 0) filled_ += n;
-    } else {
-      if (pos_ > 0) {
-        std::memmove(buffer_.get(), buffer_.get() + pos_, end_ - pos_);
-        end_ -= pos_;
-        pos_ = 0;
-      }
-      asked = kBufferSize - end_;
-      n = read(fd_, buffer_.get() + end_, asked);
-      if (n > 0) end_ += n;
-    }
+void Link::OnHelloReadable() {
+  while (stage_ == Stage::kHello) {
+    ssize_t n = read(fd_, hello_ + hello_filled_, kHelloSize - hello_filled_);
     if (n == 0) {
-      if (in_frame_ || pos_ < end_) {
+      if (hello_filled_ > 0) {
         Fail(absl::DataLossError("connection closed in the middle of a frame"));
       } else {
         Fail(absl::UnavailableError("connection closed"));
@@ -158,55 +163,44 @@ void Link::OnReadable() {
       Fail(absl::UnavailableError(absl::StrCat("read: ", std::strerror(errno))));
       return;
     }
-    if (!ConsumeBuffered()) return;
-    // Level-triggered: when more arrives we are called again. A short read
-    // means the socket is drained; asking again would only get EAGAIN.
-    if (static_cast<size_t>(n) < asked || static_cast<size_t>(n) >= budget) return;
-    budget -= n;
+    hello_filled_ += n;
+    if (hello_filled_ < kHelloSize) return;
+    hello_filled_ = 0;
+    Hello hello;
+    absl::Status status = DecodeHello(hello_, &hello);
+    if (!status.ok()) {
+      Fail(absl::InvalidArgumentError(absl::StrCat("bad handshake: ", status.message())));
+      return;
+    }
+    owner_->OnHello(this, hello);  // may open, defer or kill the link
   }
 }
 
-bool Link::ConsumeBuffered() {
-  while (true) {
-    if (stage_ == Stage::kDead || stage_ == Stage::kDeferred || paused_) return false;
-    size_t available = end_ - pos_;
-    if (stage_ == Stage::kHello) {
-      if (available < kHelloSize) return true;
-      Hello hello;
-      absl::Status status = DecodeHello(buffer_.get() + pos_, &hello);
-      if (!status.ok()) return Fail(absl::InvalidArgumentError(absl::StrCat("bad handshake: ", status.message())));
-      pos_ += kHelloSize;
-      owner_->OnHello(this, hello);
-      continue;
-    }
-    if (stage_ != Stage::kOpen) return true;
-    if (!in_frame_) {
-      if (available < kFrameHeaderSize) return true;
-      FrameHeader header;
-      absl::Status status = DecodeFrameHeader(buffer_.get() + pos_, &header);
-      if (!status.ok()) return Fail(absl::InvalidArgumentError(absl::StrCat("bad frame: ", status.message())));
-      if (header.kind == FrameKind::kData && !peer_->InboundHasRoom()) {
+void Link::OnFramesReadable() {
+  size_t budget = kReadBudget;
+  while (stage_ == Stage::kOpen && !paused_) {
+    FrameHeader control;
+    absl::Status down;
+    switch (peer_->LoopRead(&budget, &control, &down)) {
+      case Peer::ReadOutcome::kDrained:
+        return;
+      case Peer::ReadOutcome::kBusy:
+        // A user thread reads the socket; it posts resume_read when it lets go.
+        frame_event_->Del();
+        return;
+      case Peer::ReadOutcome::kBroken:
+        // Detached, or a user thread saw the end and posted it: nothing to read.
+        frame_event_->Del();
+        return;
+      case Peer::ReadOutcome::kPaused:
         PauseRead();
-        return false;
-      }
-      pos_ += kFrameHeaderSize;
-      header_ = header;
-      payload_.resize(header.length);
-      filled_ = 0;
-      in_frame_ = true;
-      available -= kFrameHeaderSize;
-    }
-    size_t take = std::min<size_t>(available, header_.length - filled_);
-    std::memcpy(payload_.data() + filled_, buffer_.get() + pos_, take);
-    pos_ += take;
-    filled_ += take;
-    if (filled_ < header_.length) return true;
-    in_frame_ = false;
-    if (header_.kind == FrameKind::kData) {
-      peer_->Deliver(header_.fingerprint, &payload_);
-    } else {
-      owner_->OnControl(this, header_, payload_);
-      payload_.clear();
+        return;
+      case Peer::ReadOutcome::kControl:
+        owner_->OnControl(this, control, std::string_view());  // may kill the link
+        continue;
+      case Peer::ReadOutcome::kDown:
+        Fail(std::move(down));
+        return;
     }
   }
 }
