@@ -1,0 +1,96 @@
+#pragma once
+
+// Internal to Peer (peer.cc, peer_read.cc): buffer recycling and read-path
+// helpers. Not for other users.
+
+#include <poll.h>
+#include <sys/epoll.h>
+#include <sys/socket.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+#include <limits>
+#include <string>
+
+#include "absl/status/status.h"
+#include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "absl/time/time.h"
+
+namespace constellation::net::peer_internal {
+
+constexpr int kMaxIov = 128;
+// Slots kept free for the loop's control frames.
+constexpr size_t kControlReserve = 2;
+// Buffers are recycled, not freed, so the steady state allocates nothing per
+// message: a ring slot keeps a buffer up to kSlotKeep (1024 slots: 16 MiB at
+// most per direction), and one spare per direction keeps the biggest buffer
+// up to kKeepCapacity, so a stream of values up to the byte bound reuses it.
+constexpr size_t kSlotKeep = 16 << 10;
+// Sends closer together than this, with nothing received in between, are a
+// stream: they are batched (see Send).
+constexpr int64_t kBatchWindowNs = 50'000;
+constexpr size_t kKeepCapacity = (4 << 20) + (64 << 10);
+
+// Empties a buffer leaving a queue: it stays if small, becomes the spare if
+// it is bigger than the spare, and is freed otherwise.
+inline void ClearBuffer(std::string* buffer, std::string* spare) {
+  buffer->clear();
+  size_t capacity = buffer->capacity();
+  if (capacity <= kSlotKeep) return;
+  if (capacity <= kKeepCapacity && capacity > spare->capacity()) buffer->swap(*spare);
+  std::string().swap(*buffer);
+}
+
+// Gives a buffer about to be filled the spare, if the spare is bigger.
+inline void TakeSpare(std::string* buffer, std::string* spare) {
+  if (spare->capacity() > buffer->capacity()) buffer->swap(*spare);
+}
+
+// User mode (see ReadAsUser) follows a recv that held the read role at most
+// kStickyHoldNs; the loop's lease timer looks every kLeasePeriod whether
+// recvs keep coming. A recv still holding the role a whole period later has
+// held it longer than kStickyHoldNs, so it gives the socket back itself.
+constexpr int64_t kStickyHoldNs = 500'000;
+constexpr absl::Duration kLeasePeriod = absl::Milliseconds(1);
+
+// The read side: bytes asked of the socket at once, and the payload bytes
+// still missing above which a frame is read straight into its payload.
+constexpr size_t kReadBufferSize = 64 << 10;
+constexpr size_t kDirectRead = 16 << 10;
+
+// Sets which events of `fd` (registered in the epoll set `ep`) are watched.
+inline void SetInterest(int ep, int fd, uint32_t events) {
+  epoll_event event{};
+  event.events = events;
+  event.data.fd = fd;
+  epoll_ctl(ep, EPOLL_CTL_MOD, fd, &event);  // cannot fail: fd stays registered while ep is open
+}
+
+// Waits until `fd` is readable (or has an error or EOF, which recv reports);
+// false at `deadline`.
+inline bool PollReadable(int fd, absl::Time deadline) {
+  while (true) {
+    pollfd p{fd, POLLIN, 0};
+    int n;
+    if (deadline == absl::InfiniteFuture()) {
+      n = poll(&p, 1, -1);
+    } else {
+      absl::Duration left = deadline - absl::Now();
+      if (left <= absl::ZeroDuration()) return false;
+      timespec timeout = absl::ToTimespec(left);
+      n = ppoll(&p, 1, &timeout, nullptr);
+    }
+    if (n > 0) return true;
+    if (n < 0 && errno != EINTR) return true;  // let recv report it
+  }
+}
+
+// Why a connection that ended (recv returned 0) ended.
+inline absl::Status EndOfStreamStatus(bool mid_frame) {
+  if (mid_frame) return absl::DataLossError("connection closed in the middle of a frame");
+  return absl::UnavailableError("connection closed");
+}
+
+}  // namespace constellation::net::peer_internal
