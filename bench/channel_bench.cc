@@ -203,22 +203,9 @@ Result RunJob(Job job, int root_cpu) {
 // ---------------------------------------------------------------------------
 // Statistics and the table.
 
-double Percentile(std::vector<double> v, double p) {
-  std::sort(v.begin(), v.end());
-  return v[std::min(v.size() - 1, static_cast<size_t>(p * v.size()))];
-}
-
-struct Summary {
-  double median = 0, min = 0, max = 0;
-};
-
-Summary Summarize(std::vector<double> v) {
-  if (v.empty()) return {};
-  std::sort(v.begin(), v.end());
-  size_t n = v.size();
-  double median = n % 2 == 1 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
-  return Summary{median, v.front(), v.back()};
-}
+using bench::Percentile;
+using bench::Summarize;
+using bench::Summary;
 
 // Per-run figures by name, e.g. "lat/two cores/ours/p50".
 std::map<std::string, std::vector<double>> g_figures;

@@ -28,6 +28,7 @@
 #include <vector>
 #include "absl/strings/escaping.h"
 #include "absl/strings/numbers.h"
+#include "bench/bench_support.h"
 #include "constellation/constellation.h"
 
 namespace channel_bench {
@@ -36,15 +37,18 @@ using constellation::Pid;
 using constellation::Receiver;
 using constellation::Sender;
 
+// Clock, pinning and usage are shared with the peer comparison (bench/compare/).
+using bench::AllowedCpus;
+using bench::g_all_cpus;
+using bench::GetUsage;
+using bench::NowNs;
+using bench::PinProcess;
+using bench::Usage;
+
 constexpr int64_t kBigMessage = 1 << 20;                    // bytes, the throughput test
 constexpr int kBatch = 512;                                 // 8-byte messages per send() in the batched raw variant
 constexpr absl::Duration kStepTimeout = absl::Seconds(20);  // no single wait in a measurement takes longer
 constexpr int kStepTimeoutSeconds = 20;
-
-inline int64_t NowNs() {
-  return std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now().time_since_epoch())
-      .count();
-}
 
 // ---------------------------------------------------------------------------
 // What one measurement is; the spawn argument of the child.
@@ -89,56 +93,6 @@ struct Job {
 };
 
 // ---------------------------------------------------------------------------
-// Pinning and usage.
-
-cpu_set_t g_all_cpus;  // the affinity this process started with (set first thing in main)
-
-// Sets the affinity of every thread of this process: `cpu`, or the start-up set for -1.
-inline bool PinProcess(int cpu) {
-  cpu_set_t set;
-  if (cpu < 0) {
-    set = g_all_cpus;
-  } else {
-    CPU_ZERO(&set);
-    CPU_SET(cpu, &set);
-  }
-  DIR* dir = opendir("/proc/self/task");
-  if (dir == nullptr) return false;
-  bool ok = true;
-  while (dirent* entry = readdir(dir)) {
-    int tid = std::atoi(entry->d_name);
-    if (tid <= 0) continue;
-    if (sched_setaffinity(tid, sizeof(set), &set) != 0 && errno != ESRCH) ok = false;
-  }
-  closedir(dir);
-  return ok;
-}
-
-inline std::vector<int> AllowedCpus() {
-  std::vector<int> cpus;
-  for (int i = 0; i < CPU_SETSIZE; ++i) {
-    if (CPU_ISSET(i, &g_all_cpus)) cpus.push_back(i);
-  }
-  return cpus;
-}
-
-struct Usage {
-  int64_t voluntary = 0;    // context switches: the process blocked (one per wake-up)
-  int64_t involuntary = 0;  // preempted
-  int64_t cpu_ns = 0;       // user + system, all threads
-};
-
-inline Usage GetUsage() {
-  rusage ru{};
-  getrusage(RUSAGE_SELF, &ru);
-  auto ns = [](const timeval& tv) { return int64_t{tv.tv_sec} * 1000000000 + int64_t{tv.tv_usec} * 1000; };
-  return Usage{ru.ru_nvcsw, ru.ru_nivcsw, ns(ru.ru_utime) + ns(ru.ru_stime)};
-}
-
-inline Usage operator-(const Usage& a, const Usage& b) {
-  return Usage{a.voluntary - b.voluntary, a.involuntary - b.involuntary, a.cpu_ns - b.cpu_ns};
-}
-
 [[noreturn]] void Die(const std::string& what) {
   std::fprintf(stderr, "channel_bench: %s\n", what.c_str());
   std::fflush(nullptr);

@@ -22,6 +22,12 @@ PACKAGES=(
   clang-format             # tools/format.sh
   iproute2                 # ip netns for the multi-host tests
   procps                   # ps/pkill in tests and scripts
+  # The peers //bench:compare measures us against (docs/performance.md), and its plot:
+  libzmq3-dev              # ZeroMQ
+  cppzmq-dev               # zmq.hpp, ZeroMQ's C++ binding
+  libopenmpi-dev           # Open MPI 4 headers and libmpi
+  openmpi-bin              # mpirun
+  gnuplot-nox              # the latency plot (PNG)
 )
 
 missing=()

@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# Smoke test of //bench:compare: a --quick run of raw TCP and our channels
+# prints one JSON object per row with the fields tools rely on. It checks that
+# the driver and the measurement programs work end to end, never a figure.
+set -euo pipefail
+
+driver="${RUNFILES_DIR:-$TEST_SRCDIR}/constellation/bench/compare/compare"
+out="${TEST_TMPDIR:-/tmp}/compare.json"
+"$driver" --quick --json --only=raw,ours >"$out"
+
+rows=$(wc -l <"$out")
+if [ "$rows" -lt 20 ]; then
+  echo "expected at least 20 rows, got $rows:" >&2
+  cat "$out" >&2
+  exit 1
+fi
+for field in '"system":"' '"pinning":"' '"size":' '"p50":' '"p99":' '"throughput":'; do
+  missing=$(grep -cvF "$field" "$out" || true)
+  if [ "$missing" -ne 0 ]; then
+    echo "$missing rows lack $field:" >&2
+    cat "$out" >&2
+    exit 1
+  fi
+done
+if grep -vq '^{.*}$' "$out"; then
+  echo "a line that is not a JSON object:" >&2
+  cat "$out" >&2
+  exit 1
+fi
+for test in latency throughput rate start all_to_all memory; do
+  grep -q "\"system\":\"ours\",.*\"test\":\"$test\"" "$out" || { echo "no $test row for ours" >&2; exit 1; }
+done
+echo "compare: $rows rows"

@@ -1,0 +1,106 @@
+// Our channels: A is the root process of a constellation program, B a
+// process it spawn()s; one Sender<std::string> and one Receiver<std::string>
+// each way, one value per message (send() encodes the string into the
+// Sender's buffer; recv() returns a new string). We offer no busy-poll option:
+// a thread waiting in recv() sleeps in poll(). See common.h for the protocol.
+//
+// Pinning: B is spawned while A is still unpinned, so B's monitor keeps every
+// CPU; then A pins itself and B pins itself, every thread (the data plane's
+// loop thread too). The bridge and the monitors stay unpinned; they do no
+// work while messages flow.
+//
+// Start-up: A calls spawn() for a function that sends one 8-byte string back;
+// the time runs from spawn() to recv() returning it. A waits for each child's
+// exit before the next spawn.
+#include <string>
+#include <vector>
+
+#include "bench/bench_support.h"
+#include "bench/compare/common.h"
+#include "constellation/constellation.h"
+
+namespace {
+
+using compare::Args;
+using compare::DieIf;
+using constellation::Pid;
+
+constexpr absl::Duration kTimeout = absl::Seconds(20);  // no wait in a measurement takes this long
+
+class OursEndpoint : public compare::Endpoint {
+ public:
+  explicit OursEndpoint(Pid remote) : out_(remote), in_(remote) {}
+  char* Prepare(size_t size) override {
+    if (message_.size() != size) message_.resize(size);
+    return message_.data();
+  }
+  absl::Status Send(size_t) override { return out_.send(message_); }
+  absl::StatusOr<std::string_view> Recv(size_t) override {
+    absl::StatusOr<std::string> value = in_.recv_for(kTimeout);
+    if (!value.ok()) return value.status();
+    received_ = *std::move(value);
+    return std::string_view(received_);
+  }
+  // Returns once the remote process has exited (its channel answers kUnavailable).
+  absl::Status AwaitExit() {
+    while (true) {
+      absl::StatusOr<std::string> value = in_.recv_for(kTimeout);
+      if (absl::IsUnavailable(value.status())) return absl::OkStatus();
+      if (!value.ok()) return value.status();
+    }
+  }
+
+ private:
+  constellation::Sender<std::string> out_;
+  constellation::Receiver<std::string> in_;
+  std::string message_, received_;
+};
+
+// B: the same command line as A, passed through spawn.
+void B(Pid parent, std::vector<std::string> argv) {
+  std::vector<char*> cargs = {const_cast<char*>("compare_ours")};
+  for (std::string& a : argv) cargs.push_back(a.data());
+  absl::StatusOr<Args> args = compare::ParseArgs(static_cast<int>(cargs.size()), cargs.data());
+  DieIf(args.status(), "B");
+  if (!bench::PinProcess(args->cpu_b)) compare::Die("B: cannot pin");
+  OursEndpoint endpoint(parent);
+  compare::RunB(endpoint, *args);
+}
+
+void StartChild(Pid parent) { DieIf(constellation::Sender<std::string>(parent).send(std::string(8, '\0')), "start"); }
+
+absl::StatusOr<int64_t> StartOne() {
+  int64_t t0 = bench::NowNs();
+  absl::StatusOr<Pid> child = constellation::spawn(constellation::Resources(), StartChild);
+  if (!child.ok()) return child.status();
+  constellation::Receiver<std::string> in(*child);
+  absl::StatusOr<std::string> first = in.recv_for(kTimeout);
+  int64_t t1 = bench::NowNs();
+  if (!first.ok()) return first.status();
+  while (true) {  // the next start begins once this child is gone
+    absl::StatusOr<std::string> more = in.recv_for(kTimeout);
+    if (absl::IsUnavailable(more.status())) break;
+    if (!more.ok()) return more.status();
+  }
+  return t1 - t0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  bench::InitCpus();
+  absl::StatusOr<Args> args = compare::ParseArgs(argc, argv);
+  DieIf(args.status(), "usage");
+  constellation::init();  // a spawned B runs B() in here and exits
+  if (args->test == compare::Test::kStart) {
+    compare::RunStarts(*args, StartOne);
+    return 0;
+  }
+  absl::StatusOr<Pid> child = constellation::spawn(constellation::Resources(), B, args->argv);
+  DieIf(child.status(), "spawn");
+  if (!bench::PinProcess(args->cpu_a)) compare::Die("A: cannot pin");
+  OursEndpoint endpoint(*child);
+  compare::RunA(endpoint, *args);
+  DieIf(endpoint.AwaitExit(), "A");
+  return 0;
+}

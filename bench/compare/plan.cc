@@ -1,0 +1,169 @@
+#include "bench/compare/plan.h"
+
+#include <algorithm>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+
+namespace compare {
+namespace {
+
+constexpr int64_t kMiB = 1 << 20;
+
+// How many messages a measurement sends: up to `count` in the timed phase,
+// cut short after `seconds` (common.h); `warmup` untimed before.
+struct Counts {
+  int64_t warmup, count;
+  double seconds;
+};
+
+Counts LatencyCounts(bool quick, int64_t size) {
+  if (quick) return {100, size > 4096 ? 500 : 1000, 0.5};
+  return {1000, size > 4096 ? 5000 : 10000, 3};
+}
+
+Counts StreamCounts(bool quick, const std::string& test) {
+  if (test == "throughput") return quick ? Counts{5, 200, 0.3} : Counts{20, 2000, 2};
+  return quick ? Counts{1000, 50000, 0.3} : Counts{10000, 500000, 2};
+}
+
+struct Pin {
+  std::string name;
+  int a, b;
+};
+
+// Same core: both processes on the last allowed CPU; two cores: A on the first, B on the second.
+std::vector<Pin> Pinnings(const std::vector<int>& cpus) {
+  Pin same{"same core", cpus.back(), cpus.back()};
+  Pin unpinned{"unpinned", -1, -1};
+  if (cpus.size() < 2) return {same, unpinned};
+  return {same, Pin{"two cores", cpus[0], cpus[1]}, unpinned};
+}
+
+std::vector<std::string> Flags(const std::string& test, int64_t size, const Pin& pin, const Counts& c) {
+  return {"--test=" + test,
+          absl::StrCat("--size=", size),
+          absl::StrCat("--cpus=", pin.a, ",", pin.b),
+          absl::StrCat("--warmup=", c.warmup),
+          absl::StrCat("--count=", c.count),
+          absl::StrCat("--seconds=", c.seconds)};
+}
+
+}  // namespace
+
+const std::vector<System>& Systems() {
+  static const std::vector<System> systems = {
+      {"raw", "raw TCP", "bench/compare/compare_raw", "", "blocking send/read, the floor"},
+      {"ours", "ours (channels)", "bench/compare/compare_ours", "", "sleeps in poll(); no busy-poll option"},
+      {"zmq", "ZeroMQ PAIR", "bench/compare/compare_zmq", "", "I/O thread, sleeps in epoll"},
+      {"grpc", "gRPC bidi stream", "bench/compare/compare_grpc", "", "completion-queue threads, sleeps in epoll"},
+      {"mpi-tcp", "Open MPI, TCP", "bench/compare/compare_mpi", "tcp,self", "busy-polls (spins in MPI_Recv)"},
+      {"mpi-shm", "Open MPI, shared memory", "bench/compare/compare_mpi", "vader,self",
+       "busy-polls (spins in MPI_Recv)"},
+  };
+  return systems;
+}
+
+namespace {
+
+// Appends measurements to a plan; every one gets the same time limit.
+class Planner {
+ public:
+  Planner(bool quick, std::vector<Measurement>* plan) : quick_(quick), plan_(plan) {}
+
+  void Add(const System* s, const std::string& test, const std::string& pin, int64_t size,
+           std::vector<std::string> args, const std::string& binary = "") {
+    plan_->push_back(
+        Measurement{s, test, pin, size, binary.empty() ? s->binary : binary, std::move(args), quick_ ? 30 : 120});
+  }
+
+  // Latency at every size, then throughput and rate, each under every pinning.
+  void Transfers(const std::vector<const System*>& systems, const std::vector<Pin>& pins) {
+    for (int64_t size : {int64_t{8}, int64_t{1024}, 64 * int64_t{1024}}) {
+      for (const Pin& pin : pins) {
+        for (const System* s : systems) {
+          Add(s, "latency", pin.name, size, Flags("latency", size, pin, LatencyCounts(quick_, size)));
+        }
+      }
+    }
+    for (const std::string test : {"throughput", "rate"}) {
+      int64_t size = test == "throughput" ? kMiB : 8;
+      for (const Pin& pin : pins) {
+        for (const System* s : systems)
+          Add(s, test, pin.name, size, Flags(test, size, pin, StreamCounts(quick_, test)));
+      }
+    }
+  }
+
+  // Start-up, unpinned. MPI_Comm_spawn once (a spawned process is in a job of its own, so the
+  // transport is whatever MPI picks: vader and tcp are both allowed); a start costs ~60 ms there,
+  // so fewer of them.
+  void Starts(const std::vector<const System*>& systems) {
+    Pin unpinned{"unpinned", -1, -1};
+    for (const System* s : systems) {
+      if (s->name == "mpi-tcp") continue;
+      int64_t count = quick_ ? 5 : (s->name == "mpi-shm" ? 20 : 40);
+      Add(s, "start", "unpinned", 8, Flags("start", 8, unpinned, Counts{quick_ ? 1 : 2, count, 60}));
+    }
+  }
+
+  // Ours only: all-to-all among N processes (about the same number of messages for every N), memory.
+  void Scale(const System* ours) {
+    const std::string binary = "bench/compare/compare_scale";
+    const int64_t total = quick_ ? 200000 : 2000000;
+    for (int64_t n : quick_ ? std::vector<int64_t>{8} : std::vector<int64_t>{8, 32, 64}) {
+      int64_t msgs = std::max<int64_t>(1, total / (n * (n - 1)));
+      Add(ours, "all_to_all", "unpinned", n,
+          {"--scale=all_to_all", absl::StrCat("--n=", n), absl::StrCat("--msgs=", msgs)}, binary);
+    }
+    int64_t k = quick_ ? 8 : 16;
+    Add(ours, "memory", "unpinned", k, {"--scale=memory", absl::StrCat("--n=", k)}, binary);
+  }
+
+ private:
+  bool quick_;
+  std::vector<Measurement>* plan_;
+};
+
+}  // namespace
+
+std::vector<Measurement> MakeRound(const PlanOptions& options, const std::vector<int>& cpus, int round) {
+  std::vector<const System*> systems;
+  for (const System& s : Systems()) {
+    if (options.only.empty() || options.only.contains(s.name)) systems.push_back(&s);
+  }
+  if (!systems.empty()) std::rotate(systems.begin(), systems.begin() + round % systems.size(), systems.end());
+  std::vector<Measurement> plan;
+  Planner planner(options.quick, &plan);
+  planner.Transfers(systems, Pinnings(cpus));
+  planner.Starts(systems);
+  if (options.only.empty() || options.only.contains("ours")) planner.Scale(&Systems()[1]);
+  return plan;
+}
+
+std::string MpirunFlags(const Measurement& m) {
+  std::string btl = m.test == "start" ? "vader,tcp,self" : m.system->btl;
+  // --bind-to none: each rank pins itself (common.h) exactly as the other systems do.
+  // pml ob1: the BTL named is the transport (Debian's Open MPI would otherwise pick UCX).
+  // Same core: two ranks that spin on one core take turns only at the scheduler's tick (~8 ms a
+  // round trip); Open MPI yields instead when it knows ranks outnumber cores, which it cannot see
+  // here (it does not know our pinning), so it is told.
+  std::string flags = "--allow-run-as-root --oversubscribe --bind-to none --mca pml ob1 --mca btl " + btl +
+                      " --mca btl_tcp_if_include lo";
+  if (m.pinning == "same core") flags += " --mca mpi_yield_when_idle 1";
+  return flags;
+}
+
+std::vector<std::string> CommandLine(const Measurement& m, const std::string& binary_path, const std::string& out) {
+  std::vector<std::string> argv;
+  if (!m.system->btl.empty() && m.binary == m.system->binary) {
+    argv = {"mpirun", "-np", m.test == "start" ? "1" : "2"};
+    for (absl::string_view f : absl::StrSplit(MpirunFlags(m), ' ')) argv.emplace_back(f);
+  }
+  argv.push_back(binary_path);
+  argv.insert(argv.end(), m.args.begin(), m.args.end());
+  argv.push_back("--out=" + out);
+  return argv;
+}
+
+}  // namespace compare
