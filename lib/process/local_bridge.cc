@@ -28,12 +28,15 @@ namespace {
 constexpr int kPacketsPerTurn = 64;
 // How long terminating waits for killed processes to close their connections.
 constexpr auto kKillGrace = std::chrono::seconds(3);
+// The largest spawn request (arguments, argv and environment) accepted.
+constexpr size_t kMaxSpawnRequest = 60 << 20;
 
 int PidfdOpen(pid_t pid) { return static_cast<int>(syscall(SYS_pidfd_open, pid, 0)); }
 
 class LocalBridgeLoop {
  public:
-  LocalBridgeLoop(int listen_fd, OutputFormatter* out) : listen_fd_(listen_fd), bridge_(out), out_(out) {}
+  LocalBridgeLoop(int listen_fd, OutputFormatter* out, std::unique_ptr<LocalSpawner> spawner)
+      : listen_fd_(listen_fd), bridge_(out), out_(out), spawner_(std::move(spawner)) {}
 
   int Run(int root_fd, const Pid& root);
 
@@ -41,6 +44,9 @@ class LocalBridgeLoop {
   void Accept();
   void ReadConnection(int fd);
   void CloseConnection(int fd);
+  // Spawn requests (whole, or in chunks) go to the spawner, not the Bridge.
+  bool HandleSpawnRequest(int fd, const pb::LocalMessage& message);
+  void Settle();
   void WatchAnnounced();
   void CheckNeverConnected(int pidfd);
   void Terminate(int signal);
@@ -53,6 +59,8 @@ class LocalBridgeLoop {
   int signal_fd_ = -1;
   Bridge bridge_;
   OutputFormatter* out_;
+  std::unique_ptr<LocalSpawner> spawner_;
+  std::map<int, std::string> partial_requests_;  // chunked spawn requests, per connection
   std::vector<int> conns_;
   std::map<int, Pid> pidfds_;  // processes announced but not yet connected
   int terminating_signal_ = 0;
@@ -92,6 +100,7 @@ int LocalBridgeLoop::Run(int root_fd, const Pid& root) {
       }
     }
     for (int fd : bridge_.TakeReleased()) ReadConnection(fd);
+    Settle();
     WatchAnnounced();
     out_->Flush();
   }
@@ -138,6 +147,7 @@ void LocalBridgeLoop::ReadConnection(int fd) {
       CloseConnection(fd);
       return;
     }
+    if (HandleSpawnRequest(fd, message)) continue;
     absl::Status status = bridge_.OnMessage(fd, message);
     if (!status.ok()) {
       fprintf(stderr, "constellation bridge: dropping a connection: %s\n", status.ToString().c_str());
@@ -147,7 +157,54 @@ void LocalBridgeLoop::ReadConnection(int fd) {
   }
 }
 
+bool LocalBridgeLoop::HandleSpawnRequest(int fd, const pb::LocalMessage& message) {
+  if (!message.has_spawn_request() && !message.has_spawn_request_chunk()) return false;
+  std::optional<Pid> requester = bridge_.PidOf(fd);
+  if (!requester) return false;  // before its hello: the Bridge rejects it
+  pb::SpawnRequest whole;
+  if (message.has_spawn_request()) {
+    whole = message.spawn_request();
+  } else {
+    std::string& partial = partial_requests_[fd];
+    partial += message.spawn_request_chunk().data();
+    if (partial.size() > kMaxSpawnRequest) {
+      fprintf(stderr, "constellation bridge: dropping a connection: spawn request over %zu bytes\n", kMaxSpawnRequest);
+      CloseConnection(fd);
+      return true;
+    }
+    if (!message.spawn_request_chunk().last()) return true;
+    bool parsed = whole.ParseFromString(partial);
+    partial_requests_.erase(fd);
+    if (!parsed) {
+      fprintf(stderr, "constellation bridge: dropping a connection: malformed spawn request\n");
+      CloseConnection(fd);
+      return true;
+    }
+  }
+  spawner_->Request(*requester, whole);
+  Settle();
+  return true;
+}
+
+// Hands exits to the spawner, and what it decided to the program: a started
+// child's spawn line first, then the reply to the process that asked.
+void LocalBridgeLoop::Settle() {
+  for (const Pid& pid : bridge_.TakeExited()) spawner_->Exited(pid);
+  for (LocalSpawner::Outcome& outcome : spawner_->TakeOutcomes()) {
+    if (outcome.launched) bridge_.Spawned(outcome.requester, outcome.launched->pid, outcome.launched->monitor_os_pid);
+    int fd = -1;
+    for (int conn : conns_) {
+      if (bridge_.PidOf(conn) == outcome.requester) fd = conn;
+    }
+    if (fd < 0) continue;  // it is gone; its child runs on
+    pb::LocalMessage reply;
+    *reply.mutable_spawn_reply() = outcome.reply;
+    SendLocal(fd, reply).IgnoreError();  // a broken connection shows up on its next read
+  }
+}
+
 void LocalBridgeLoop::CloseConnection(int fd) {
+  partial_requests_.erase(fd);
   bridge_.OnClose(fd);
   std::erase(conns_, fd);
   close(fd);
@@ -213,11 +270,12 @@ void LocalBridgeLoop::WaitForChildren() {
 
 }  // namespace
 
-int RunLocalBridge(int listen_fd, int root_fd, const Pid& root, OutputFormat format) {
+int RunLocalBridge(int listen_fd, int root_fd, const Pid& root, OutputFormat format,
+                   std::unique_ptr<LocalSpawner> spawner) {
   std::unique_ptr<OutputFormatter> out = format == OutputFormat::kJson
                                              ? MakeJsonFormatter(stdout)
                                              : MakeHumanFormatter(stdout, stderr, isatty(STDOUT_FILENO) == 1);
-  LocalBridgeLoop loop(listen_fd, out.get());
+  LocalBridgeLoop loop(listen_fd, out.get(), std::move(spawner));
   return loop.Run(root_fd, root);
 }
 

@@ -14,6 +14,7 @@
 #include <iterator>
 
 #include "lib/net/data_plane.h"
+#include "lib/process/capacity.h"
 #include "lib/process/data_port.h"
 #include "lib/process/launch.h"
 #include "lib/process/local_bridge.h"
@@ -110,6 +111,21 @@ void StartMonitoredProcess(int bridge_fd, int listen_fd) {
   net::StartDataPlane(listen_fd, g_runtime.self);
 }
 
+// The bridge's spawn service: the machine as a one-node cluster, with the
+// root already in it. Exits with a clear message when the root cannot fit.
+std::unique_ptr<LocalSpawner> MakeLocalSpawner(const Resources& root_resources) {
+  absl::StatusOr<Resources> capacity = LocalCapacity(getenv(kCapacityEnv));
+  if (!capacity.ok()) Fail(std::string(capacity.status().message()));
+  LocalLaunchContext context{g_runtime.bridge_name, g_runtime.argv};
+  auto spawner = std::make_unique<LocalSpawner>(
+      *capacity, [context](const Pid& parent, const Resources& resources, const pb::SpawnRequest& request) {
+        return LaunchLocal(context, parent, resources, request);
+      });
+  absl::Status root = spawner->AddRoot(g_runtime.self, root_resources);
+  if (!root.ok()) Fail(std::string(root.message()));
+  return spawner;
+}
+
 void InitTop(const Resources& resources) {
   absl::StatusOr<OutputFormat> format = ParseOutputFormat(getenv("CONSTELLATION_FORMAT"));
   if (!format.ok()) Fail(std::string(format.status().message()));
@@ -121,6 +137,7 @@ void InitTop(const Resources& resources) {
   g_runtime.argv = ReadArgv();
   absl::StatusOr<int> bridge_listen = ListenLocal(g_runtime.bridge_name);
   if (!bridge_listen.ok()) Fail(std::string(bridge_listen.status().message()));
+  std::unique_ptr<LocalSpawner> spawner = MakeLocalSpawner(resources);
   int root_conn[2];
   if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, root_conn) != 0) Die("socketpair failed");
 
@@ -131,10 +148,11 @@ void InitTop(const Resources& resources) {
     // The original process, the one the shell waits on, becomes the bridge.
     close(port->fd);
     close(root_conn[1]);
-    int code = RunLocalBridge(*bridge_listen, root_conn[0], g_runtime.self, *format);
+    int code = RunLocalBridge(*bridge_listen, root_conn[0], g_runtime.self, *format, std::move(spawner));
     fflush(nullptr);
     _exit(code);
   }
+  spawner.reset();
   close(*bridge_listen);
   close(root_conn[0]);
   StartMonitoredProcess(root_conn[1], port->fd);
