@@ -272,9 +272,10 @@ void LocalBridgeLoop::WaitForChildren() {
 
 int RunLocalBridge(int listen_fd, int root_fd, const Pid& root, OutputFormat format,
                    std::unique_ptr<LocalSpawner> spawner) {
-  std::unique_ptr<OutputFormatter> out = format == OutputFormat::kJson
-                                             ? MakeJsonFormatter(stdout)
-                                             : MakeHumanFormatter(stdout, stderr, isatty(STDOUT_FILENO) == 1);
+  std::unique_ptr<OutputFormatter> out =
+      format == OutputFormat::kJson
+          ? MakeJsonFormatter(stdout)
+          : MakeHumanFormatter(stdout, stderr, isatty(STDOUT_FILENO) == 1, VerboseFromEnv(getenv(kVerboseEnv)));
   LocalBridgeLoop loop(listen_fd, out.get(), std::move(spawner));
   return loop.Run(root_fd, root);
 }

@@ -32,6 +32,7 @@ absl::StatusOr<Pid> SpawnProcess(bool wait, const Resources& resources, Trampoli
 struct LocalLaunchContext {
   std::string bridge_name;
   std::vector<std::string> argv;  // when the request has none
+  pb::CgroupBase cgroups;
 };
 absl::StatusOr<LocalSpawner::Launched> LaunchLocal(const LocalLaunchContext& context, const Pid& parent,
                                                    const Resources& resources, const pb::SpawnRequest& request);
