@@ -40,6 +40,10 @@ inline constexpr char kCgroupsEnv[] = "CONSTELLATION_CGROUPS";
 // share within a second.
 inline constexpr int64_t kCpuPeriodUs = 250'000;
 
+// False in ASan/TSan builds, whose processes need several times the memory
+// and CPU they declare: their leaves are made and removed, without limits.
+bool CgroupLimitsApplied();
+
 // Where this process's own cgroups are, read from /proc/self/mountinfo and
 // /proc/self/cgroup (passed in, for tests). Empty strings where a hierarchy
 // is not mounted or this process is not in it.
