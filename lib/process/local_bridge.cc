@@ -28,6 +28,8 @@ namespace {
 constexpr int kPacketsPerTurn = 64;
 // How long terminating waits for killed processes to close their connections.
 constexpr auto kKillGrace = std::chrono::seconds(3);
+// How long spawn() calls may wait with no exit before the bridge warns.
+constexpr auto kStallWarning = std::chrono::seconds(10);
 // The largest spawn request (arguments, argv and environment) accepted.
 constexpr size_t kMaxSpawnRequest = 60 << 20;
 
@@ -47,6 +49,8 @@ class LocalBridgeLoop {
   // Spawn requests (whole, or in chunks) go to the spawner, not the Bridge.
   bool HandleSpawnRequest(int fd, const pb::LocalMessage& message);
   void Settle();
+  // spawn() calls waiting long with nothing exiting: say so once per stall.
+  void WarnIfStalled();
   void WatchAnnounced();
   void CheckNeverConnected(int pidfd);
   void Terminate(int signal);
@@ -61,6 +65,8 @@ class LocalBridgeLoop {
   OutputFormatter* out_;
   std::unique_ptr<LocalSpawner> spawner_;
   std::map<int, std::string> partial_requests_;  // chunked spawn requests, per connection
+  std::chrono::steady_clock::time_point last_progress_ = std::chrono::steady_clock::now();
+  bool warned_stall_ = false;
   std::vector<int> conns_;
   std::map<int, Pid> pidfds_;  // processes announced but not yet connected
   int terminating_signal_ = 0;
@@ -85,8 +91,9 @@ int LocalBridgeLoop::Run(int root_fd, const Pid& root) {
   while (!bridge_.Done()) {
     if (terminating_signal_ != 0 && (conns_.empty() || std::chrono::steady_clock::now() > kill_deadline_)) break;
     std::vector<pollfd> fds = PollSet();
-    int timeout_ms = terminating_signal_ != 0 ? 100 : -1;
+    int timeout_ms = terminating_signal_ != 0 ? 100 : spawner_->waiting() > 0 ? 1000 : -1;
     if (poll(fds.data(), fds.size(), timeout_ms) < 0 && errno != EINTR) break;
+    WarnIfStalled();
     for (const pollfd& p : fds) {
       if (p.revents == 0) continue;
       if (p.fd == signal_fd_) {
@@ -189,7 +196,11 @@ bool LocalBridgeLoop::HandleSpawnRequest(int fd, const pb::LocalMessage& message
 // Hands exits to the spawner, and what it decided to the program: a started
 // child's spawn line first, then the reply to the process that asked.
 void LocalBridgeLoop::Settle() {
-  for (const Pid& pid : bridge_.TakeExited()) spawner_->Exited(pid);
+  for (const Pid& pid : bridge_.TakeExited()) {
+    spawner_->Exited(pid);
+    last_progress_ = std::chrono::steady_clock::now();
+    warned_stall_ = false;
+  }
   for (LocalSpawner::Outcome& outcome : spawner_->TakeOutcomes()) {
     if (outcome.launched) bridge_.Spawned(outcome.requester, outcome.launched->pid, outcome.launched->monitor_os_pid);
     int fd = -1;
@@ -201,6 +212,21 @@ void LocalBridgeLoop::Settle() {
     *reply.mutable_spawn_reply() = outcome.reply;
     SendLocal(fd, reply).IgnoreError();  // a broken connection shows up on its next read
   }
+}
+
+void LocalBridgeLoop::WarnIfStalled() {
+  if (spawner_->waiting() == 0) {
+    last_progress_ = std::chrono::steady_clock::now();
+    return;
+  }
+  if (warned_stall_ || std::chrono::steady_clock::now() - last_progress_ < kStallWarning) return;
+  warned_stall_ = true;
+  fprintf(stderr,
+          "constellation: %zu spawn() call(s) have waited %lld s for room while no process exited (capacity %s, "
+          "%zu processes running); if the running ones wait for them, this will not end: raise "
+          "CONSTELLATION_CAPACITY or ask for less\n",
+          spawner_->waiting(), static_cast<long long>(kStallWarning.count()), to_string(spawner_->capacity()).c_str(),
+          spawner_->running());
 }
 
 void LocalBridgeLoop::CloseConnection(int fd) {

@@ -69,6 +69,7 @@ class LocalSpawner {
   // For tests and status: processes holding room, requests waiting.
   size_t running() const { return allocations_.size(); }
   size_t waiting() const { return tickets_.size(); }
+  Resources capacity() const { return scheduler_.Nodes()[0].capacity; }
 
  private:
   struct Pending {
