@@ -6,7 +6,9 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <condition_variable>
 #include <cstring>
+#include <map>
 #include <mutex>
 #include <vector>
 
@@ -74,8 +76,52 @@ absl::Status SendSpawnRequest(int fd, const pb::LocalMessage& message) {
   return absl::OkStatus();
 }
 
-std::mutex g_ask_mu;          // one spawn request in flight per process
-uint64_t g_next_request = 1;  // guarded by g_ask_mu
+// Several threads may spawn at once: a try_spawn answers at once even while
+// another thread's spawn() waits for room. Requests go out whole, one at a
+// time (a chunked one must not interleave with another); replies come back
+// in any order on the one connection, and whichever waiting thread is reading
+// hands the others theirs.
+std::mutex g_send_mu;  // one request being written at a time
+std::mutex g_reply_mu;
+std::condition_variable g_reply_cv;
+uint64_t g_next_request = 1;                   // guarded by g_reply_mu
+std::map<uint64_t, pb::SpawnReply> g_replies;  // guarded by g_reply_mu: read, not yet taken
+bool g_reading = false;                        // guarded by g_reply_mu: a thread is in ReceiveLocal
+absl::Status g_connection = absl::OkStatus();  // guarded by g_reply_mu: once broken, for good
+
+// Waits for the reply to request `id`, reading the connection when no other
+// thread is.
+absl::StatusOr<pb::SpawnReply> AwaitReply(uint64_t id) {
+  const Runtime& rt = runtime();
+  std::unique_lock<std::mutex> lock(g_reply_mu);
+  while (true) {
+    if (auto it = g_replies.find(id); it != g_replies.end()) {
+      pb::SpawnReply reply = std::move(it->second);
+      g_replies.erase(it);
+      return reply;
+    }
+    if (!g_connection.ok()) return g_connection;
+    if (g_reading) {
+      g_reply_cv.wait(lock);
+      continue;
+    }
+    g_reading = true;
+    lock.unlock();
+    pb::LocalMessage message;
+    absl::StatusOr<bool> got = ReceiveLocal(rt.monitor_fd, &message);
+    lock.lock();
+    g_reading = false;
+    if (!got.ok()) {
+      g_connection = got.status();
+    } else if (!*got) {
+      g_connection =
+          absl::UnavailableError(rt.fabric ? "lost the node daemon while spawning" : "lost the bridge while spawning");
+    } else if (message.has_spawn_reply()) {
+      g_replies[message.spawn_reply().id()] = message.spawn_reply();
+    }
+    g_reply_cv.notify_all();
+  }
+}
 
 // The request goes through the monitor (which first forwards the output
 // written so far) to the bridge (local mode), or to the node daemon and on to
@@ -83,30 +129,27 @@ uint64_t g_next_request = 1;  // guarded by g_ask_mu
 // with its Pid.
 absl::StatusOr<Pid> AskToSpawn(bool wait, const Resources& resources, pb::FunctionCall call) {
   const Runtime& rt = runtime();
-  std::lock_guard<std::mutex> lock(g_ask_mu);
   pb::LocalMessage message;
   pb::SpawnRequest* request = message.mutable_spawn_request();
-  request->set_id(g_next_request++);
+  {
+    std::lock_guard<std::mutex> lock(g_reply_mu);
+    request->set_id(g_next_request++);
+  }
   *request->mutable_parent() = ToProto(rt.self);
   *request->mutable_resources() = ToProto(resources);
   request->set_wait(wait);
   *request->mutable_call() = std::move(call);
   for (const std::string& arg : rt.argv) request->add_argv(arg);
   for (char** e = environ; *e != nullptr; ++e) request->add_env(*e);
-  absl::Status sent = SendSpawnRequest(rt.monitor_fd, message);
-  if (!sent.ok()) return sent;
-  while (true) {
-    pb::LocalMessage reply;
-    absl::StatusOr<bool> got = ReceiveLocal(rt.monitor_fd, &reply);
-    if (!got.ok()) return got.status();
-    if (!*got)
-      return absl::UnavailableError(rt.fabric ? "lost the node daemon while spawning"
-                                              : "lost the bridge while spawning");
-    if (!reply.has_spawn_reply() || reply.spawn_reply().id() != request->id()) continue;
-    const pb::SpawnReply& answer = reply.spawn_reply();
-    if (answer.code() != 0) return absl::Status(static_cast<absl::StatusCode>(answer.code()), answer.message());
-    return FromProto(answer.child());
+  {
+    std::lock_guard<std::mutex> lock(g_send_mu);
+    absl::Status sent = SendSpawnRequest(rt.monitor_fd, message);
+    if (!sent.ok()) return sent;
   }
+  absl::StatusOr<pb::SpawnReply> answer = AwaitReply(request->id());
+  if (!answer.ok()) return answer.status();
+  if (answer->code() != 0) return absl::Status(static_cast<absl::StatusCode>(answer->code()), answer->message());
+  return FromProto(answer->child());
 }
 
 }  // namespace

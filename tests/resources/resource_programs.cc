@@ -206,6 +206,11 @@ int CapacityMain() {
   });
   absl::SleepFor(absl::Milliseconds(500));  // a bounded look at what must not happen
   Say(returned ? "spawn returned while full" : "spawn waiting while full");
+  // Another thread's waiting spawn() does not hold up this one's try_spawn.
+  absl::Time start = absl::Now();
+  absl::StatusOr<Pid> meanwhile = try_spawn(holder, Holder, 200);
+  Say(absl::StrCat("try_spawn while a spawn waits: ", Outcome(meanwhile), " in ",
+                   absl::ToInt64Milliseconds(absl::Now() - start), " ms"));
   Release(holders[0]);
   waiter.join();
   Say(absl::StrCat("waiting spawn: ", Outcome(waited)));
