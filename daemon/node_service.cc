@@ -56,7 +56,7 @@ absl::StatusOr<std::unique_ptr<NodeService>> NodeService::Create(uint32_t ipv4, 
 }
 
 NodeService::~NodeService() {
-  agent_->KillAll();
+  if (agent_) agent_->KillAll();  // null when Create() failed to start it
   agent_.reset();
   RemoveCgroupBase(cgroups_);
 }

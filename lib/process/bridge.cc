@@ -103,6 +103,11 @@ std::optional<Pid> Bridge::PidOf(int conn) const {
   return it->second;
 }
 
+pid_t Bridge::MonitorOsPid(const Pid& pid) const {
+  auto it = processes_.find(pid);
+  return it == processes_.end() ? 0 : it->second.monitor_os_pid;
+}
+
 std::vector<Pid> Bridge::TakeExited() { return std::exchange(exited_, {}); }
 
 void Bridge::Exited(const Pid& pid, const pb::ExitEvent& exit) {

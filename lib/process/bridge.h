@@ -52,6 +52,9 @@ class Bridge {
   // The process speaking on `conn`, once its hello has been read.
   std::optional<Pid> PidOf(int conn) const;
 
+  // The OS pid of `pid`'s monitor, 0 if unknown.
+  pid_t MonitorOsPid(const Pid& pid) const;
+
   // Processes that exited since the last call, in order.
   std::vector<Pid> TakeExited();
 

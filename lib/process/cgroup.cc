@@ -59,8 +59,6 @@ absl::Status MakeDir(const std::string& path) {
   return absl::ErrnoToStatus(errno, absl::StrCat("mkdir ", path));
 }
 
-std::string Parent(const std::string& path) { return path.substr(0, path.rfind('/')); }
-
 std::vector<std::string> SubDirs(const std::string& dir) {
   std::vector<std::string> names;
   DIR* d = opendir(dir.c_str());
@@ -160,6 +158,12 @@ absl::StatusOr<pb::CgroupBase> CreateV2(const CgroupLayout& layout) {
 
 bool CgroupLimitsApplied() { return !kSanitizerBuild; }
 
+void SweepStaleCgroupBases(const CgroupLayout& layout) {
+  for (const std::string* dir : {&layout.v1_memory, &layout.v1_cpu, &layout.v2}) {
+    if (!dir->empty()) SweepStale(*dir);
+  }
+}
+
 CgroupSetup CreateCgroupBase(const CgroupLayout& layout, const char* mode_env) {
   std::string mode = mode_env == nullptr || *mode_env == '\0' ? "auto" : mode_env;
   CgroupSetup setup;
@@ -189,27 +193,36 @@ CgroupSetup CreateCgroupBase(const CgroupLayout& layout, const char* mode_env) {
 
 void RemoveCgroupBase(const pb::CgroupBase& base) {
   if (base.version() == 2) {
-    std::string supervisor = base.memory() + "/" + kSupervisor;
-    WriteFile(Parent(base.memory()) + "/cgroup.procs", absl::StrCat(getpid())).IgnoreError();
+    // v2 allows no process in a cgroup whose children get controllers, and
+    // the parent has them on: the launcher cannot leave for it. It turns
+    // them off in the base and moves there, so only the empty base is left
+    // once it exits, for systemd (at the unit's stop) or the next launcher's
+    // sweep to remove.
     for (const std::string& leaf : SubDirs(base.memory())) {
       if (leaf != kSupervisor) KillAndRemove(base.memory() + "/" + leaf);
     }
-    rmdir(supervisor.c_str());
-    rmdir(base.memory().c_str());
+    if (WriteFile(base.memory() + "/cgroup.subtree_control", "-memory -cpu").ok() &&
+        WriteFile(base.memory() + "/cgroup.procs", absl::StrCat(getpid())).ok()) {
+      rmdir((base.memory() + "/" + kSupervisor).c_str());
+    }
     return;
   }
   if (!base.memory().empty()) RemoveTree(base.memory());
   if (!base.cpu().empty()) RemoveTree(base.cpu());
 }
 
+void RemoveCgroupLeaf(const pb::CgroupBase& base, absl::string_view name) {
+  if (base.version() == 0 || name.empty()) return;
+  KillAndRemove(absl::StrCat(base.memory(), "/", name));
+  if (base.version() == 1 && !base.cpu().empty()) KillAndRemove(absl::StrCat(base.cpu(), "/", name));
+}
+
 void RemoveCgroupBaseIfUnused(const pb::CgroupBase& base) {
-  if (base.version() == 2) {
-    // Leave the supervisor group (we are in it) so it can go if we were last.
-    WriteFile(Parent(base.memory()) + "/cgroup.procs", absl::StrCat(getpid())).IgnoreError();
-    rmdir((base.memory() + "/" + kSupervisor).c_str());
-  }
+  // v2: a monitor cannot leave the supervisor group (see RemoveCgroupBase);
+  // the base waits for the next launcher's sweep.
+  if (base.version() != 1) return;
   if (!base.memory().empty()) rmdir(base.memory().c_str());  // EBUSY while others remain
-  if (base.version() == 1 && !base.cpu().empty()) rmdir(base.cpu().c_str());
+  if (!base.cpu().empty()) rmdir(base.cpu().c_str());
 }
 
 absl::StatusOr<CgroupLeaf> CgroupLeaf::Create(const pb::CgroupBase& base, absl::string_view name,

@@ -13,6 +13,9 @@
 // is left in the leaf and removes it. The launcher removes the base when it
 // ends; a monitor whose launcher died removes it if it is the last one out,
 // and CreateCgroupBase() sweeps bases left by launchers that no longer run.
+// (On v2 a process cannot move back up into a cgroup whose children have
+// controllers, so there the empty base of an ended launcher is left for
+// systemd, at the unit's stop, or for the next launcher's sweep.)
 //
 // Where no hierarchy is writable, processes get setrlimit(RLIMIT_DATA) for
 // memory, no CPU limit, and the launcher prints a warning once.
@@ -64,6 +67,11 @@ struct CgroupSetup {
 };
 CgroupSetup CreateCgroupBase(const CgroupLayout& layout, const char* mode_env);
 
+// Removes the bases (and their leaves, killing what still runs there) of
+// launchers that no longer run, under every hierarchy of `layout`.
+// CreateCgroupBase() does it; so do test harnesses after SIGKILLing a group.
+void SweepStaleCgroupBases(const CgroupLayout& layout);
+
 // The launcher is done: removes its base (its leaves are gone by then; any
 // left behind are emptied and removed too).
 void RemoveCgroupBase(const pb::CgroupBase& base);
@@ -97,6 +105,10 @@ class CgroupLeaf {
 // In the user process, before user code: moves the calling process into the
 // leaf's directories; with no leaf, applies the setrlimit fallback.
 absl::Status JoinCgroup(const std::string& memory_dir, const std::string& cpu_dir, const Resources& resources);
+
+// Kills what runs in <base>/<name> and removes it, if it is there (a launcher
+// cleaning up after a monitor that died).
+void RemoveCgroupLeaf(const pb::CgroupBase& base, absl::string_view name);
 
 // A monitor whose launcher is gone: removes the base if nothing else uses it.
 void RemoveCgroupBaseIfUnused(const pb::CgroupBase& base);

@@ -17,7 +17,9 @@
 #include <memory>
 #include <vector>
 
+#include "absl/strings/str_cat.h"
 #include "lib/process/bridge.h"
+#include "lib/process/cgroup.h"
 #include "lib/process/local_socket.h"
 
 namespace constellation {
@@ -37,8 +39,8 @@ int PidfdOpen(pid_t pid) { return static_cast<int>(syscall(SYS_pidfd_open, pid, 
 
 class LocalBridgeLoop {
  public:
-  LocalBridgeLoop(int listen_fd, OutputFormatter* out, std::unique_ptr<LocalSpawner> spawner)
-      : listen_fd_(listen_fd), bridge_(out), out_(out), spawner_(std::move(spawner)) {}
+  LocalBridgeLoop(int listen_fd, OutputFormatter* out, std::unique_ptr<LocalSpawner> spawner, pb::CgroupBase cgroups)
+      : listen_fd_(listen_fd), bridge_(out), out_(out), spawner_(std::move(spawner)), cgroups_(std::move(cgroups)) {}
 
   int Run(int root_fd, const Pid& root);
 
@@ -47,7 +49,10 @@ class LocalBridgeLoop {
   void ReadConnection(int fd);
   void CloseConnection(int fd);
   // Spawn requests (whole, or in chunks) go to the spawner, not the Bridge.
-  bool HandleSpawnRequest(int fd, const pb::LocalMessage& message);
+  enum class Handled { kNo, kYes, kClosed };
+  Handled HandleSpawnRequest(int fd, const pb::LocalMessage& message);
+  void FeedExits();
+  void Reply(int fd, const pb::SpawnReply& reply);
   void Settle();
   // spawn() calls waiting long with nothing exiting: say so once per stall.
   void WarnIfStalled();
@@ -64,7 +69,12 @@ class LocalBridgeLoop {
   Bridge bridge_;
   OutputFormatter* out_;
   std::unique_ptr<LocalSpawner> spawner_;
-  std::map<int, std::string> partial_requests_;  // chunked spawn requests, per connection
+  struct PartialRequest {
+    std::string bytes;
+    bool too_big = false;  // over kMaxSpawnRequest: the rest is dropped, then refused
+  };
+  std::map<int, PartialRequest> partial_requests_;  // chunked spawn requests, per connection
+  pb::CgroupBase cgroups_;
   std::chrono::steady_clock::time_point last_progress_ = std::chrono::steady_clock::now();
   bool warned_stall_ = false;
   std::vector<int> conns_;
@@ -78,6 +88,7 @@ int LocalBridgeLoop::Run(int root_fd, const Pid& root) {
   sigemptyset(&signals);
   sigaddset(&signals, SIGINT);
   sigaddset(&signals, SIGTERM);
+  sigaddset(&signals, SIGHUP);  // the terminal went away: stop like SIGTERM
   sigaddset(&signals, SIGCHLD);
   sigprocmask(SIG_BLOCK, &signals, nullptr);
   signal_fd_ = signalfd(-1, &signals, SFD_CLOEXEC | SFD_NONBLOCK);
@@ -154,7 +165,9 @@ void LocalBridgeLoop::ReadConnection(int fd) {
       CloseConnection(fd);
       return;
     }
-    if (HandleSpawnRequest(fd, message)) continue;
+    Handled handled = HandleSpawnRequest(fd, message);
+    if (handled == Handled::kClosed) return;
+    if (handled == Handled::kYes) continue;
     absl::Status status = bridge_.OnMessage(fd, message);
     if (!status.ok()) {
       fprintf(stderr, "constellation bridge: dropping a connection: %s\n", status.ToString().c_str());
@@ -164,43 +177,73 @@ void LocalBridgeLoop::ReadConnection(int fd) {
   }
 }
 
-bool LocalBridgeLoop::HandleSpawnRequest(int fd, const pb::LocalMessage& message) {
-  if (!message.has_spawn_request() && !message.has_spawn_request_chunk()) return false;
+LocalBridgeLoop::Handled LocalBridgeLoop::HandleSpawnRequest(int fd, const pb::LocalMessage& message) {
+  if (!message.has_spawn_request() && !message.has_spawn_request_chunk()) return Handled::kNo;
   std::optional<Pid> requester = bridge_.PidOf(fd);
-  if (!requester) return false;  // before its hello: the Bridge rejects it
+  if (!requester) return Handled::kNo;  // before its hello: the Bridge rejects it
+  FeedExits();                          // room freed by exits already read counts for this request
   pb::SpawnRequest whole;
   if (message.has_spawn_request()) {
     whole = message.spawn_request();
   } else {
-    std::string& partial = partial_requests_[fd];
-    partial += message.spawn_request_chunk().data();
-    if (partial.size() > kMaxSpawnRequest) {
-      fprintf(stderr, "constellation bridge: dropping a connection: spawn request over %zu bytes\n", kMaxSpawnRequest);
-      CloseConnection(fd);
-      return true;
+    const pb::RequestChunk& chunk = message.spawn_request_chunk();
+    PartialRequest& partial = partial_requests_[fd];
+    if (!partial.too_big) partial.bytes += chunk.data();
+    if (partial.bytes.size() > kMaxSpawnRequest && !partial.too_big) {
+      partial.too_big = true;
+      partial.bytes.clear();
+      partial.bytes.shrink_to_fit();
     }
-    if (!message.spawn_request_chunk().last()) return true;
-    bool parsed = whole.ParseFromString(partial);
+    if (!chunk.last()) return Handled::kYes;
+    PartialRequest done = std::move(partial);
     partial_requests_.erase(fd);
-    if (!parsed) {
+    if (done.too_big) {
+      pb::SpawnReply refusal;
+      refusal.set_id(chunk.id());
+      refusal.set_code(static_cast<int>(absl::StatusCode::kInvalidArgument));
+      refusal.set_message(absl::StrCat("spawn request (arguments, argv and environment) over the ",
+                                       kMaxSpawnRequest >> 20, " MiB limit"));
+      Reply(fd, refusal);
+      return Handled::kYes;
+    }
+    if (!whole.ParseFromString(done.bytes)) {
       fprintf(stderr, "constellation bridge: dropping a connection: malformed spawn request\n");
       CloseConnection(fd);
-      return true;
+      return Handled::kClosed;
     }
   }
   spawner_->Request(*requester, whole);
   Settle();
-  return true;
+  return Handled::kYes;
+}
+
+void LocalBridgeLoop::FeedExits() {
+  for (const Pid& pid : bridge_.TakeExited()) {
+    spawner_->Exited(pid);
+    // A monitor that died could not remove its process's cgroup (a no-op otherwise).
+    RemoveCgroupLeaf(cgroups_, absl::StrCat("p", bridge_.MonitorOsPid(pid)));
+    last_progress_ = std::chrono::steady_clock::now();
+    warned_stall_ = false;
+  }
+}
+
+// Replies go to a monitor that reads promptly; a full socket gets a bounded wait.
+void LocalBridgeLoop::Reply(int fd, const pb::SpawnReply& spawn_reply) {
+  pb::LocalMessage reply;
+  *reply.mutable_spawn_reply() = spawn_reply;
+  for (int attempt = 0; attempt < 50; ++attempt) {
+    if (SendLocal(fd, reply).ok()) return;
+    if (errno != EAGAIN && errno != EWOULDBLOCK) return;  // broken: its next read says so
+    pollfd p{fd, POLLOUT, 0};
+    poll(&p, 1, 100);
+  }
+  fprintf(stderr, "constellation bridge: a process does not read its spawn replies\n");
 }
 
 // Hands exits to the spawner, and what it decided to the program: a started
 // child's spawn line first, then the reply to the process that asked.
 void LocalBridgeLoop::Settle() {
-  for (const Pid& pid : bridge_.TakeExited()) {
-    spawner_->Exited(pid);
-    last_progress_ = std::chrono::steady_clock::now();
-    warned_stall_ = false;
-  }
+  FeedExits();
   for (LocalSpawner::Outcome& outcome : spawner_->TakeOutcomes()) {
     if (outcome.launched) bridge_.Spawned(outcome.requester, outcome.launched->pid, outcome.launched->monitor_os_pid);
     int fd = -1;
@@ -208,9 +251,7 @@ void LocalBridgeLoop::Settle() {
       if (bridge_.PidOf(conn) == outcome.requester) fd = conn;
     }
     if (fd < 0) continue;  // it is gone; its child runs on
-    pb::LocalMessage reply;
-    *reply.mutable_spawn_reply() = outcome.reply;
-    SendLocal(fd, reply).IgnoreError();  // a broken connection shows up on its next read
+    Reply(fd, outcome.reply);
   }
 }
 
@@ -275,6 +316,8 @@ int LocalBridgeLoop::HandleSignals() {
 void LocalBridgeLoop::Terminate(int signal) {
   terminating_signal_ = signal;
   kill_deadline_ = std::chrono::steady_clock::now() + kKillGrace;
+  spawner_->Shutdown();  // nothing new starts; waiting spawn() calls fail
+  Settle();
   for (pid_t os_pid : bridge_.LiveOsPids()) kill(os_pid, SIGKILL);
 }
 
@@ -297,12 +340,12 @@ void LocalBridgeLoop::WaitForChildren() {
 }  // namespace
 
 int RunLocalBridge(int listen_fd, int root_fd, const Pid& root, OutputFormat format,
-                   std::unique_ptr<LocalSpawner> spawner) {
+                   std::unique_ptr<LocalSpawner> spawner, const pb::CgroupBase& cgroups) {
   std::unique_ptr<OutputFormatter> out =
       format == OutputFormat::kJson
           ? MakeJsonFormatter(stdout)
           : MakeHumanFormatter(stdout, stderr, isatty(STDOUT_FILENO) == 1, VerboseFromEnv(getenv(kVerboseEnv)));
-  LocalBridgeLoop loop(listen_fd, out.get(), std::move(spawner));
+  LocalBridgeLoop loop(listen_fd, out.get(), std::move(spawner), cgroups);
   return loop.Run(root_fd, root);
 }
 

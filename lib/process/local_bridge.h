@@ -5,6 +5,7 @@
 #include "lib/core/pid.h"
 #include "lib/process/local_spawner.h"
 #include "lib/process/output_format.h"
+#include "proto/local.pb.h"
 
 namespace constellation {
 
@@ -20,7 +21,9 @@ namespace constellation {
 // the root is already accounted in it.
 // Must be called from a single-threaded process; it blocks SIGINT, SIGTERM
 // and SIGCHLD and becomes a child subreaper.
+// `cgroups` is the program's cgroup base: the leaf of a process whose monitor
+// died is removed here. SIGHUP counts as SIGTERM.
 int RunLocalBridge(int listen_fd, int root_fd, const Pid& root, OutputFormat format,
-                   std::unique_ptr<LocalSpawner> spawner);
+                   std::unique_ptr<LocalSpawner> spawner, const pb::CgroupBase& cgroups);
 
 }  // namespace constellation

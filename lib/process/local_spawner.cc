@@ -34,6 +34,7 @@ absl::Status LocalSpawner::AddRoot(const Pid& root, const Resources& resources) 
 }
 
 void LocalSpawner::Request(const Pid& requester, const pb::SpawnRequest& request) {
+  if (stopping_) return Fail(requester, request.id(), absl::UnavailableError("the program is being stopped"));
   Resources resources = FromProto(request.resources());
   if (!request.wait()) {
     absl::StatusOr<scheduler::Allocation> placed = scheduler_.TryPlace(resources);
@@ -48,6 +49,13 @@ void LocalSpawner::Request(const Pid& requester, const pb::SpawnRequest& request
 }
 
 void LocalSpawner::Exited(const Pid& pid) {
+  if (stopping_) {
+    if (auto it = allocations_.find(pid); it != allocations_.end()) {
+      scheduler_.Release(it->second).IgnoreError();
+      allocations_.erase(it);
+    }
+    return;
+  }
   if (auto it = allocations_.find(pid); it != allocations_.end()) {
     scheduler_.Release(it->second).IgnoreError();
     allocations_.erase(it);
@@ -69,21 +77,32 @@ void LocalSpawner::Exited(const Pid& pid) {
 // is itself waiting in spawn(), none will: fail the waiting requests instead
 // of hanging the program.
 void LocalSpawner::FailIfStuck() {
-  if (tickets_.empty()) return;
-  std::set<Pid> waiting;
-  for (const auto& [ticket, pending] : tickets_) waiting.insert(pending.requester);
-  for (const auto& [pid, allocation] : allocations_) {
-    if (!waiting.contains(pid)) return;
-  }
-  for (const auto& [ticket, pending] : tickets_) {
-    scheduler_.Cancel(ticket).IgnoreError();
+  while (!tickets_.empty()) {
+    std::set<Pid> waiting;
+    for (const auto& [ticket, pending] : tickets_) waiting.insert(pending.requester);
+    for (const auto& [pid, allocation] : allocations_) {
+      if (!waiting.contains(pid)) return;
+    }
+    // Fail the oldest request only: withdrawing it may let the others through.
+    auto oldest = tickets_.begin();
+    scheduler_.Cancel(oldest->first).IgnoreError();
+    Pending pending = std::move(oldest->second);
+    tickets_.erase(oldest);
     Fail(pending.requester, pending.request.id(),
          absl::ResourceExhaustedError(
              absl::StrCat("spawn() would wait forever: ", to_string(FromProto(pending.request.resources())),
                           " does not fit, and every process holding room is itself waiting in spawn()")));
+    ServeGrants();
+  }
+}
+
+void LocalSpawner::Shutdown() {
+  stopping_ = true;
+  for (auto& [ticket, pending] : tickets_) {
+    scheduler_.Cancel(ticket).IgnoreError();
+    Fail(pending.requester, pending.request.id(), absl::UnavailableError("the program is being stopped"));
   }
   tickets_.clear();
-  ServeGrants();
 }
 
 void LocalSpawner::ServeGrants() {

@@ -6,7 +6,10 @@
 // not fit what is left, spawn waits in FIFO order until exits free room, and
 // the root's init() resources count like any other process's. A spawn() that
 // could only be served by an exit fails (ResourceExhausted) once every
-// process holding room is itself waiting in spawn(). Granted
+// process holding room is itself waiting in spawn() (the oldest such request
+// first; the others may fit then). A process whose other threads could still
+// end it counts as waiting too: the rule is about the common case of one
+// thread blocked in spawn(). Granted
 // processes are started by a Launcher, so the bridge prints a child's spawn
 // line the moment it exists.
 //
@@ -63,6 +66,10 @@ class LocalSpawner {
   // may start waiting ones.
   void Exited(const Pid& pid);
 
+  // The program is being stopped (SIGINT/SIGTERM): waiting requests fail,
+  // and so does every later one; exits only free room.
+  void Shutdown();
+
   // Outcomes since the last call, in the order they were decided.
   std::vector<Outcome> TakeOutcomes();
 
@@ -87,6 +94,7 @@ class LocalSpawner {
   std::map<Pid, scheduler::AllocationId> allocations_;  // processes holding room
   std::map<scheduler::TicketId, Pending> tickets_;      // waiting spawn() requests
   std::vector<Outcome> outcomes_;
+  bool stopping_ = false;
 };
 
 }  // namespace constellation

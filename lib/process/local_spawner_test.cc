@@ -134,7 +134,7 @@ TEST_F(LocalSpawnerTest, FailedLaunchGivesTheRoomBack) {
   EXPECT_TRUE(out[0].launched.has_value()) << out[0].reply.message();
 }
 
-TEST_F(LocalSpawnerTest, EveryHolderWaitingFailsInsteadOfHanging) {
+TEST_F(LocalSpawnerTest, EveryHolderWaitingFailsTheOldestInsteadOfHanging) {
   Make({kGiB, 4});
   ASSERT_TRUE(spawner_->AddRoot(root_, {512 * kMiB, 0.1}).ok());
   spawner_->Request(root_, Request(1, 256 * kMiB, 0.1, false));
@@ -143,12 +143,49 @@ TEST_F(LocalSpawnerTest, EveryHolderWaitingFailsInsteadOfHanging) {
   EXPECT_TRUE(spawner_->TakeOutcomes().empty()) << "the root could still exit or finish";
   spawner_->Request(root_, Request(3, 512 * kMiB, 0.1, true));
   std::vector<LocalSpawner::Outcome> out = spawner_->TakeOutcomes();
-  ASSERT_EQ(out.size(), 2u) << "both waiters fail: nobody is left to free room";
-  for (const LocalSpawner::Outcome& o : out) {
-    EXPECT_EQ(o.reply.code(), static_cast<int>(absl::StatusCode::kResourceExhausted));
-    EXPECT_NE(o.reply.message().find("wait forever"), std::string::npos) << o.reply.message();
-  }
-  EXPECT_EQ(spawner_->waiting(), 0u);
+  ASSERT_EQ(out.size(), 1u) << "the oldest waiter fails; then the child is no longer waiting";
+  EXPECT_EQ(out[0].requester, child);
+  EXPECT_EQ(out[0].reply.code(), static_cast<int>(absl::StatusCode::kResourceExhausted));
+  EXPECT_NE(out[0].reply.message().find("wait forever"), std::string::npos) << out[0].reply.message();
+  EXPECT_EQ(spawner_->waiting(), 1u);
+  spawner_->Exited(child);  // it gave up and ended: the root's request fits now
+  out = spawner_->TakeOutcomes();
+  ASSERT_EQ(out.size(), 1u);
+  EXPECT_TRUE(out[0].launched.has_value());
+  EXPECT_EQ(out[0].reply.id(), 3u);
+}
+
+TEST_F(LocalSpawnerTest, FailingTheOldestWaiterCanLetAYoungerOneThrough) {
+  Make({kGiB, 4});
+  ASSERT_TRUE(spawner_->AddRoot(root_, {512 * kMiB, 0.1}).ok());
+  spawner_->Request(root_, Request(1, 256 * kMiB, 0.1, false));
+  Pid child = spawner_->TakeOutcomes()[0].launched->pid;
+  spawner_->Request(root_, Request(2, 600 * kMiB, 0.1, true));  // 256 MiB free: waits
+  spawner_->Request(child, Request(3, 100 * kMiB, 0.1, true));  // would fit, but the root's request is ahead
+  std::vector<LocalSpawner::Outcome> out = spawner_->TakeOutcomes();
+  ASSERT_EQ(out.size(), 2u);
+  EXPECT_EQ(out[0].reply.id(), 2u);
+  EXPECT_EQ(out[0].reply.code(), static_cast<int>(absl::StatusCode::kResourceExhausted));
+  EXPECT_EQ(out[1].reply.id(), 3u);
+  EXPECT_TRUE(out[1].launched.has_value()) << "the child's small request fits once the big one is gone";
+}
+
+TEST_F(LocalSpawnerTest, ShutdownFailsWaitersAndLaunchesNothingMore) {
+  Make({kGiB, 4});
+  ASSERT_TRUE(spawner_->AddRoot(root_, {512 * kMiB, 0.1}).ok());
+  spawner_->Request(root_, Request(1, 512 * kMiB, 0.1, false));
+  Pid child = spawner_->TakeOutcomes()[0].launched->pid;
+  spawner_->Request(child, Request(2, 512 * kMiB, 0.1, true));  // waits: the root may still exit
+  spawner_->Shutdown();
+  std::vector<LocalSpawner::Outcome> out = spawner_->TakeOutcomes();
+  ASSERT_EQ(out.size(), 1u);
+  EXPECT_EQ(out[0].reply.code(), static_cast<int>(absl::StatusCode::kUnavailable));
+  spawner_->Exited(root_);  // the room it frees starts nothing
+  spawner_->Request(child, Request(3, kMiB, 0.1, false));
+  out = spawner_->TakeOutcomes();
+  ASSERT_EQ(out.size(), 1u);
+  EXPECT_EQ(out[0].reply.code(), static_cast<int>(absl::StatusCode::kUnavailable));
+  EXPECT_EQ(launched_.size(), 1u);
 }
 
 }  // namespace

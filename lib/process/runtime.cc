@@ -130,9 +130,10 @@ void StartMonitoredProcess(int bridge_fd, int listen_fd) {
 std::unique_ptr<LocalSpawner> MakeLocalSpawner(const Resources& root_resources) {
   absl::StatusOr<Resources> capacity = LocalCapacity(getenv(kCapacityEnv));
   if (!capacity.ok()) Fail(std::string(capacity.status().message()));
-  LocalLaunchContext context{g_runtime.bridge_name, g_runtime.argv, g_runtime.cgroups};
   auto spawner = std::make_unique<LocalSpawner>(
-      *capacity, [context](const Pid& parent, const Resources& resources, const pb::SpawnRequest& request) {
+      *capacity, [](const Pid& parent, const Resources& resources, const pb::SpawnRequest& request) {
+        // Runs in the bridge, once g_runtime.cgroups is set.
+        LocalLaunchContext context{g_runtime.bridge_name, g_runtime.argv, g_runtime.cgroups};
         return LaunchLocal(context, parent, resources, request);
       });
   absl::Status root = spawner->AddRoot(g_runtime.self, root_resources);
@@ -151,6 +152,9 @@ void InitTop(const Resources& resources) {
   g_runtime.argv = ReadArgv();
   absl::StatusOr<int> bridge_listen = ListenLocal(g_runtime.bridge_name);
   if (!bridge_listen.ok()) Fail(std::string(bridge_listen.status().message()));
+  // Everything that can refuse to start comes before the cgroup base exists,
+  // so a refusal leaves nothing behind.
+  std::unique_ptr<LocalSpawner> spawner = MakeLocalSpawner(resources);
   CgroupSetup cgroups = CreateCgroupBase(ReadCgroupLayout(), getenv(kCgroupsEnv));
   if (absl::IsInvalidArgument(cgroups.why_not)) Fail(std::string(cgroups.why_not.message()));
   if (!cgroups.why_not.ok()) {
@@ -160,9 +164,11 @@ void InitTop(const Resources& resources) {
             std::string(cgroups.why_not.message()).c_str());
   }
   g_runtime.cgroups = cgroups.base;
-  std::unique_ptr<LocalSpawner> spawner = MakeLocalSpawner(resources);
   int root_conn[2];
-  if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, root_conn) != 0) Die("socketpair failed");
+  if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, root_conn) != 0) {
+    RemoveCgroupBase(g_runtime.cgroups);
+    Die("socketpair failed");
+  }
 
   fflush(nullptr);
   pid_t child = fork();
@@ -171,7 +177,8 @@ void InitTop(const Resources& resources) {
     // The original process, the one the shell waits on, becomes the bridge.
     close(port->fd);
     close(root_conn[1]);
-    int code = RunLocalBridge(*bridge_listen, root_conn[0], g_runtime.self, *format, std::move(spawner));
+    int code =
+        RunLocalBridge(*bridge_listen, root_conn[0], g_runtime.self, *format, std::move(spawner), g_runtime.cgroups);
     RemoveCgroupBase(g_runtime.cgroups);
     fflush(nullptr);
     _exit(code);

@@ -70,6 +70,7 @@ absl::Status SendSpawnRequest(int fd, const pb::LocalMessage& message) {
     pb::LocalMessage chunk;
     chunk.mutable_spawn_request_chunk()->set_data(bytes.substr(offset, kMaxOutputChunk));
     chunk.mutable_spawn_request_chunk()->set_last(offset + kMaxOutputChunk >= bytes.size());
+    chunk.mutable_spawn_request_chunk()->set_id(message.spawn_request().id());
     absl::Status sent = SendLocal(fd, chunk);
     if (!sent.ok()) return sent;
   }

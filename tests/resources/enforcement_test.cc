@@ -74,10 +74,11 @@ TEST_F(EnforcementTest, OverItsMemoryIsKilledAndReportedWhileOthersFinish) {
   EXPECT_THAT(root.out, ContainsRegex("hog: UNAVAILABLE: .*\nsibling 0 ok\nsibling 1 ok\n"));
   // The bridge's rule: the first failure (the hog's SIGKILL) gives 137.
   EXPECT_EQ(run.exit.ToString(), "exit code 137");
-  // Peak memory reaches the limit, and no further.
+  // Peak memory reaches the limit, and not the 128 MiB it tried (resident
+  // pages of the binary itself count in the peak, not in the cgroup).
   ASSERT_TRUE(hog.peak_mem.has_value());
   EXPECT_GT(*hog.peak_mem, 48.0 * (1 << 20));
-  EXPECT_LT(*hog.peak_mem, 72.0 * (1 << 20));
+  EXPECT_LT(*hog.peak_mem, 100.0 * (1 << 20));
 }
 
 TEST_F(EnforcementTest, HumanFormatSaysWhyItWasKilled) {

@@ -73,7 +73,10 @@ std::string CgroupDir(const std::string& controller) {
   std::string line;
   while (std::getline(in, line)) {
     std::vector<std::string> parts = absl::StrSplit(line, absl::MaxSplits(':', 2));
-    if (parts.size() == 3 && parts[1] == controller) return "/sys/fs/cgroup/" + controller + parts[2];
+    if (parts.size() != 3) continue;
+    for (absl::string_view c : absl::StrSplit(parts[1], ',')) {
+      if (c == controller) return "/sys/fs/cgroup/" + controller + parts[2];
+    }
   }
   return "";
 }

@@ -4,6 +4,7 @@
 #include <signal.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <fstream>
 
@@ -23,7 +24,10 @@ std::string OwnCgroup(const std::string& controller) {
   std::string line;
   while (std::getline(in, line)) {
     std::vector<std::string> parts = absl::StrSplit(line, absl::MaxSplits(':', 2));
-    if (parts.size() != 3 || parts[1] != controller) continue;
+    std::vector<std::string> controllers = absl::StrSplit(parts.size() == 3 ? parts[1] : "", ',');
+    if (parts.size() != 3 || std::find(controllers.begin(), controllers.end(), controller) == controllers.end()) {
+      continue;
+    }
     std::string dir = "/sys/fs/cgroup/" + controller + (parts[2] == "/" ? "" : parts[2]);
     return access(dir.c_str(), F_OK) == 0 ? dir : "";
   }
