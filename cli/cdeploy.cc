@@ -149,9 +149,10 @@ int Deploy(const std::string& bridge, const std::string& binary, const std::vect
   for (char** e = environ; *e != nullptr; ++e) s->add_env(*e);
   if (!stream->Write(start)) return Fail("lost the bridge at " + bridge);
 
-  std::unique_ptr<OutputFormatter> out = format == OutputFormat::kJson
-                                             ? MakeJsonFormatter(stdout)
-                                             : MakeHumanFormatter(stdout, stderr, isatty(STDOUT_FILENO) == 1);
+  std::unique_ptr<OutputFormatter> out =
+      format == OutputFormat::kJson
+          ? MakeJsonFormatter(stdout)
+          : MakeHumanFormatter(stdout, stderr, isatty(STDOUT_FILENO) == 1, VerboseFromEnv(getenv(kVerboseEnv)));
   pb::DeployEvent event;
   while (stream->Read(&event)) {
     if (event.has_need_binary()) {

@@ -1,5 +1,7 @@
 #include "daemon/node_service.h"
 
+#include "lib/process/cgroup.h"
+
 #include <arpa/inet.h>
 #include <fcntl.h>
 #include <netdb.h>
@@ -32,7 +34,16 @@ absl::StatusOr<uint32_t> ResolveIpv4(const std::string& host_port) {
 absl::StatusOr<std::unique_ptr<NodeService>> NodeService::Create(uint32_t ipv4, std::string cache_dir) {
   absl::StatusOr<std::unique_ptr<BinaryCache>> cache = BinaryCache::Create(std::move(cache_dir));
   if (!cache.ok()) return cache.status();
-  std::unique_ptr<NodeService> service(new NodeService(ipv4, *std::move(cache)));
+  // Processes are enforced with cgroups under this daemon's own (see lib/process/cgroup.h).
+  CgroupSetup cgroups = CreateCgroupBase(ReadCgroupLayout(), getenv(kCgroupsEnv));
+  if (absl::IsInvalidArgument(cgroups.why_not)) return cgroups.why_not;
+  if (!cgroups.why_not.ok()) {
+    fprintf(stderr,
+            "constellation node: warning: processes' resources are not enforced with cgroups (%s); memory is "
+            "limited with setrlimit(RLIMIT_DATA) and CPU is not limited\n",
+            std::string(cgroups.why_not.message()).c_str());
+  }
+  std::unique_ptr<NodeService> service(new NodeService(ipv4, *std::move(cache), cgroups.base));
   NodeService* self = service.get();
   absl::StatusOr<std::unique_ptr<NodeAgent>> agent = NodeAgent::Start(
       {[self](uint64_t deployment, const pb::ProcessEvent& event) { self->OnEvent(deployment, event); },
@@ -45,8 +56,9 @@ absl::StatusOr<std::unique_ptr<NodeService>> NodeService::Create(uint32_t ipv4, 
 }
 
 NodeService::~NodeService() {
-  agent_->KillAll();
+  if (agent_) agent_->KillAll();  // null when Create() failed to start it
   agent_.reset();
+  RemoveCgroupBase(cgroups_);
 }
 
 grpc::Status NodeService::HasBinary(grpc::ServerContext*, const pb::BinaryId* id, pb::HasBinaryReply* reply) {
@@ -80,6 +92,7 @@ grpc::Status NodeService::Launch(grpc::ServerContext*, const pb::LaunchRequest* 
   info.set_listen_fd(port->fd);
   info.set_bridge(agent_->socket_name());
   info.set_fabric(true);
+  *info.mutable_cgroups() = cgroups_;
 
   process_internal::LaunchOptions options;
   options.path = cache_->PathOf(request->binary());

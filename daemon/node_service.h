@@ -36,12 +36,14 @@ class NodeService final : public pb::Node::Service {
                       grpc::ServerWriter<pb::NodeEvent>* writer) override;
 
  private:
-  NodeService(uint32_t ipv4, std::unique_ptr<BinaryCache> cache) : ipv4_(ipv4), cache_(std::move(cache)) {}
+  NodeService(uint32_t ipv4, std::unique_ptr<BinaryCache> cache, pb::CgroupBase cgroups)
+      : ipv4_(ipv4), cache_(std::move(cache)), cgroups_(std::move(cgroups)) {}
   void OnEvent(uint64_t deployment, const pb::ProcessEvent& event);
   void OnSpawn(uint64_t deployment, const pb::SpawnRequest& request, NodeAgent::Reply reply);
 
   const uint32_t ipv4_;
   std::unique_ptr<BinaryCache> cache_;
+  const pb::CgroupBase cgroups_;  // where its processes' cgroups go (version 0: none)
   std::unique_ptr<NodeAgent> agent_;
 
   std::mutex mu_;

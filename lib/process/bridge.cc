@@ -62,17 +62,7 @@ absl::Status Bridge::OnEvent(const Pid& speaker, const pb::ProcessEvent& event) 
       absl::StatusOr<Pid> child = FromProto(event.spawn().child());
       if (!child.ok()) return child.status();
       if (processes_.contains(*child)) return absl::AlreadyExistsError("spawned a pid twice");
-      out_->Spawn(speaker, *child);
-      Process& process = processes_[*child];
-      process.monitor_os_pid = event.spawn().os_pid();
-      ++live_;
-      announced_.emplace_back(*child, process.monitor_os_pid);
-      if (auto waiting = waiting_.find(*child); waiting != waiting_.end()) {
-        process.conn = waiting->second;
-        held_.erase(waiting->second);
-        released_.push_back(waiting->second);
-        waiting_.erase(waiting);
-      }
+      Spawned(speaker, *child, event.spawn().os_pid());
       return absl::OkStatus();
     }
     case pb::ProcessEvent::kOutput: {
@@ -93,11 +83,39 @@ absl::Status Bridge::OnEvent(const Pid& speaker, const pb::ProcessEvent& event) 
   }
 }
 
+void Bridge::Spawned(const Pid& parent, const Pid& child, pid_t monitor_os_pid) {
+  out_->Spawn(parent, child);
+  Process& process = processes_[child];
+  process.monitor_os_pid = monitor_os_pid;
+  ++live_;
+  announced_.emplace_back(child, monitor_os_pid);
+  if (auto waiting = waiting_.find(child); waiting != waiting_.end()) {
+    process.conn = waiting->second;
+    held_.erase(waiting->second);
+    released_.push_back(waiting->second);
+    waiting_.erase(waiting);
+  }
+}
+
+std::optional<Pid> Bridge::PidOf(int conn) const {
+  auto it = conns_.find(conn);
+  if (it == conns_.end()) return std::nullopt;
+  return it->second;
+}
+
+pid_t Bridge::MonitorOsPid(const Pid& pid) const {
+  auto it = processes_.find(pid);
+  return it == processes_.end() ? 0 : it->second.monitor_os_pid;
+}
+
+std::vector<Pid> Bridge::TakeExited() { return std::exchange(exited_, {}); }
+
 void Bridge::Exited(const Pid& pid, const pb::ExitEvent& exit) {
   Process& process = processes_[pid];
   if (process.exited) return;
   process.exited = true;
   --live_;
+  exited_.push_back(pid);
   out_->Exit(pid, exit);
   int code = ExitCodeOf(exit);
   if (exit_code_ == 0 && code != 0) exit_code_ = code;

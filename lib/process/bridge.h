@@ -3,6 +3,7 @@
 #include <sys/types.h>
 
 #include <map>
+#include <optional>
 #include <set>
 #include <vector>
 
@@ -43,6 +44,19 @@ class Bridge {
   // The process spawned as `pid` ended without ever connecting (it exited
   // before init(), or exec failed). Ignored if it did connect.
   void OnNeverConnected(const Pid& pid);
+
+  // The bridge itself started `child` for `parent` (local mode's spawn):
+  // prints the spawn line and expects the child's connection.
+  void Spawned(const Pid& parent, const Pid& child, pid_t monitor_os_pid);
+
+  // The process speaking on `conn`, once its hello has been read.
+  std::optional<Pid> PidOf(int conn) const;
+
+  // The OS pid of `pid`'s monitor, 0 if unknown.
+  pid_t MonitorOsPid(const Pid& pid) const;
+
+  // Processes that exited since the last call, in order.
+  std::vector<Pid> TakeExited();
 
   // Whether to stop reading `conn` for now.
   bool IsHeld(int conn) const { return held_.contains(conn); }
@@ -85,6 +99,7 @@ class Bridge {
   std::set<int> held_;
   std::vector<int> released_;
   std::vector<std::pair<Pid, pid_t>> announced_;
+  std::vector<Pid> exited_;
   int live_ = 0;
   int exit_code_ = 0;
 };

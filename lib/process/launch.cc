@@ -64,6 +64,7 @@ absl::StatusOr<pid_t> Spawn(const LaunchOptions& options, int memfd, int listen_
   sigemptyset(&none);
   sigemptyset(&defaults);
   sigaddset(&defaults, SIGCHLD);  // a daemon may ignore SIGCHLD; monitors must not
+  sigaddset(&defaults, SIGPIPE);  // the bridge ignores SIGPIPE; programs get the usual default
   posix_spawnattr_setsigmask(&attr, &none);
   posix_spawnattr_setsigdefault(&attr, &defaults);
   posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);

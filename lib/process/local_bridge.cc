@@ -17,7 +17,9 @@
 #include <memory>
 #include <vector>
 
+#include "absl/strings/str_cat.h"
 #include "lib/process/bridge.h"
+#include "lib/process/cgroup.h"
 #include "lib/process/local_socket.h"
 
 namespace constellation {
@@ -28,12 +30,17 @@ namespace {
 constexpr int kPacketsPerTurn = 64;
 // How long terminating waits for killed processes to close their connections.
 constexpr auto kKillGrace = std::chrono::seconds(3);
+// How long spawn() calls may wait with no exit before the bridge warns.
+constexpr auto kStallWarning = std::chrono::seconds(10);
+// The largest spawn request (arguments, argv and environment) accepted.
+constexpr size_t kMaxSpawnRequest = 60 << 20;
 
 int PidfdOpen(pid_t pid) { return static_cast<int>(syscall(SYS_pidfd_open, pid, 0)); }
 
 class LocalBridgeLoop {
  public:
-  LocalBridgeLoop(int listen_fd, OutputFormatter* out) : listen_fd_(listen_fd), bridge_(out), out_(out) {}
+  LocalBridgeLoop(int listen_fd, OutputFormatter* out, std::unique_ptr<LocalSpawner> spawner, pb::CgroupBase cgroups)
+      : listen_fd_(listen_fd), bridge_(out), out_(out), spawner_(std::move(spawner)), cgroups_(std::move(cgroups)) {}
 
   int Run(int root_fd, const Pid& root);
 
@@ -41,6 +48,14 @@ class LocalBridgeLoop {
   void Accept();
   void ReadConnection(int fd);
   void CloseConnection(int fd);
+  // Spawn requests (whole, or in chunks) go to the spawner, not the Bridge.
+  enum class Handled { kNo, kYes, kClosed };
+  Handled HandleSpawnRequest(int fd, const pb::LocalMessage& message);
+  void FeedExits();
+  void Reply(int fd, const pb::SpawnReply& reply);
+  void Settle();
+  // spawn() calls waiting long with nothing exiting: say so once per stall.
+  void WarnIfStalled();
   void WatchAnnounced();
   void CheckNeverConnected(int pidfd);
   void Terminate(int signal);
@@ -53,6 +68,15 @@ class LocalBridgeLoop {
   int signal_fd_ = -1;
   Bridge bridge_;
   OutputFormatter* out_;
+  std::unique_ptr<LocalSpawner> spawner_;
+  struct PartialRequest {
+    std::string bytes;
+    bool too_big = false;  // over kMaxSpawnRequest: the rest is dropped, then refused
+  };
+  std::map<int, PartialRequest> partial_requests_;  // chunked spawn requests, per connection
+  pb::CgroupBase cgroups_;
+  std::chrono::steady_clock::time_point last_progress_ = std::chrono::steady_clock::now();
+  bool warned_stall_ = false;
   std::vector<int> conns_;
   std::map<int, Pid> pidfds_;  // processes announced but not yet connected
   int terminating_signal_ = 0;
@@ -64,6 +88,7 @@ int LocalBridgeLoop::Run(int root_fd, const Pid& root) {
   sigemptyset(&signals);
   sigaddset(&signals, SIGINT);
   sigaddset(&signals, SIGTERM);
+  sigaddset(&signals, SIGHUP);  // the terminal went away: stop like SIGTERM
   sigaddset(&signals, SIGCHLD);
   sigprocmask(SIG_BLOCK, &signals, nullptr);
   signal_fd_ = signalfd(-1, &signals, SFD_CLOEXEC | SFD_NONBLOCK);
@@ -77,8 +102,9 @@ int LocalBridgeLoop::Run(int root_fd, const Pid& root) {
   while (!bridge_.Done()) {
     if (terminating_signal_ != 0 && (conns_.empty() || std::chrono::steady_clock::now() > kill_deadline_)) break;
     std::vector<pollfd> fds = PollSet();
-    int timeout_ms = terminating_signal_ != 0 ? 100 : -1;
+    int timeout_ms = terminating_signal_ != 0 ? 100 : spawner_->waiting() > 0 ? 1000 : -1;
     if (poll(fds.data(), fds.size(), timeout_ms) < 0 && errno != EINTR) break;
+    WarnIfStalled();
     for (const pollfd& p : fds) {
       if (p.revents == 0) continue;
       if (p.fd == signal_fd_) {
@@ -92,6 +118,7 @@ int LocalBridgeLoop::Run(int root_fd, const Pid& root) {
       }
     }
     for (int fd : bridge_.TakeReleased()) ReadConnection(fd);
+    Settle();
     WatchAnnounced();
     out_->Flush();
   }
@@ -138,6 +165,9 @@ void LocalBridgeLoop::ReadConnection(int fd) {
       CloseConnection(fd);
       return;
     }
+    Handled handled = HandleSpawnRequest(fd, message);
+    if (handled == Handled::kClosed) return;
+    if (handled == Handled::kYes) continue;
     absl::Status status = bridge_.OnMessage(fd, message);
     if (!status.ok()) {
       fprintf(stderr, "constellation bridge: dropping a connection: %s\n", status.ToString().c_str());
@@ -147,7 +177,101 @@ void LocalBridgeLoop::ReadConnection(int fd) {
   }
 }
 
+LocalBridgeLoop::Handled LocalBridgeLoop::HandleSpawnRequest(int fd, const pb::LocalMessage& message) {
+  if (!message.has_spawn_request() && !message.has_spawn_request_chunk()) return Handled::kNo;
+  std::optional<Pid> requester = bridge_.PidOf(fd);
+  if (!requester) return Handled::kNo;  // before its hello: the Bridge rejects it
+  FeedExits();                          // room freed by exits already read counts for this request
+  pb::SpawnRequest whole;
+  if (message.has_spawn_request()) {
+    whole = message.spawn_request();
+  } else {
+    const pb::RequestChunk& chunk = message.spawn_request_chunk();
+    PartialRequest& partial = partial_requests_[fd];
+    if (!partial.too_big) partial.bytes += chunk.data();
+    if (partial.bytes.size() > kMaxSpawnRequest && !partial.too_big) {
+      partial.too_big = true;
+      partial.bytes.clear();
+      partial.bytes.shrink_to_fit();
+    }
+    if (!chunk.last()) return Handled::kYes;
+    PartialRequest done = std::move(partial);
+    partial_requests_.erase(fd);
+    if (done.too_big) {
+      pb::SpawnReply refusal;
+      refusal.set_id(chunk.id());
+      refusal.set_code(static_cast<int>(absl::StatusCode::kInvalidArgument));
+      refusal.set_message(absl::StrCat("spawn request (arguments, argv and environment) over the ",
+                                       kMaxSpawnRequest >> 20, " MiB limit"));
+      Reply(fd, refusal);
+      return Handled::kYes;
+    }
+    if (!whole.ParseFromString(done.bytes)) {
+      fprintf(stderr, "constellation bridge: dropping a connection: malformed spawn request\n");
+      CloseConnection(fd);
+      return Handled::kClosed;
+    }
+  }
+  spawner_->Request(*requester, whole);
+  Settle();
+  return Handled::kYes;
+}
+
+void LocalBridgeLoop::FeedExits() {
+  for (const Pid& pid : bridge_.TakeExited()) {
+    spawner_->Exited(pid);
+    // A monitor that died could not remove its process's cgroup (a no-op otherwise).
+    RemoveCgroupLeaf(cgroups_, absl::StrCat("p", bridge_.MonitorOsPid(pid)));
+    last_progress_ = std::chrono::steady_clock::now();
+    warned_stall_ = false;
+  }
+}
+
+// Replies go to a monitor that reads promptly; a full socket gets a bounded wait.
+void LocalBridgeLoop::Reply(int fd, const pb::SpawnReply& spawn_reply) {
+  pb::LocalMessage reply;
+  *reply.mutable_spawn_reply() = spawn_reply;
+  for (int attempt = 0; attempt < 50; ++attempt) {
+    if (SendLocal(fd, reply).ok()) return;
+    if (errno != EAGAIN && errno != EWOULDBLOCK) return;  // broken: its next read says so
+    pollfd p{fd, POLLOUT, 0};
+    poll(&p, 1, 100);
+  }
+  fprintf(stderr, "constellation bridge: a process does not read its spawn replies\n");
+}
+
+// Hands exits to the spawner, and what it decided to the program: a started
+// child's spawn line first, then the reply to the process that asked.
+void LocalBridgeLoop::Settle() {
+  FeedExits();
+  for (LocalSpawner::Outcome& outcome : spawner_->TakeOutcomes()) {
+    if (outcome.launched) bridge_.Spawned(outcome.requester, outcome.launched->pid, outcome.launched->monitor_os_pid);
+    int fd = -1;
+    for (int conn : conns_) {
+      if (bridge_.PidOf(conn) == outcome.requester) fd = conn;
+    }
+    if (fd < 0) continue;  // it is gone; its child runs on
+    Reply(fd, outcome.reply);
+  }
+}
+
+void LocalBridgeLoop::WarnIfStalled() {
+  if (spawner_->waiting() == 0) {
+    last_progress_ = std::chrono::steady_clock::now();
+    return;
+  }
+  if (warned_stall_ || std::chrono::steady_clock::now() - last_progress_ < kStallWarning) return;
+  warned_stall_ = true;
+  fprintf(stderr,
+          "constellation: %zu spawn() call(s) have waited %lld s for room while no process exited (capacity %s, "
+          "%zu processes running); if the running ones wait for them, this will not end: raise "
+          "CONSTELLATION_CAPACITY or ask for less\n",
+          spawner_->waiting(), static_cast<long long>(kStallWarning.count()), to_string(spawner_->capacity()).c_str(),
+          spawner_->running());
+}
+
 void LocalBridgeLoop::CloseConnection(int fd) {
+  partial_requests_.erase(fd);
   bridge_.OnClose(fd);
   std::erase(conns_, fd);
   close(fd);
@@ -192,6 +316,8 @@ int LocalBridgeLoop::HandleSignals() {
 void LocalBridgeLoop::Terminate(int signal) {
   terminating_signal_ = signal;
   kill_deadline_ = std::chrono::steady_clock::now() + kKillGrace;
+  spawner_->Shutdown();  // nothing new starts; waiting spawn() calls fail
+  Settle();
   for (pid_t os_pid : bridge_.LiveOsPids()) kill(os_pid, SIGKILL);
 }
 
@@ -213,11 +339,13 @@ void LocalBridgeLoop::WaitForChildren() {
 
 }  // namespace
 
-int RunLocalBridge(int listen_fd, int root_fd, const Pid& root, OutputFormat format) {
-  std::unique_ptr<OutputFormatter> out = format == OutputFormat::kJson
-                                             ? MakeJsonFormatter(stdout)
-                                             : MakeHumanFormatter(stdout, stderr, isatty(STDOUT_FILENO) == 1);
-  LocalBridgeLoop loop(listen_fd, out.get());
+int RunLocalBridge(int listen_fd, int root_fd, const Pid& root, OutputFormat format,
+                   std::unique_ptr<LocalSpawner> spawner, const pb::CgroupBase& cgroups) {
+  std::unique_ptr<OutputFormatter> out =
+      format == OutputFormat::kJson
+          ? MakeJsonFormatter(stdout)
+          : MakeHumanFormatter(stdout, stderr, isatty(STDOUT_FILENO) == 1, VerboseFromEnv(getenv(kVerboseEnv)));
+  LocalBridgeLoop loop(listen_fd, out.get(), std::move(spawner), cgroups);
   return loop.Run(root_fd, root);
 }
 

@@ -1,7 +1,11 @@
 #pragma once
 
+#include <memory>
+
 #include "lib/core/pid.h"
+#include "lib/process/local_spawner.h"
 #include "lib/process/output_format.h"
+#include "proto/local.pb.h"
 
 namespace constellation {
 
@@ -13,8 +17,13 @@ namespace constellation {
 //
 // Takes ownership of `listen_fd` (the bridge's unix socket, where spawned
 // processes connect) and `root_fd` (the root process's connection).
+// `spawner` answers the program's spawn requests and starts their processes;
+// the root is already accounted in it.
 // Must be called from a single-threaded process; it blocks SIGINT, SIGTERM
 // and SIGCHLD and becomes a child subreaper.
-int RunLocalBridge(int listen_fd, int root_fd, const Pid& root, OutputFormat format);
+// `cgroups` is the program's cgroup base: the leaf of a process whose monitor
+// died is removed here. SIGHUP counts as SIGTERM.
+int RunLocalBridge(int listen_fd, int root_fd, const Pid& root, OutputFormat format,
+                   std::unique_ptr<LocalSpawner> spawner, const pb::CgroupBase& cgroups);
 
 }  // namespace constellation

@@ -4,11 +4,13 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
+#include <sys/resource.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <cstdio>
+#include <utility>
 
 #include "lib/core/pid.h"
 #include "lib/process/local_socket.h"
@@ -19,8 +21,9 @@ namespace {
 
 class Monitor {
  public:
-  Monitor(const MonitorFds& fds, const Pid& pid)
-      : child_(fds.child),
+  Monitor(const MonitorFds& fds, MonitorLimits limits, const Pid& pid)
+      : limits_(std::move(limits)),
+        child_(fds.child),
         pipes_{fds.stdout_fd, fds.stderr_fd},
         control_fd_(fds.control_fd),
         bridge_fd_(fds.bridge_fd),
@@ -39,6 +42,7 @@ class Monitor {
   void SendEof(int i);
   pb::ExitEvent WaitExit();
 
+  MonitorLimits limits_;
   pid_t child_;
   int pipes_[2];
   int control_fd_;
@@ -92,6 +96,12 @@ void Monitor::Run() {
   }
   if (bridge_gone_) kill(child_, SIGKILL);
   pb::ExitEvent exit = WaitExit();
+  if (limits_.leaf.OomKilled() && exit.signal() == SIGKILL) {
+    exit.set_memory_exceeded(true);
+    exit.set_error("exceeded its memory limit of " + format_mem(limits_.resources.mem));
+  }
+  limits_.leaf.Remove();
+  if (bridge_gone_) RemoveCgroupBaseIfUnused(limits_.base);
   if (pidfd >= 0) close(pidfd);
   if (control_fd_ >= 0) close(control_fd_);
   pb::ProcessEvent event;
@@ -162,11 +172,17 @@ void Monitor::Send(pb::ProcessEvent&& event) {
 
 pb::ExitEvent Monitor::WaitExit() {
   int status = 0;
+  rusage usage{};
   pid_t r;
   do {
-    r = waitpid(child_, &status, 0);
+    r = wait4(child_, &status, 0, &usage);
   } while (r < 0 && errno == EINTR);
   pb::ExitEvent exit;
+  if (r > 0) {
+    exit.set_peak_mem(static_cast<uint64_t>(usage.ru_maxrss) * 1024);
+    exit.set_cpu_time_us(static_cast<uint64_t>(usage.ru_utime.tv_sec + usage.ru_stime.tv_sec) * 1000000 +
+                         usage.ru_utime.tv_usec + usage.ru_stime.tv_usec);
+  }
   if (r < 0) {
     exit.set_signal(SIGKILL);
     exit.set_error("lost track of the process");
@@ -180,6 +196,8 @@ pb::ExitEvent Monitor::WaitExit() {
 
 }  // namespace
 
-void RunMonitor(const MonitorFds& fds, const Pid& pid) { Monitor(fds, pid).Run(); }
+void RunMonitor(const MonitorFds& fds, MonitorLimits limits, const Pid& pid) {
+  Monitor(fds, std::move(limits), pid).Run();
+}
 
 }  // namespace constellation

@@ -2,6 +2,10 @@
 
 #include <sys/types.h>
 
+#include "lib/core/resources.h"
+#include "lib/process/cgroup.h"
+#include "proto/local.pb.h"
+
 namespace constellation {
 
 class Pid;
@@ -15,13 +19,22 @@ struct MonitorFds {
   int bridge_fd = -1;   // this process's connection to the bridge (or node agent)
 };
 
+// What the monitor enforces and reports beside the process's output.
+struct MonitorLimits {
+  Resources resources;  // as given, for the out-of-memory message
+  CgroupLeaf leaf;      // the child's cgroup (maybe none), removed once it exited
+  pb::CgroupBase base;  // its launcher's; removed if the launcher dies and this was last
+};
+
 // The monitor of one user process, run in the process's parent after fork:
 // forwards the child's stdout and stderr to the bridge as output events as
 // soon as they are written, relays the child's own packets (spawn events)
 // after forwarding the output written before them, waits for the child, and
-// reports its exit code or signal. If the bridge goes away it kills the child.
-// Returns when the child has exited and everything is reported; the caller
-// then exits. Single-threaded.
-void RunMonitor(const MonitorFds& fds, const Pid& pid);
+// reports its exit code or signal, with the child's peak memory and CPU time,
+// and whether the kernel killed it for exceeding its memory limit. If the
+// bridge goes away it kills the child. Returns when the child has exited, its
+// cgroup is gone and everything is reported; the caller then exits.
+// Single-threaded.
+void RunMonitor(const MonitorFds& fds, MonitorLimits limits, const Pid& pid);
 
 }  // namespace constellation

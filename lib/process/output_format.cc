@@ -8,11 +8,29 @@
 
 #include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "lib/core/resources.h"
 
 namespace constellation {
 namespace {
 
 constexpr absl::string_view kIndent = "   ";
+
+// A JSON string's contents: quotes, backslashes and control characters escaped.
+std::string JsonEscape(absl::string_view text) {
+  std::string out;
+  for (char c : text) {
+    if (c == '"' || c == '\\') {
+      out += '\\';
+      out += c;
+    } else if (static_cast<unsigned char>(c) < 0x20) {
+      absl::StrAppend(&out, absl::StrFormat("\\u%04x", c));
+    } else {
+      out += c;
+    }
+  }
+  return out;
+}
 
 // Prints a header line whenever the speaking process changes, and indents
 // every line of output under it. A process's unfinished line is ended before
@@ -20,8 +38,8 @@ constexpr absl::string_view kIndent = "   ";
 // gets its own headers; when they are one terminal or file, one set serves both.
 class HumanFormatter : public OutputFormatter {
  public:
-  HumanFormatter(FILE* out, FILE* err, bool color)
-      : streams_{Stream{out}, Stream{err}}, shared_(SameTarget(out, err)), color_(color) {}
+  HumanFormatter(FILE* out, FILE* err, bool color, bool verbose)
+      : streams_{Stream{out}, Stream{err}}, shared_(SameTarget(out, err)), color_(color), verbose_(verbose) {}
 
   void Spawn(const Pid& parent, const Pid& child) override { Line(parent, absl::StrCat("spawned: ", Name(child))); }
 
@@ -37,7 +55,7 @@ class HumanFormatter : public OutputFormatter {
 
   void Eof(const Pid&, int) override {}
 
-  void Exit(const Pid& pid, const pb::ExitEvent& exit) override { Line(pid, DescribeExit(exit)); }
+  void Exit(const Pid& pid, const pb::ExitEvent& exit) override { Line(pid, DescribeExit(exit, verbose_)); }
 
   void Flush() override {
     fflush(streams_[0].file);
@@ -97,6 +115,7 @@ class HumanFormatter : public OutputFormatter {
   Stream streams_[2];
   bool shared_;
   bool color_;
+  bool verbose_;
   Stream* last_stream_ = nullptr;
 };
 
@@ -119,12 +138,19 @@ class JsonFormatter : public OutputFormatter {
   }
 
   void Exit(const Pid& pid, const pb::ExitEvent& exit) override {
+    std::string line = absl::StrCat("{\"event\":\"exit\",\"pid\":\"", pid.to_string(), "\"");
     if (exit.status_case() == pb::ExitEvent::kSignal) {
-      fprintf(out_, "{\"event\":\"exit\",\"pid\":\"%s\",\"signal\":\"%s\"}\n", pid.to_string().c_str(),
-              SignalName(exit.signal()).c_str());
+      absl::StrAppend(&line, ",\"signal\":\"", SignalName(exit.signal()), "\"");
     } else {
-      fprintf(out_, "{\"event\":\"exit\",\"pid\":\"%s\",\"code\":%d}\n", pid.to_string().c_str(), exit.code());
+      absl::StrAppend(&line, ",\"code\":", exit.code());
     }
+    if (exit.memory_exceeded()) absl::StrAppend(&line, ",\"memory_exceeded\":true");
+    if (!exit.error().empty()) absl::StrAppend(&line, ",\"error\":\"", JsonEscape(exit.error()), "\"");
+    if (exit.peak_mem() > 0 || exit.cpu_time_us() > 0) {
+      absl::StrAppend(&line, ",\"peak_mem\":", exit.peak_mem(),
+                      absl::StrFormat(",\"cpu_time\":%.6f", exit.cpu_time_us() / 1e6));
+    }
+    fprintf(out_, "%s}\n", line.c_str());
   }
 
   void Flush() override { fflush(out_); }
@@ -142,8 +168,10 @@ absl::StatusOr<OutputFormat> ParseOutputFormat(const char* value) {
       absl::StrCat("CONSTELLATION_FORMAT=", value, " is not a format: use \"human\" (the default) or \"json\""));
 }
 
-std::unique_ptr<OutputFormatter> MakeHumanFormatter(FILE* out, FILE* err, bool color) {
-  return std::make_unique<HumanFormatter>(out, err, color);
+bool VerboseFromEnv(const char* value) { return value != nullptr && *value != '\0' && std::strcmp(value, "0") != 0; }
+
+std::unique_ptr<OutputFormatter> MakeHumanFormatter(FILE* out, FILE* err, bool color, bool verbose) {
+  return std::make_unique<HumanFormatter>(out, err, color, verbose);
 }
 
 std::unique_ptr<OutputFormatter> MakeJsonFormatter(FILE* out) { return std::make_unique<JsonFormatter>(out); }
@@ -154,14 +182,20 @@ std::string SignalName(int signal) {
   return absl::StrCat("SIG", abbrev);
 }
 
-std::string DescribeExit(const pb::ExitEvent& exit) {
+std::string DescribeExit(const pb::ExitEvent& exit, bool verbose) {
   std::string text;
-  if (exit.status_case() == pb::ExitEvent::kSignal) {
+  if (exit.memory_exceeded()) {
+    text = absl::StrCat("killed: ", exit.error());
+  } else if (exit.status_case() == pb::ExitEvent::kSignal) {
     text = absl::StrCat("exited: ", SignalName(exit.signal()));
   } else {
     text = exit.code() == 0 ? "exited" : absl::StrCat("exited: ", exit.code());
   }
-  if (!exit.error().empty()) absl::StrAppend(&text, " (", exit.error(), ")");
+  if (!exit.error().empty() && !exit.memory_exceeded()) absl::StrAppend(&text, " (", exit.error(), ")");
+  if (verbose && (exit.peak_mem() > 0 || exit.cpu_time_us() > 0)) {
+    absl::StrAppend(
+        &text, absl::StrFormat(" [peak memory %s, cpu %.3f s]", format_mem(exit.peak_mem()), exit.cpu_time_us() / 1e6));
+  }
   return text;
 }
 

@@ -34,12 +34,19 @@ class OutputFormatter {
   virtual void Flush() = 0;
 };
 
-// `out` and `err` must outlive the formatter. `color` adds ANSI colours to pids.
-std::unique_ptr<OutputFormatter> MakeHumanFormatter(FILE* out, FILE* err, bool color);
+// `out` and `err` must outlive the formatter. `color` adds ANSI colours to pids;
+// `verbose` adds each process's peak memory and CPU time to its exit line.
+std::unique_ptr<OutputFormatter> MakeHumanFormatter(FILE* out, FILE* err, bool color, bool verbose = false);
+
+// CONSTELLATION_VERBOSE's value: set and not "" or "0" turns verbose on.
+inline constexpr char kVerboseEnv[] = "CONSTELLATION_VERBOSE";
+bool VerboseFromEnv(const char* value);
 std::unique_ptr<OutputFormatter> MakeJsonFormatter(FILE* out);
 
-// "exited", "exited: 1", "exited: SIGABRT": the human words for an exit.
-std::string DescribeExit(const pb::ExitEvent& exit);
+// "exited", "exited: 1", "exited: SIGABRT", "killed: exceeded its memory
+// limit of 100 MiB": the human words for an exit; `verbose` appends
+// " [peak memory 12 MiB, cpu 0.052 s]".
+std::string DescribeExit(const pb::ExitEvent& exit, bool verbose = false);
 
 // "SIGABRT" for 6; "SIG<n>" for numbers without a name.
 std::string SignalName(int signal);

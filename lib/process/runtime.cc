@@ -13,7 +13,10 @@
 #include <fstream>
 #include <iterator>
 
+#include "absl/strings/str_cat.h"
 #include "lib/net/data_plane.h"
+#include "lib/process/capacity.h"
+#include "lib/process/cgroup.h"
 #include "lib/process/data_port.h"
 #include "lib/process/launch.h"
 #include "lib/process/local_bridge.h"
@@ -75,6 +78,14 @@ void StartMonitoredProcess(int bridge_fd, int listen_fd) {
   hello.mutable_hello()->set_monitor_os_pid(getpid());
   if (!SendLocal(bridge_fd, hello).ok()) Fail("lost the bridge at start-up");
 
+  // The process's cgroup, made by its monitor-to-be; a failure leaves it unenforced, loudly.
+  absl::StatusOr<CgroupLeaf> leaf =
+      CgroupLeaf::Create(g_runtime.cgroups, absl::StrCat("p", getpid()), g_runtime.resources);
+  if (!leaf.ok()) {
+    fprintf(stderr, "constellation: cannot make this process's cgroup, its resources are not enforced: %s\n",
+            leaf.status().ToString().c_str());
+    leaf = CgroupLeaf();
+  }
   int out[2], err[2], control[2];
   if (pipe2(out, O_CLOEXEC) != 0 || pipe2(err, O_CLOEXEC) != 0 ||
       socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, control) != 0) {
@@ -93,21 +104,41 @@ void StartMonitoredProcess(int bridge_fd, int listen_fd) {
     pb::LocalMessage started;
     started.mutable_child_started()->set_os_pid(child);
     SendLocal(bridge_fd, started).IgnoreError();
-    RunMonitor({child, out[0], err[0], control[0], bridge_fd}, g_runtime.self);
+    RunMonitor({child, out[0], err[0], control[0], bridge_fd}, {g_runtime.resources, *leaf, g_runtime.cgroups},
+               g_runtime.self);
     _exit(0);
   }
   // The user process dies with its monitor.
   prctl(PR_SET_PDEATHSIG, SIGKILL);
   if (getppid() != monitor) _exit(1);
+  // Into its own cgroup before any user code runs (or the setrlimit fallback).
+  absl::Status joined = JoinCgroup(leaf->memory_dir(), leaf->cpu_dir(), g_runtime.resources);
   dup2(out[1], STDOUT_FILENO);
   dup2(err[1], STDERR_FILENO);
   for (int fd : {out[0], out[1], err[0], err[1], control[0], bridge_fd}) close(fd);
+  if (!joined.ok()) fprintf(stderr, "constellation: resources not enforced: %s\n", joined.ToString().c_str());
   // A pipe makes stdio buffer whole blocks; lines should reach the bridge as written.
   setvbuf(stdout, nullptr, _IOLBF, 0);
   g_runtime.monitor_fd = control[1];
   g_initialized = true;
   // Last: it starts the data plane's thread, and nothing may fork after that.
   net::StartDataPlane(listen_fd, g_runtime.self);
+}
+
+// The bridge's spawn service: the machine as a one-node cluster, with the
+// root already in it. Exits with a clear message when the root cannot fit.
+std::unique_ptr<LocalSpawner> MakeLocalSpawner(const Resources& root_resources) {
+  absl::StatusOr<Resources> capacity = LocalCapacity(getenv(kCapacityEnv));
+  if (!capacity.ok()) Fail(std::string(capacity.status().message()));
+  auto spawner = std::make_unique<LocalSpawner>(
+      *capacity, [](const Pid& parent, const Resources& resources, const pb::SpawnRequest& request) {
+        // Runs in the bridge, once g_runtime.cgroups is set.
+        LocalLaunchContext context{g_runtime.bridge_name, g_runtime.argv, g_runtime.cgroups};
+        return LaunchLocal(context, parent, resources, request);
+      });
+  absl::Status root = spawner->AddRoot(g_runtime.self, root_resources);
+  if (!root.ok()) Fail(std::string(root.message()));
+  return spawner;
 }
 
 void InitTop(const Resources& resources) {
@@ -121,8 +152,23 @@ void InitTop(const Resources& resources) {
   g_runtime.argv = ReadArgv();
   absl::StatusOr<int> bridge_listen = ListenLocal(g_runtime.bridge_name);
   if (!bridge_listen.ok()) Fail(std::string(bridge_listen.status().message()));
+  // Everything that can refuse to start comes before the cgroup base exists,
+  // so a refusal leaves nothing behind.
+  std::unique_ptr<LocalSpawner> spawner = MakeLocalSpawner(resources);
+  CgroupSetup cgroups = CreateCgroupBase(ReadCgroupLayout(), getenv(kCgroupsEnv));
+  if (absl::IsInvalidArgument(cgroups.why_not)) Fail(std::string(cgroups.why_not.message()));
+  if (!cgroups.why_not.ok()) {
+    fprintf(stderr,
+            "constellation: warning: processes' resources are not enforced with cgroups (%s); memory is limited "
+            "with setrlimit(RLIMIT_DATA) and CPU is not limited\n",
+            std::string(cgroups.why_not.message()).c_str());
+  }
+  g_runtime.cgroups = cgroups.base;
   int root_conn[2];
-  if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, root_conn) != 0) Die("socketpair failed");
+  if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, root_conn) != 0) {
+    RemoveCgroupBase(g_runtime.cgroups);
+    Die("socketpair failed");
+  }
 
   fflush(nullptr);
   pid_t child = fork();
@@ -131,10 +177,13 @@ void InitTop(const Resources& resources) {
     // The original process, the one the shell waits on, becomes the bridge.
     close(port->fd);
     close(root_conn[1]);
-    int code = RunLocalBridge(*bridge_listen, root_conn[0], g_runtime.self, *format);
+    int code =
+        RunLocalBridge(*bridge_listen, root_conn[0], g_runtime.self, *format, std::move(spawner), g_runtime.cgroups);
+    RemoveCgroupBase(g_runtime.cgroups);
     fflush(nullptr);
     _exit(code);
   }
+  spawner.reset();
   close(*bridge_listen);
   close(root_conn[0]);
   StartMonitoredProcess(root_conn[1], port->fd);
@@ -155,6 +204,7 @@ void InitSpawned(const char* init_fd, const Resources& requested) {
   g_runtime.resources = FromProto(info->resources());
   g_runtime.bridge_name = info->bridge();
   g_runtime.fabric = info->fabric();
+  g_runtime.cgroups = info->cgroups();
   g_runtime.argv = ReadArgv();
   absl::StatusOr<int> bridge_fd = ConnectLocal(info->bridge());
   if (!bridge_fd.ok()) Fail(std::string(bridge_fd.status().message()));

@@ -8,6 +8,7 @@
 
 #include "lib/core/pid.h"
 #include "lib/core/resources.h"
+#include "proto/local.pb.h"
 
 namespace constellation {
 
@@ -38,6 +39,7 @@ struct Runtime {
   std::string bridge_name;        // where spawned processes connect
   std::vector<std::string> argv;  // what spawn() re-executes with
   bool fabric = false;            // cluster mode: spawn() asks the master
+  pb::CgroupBase cgroups;         // the launcher's, where each monitor makes its process's cgroup
 };
 
 // The state init() set up. RequireInit() first. Immutable after init().

@@ -6,7 +6,9 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <condition_variable>
 #include <cstring>
+#include <map>
 #include <mutex>
 #include <vector>
 
@@ -22,17 +24,6 @@ extern char** environ;
 
 namespace constellation::process_internal {
 namespace {
-
-// Monitors of processes this process spawned: reaped on later spawns so
-// zombies do not pile up (any left at exit go to the bridge, a subreaper).
-std::mutex g_children_mu;
-std::vector<pid_t> g_children;  // guarded by g_children_mu
-
-void RememberAndReap(pid_t os_pid) {
-  std::lock_guard<std::mutex> lock(g_children_mu);
-  std::erase_if(g_children, [](pid_t child) { return waitpid(child, nullptr, WNOHANG) == child; });
-  g_children.push_back(os_pid);
-}
 
 struct FindByAddress {
   uintptr_t address;
@@ -70,37 +61,6 @@ int MatchName(dl_phdr_info* info, size_t, void* data) {
   return 1;
 }
 
-// Local mode: bind the child's port, hand it everything in a memfd, and
-// posix_spawn this binary.
-absl::StatusOr<Pid> SpawnHere(const Resources& resources, pb::FunctionCall call) {
-  const Runtime& rt = runtime();
-  absl::StatusOr<DataPort> port = BindDataPort();
-  if (!port.ok()) return port.status();
-  pb::SpawnInfo info;
-  *info.mutable_self() = ToProto(port->pid);
-  *info.mutable_parent() = ToProto(rt.self);
-  *info.mutable_resources() = ToProto(resources);
-  *info.mutable_call() = std::move(call);
-  info.set_listen_fd(port->fd);
-  info.set_bridge(rt.bridge_name);
-  LaunchOptions options{"/proc/self/exe", rt.argv, {}, -1};
-  for (char** e = environ; *e != nullptr; ++e) options.env.push_back(*e);
-  absl::StatusOr<pid_t> os_pid = LaunchWithHandOff(options, info);
-  close(port->fd);  // the child's copy is the only one: the port dies with the child
-  if (!os_pid.ok()) return os_pid.status();
-  RememberAndReap(*os_pid);
-
-  pb::LocalMessage message;
-  pb::ProcessEvent* event = message.mutable_event();
-  *event->mutable_pid() = ToProto(rt.self);
-  *event->mutable_spawn()->mutable_child() = ToProto(port->pid);
-  *event->mutable_spawn()->mutable_resources() = ToProto(resources);
-  event->mutable_spawn()->set_os_pid(*os_pid);
-  absl::Status sent = SendLocal(rt.monitor_fd, message);
-  if (!sent.ok()) return sent;
-  return port->pid;
-}
-
 // Big arguments or environments do not fit one packet: the request then goes
 // in chunks, which the node daemon reassembles.
 absl::Status SendSpawnRequest(int fd, const pb::LocalMessage& message) {
@@ -110,42 +70,87 @@ absl::Status SendSpawnRequest(int fd, const pb::LocalMessage& message) {
     pb::LocalMessage chunk;
     chunk.mutable_spawn_request_chunk()->set_data(bytes.substr(offset, kMaxOutputChunk));
     chunk.mutable_spawn_request_chunk()->set_last(offset + kMaxOutputChunk >= bytes.size());
+    chunk.mutable_spawn_request_chunk()->set_id(message.spawn_request().id());
     absl::Status sent = SendLocal(fd, chunk);
     if (!sent.ok()) return sent;
   }
   return absl::OkStatus();
 }
 
-std::mutex g_ask_mu;          // one spawn request in flight per process (cluster mode)
-uint64_t g_next_request = 1;  // guarded by g_ask_mu
+// Several threads may spawn at once: a try_spawn answers at once even while
+// another thread's spawn() waits for room. Requests go out whole, one at a
+// time (a chunked one must not interleave with another); replies come back
+// in any order on the one connection, and whichever waiting thread is reading
+// hands the others theirs.
+std::mutex g_send_mu;  // one request being written at a time
+std::mutex g_reply_mu;
+std::condition_variable g_reply_cv;
+uint64_t g_next_request = 1;                   // guarded by g_reply_mu
+std::map<uint64_t, pb::SpawnReply> g_replies;  // guarded by g_reply_mu: read, not yet taken
+bool g_reading = false;                        // guarded by g_reply_mu: a thread is in ReceiveLocal
+absl::Status g_connection = absl::OkStatus();  // guarded by g_reply_mu: once broken, for good
 
-// Cluster mode: the request goes through the monitor (which first forwards
-// the output written so far) and the node daemon to the master, which places
-// and starts the process and answers with its Pid.
-absl::StatusOr<Pid> AskMaster(bool wait, const Resources& resources, pb::FunctionCall call) {
+// Waits for the reply to request `id`, reading the connection when no other
+// thread is.
+absl::StatusOr<pb::SpawnReply> AwaitReply(uint64_t id) {
   const Runtime& rt = runtime();
-  std::lock_guard<std::mutex> lock(g_ask_mu);
+  std::unique_lock<std::mutex> lock(g_reply_mu);
+  while (true) {
+    if (auto it = g_replies.find(id); it != g_replies.end()) {
+      pb::SpawnReply reply = std::move(it->second);
+      g_replies.erase(it);
+      return reply;
+    }
+    if (!g_connection.ok()) return g_connection;
+    if (g_reading) {
+      g_reply_cv.wait(lock);
+      continue;
+    }
+    g_reading = true;
+    lock.unlock();
+    pb::LocalMessage message;
+    absl::StatusOr<bool> got = ReceiveLocal(rt.monitor_fd, &message);
+    lock.lock();
+    g_reading = false;
+    if (!got.ok()) {
+      g_connection = got.status();
+    } else if (!*got) {
+      g_connection =
+          absl::UnavailableError(rt.fabric ? "lost the node daemon while spawning" : "lost the bridge while spawning");
+    } else if (message.has_spawn_reply()) {
+      g_replies[message.spawn_reply().id()] = message.spawn_reply();
+    }
+    g_reply_cv.notify_all();
+  }
+}
+
+// The request goes through the monitor (which first forwards the output
+// written so far) to the bridge (local mode), or to the node daemon and on to
+// the master (cluster mode), which places and starts the process and answers
+// with its Pid.
+absl::StatusOr<Pid> AskToSpawn(bool wait, const Resources& resources, pb::FunctionCall call) {
+  const Runtime& rt = runtime();
   pb::LocalMessage message;
   pb::SpawnRequest* request = message.mutable_spawn_request();
-  request->set_id(g_next_request++);
+  {
+    std::lock_guard<std::mutex> lock(g_reply_mu);
+    request->set_id(g_next_request++);
+  }
   *request->mutable_parent() = ToProto(rt.self);
   *request->mutable_resources() = ToProto(resources);
   request->set_wait(wait);
   *request->mutable_call() = std::move(call);
   for (const std::string& arg : rt.argv) request->add_argv(arg);
   for (char** e = environ; *e != nullptr; ++e) request->add_env(*e);
-  absl::Status sent = SendSpawnRequest(rt.monitor_fd, message);
-  if (!sent.ok()) return sent;
-  while (true) {
-    pb::LocalMessage reply;
-    absl::StatusOr<bool> got = ReceiveLocal(rt.monitor_fd, &reply);
-    if (!got.ok()) return got.status();
-    if (!*got) return absl::UnavailableError("lost the node daemon while spawning");
-    if (!reply.has_spawn_reply() || reply.spawn_reply().id() != request->id()) continue;
-    const pb::SpawnReply& answer = reply.spawn_reply();
-    if (answer.code() != 0) return absl::Status(static_cast<absl::StatusCode>(answer.code()), answer.message());
-    return FromProto(answer.child());
+  {
+    std::lock_guard<std::mutex> lock(g_send_mu);
+    absl::Status sent = SendSpawnRequest(rt.monitor_fd, message);
+    if (!sent.ok()) return sent;
   }
+  absl::StatusOr<pb::SpawnReply> answer = AwaitReply(request->id());
+  if (!answer.ok()) return answer.status();
+  if (answer->code() != 0) return absl::Status(static_cast<absl::StatusCode>(answer->code()), answer->message());
+  return FromProto(answer->child());
 }
 
 }  // namespace
@@ -177,8 +182,30 @@ absl::StatusOr<Pid> SpawnProcess(bool wait, const Resources& resources, Trampoli
   call.set_function(fn_at->offset);
   call.set_function_module(fn_at->module);
   call.set_args(std::move(args));
-  if (runtime().fabric) return AskMaster(wait, resources, std::move(call));
-  return SpawnHere(resources, std::move(call));
+  return AskToSpawn(wait, resources, std::move(call));
+}
+
+absl::StatusOr<LocalSpawner::Launched> LaunchLocal(const LocalLaunchContext& context, const Pid& parent,
+                                                   const Resources& resources, const pb::SpawnRequest& request) {
+  absl::StatusOr<DataPort> port = BindDataPort();
+  if (!port.ok()) return port.status();
+  pb::SpawnInfo info;
+  *info.mutable_self() = ToProto(port->pid);
+  *info.mutable_parent() = ToProto(parent);
+  *info.mutable_resources() = ToProto(resources);
+  *info.mutable_call() = request.call();
+  info.set_listen_fd(port->fd);
+  info.set_bridge(context.bridge_name);
+  *info.mutable_cgroups() = context.cgroups;
+  LaunchOptions options{"/proc/self/exe",
+                        {request.argv().begin(), request.argv().end()},
+                        {request.env().begin(), request.env().end()},
+                        -1};
+  if (options.argv.empty()) options.argv = context.argv;
+  absl::StatusOr<pid_t> os_pid = LaunchWithHandOff(options, info);
+  close(port->fd);  // the child's copy is the only one: the port dies with the child
+  if (!os_pid.ok()) return os_pid.status();
+  return LocalSpawner::Launched{port->pid, *os_pid};
 }
 
 void RunSpawnedFunction(const pb::FunctionCall& call, const Pid& parent) {

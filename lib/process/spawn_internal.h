@@ -5,11 +5,13 @@
 
 #include <cstdint>
 #include <string>
+#include <vector>
 
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "lib/core/pid.h"
 #include "lib/core/resources.h"
+#include "lib/process/local_spawner.h"
 #include "proto/local.pb.h"
 
 namespace constellation::process_internal {
@@ -24,6 +26,16 @@ using Trampoline = void (*)(GenericFn fn, const Pid& parent, absl::string_view a
 // `wait`: spawn() (wait for capacity) rather than try_spawn().
 absl::StatusOr<Pid> SpawnProcess(bool wait, const Resources& resources, Trampoline trampoline, GenericFn fn,
                                  std::string args);
+
+// Local mode's launcher, run by the bridge for a granted request: binds the
+// child's data port and starts this binary with the hand-off.
+struct LocalLaunchContext {
+  std::string bridge_name;
+  std::vector<std::string> argv;  // when the request has none
+  pb::CgroupBase cgroups;
+};
+absl::StatusOr<LocalSpawner::Launched> LaunchLocal(const LocalLaunchContext& context, const Pid& parent,
+                                                   const Resources& resources, const pb::SpawnRequest& request);
 
 // In a spawned process: finds the function and runs it; returns when it returns.
 void RunSpawnedFunction(const pb::FunctionCall& call, const Pid& parent);

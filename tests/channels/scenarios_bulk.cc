@@ -78,7 +78,7 @@ void BigChild(Pid parent, int64_t size) {
 
 int BigValueScenario(int mib) {
   int64_t size = int64_t{mib} * kOneMiB;
-  Pid child = Spawn(BigChild, size);
+  Pid child = SpawnWith(kBigValueResources, BigChild, size);
   Sender<std::string> out(child);
   Receiver<std::string> in(child);
   absl::Time start = absl::Now();

@@ -5,6 +5,7 @@
 
 #include "constellation/constellation.h"
 #include "tests/channels/scenarios.h"
+#include "tests/channels/scenarios_util.h"
 
 namespace channel_scenarios {
 namespace {
@@ -27,6 +28,8 @@ int Run(int argc, char** argv) {
 }  // namespace channel_scenarios
 
 int main(int argc, char** argv) {
-  constellation::init();
+  // Resources are enforced: the 100 MiB value needs more than the default.
+  bool big = argc > 1 && std::string(argv[1]) == "big_value";
+  constellation::init(big ? channel_scenarios::kBigValueResources : constellation::Resources());
   return channel_scenarios::Run(argc, argv);
 }

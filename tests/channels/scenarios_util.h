@@ -41,12 +41,20 @@ void ExpectGone(constellation::Receiver<T>& receiver, const std::string& what) {
 }
 
 template <class F, class... Args>
-constellation::Pid Spawn(F fn, Args&&... args) {
-  absl::StatusOr<constellation::Pid> child =
-      constellation::spawn(constellation::Resources(), fn, std::forward<Args>(args)...);
+constellation::Pid SpawnWith(const constellation::Resources& resources, F fn, Args&&... args) {
+  absl::StatusOr<constellation::Pid> child = constellation::spawn(resources, fn, std::forward<Args>(args)...);
   if (!child.ok()) Fail(absl::StrCat("spawn: ", child.status().ToString()));
   return *child;
 }
+
+template <class F, class... Args>
+constellation::Pid Spawn(F fn, Args&&... args) {
+  return SpawnWith(constellation::Resources(), fn, std::forward<Args>(args)...);
+}
+
+// What the processes of the 100 MiB value scenario use: the value, its
+// encoding and the received copy (memory limits are enforced).
+inline constexpr constellation::Resources kBigValueResources{1024 * constellation::kMiB, 1};
 
 // A value whose content depends on its index, to catch loss, duplication and reordering.
 std::string Payload(int64_t index, size_t length);

@@ -16,6 +16,7 @@
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
 #include "gtest/gtest.h"
+#include "tests/harness/cgroups.h"
 #include "tests/harness/proc_fs.h"
 #include "tests/harness/spawn.h"
 
@@ -239,6 +240,7 @@ void Daemon::Stop(absl::Duration grace) {
   while (waitpid(pid_, &status, 0) < 0 && errno == EINTR) {
   }
   reaped_ = true;
+  RemoveStaleCgroups();  // a SIGKILLed daemon cannot remove its cgroups itself
 }
 
 std::string Daemon::stdout_text() const {

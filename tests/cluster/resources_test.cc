@@ -4,6 +4,8 @@
 // exactly when no node has room left; a spawn() made then waits, and succeeds
 // once a sibling exits; a request no node could ever hold fails at once.
 // The program is tests/cluster/cluster_programs.cc ("fill").
+#include <unistd.h>
+
 #include <map>
 #include <regex>
 #include <string>
@@ -13,6 +15,7 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "tests/cluster/cluster_fixture.h"
+#include "tests/harness/spawn.h"
 
 namespace constellation::testing {
 namespace {
@@ -117,6 +120,32 @@ TEST(FabricResources, TwoNodes) { RunFill({{"700 MiB", "700 MiB"}, 2}); }
 
 // Three nodes totalling 1.5 GiB; the root's node keeps 412 MiB: 2 holders.
 TEST(FabricResources, ThreeNodesHalfGiBEach) { RunFill({{"512 MiB", "512 MiB", "512 MiB"}, 2}); }
+
+// Issue 7 in cluster mode: the node daemon puts each process in a cgroup of
+// its own too (the same monitor does it). A process over its memory is killed
+// by the kernel and reported as such; its siblings and the root finish; every
+// exit carries peak memory and CPU time.
+TEST(FabricEnforcement, OverItsMemoryIsKilledAndReported) {
+  if (geteuid() != 0 || access("/sys/fs/cgroup/memory", W_OK) != 0) GTEST_SKIP() << "needs writable cgroup v1";
+  ClusterOptions options;
+  options.nodes = {{"2 GiB", "2", true}, {"2 GiB", "2", false}};
+  Cluster cluster(options);
+  ASSERT_TRUE(cluster.ok()) << cluster.Describe();
+  RunResult run =
+      cluster.Deploy(RunfilePath("tests/resources/resource_programs"), std::vector<std::string>{"oom", "64"});
+  const ProcessRecord& root = run.trace.Root();
+  ASSERT_THAT(root.children, SizeIs(3)) << run.Dump();
+  const ProcessRecord& hog = *run.trace.Find(root.children[2]);
+  EXPECT_EQ(hog.ExitString(), "signal SIGKILL") << run.Dump();
+  EXPECT_TRUE(hog.memory_exceeded) << run.Dump();
+  EXPECT_EQ(hog.error, "exceeded its memory limit of 64 MiB");
+  EXPECT_THAT(root.out, HasSubstr("sibling 0 ok\nsibling 1 ok\n")) << run.Dump();
+  EXPECT_EQ(root.ExitString(), "code 0");
+  EXPECT_EQ(run.exit.ToString(), "exit code 137");
+  for (const auto& [pid, p] : run.trace.processes) {
+    EXPECT_TRUE(p.peak_mem.has_value() && *p.peak_mem > 0) << pid << "\n" << run.Dump();
+  }
+}
 
 }  // namespace
 }  // namespace constellation::testing

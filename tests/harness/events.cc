@@ -1,7 +1,9 @@
 #include "tests/harness/events.h"
 
 #include <signal.h>
+
 #include <string.h>
+#include <set>
 
 #include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
@@ -62,16 +64,43 @@ absl::StatusOr<Event> ParseEvent(absl::string_view line) {
     }
   } else if (kind == "exit") {
     event.type = Event::kExit;
-    if (keys_are({"event", "pid", "code"})) {
+    // Beside code or signal: the optional fields resource enforcement adds.
+    std::set<std::string> extra;
+    for (const char* key : {"memory_exceeded", "error", "peak_mem", "cpu_time"}) {
+      if (o.contains(key)) extra.insert(key);
+    }
+    auto keys_are_plus = [&](std::set<std::string> want) {
+      want.insert(extra.begin(), extra.end());
+      return keys_are(want);
+    };
+    if (keys_are_plus({"event", "pid", "code"})) {
       auto code = o.find("code");
       if (code->second.kind != JsonValue::kNumber) return bad("\"code\" must be a number");
       event.code = static_cast<int>(code->second.number);
-    } else if (keys_are({"event", "pid", "signal"})) {
+    } else if (keys_are_plus({"event", "pid", "signal"})) {
       if (!string_field("signal", &event.signal) || SignalNumber(event.signal) < 0) {
         return bad("\"signal\" must name a signal like \"SIGABRT\"");
       }
     } else {
-      return bad("an exit event has event, pid and either code or signal");
+      return bad(
+          "an exit event has event, pid, either code or signal, and optionally memory_exceeded, error, "
+          "peak_mem and cpu_time");
+    }
+    if (extra.contains("memory_exceeded")) {
+      auto it = o.find("memory_exceeded");
+      if (it->second.kind != JsonValue::kBool || !it->second.boolean) return bad("\"memory_exceeded\" must be true");
+      event.memory_exceeded = true;
+    }
+    if (extra.contains("error") && !string_field("error", &event.error)) return bad("\"error\" must be a string");
+    if (extra.contains("peak_mem") != extra.contains("cpu_time")) return bad("peak_mem and cpu_time come together");
+    if (extra.contains("peak_mem")) {
+      const JsonValue& mem = o.find("peak_mem")->second;
+      const JsonValue& cpu = o.find("cpu_time")->second;
+      if (mem.kind != JsonValue::kNumber || cpu.kind != JsonValue::kNumber || mem.real < 0 || cpu.real < 0) {
+        return bad("peak_mem and cpu_time must be numbers >= 0");
+      }
+      event.peak_mem = mem.real;
+      event.cpu_time = cpu.real;
     }
   } else {
     return bad("unknown event");

@@ -21,12 +21,16 @@ namespace constellation::testing {
 struct Event {
   enum Type { kSpawn, kOutput, kEof, kExit } type = kOutput;
   std::string pid;
-  std::string child;        // kSpawn
-  int fd = 0;               // kOutput, kEof
-  std::string data;         // kOutput, base64-decoded
-  std::optional<int> code;  // kExit
-  std::string signal;       // kExit: "SIGABRT", ...
-  size_t line = 0;          // 0-based line number on stdout
+  std::string child;               // kSpawn
+  int fd = 0;                      // kOutput, kEof
+  std::string data;                // kOutput, base64-decoded
+  std::optional<int> code;         // kExit
+  std::string signal;              // kExit: "SIGABRT", ...
+  bool memory_exceeded = false;    // kExit: killed for exceeding its memory limit
+  std::string error;               // kExit: why, when not its own doing
+  std::optional<double> peak_mem;  // kExit: bytes, as measured by the monitor
+  std::optional<double> cpu_time;  // kExit: seconds
+  size_t line = 0;                 // 0-based line number on stdout
 };
 // Parses one line of the JSON format, checking it has exactly DESIGN.md's
 // fields: 7-hex-digit pids, canonical padded base64 data, fd 1 or 2, a known

@@ -74,10 +74,22 @@ class JsonParser {
     }
     size_t start = i_;
     Eat('-');
-    while (i_ < s_.size() && absl::ascii_isdigit(static_cast<unsigned char>(s_[i_]))) ++i_;
-    // "-" alone, no digits and out-of-range integers fail here.
-    if (!absl::SimpleAtoi(s_.substr(start, i_ - start), &v.number)) {
-      return Error("expected a string, integer or boolean value");
+    auto digits = [&] {
+      size_t from = i_;
+      while (i_ < s_.size() && absl::ascii_isdigit(static_cast<unsigned char>(s_[i_]))) ++i_;
+      return i_ > from;
+    };
+    bool whole = digits();
+    bool fraction = Eat('.');
+    if (fraction && !digits()) return Error("expected digits after '.'");
+    absl::string_view text = s_.substr(start, i_ - start);
+    if (!fraction) {
+      // "-" alone, no digits and out-of-range integers fail here.
+      if (!whole || !absl::SimpleAtoi(text, &v.number)) return Error("expected a string, number or boolean value");
+      v.real = static_cast<double>(v.number);
+    } else {
+      if (!whole || !absl::SimpleAtod(text, &v.real)) return Error("expected a string, number or boolean value");
+      v.number = static_cast<int64_t>(v.real);
     }
     v.kind = JsonValue::kNumber;
     return v;

@@ -15,8 +15,9 @@ namespace constellation::testing {
 
 struct JsonValue {
   enum Kind { kString, kNumber, kBool } kind = kString;
-  std::string str;  // kString, \u escapes decoded to UTF-8
-  int64_t number = 0;
+  std::string str;     // kString, \u escapes decoded to UTF-8
+  int64_t number = 0;  // a fraction is truncated here; `real` keeps it
+  double real = 0;
   bool boolean = false;
 };
 

@@ -14,6 +14,7 @@
 #include "absl/strings/str_join.h"
 #include "absl/time/clock.h"
 #include "gtest/gtest.h"
+#include "tests/harness/cgroups.h"
 #include "tests/harness/proc_fs.h"
 #include "tests/harness/spawn.h"
 
@@ -82,6 +83,7 @@ Program::~Program() {
   for (int fd : {pidfd_, stdin_fd_, stdout_fd_, stderr_fd_}) {
     if (fd >= 0) close(fd);
   }
+  RemoveStaleCgroups();  // if the group kill took monitors with it
 }
 
 void Program::WriteStdin(absl::string_view data) {

@@ -88,6 +88,10 @@ Trace ParseTrace(const std::vector<std::string>& lines) {
         p.exit_line = n;
         p.code = event.code;
         p.signal = event.signal;
+        p.memory_exceeded = event.memory_exceeded;
+        p.error = event.error;
+        p.peak_mem = event.peak_mem;
+        p.cpu_time = event.cpu_time;
         break;
     }
     trace.events.push_back(std::move(event));

@@ -23,6 +23,9 @@ struct ProcessRecord {
   int exits = 0;
   std::optional<int> code;                               // set if it exited with a code
   std::string signal;                                    // set if it was killed by a signal
+  bool memory_exceeded = false;                          // its exit said so
+  std::string error;                                     // its exit's error
+  std::optional<double> peak_mem, cpu_time;              // its exit's figures
   bool spoke = false;                                    // any line of its own
   size_t first_line = 0, spawn_line = 0, exit_line = 0;  // 0-based stdout lines
   int depth = 0;                                         // root 0
