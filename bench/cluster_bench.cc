@@ -53,6 +53,7 @@
 
 #include "absl/strings/escaping.h"
 #include "absl/strings/numbers.h"
+#include "bench/bench_support.h"
 #include "bench/cluster_bench_support.h"
 #include "daemon/binary_cache.h"
 #include "grpcpp/grpcpp.h"
@@ -558,18 +559,10 @@ struct Bench {
   }
 };
 
+// The runfile or a clear exit: without them there is nothing to measure.
 std::string Runfile(const char* argv0, const std::string& rel) {
-  std::vector<std::string> candidates;
-  if (const char* dir = getenv("RUNFILES_DIR")) candidates.push_back(std::string(dir) + "/constellation/" + rel);
-  candidates.push_back(std::string(argv0) + ".runfiles/constellation/" + rel);
-  char self[4096];
-  ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
-  if (n > 0) candidates.push_back(std::string(self, n) + ".runfiles/constellation/" + rel);
-  candidates.push_back(rel);  // bazel run starts us in the runfiles tree
-  for (const std::string& c : candidates) {
-    char resolved[PATH_MAX];
-    if (access(c.c_str(), X_OK) == 0 && realpath(c.c_str(), resolved) != nullptr) return resolved;
-  }
+  std::string path = bench::Runfile(argv0, rel);
+  if (!path.empty()) return path;
   fprintf(stderr, "cluster_bench: cannot find %s in the runfiles (run it with bazel run)\n", rel.c_str());
   exit(2);
 }
