@@ -121,6 +121,7 @@ class Master {
   absl::StatusOr<scheduler::Allocation> Place(const Resources& resources, bool wait, uint64_t deployment);
   absl::Status EnsureBinary(const std::string& node, const pb::BinaryId& binary);
   void KillDeployment(uint64_t deployment);
+  Resources RootResources(const pb::DeployStart& start);
   absl::Status ReceiveBinary(grpc::ServerReaderWriter<pb::DeployEvent, pb::DeployRequest>* stream,
                              const pb::BinaryId& id);
 

@@ -5,6 +5,7 @@
 #include "daemon/grpc_util.h"
 #include "daemon/master.h"
 #include "lib/process/proto_convert.h"
+#include "lib/process/resources_query.h"
 
 namespace constellation::daemon {
 
@@ -28,6 +29,20 @@ absl::Status Master::ReceiveBinary(DeployStream* stream, const pb::BinaryId& id)
     if (!appended.ok()) return appended;
   }
   return (*upload)->Finish();
+}
+
+// What the root's init() asks for, so it is placed and accounted as what it
+// is (it is enforced as that by its monitor). The binary is asked on this
+// machine, as the seeds' bridge did; a binary that cannot say gets the
+// default Resources(), with a line on the master's stderr.
+Resources Master::RootResources(const pb::DeployStart& start) {
+  absl::StatusOr<Resources> asked =
+      process_internal::QueryResources(cache_->PathOf(start.binary()), {start.argv().begin(), start.argv().end()},
+                                       {start.env().begin(), start.env().end()}, absl::Seconds(10));
+  if (asked.ok()) return *asked;
+  fprintf(stderr, "constellation master: placing the root with the default resources: %s\n",
+          std::string(asked.status().message()).c_str());
+  return Resources();
 }
 
 grpc::Status Master::Deploy(grpc::ServerContext* context, DeployStream* stream) {
@@ -57,7 +72,7 @@ grpc::Status Master::Deploy(grpc::ServerContext* context, DeployStream* stream) 
   *launch.mutable_binary() = start.binary();
   launch.mutable_argv()->CopyFrom(start.argv());
   launch.mutable_env()->CopyFrom(start.env());
-  *launch.mutable_resources() = ToProto(Resources());
+  *launch.mutable_resources() = ToProto(RootResources(start));
   launch.set_stdin_pipe(true);
   std::string root_node;
   absl::StatusOr<Pid> root = PlaceAndLaunch(id, std::move(launch), /*wait=*/true, &root_node);

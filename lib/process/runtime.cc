@@ -23,6 +23,7 @@
 #include "lib/process/local_socket.h"
 #include "lib/process/monitor.h"
 #include "lib/process/proto_convert.h"
+#include "lib/process/resources_query.h"
 #include "lib/process/spawn_internal.h"
 #include "proto/local.pb.h"
 
@@ -232,6 +233,11 @@ void init(Resources resources) {
   if (g_initialized.load()) Die("init() called twice: call it once, first in main()");
   if (CountThreads() > 1) {
     Die("init() called after threads were started: call it first in main(), before anything starts a thread");
+  }
+  if (getenv(kResourcesQueryEnv) != nullptr) {  // a master asks before placing this root
+    fputs(FormatResourcesAnswer(resources).c_str(), stdout);
+    fflush(stdout);
+    _exit(0);
   }
   const char* init_fd = getenv(kInitEnv);
   if (init_fd != nullptr) {

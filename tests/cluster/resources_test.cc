@@ -147,5 +147,36 @@ TEST(FabricEnforcement, OverItsMemoryIsKilledAndReported) {
   }
 }
 
+// The root is placed as what its init() asks for (the master asks the binary
+// first): a 512 MiB root on a 1.6 GiB node leaves room for one 1 GiB holder
+// and not for a 0.5 GiB one. Placed with the default 100 MiB it would hold both.
+TEST(FabricResources, RootIsPlacedWithWhatItsInitAsksFor) {
+  ClusterOptions options;
+  options.nodes = {{"1638 MiB", "2", true}};
+  Cluster cluster(options);
+  ASSERT_TRUE(cluster.ok()) << cluster.Describe();
+  RunResult run =
+      cluster.Deploy(RunfilePath("tests/resources/resource_programs"), std::vector<std::string>{"reference"});
+  EXPECT_EQ(run.exit.ToString(), "exit code 0") << run.Dump();
+  std::vector<std::string> lines = Lines(run.trace.Root().out);
+  ASSERT_FALSE(lines.empty()) << run.Dump();
+  EXPECT_EQ(lines[0], "placed 1, then ResourceExhausted") << run.Dump();
+  EXPECT_THAT(run.trace.Root().out, HasSubstr("workers 46 sum 1035\n"));
+}
+
+TEST(FabricResources, RootBiggerThanEveryNodeIsAClearError) {
+  ClusterOptions options;
+  options.nodes = {{"256 MiB", "2", true}};
+  Cluster cluster(options);
+  ASSERT_TRUE(cluster.ok()) << cluster.Describe();
+  DeployOptions deploy;
+  deploy.args = {"reference"};  // its init() asks for 512 MiB
+  deploy.json = false;
+  RunResult run = cluster.Deploy(RunfilePath("tests/resources/resource_programs"), deploy);
+  EXPECT_NE(run.exit.ToString(), "exit code 0");
+  EXPECT_THAT(run.err, HasSubstr("cannot start the program")) << run.err;
+  EXPECT_THAT(run.err, HasSubstr("512 MiB")) << run.err;
+}
+
 }  // namespace
 }  // namespace constellation::testing
