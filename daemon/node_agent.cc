@@ -176,27 +176,38 @@ void NodeAgent::Handle(int conn, const pb::LocalMessage& message) {
       callbacks_.on_event(deployment, message.event());
     }
   } else if (message.has_spawn_request_chunk()) {
+    const pb::RequestChunk& chunk = message.spawn_request_chunk();
     std::string& partial = partial_requests_[conn];
-    partial += message.spawn_request_chunk().data();
-    if (partial.size() > kMaxSpawnRequest) {
-      fprintf(stderr, "constellation node: dropping a connection: spawn request over %zu bytes\n", kMaxSpawnRequest);
-      Close(conn);
-      return;
+    if (!oversized_.contains(conn)) partial += chunk.data();
+    if (partial.size() > kMaxSpawnRequest) {  // refused once whole; the rest is dropped meanwhile
+      oversized_.insert(conn);
+      std::string().swap(partial);
     }
-    if (!message.spawn_request_chunk().last()) return;
+    if (!chunk.last()) return;
     pb::LocalMessage whole;
-    bool parsed = whole.mutable_spawn_request()->ParseFromString(partial);
+    bool parsed = !oversized_.contains(conn) && whole.mutable_spawn_request()->ParseFromString(partial);
     partial_requests_.erase(conn);
-    if (parsed) Handle(conn, whole);
+    if (parsed) return Handle(conn, whole);
+    pb::SpawnReply refusal;
+    refusal.set_id(chunk.id());
+    refusal.set_code(static_cast<int>(absl::StatusCode::kInvalidArgument));
+    refusal.set_message(oversized_.erase(conn) > 0
+                            ? absl::StrCat("spawn request (arguments, argv and environment) over the ",
+                                           kMaxSpawnRequest >> 20, " MiB limit")
+                            : std::string("malformed spawn request"));
+    QueueReply(speaker, refusal);
   } else if (message.has_spawn_request()) {
     Pid requester = speaker;
-    callbacks_.on_spawn(deployment, message.spawn_request(), [this, requester](const pb::SpawnReply& reply) {
-      std::lock_guard<std::mutex> lock(mu_);
-      replies_.emplace_back(requester, reply);
-      uint64_t one = 1;
-      (void)!write(wake_fd_, &one, sizeof(one));
-    });
+    callbacks_.on_spawn(deployment, message.spawn_request(),
+                        [this, requester](const pb::SpawnReply& reply) { QueueReply(requester, reply); });
   }
+}
+
+void NodeAgent::QueueReply(const Pid& requester, const pb::SpawnReply& reply) {
+  std::lock_guard<std::mutex> lock(mu_);
+  replies_.emplace_back(requester, reply);
+  uint64_t one = 1;
+  (void)!write(wake_fd_, &one, sizeof(one));
 }
 
 void NodeAgent::SendReplies() {
@@ -242,6 +253,7 @@ void NodeAgent::Close(int conn) {
   Pid pid = conns_[conn];
   conns_.erase(conn);
   partial_requests_.erase(conn);
+  oversized_.erase(conn);
   close(conn);
   if (pid.is_null()) return;
   bool reported;

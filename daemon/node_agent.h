@@ -17,6 +17,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <set>
 #include <string>
 #include <thread>
 #include <vector>
@@ -75,6 +76,8 @@ class NodeAgent {
   void Exited(const Pid& pid, const pb::ExitEvent& exit);
   void CheckNeverConnected(const Pid& pid);
   void SendReplies();
+  // Hands a reply to the loop (any thread).
+  void QueueReply(const Pid& requester, const pb::SpawnReply& reply);
   void Kill(const std::function<bool(const Process&)>& which);
 
   const std::string name_;
@@ -90,6 +93,7 @@ class NodeAgent {
   // Loop thread only.
   std::map<int, Pid> conns_;                     // identified connections (-> pid); unidentified map to a null Pid
   std::map<int, std::string> partial_requests_;  // spawn requests arriving in chunks, per connection
+  std::set<int> oversized_;                      // connections whose chunked request went over the limit
   std::thread thread_;
 };
 

@@ -164,6 +164,18 @@ TEST(FabricResources, RootIsPlacedWithWhatItsInitAsksFor) {
   EXPECT_THAT(run.trace.Root().out, HasSubstr("workers 46 sum 1035\n"));
 }
 
+TEST(FabricResources, OversizedSpawnRequestIsRefusedAndTheProcessGoesOn) {
+  ClusterOptions options;
+  options.nodes = {{"2 GiB", "2", true}};
+  Cluster cluster(options);
+  ASSERT_TRUE(cluster.ok()) << cluster.Describe();
+  RunResult run = cluster.Deploy(RunfilePath("tests/resources/resource_programs"), std::vector<std::string>{"bigargs"});
+  EXPECT_EQ(run.exit.ToString(), "exit code 0") << run.Dump();
+  EXPECT_EQ(run.trace.Root().out,
+            "61 MiB of arguments: INVALID_ARGUMENT: spawn request (arguments, argv and environment) over the 60 MiB "
+            "limit\n1 MiB of arguments: ok\n");
+}
+
 TEST(FabricResources, RootBiggerThanEveryNodeIsAClearError) {
   ClusterOptions options;
   options.nodes = {{"256 MiB", "2", true}};

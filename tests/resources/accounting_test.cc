@@ -122,5 +122,14 @@ TEST(AccountingTest, BadCapacityIsAClearError) {
   }
 }
 
+TEST(AccountingTest, OversizedSpawnRequestIsRefusedAndTheProcessGoesOn) {
+  RunResult run = RunResourceProgram({"bigargs"});
+  EXPECT_EQ(run.exit.ToString(), "exit code 0") << run.Dump();
+  EXPECT_THAT(Lines(run.trace.Root().out),
+              ElementsAre("61 MiB of arguments: INVALID_ARGUMENT: spawn request (arguments, argv and environment) "
+                          "over the 60 MiB limit",
+                          "1 MiB of arguments: ok"));
+}
+
 }  // namespace
 }  // namespace constellation::testing

@@ -24,6 +24,8 @@
 //   waitforever      (with CONSTELLATION_CAPACITY="150 MiB,1") the root
 //                    spawn()s a 100 MiB child that could only fit if the root
 //                    exited; prints the error.
+//   bigargs          try_spawn with 61 MiB of arguments (refused: over the
+//                    limit), then with 1 MiB (fine); prints both outcomes.
 //   block            the root spawns a child that prints "child up" and then
 //                    blocks on stdin-less recv forever (for killing the bridge).
 #include <sched.h>
@@ -267,6 +269,22 @@ int ReferenceMain() {
   return 0;
 }
 
+// ---- bigargs -----------------------------------------------------------------
+
+void TakesBytes(Pid, std::string bytes) { Say(absl::StrCat("got ", bytes.size(), " bytes")); }
+
+// A spawn request over the 60 MiB limit is refused with an error; the
+// process that made it carries on and spawns again.
+int BigArgsMain() {
+  absl::StatusOr<Pid> big = try_spawn(Resources{64 * kMiB, 0.1}, TakesBytes, std::string(61 << 20, 'x'));
+  Say(absl::StrCat(
+      "61 MiB of arguments: ",
+      big.ok() ? "ok" : absl::StrCat(absl::StatusCodeToString(big.status().code()), ": ", big.status().message())));
+  absl::StatusOr<Pid> small = try_spawn(Resources{64 * kMiB, 0.1}, TakesBytes, std::string(1 << 20, 'x'));
+  Say(absl::StrCat("1 MiB of arguments: ", Outcome(small)));
+  return 0;
+}
+
 // ---- waitforever, block -------------------------------------------------------
 
 void Nothing(Pid) {}
@@ -292,6 +310,7 @@ Resources RootResources(const std::string& program) {
   if (program == "capacity") return Resources{256 * kMiB, 0.25};
   if (program == "reference") return Resources{512 * kMiB, 0.25};
   if (program == "where") return Resources{48 * kMiB, 0.5};
+  if (program == "bigargs") return Resources{512 * kMiB, 0.5};
   return Resources();
 }
 
@@ -307,6 +326,7 @@ int main(int argc, char** argv) {
   if (program == "reference") return ReferenceMain();
   if (program == "waitforever") return WaitForeverMain();
   if (program == "block") return BlockMain();
+  if (program == "bigargs") return BigArgsMain();
   fprintf(stderr, "usage: %s where|oom <mib>|spin <cpu>|capacity|reference|waitforever|block\n", argv[0]);
   return 2;
 }
