@@ -13,13 +13,6 @@
 #include "lib/process/proto_convert.h"
 
 namespace constellation::daemon {
-namespace {
-
-// The largest spawn request (arguments, argv and environment) accepted; the
-// master's gRPC messages are capped at 64 MiB too.
-constexpr size_t kMaxSpawnRequest = 60 << 20;
-
-}  // namespace
 
 absl::StatusOr<std::unique_ptr<NodeAgent>> NodeAgent::Start(Callbacks callbacks) {
   std::string name = NewBridgeName();
@@ -177,24 +170,13 @@ void NodeAgent::Handle(int conn, const pb::LocalMessage& message) {
     }
   } else if (message.has_spawn_request_chunk()) {
     const pb::RequestChunk& chunk = message.spawn_request_chunk();
-    std::string& partial = partial_requests_[conn];
-    if (!oversized_.contains(conn)) partial += chunk.data();
-    if (partial.size() > kMaxSpawnRequest) {  // refused once whole; the rest is dropped meanwhile
-      oversized_.insert(conn);
-      std::string().swap(partial);
-    }
-    if (!chunk.last()) return;
     pb::LocalMessage whole;
-    bool parsed = !oversized_.contains(conn) && whole.mutable_spawn_request()->ParseFromString(partial);
+    RequestChunks::State state = partial_requests_[conn].Add(chunk, whole.mutable_spawn_request());
+    if (state == RequestChunks::State::kPartial) return;
     partial_requests_.erase(conn);
-    if (parsed) return Handle(conn, whole);
-    pb::SpawnReply refusal;
-    refusal.set_id(chunk.id());
-    refusal.set_code(static_cast<int>(absl::StatusCode::kInvalidArgument));
-    refusal.set_message(oversized_.erase(conn) > 0
-                            ? absl::StrCat("spawn request (arguments, argv and environment) over the ",
-                                           kMaxSpawnRequest >> 20, " MiB limit")
-                            : std::string("malformed spawn request"));
+    if (state == RequestChunks::State::kWhole) return Handle(conn, whole);
+    pb::SpawnReply refusal = RequestChunks::TooBigReply(chunk);
+    if (state == RequestChunks::State::kMalformed) refusal.set_message("malformed spawn request");
     QueueReply(speaker, refusal);
   } else if (message.has_spawn_request()) {
     Pid requester = speaker;
@@ -253,7 +235,6 @@ void NodeAgent::Close(int conn) {
   Pid pid = conns_[conn];
   conns_.erase(conn);
   partial_requests_.erase(conn);
-  oversized_.erase(conn);
   close(conn);
   if (pid.is_null()) return;
   bool reported;

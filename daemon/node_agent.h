@@ -17,13 +17,13 @@
 #include <map>
 #include <memory>
 #include <mutex>
-#include <set>
 #include <string>
 #include <thread>
 #include <vector>
 
 #include "absl/status/statusor.h"
 #include "lib/core/pid.h"
+#include "lib/process/request_chunks.h"
 #include "proto/local.pb.h"
 
 namespace constellation::daemon {
@@ -91,9 +91,8 @@ class NodeAgent {
   bool stopping_ = false;                                // guarded by mu_
 
   // Loop thread only.
-  std::map<int, Pid> conns_;                     // identified connections (-> pid); unidentified map to a null Pid
-  std::map<int, std::string> partial_requests_;  // spawn requests arriving in chunks, per connection
-  std::set<int> oversized_;                      // connections whose chunked request went over the limit
+  std::map<int, Pid> conns_;                       // identified connections (-> pid); unidentified map to a null Pid
+  std::map<int, RequestChunks> partial_requests_;  // spawn requests arriving in chunks, per connection
   std::thread thread_;
 };
 

@@ -21,6 +21,7 @@
 #include "lib/process/bridge.h"
 #include "lib/process/cgroup.h"
 #include "lib/process/local_socket.h"
+#include "lib/process/request_chunks.h"
 
 namespace constellation {
 namespace {
@@ -32,8 +33,6 @@ constexpr int kPacketsPerTurn = 64;
 constexpr auto kKillGrace = std::chrono::seconds(3);
 // How long spawn() calls may wait with no exit before the bridge warns.
 constexpr auto kStallWarning = std::chrono::seconds(10);
-// The largest spawn request (arguments, argv and environment) accepted.
-constexpr size_t kMaxSpawnRequest = 60 << 20;
 
 int PidfdOpen(pid_t pid) { return static_cast<int>(syscall(SYS_pidfd_open, pid, 0)); }
 
@@ -69,11 +68,7 @@ class LocalBridgeLoop {
   Bridge bridge_;
   OutputFormatter* out_;
   std::unique_ptr<LocalSpawner> spawner_;
-  struct PartialRequest {
-    std::string bytes;
-    bool too_big = false;  // over kMaxSpawnRequest: the rest is dropped, then refused
-  };
-  std::map<int, PartialRequest> partial_requests_;  // chunked spawn requests, per connection
+  std::map<int, RequestChunks> partial_requests_;  // chunked spawn requests, per connection
   pb::CgroupBase cgroups_;
   std::chrono::steady_clock::time_point last_progress_ = std::chrono::steady_clock::now();
   bool warned_stall_ = false;
@@ -187,26 +182,14 @@ LocalBridgeLoop::Handled LocalBridgeLoop::HandleSpawnRequest(int fd, const pb::L
     whole = message.spawn_request();
   } else {
     const pb::RequestChunk& chunk = message.spawn_request_chunk();
-    PartialRequest& partial = partial_requests_[fd];
-    if (!partial.too_big) partial.bytes += chunk.data();
-    if (partial.bytes.size() > kMaxSpawnRequest && !partial.too_big) {
-      partial.too_big = true;
-      partial.bytes.clear();
-      partial.bytes.shrink_to_fit();
-    }
-    if (!chunk.last()) return Handled::kYes;
-    PartialRequest done = std::move(partial);
+    RequestChunks::State state = partial_requests_[fd].Add(chunk, &whole);
+    if (state == RequestChunks::State::kPartial) return Handled::kYes;
     partial_requests_.erase(fd);
-    if (done.too_big) {
-      pb::SpawnReply refusal;
-      refusal.set_id(chunk.id());
-      refusal.set_code(static_cast<int>(absl::StatusCode::kInvalidArgument));
-      refusal.set_message(absl::StrCat("spawn request (arguments, argv and environment) over the ",
-                                       kMaxSpawnRequest >> 20, " MiB limit"));
-      Reply(fd, refusal);
+    if (state == RequestChunks::State::kTooBig) {
+      Reply(fd, RequestChunks::TooBigReply(chunk));
       return Handled::kYes;
     }
-    if (!whole.ParseFromString(done.bytes)) {
+    if (state == RequestChunks::State::kMalformed) {
       fprintf(stderr, "constellation bridge: dropping a connection: malformed spawn request\n");
       CloseConnection(fd);
       return Handled::kClosed;
