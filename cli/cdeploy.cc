@@ -19,6 +19,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/strip.h"
 #include "daemon/binary_cache.h"
+#include "daemon/security/credentials.h"
 #include "grpcpp/grpcpp.h"
 #include "lib/process/output_format.h"
 #include "lib/process/proto_convert.h"
@@ -29,11 +30,17 @@ extern char** environ;
 namespace constellation::cli {
 namespace {
 
-constexpr char kUsage[] = R"(usage: cdeploy <bridge-addr> <binary | bazel-label> [--format=human|json] [-- args...]
+constexpr char kUsage[] = R"(usage: cdeploy <bridge-addr> <binary | bazel-label> [options] [-- args...]
 
 Runs a Constellation program on the cluster whose bridge listens at <bridge-addr>.
 A bazel label (//pkg:target) is built first. Output is printed as local mode prints it;
 the exit code is the program's. Ctrl-C kills the deployment.
+
+options:
+  --format=human|json  the output format (default: $CONSTELLATION_FORMAT, else human)
+  --tls=DIR            your TLS bundle (ca.pem, cert.pem, key.pem from `constellation ca issue
+                       --role=client`); default $CONSTELLATION_TLS, else ~/.config/constellation/tls
+  --insecure           no TLS: for a cluster whose daemons run with --insecure
 )";
 
 // Exit codes of cdeploy's own failures (a program's own codes pass through).
@@ -111,8 +118,17 @@ void ForwardStdin(Stream* stream) {
   stream->WritesDone();
 }
 
+// Where the client bundle is when --tls does not say: $CONSTELLATION_TLS, then
+// ~/.config/constellation/tls.
+std::string DefaultBundleDir() {
+  const char* env = getenv("CONSTELLATION_TLS");
+  if (env != nullptr && *env != '\0') return env;
+  const char* home = getenv("HOME");
+  return std::string(home != nullptr ? home : "") + "/.config/constellation/tls";
+}
+
 int Deploy(const std::string& bridge, const std::string& binary, const std::vector<std::string>& args,
-           OutputFormat format) {
+           OutputFormat format, const daemon::security::Credentials& credentials) {
   struct stat st;
   if (stat(binary.c_str(), &st) != 0 || !S_ISREG(st.st_mode) || access(binary.c_str(), X_OK) != 0) {
     return Fail(binary + " is not an executable file");
@@ -120,9 +136,10 @@ int Deploy(const std::string& bridge, const std::string& binary, const std::vect
   absl::StatusOr<std::string> sha = daemon::Sha256OfFile(binary);
   if (!sha.ok()) return Fail(std::string(sha.status().message()));
 
-  auto channel = grpc::CreateChannel(bridge, grpc::InsecureChannelCredentials());
+  auto channel = grpc::CreateChannel(bridge, credentials.ChannelCredentials());
   if (!channel->WaitForConnected(std::chrono::system_clock::now() + std::chrono::seconds(5))) {
-    return Fail("cannot reach the bridge at " + bridge);
+    return Fail("cannot reach the bridge at " + bridge +
+                (credentials.insecure() ? "" : " (or the TLS handshake failed: is it the cluster of your bundle?)"));
   }
   auto stub = pb::Bridge::NewStub(channel);
   grpc::ClientContext context;
@@ -203,6 +220,7 @@ int main(int argc, char** argv) {
   using namespace constellation;
   using namespace constellation::cli;
   std::vector<std::string> positional, program_args;
+  daemon::security::TlsFlags tls;
   absl::StatusOr<OutputFormat> format = ParseOutputFormat(getenv("CONSTELLATION_FORMAT"));
   for (int i = 1; i < argc; ++i) {
     std::string arg = argv[i];
@@ -216,6 +234,10 @@ int main(int argc, char** argv) {
     }
     if (arg.rfind("--format=", 0) == 0) {
       format = ParseOutputFormat(arg.c_str() + 9);
+    } else if (arg.rfind("--tls=", 0) == 0) {
+      tls.bundle_dir = arg.substr(6);
+    } else if (arg == "--insecure") {
+      tls.insecure = true;
     } else if (arg.rfind("-", 0) == 0) {
       fprintf(stderr, "cdeploy: unknown option %s\n\n%s", arg.c_str(), kUsage);
       return kUsageOrSetupError;
@@ -228,6 +250,11 @@ int main(int argc, char** argv) {
     fprintf(stderr, "cdeploy: expected <bridge-addr> and <binary | bazel-label>\n\n%s", kUsage);
     return kUsageOrSetupError;
   }
+  if (tls.insecure && !tls.bundle_dir.empty()) return Fail("--tls and --insecure exclude each other");
+  absl::StatusOr<daemon::security::Credentials> credentials = daemon::security::LoadForRole(
+      tls, DefaultBundleDir(), {daemon::security::Role::kClient, daemon::security::Role::kAdmin}, "cdeploy");
+  if (!credentials.ok()) return Fail(std::string(credentials.status().message()));
+  if (credentials->insecure()) fprintf(stderr, "%s\n", daemon::security::InsecureWarning("cdeploy").c_str());
   sigset_t set;
   sigemptyset(&set);
   sigaddset(&set, SIGINT);
@@ -239,5 +266,5 @@ int main(int argc, char** argv) {
     binary = BuildLabel(binary);
     if (binary.empty()) return Fail("cannot build " + positional[1]);
   }
-  return Deploy(positional[0], binary, program_args, *format);
+  return Deploy(positional[0], binary, program_args, *format, *credentials);
 }

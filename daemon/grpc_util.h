@@ -14,9 +14,12 @@ namespace constellation::daemon {
 grpc::Status ToGrpc(const absl::Status& status);
 absl::Status FromGrpc(const grpc::Status& status);
 
-// A channel to a node daemon with keepalive pings every second, so a node
-// that vanishes without closing its connections is noticed within seconds.
-std::shared_ptr<grpc::Channel> NodeChannel(const std::string& addr);
+// A channel to a node daemon (or from a node to the master) with keepalive
+// pings every second, so a peer that vanishes without closing its connections
+// is noticed within seconds. `credentials`: TLS with this daemon's bundle, or
+// insecure (daemon/security/credentials.h).
+std::shared_ptr<grpc::Channel> NodeChannel(const std::string& addr,
+                                           std::shared_ptr<grpc::ChannelCredentials> credentials);
 
 // Server options matching NodeChannel's pings (and large messages).
 void ConfigureServer(grpc::ServerBuilder& builder);

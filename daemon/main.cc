@@ -2,6 +2,7 @@
 //
 //   constellation <bind-addr>               a node
 //   constellation <bind-addr> nodes.toml    the master (with the bridge)
+//   constellation ca ...                    the cluster CA (security/ca_command.h)
 #include <signal.h>
 #include <systemd/sd-daemon.h>
 #include <unistd.h>
@@ -16,6 +17,8 @@
 #include "daemon/grpc_util.h"
 #include "daemon/master.h"
 #include "daemon/node_service.h"
+#include "daemon/security/ca_command.h"
+#include "daemon/security/credentials.h"
 #include "grpcpp/grpcpp.h"
 
 namespace constellation::daemon {
@@ -24,6 +27,7 @@ namespace {
 constexpr char kVersion[] = "constellation 0.1.0";
 
 constexpr char kUsage[] = R"(usage: constellation <bind-addr> [nodes.toml] [options]
+       constellation ca init|issue|show ...     (constellation ca --help)
 
 Runs a Constellation daemon.
   constellation 10.0.0.2:9999              a node: runs the processes the master places here
@@ -32,6 +36,10 @@ Runs a Constellation daemon.
                                            (at the bridge_bind of its entry)
 
 options:
+  --tls=DIR         this daemon's TLS bundle: ca.pem, cert.pem, key.pem from `constellation ca issue`
+                    with --role=node (a node) or --role=master (the master) (default /etc/constellation/tls)
+  --insecure        no TLS and no authentication: anyone who can reach the ports can run code here;
+                    only for a private, trusted network (prints a warning)
   --cache-dir=DIR   where uploaded binaries are kept (default /var/tmp/constellation/<port>)
   --help            this text
   --version         the version
@@ -40,6 +48,7 @@ A bind address with port 0 takes a free port; the daemon prints the address it l
 )";
 
 struct Args {
+  security::TlsFlags tls;
   std::string bind;
   std::string nodes_toml;
   std::string cache_dir;
@@ -53,11 +62,11 @@ int Usage(const std::string& error) {
 // Starts a gRPC server on `bind` with the services; returns it and the
 // address it listens on.
 std::unique_ptr<grpc::Server> Serve(const std::string& bind, const std::vector<grpc::Service*>& services,
-                                    std::string* listening) {
+                                    const security::Credentials& credentials, std::string* listening) {
   grpc::ServerBuilder builder;
   ConfigureServer(builder);
   int port = 0;
-  builder.AddListeningPort(bind, grpc::InsecureServerCredentials(), &port);
+  builder.AddListeningPort(bind, credentials.ServerCredentials(), &port);
   for (grpc::Service* service : services) builder.RegisterService(service);
   std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
   if (server == nullptr || port == 0) return nullptr;
@@ -87,10 +96,18 @@ int Run(const Args& args) {
     }
     config = *std::move(loaded);
   }
+  security::Role role = config ? security::Role::kMaster : security::Role::kNode;
+  absl::StatusOr<security::Credentials> credentials =
+      security::LoadForRole(args.tls, security::kDaemonDefaultBundle, {role}, "constellation");
+  if (!credentials.ok()) {
+    fprintf(stderr, "constellation: %s\n", std::string(credentials.status().message()).c_str());
+    return 1;
+  }
+  if (credentials->insecure()) fprintf(stderr, "%s\n", security::InsecureWarning("constellation").c_str());
   std::string port = args.bind.substr(args.bind.rfind(':') + 1);
   std::string cache_dir = args.cache_dir.empty() ? "/var/tmp/constellation/" + port : args.cache_dir;
 
-  absl::StatusOr<std::unique_ptr<NodeService>> node = NodeService::Create(*ip, cache_dir + "/node");
+  absl::StatusOr<std::unique_ptr<NodeService>> node = NodeService::Create(*ip, cache_dir + "/node", *credentials);
   if (!node.ok()) {
     fprintf(stderr, "constellation: %s\n", std::string(node.status().message()).c_str());
     return 1;
@@ -104,11 +121,11 @@ int Run(const Args& args) {
       return 1;
     }
     // The master is reached at its own bind address (rewritten below if port 0).
-    master = std::make_unique<Master>(*config, args.bind, *std::move(cache));
+    master = std::make_unique<Master>(*config, args.bind, *std::move(cache), *credentials);
     services.push_back(master->master_service());
   }
   std::string listening;
-  std::unique_ptr<grpc::Server> server = Serve(args.bind, services, &listening);
+  std::unique_ptr<grpc::Server> server = Serve(args.bind, services, *credentials, &listening);
   if (server == nullptr) {
     fprintf(stderr, "constellation: cannot listen on %s\n", args.bind.c_str());
     return 1;
@@ -124,7 +141,8 @@ int Run(const Args& args) {
               config->nodes.size());
     }
     std::string bridge_listening;
-    bridge_server = Serve(*config->bridge_node().bridge_bind, {master->bridge_service()}, &bridge_listening);
+    bridge_server =
+        Serve(*config->bridge_node().bridge_bind, {master->bridge_service()}, *credentials, &bridge_listening);
     if (bridge_server == nullptr) {
       fprintf(stderr, "constellation: cannot listen on %s\n", config->bridge_node().bridge_bind->c_str());
       return 1;
@@ -147,6 +165,9 @@ int Run(const Args& args) {
 
 int main(int argc, char** argv) {
   using namespace constellation::daemon;
+  if (argc >= 2 && std::string(argv[1]) == "ca") {
+    return constellation::daemon::security::RunCaCommand({argv + 2, argv + argc});
+  }
   Args args;
   std::vector<std::string> positional;
   for (int i = 1; i < argc; ++i) {
@@ -161,6 +182,10 @@ int main(int argc, char** argv) {
     }
     if (arg.rfind("--cache-dir=", 0) == 0) {
       args.cache_dir = arg.substr(12);
+    } else if (arg.rfind("--tls=", 0) == 0) {
+      args.tls.bundle_dir = arg.substr(6);
+    } else if (arg == "--insecure") {
+      args.tls.insecure = true;
     } else if (arg.rfind("-", 0) == 0) {
       return Usage("unknown option " + arg);
     } else {
@@ -172,6 +197,7 @@ int main(int argc, char** argv) {
   absl::Status valid = ValidateHostPort(args.bind);
   if (!valid.ok()) return Usage(std::string(valid.message()));
   if (positional.size() == 2) args.nodes_toml = positional[1];
+  if (args.tls.insecure && !args.tls.bundle_dir.empty()) return Usage("--tls and --insecure exclude each other");
   // Termination is waited for with sigwait; every thread inherits the mask.
   sigset_t set;
   sigemptyset(&set);

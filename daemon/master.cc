@@ -8,13 +8,17 @@
 
 namespace constellation::daemon {
 
-Master::Master(ClusterConfig config, std::string self_addr, std::unique_ptr<BinaryCache> cache)
-    : config_(std::move(config)), self_addr_(std::move(self_addr)), cache_(std::move(cache)) {
+Master::Master(ClusterConfig config, std::string self_addr, std::unique_ptr<BinaryCache> cache,
+               const security::Credentials& credentials)
+    : config_(std::move(config)),
+      self_addr_(std::move(self_addr)),
+      cache_(std::move(cache)),
+      authz_(credentials.insecure()) {
   for (const NodeConfig& node : config_.nodes) {
     Node& n = nodes_[node.fabric_addr];
     n.addr = node.fabric_addr;
     n.capacity = node.capacity;
-    n.stub = pb::Node::NewStub(NodeChannel(node.fabric_addr));
+    n.stub = pb::Node::NewStub(NodeChannel(node.fabric_addr, credentials.ChannelCredentials()));
   }
 }
 

@@ -16,6 +16,11 @@
 //   the deployment back in order (a child's spawn event before anything of
 //   the child's), then the exit code.
 //
+// Security: the Master service answers node certificates only, the Bridge
+// client and admin ones (security/authz.h); a deployment records the identity
+// that started it (its owner). The master reaches nodes with its own
+// certificate.
+//
 // Thread-safe: gRPC calls it from many threads; one lock guards the state,
 // and no RPC is made while holding it.
 
@@ -32,6 +37,8 @@
 #include "absl/time/time.h"
 #include "daemon/binary_cache.h"
 #include "daemon/config.h"
+#include "daemon/security/authz.h"
+#include "daemon/security/credentials.h"
 #include "lib/core/pid.h"
 #include "proto/cluster.grpc.pb.h"
 #include "scheduler/scheduler.h"
@@ -40,8 +47,10 @@ namespace constellation::daemon {
 
 class Master {
  public:
-  // `self_addr` is where nodes reach the master's Master service.
-  Master(ClusterConfig config, std::string self_addr, std::unique_ptr<BinaryCache> cache);
+  // `self_addr` is where nodes reach the master's Master service;
+  // `credentials` are the master's own (to reach nodes; insecure or not).
+  Master(ClusterConfig config, std::string self_addr, std::unique_ptr<BinaryCache> cache,
+         const security::Credentials& credentials);
   ~Master();
 
   // Starts attaching to every node (in background threads) and waits until
@@ -51,8 +60,10 @@ class Master {
   void set_self_addr(std::string addr) { self_addr_ = std::move(addr); }
 
   grpc::Status Spawn(const pb::MasterSpawnRequest& request, pb::SpawnReply* reply);
+  // `owner`: the caller, already authorized as a client or admin.
   grpc::Status Deploy(grpc::ServerContext* context,
-                      grpc::ServerReaderWriter<pb::DeployEvent, pb::DeployRequest>* stream);
+                      grpc::ServerReaderWriter<pb::DeployEvent, pb::DeployRequest>* stream,
+                      const security::Identity& owner);
 
   // The gRPC adapters; they only forward.
   pb::Master::Service* master_service() { return &master_service_; }
@@ -73,6 +84,7 @@ class Master {
     scheduler::AllocationId allocation = 0;
   };
   struct Deployment {
+    security::Identity owner;  // who started it: only it or an admin may manage it
     pb::BinaryId binary;
     std::vector<std::string> env;
     std::set<Pid> announced;
@@ -88,8 +100,9 @@ class Master {
   class MasterAdapter : public pb::Master::Service {
    public:
     explicit MasterAdapter(Master* m) : m_(m) {}
-    grpc::Status Spawn(grpc::ServerContext*, const pb::MasterSpawnRequest* r, pb::SpawnReply* out) override {
-      return m_->Spawn(*r, out);
+    grpc::Status Spawn(grpc::ServerContext* c, const pb::MasterSpawnRequest* r, pb::SpawnReply* out) override {
+      grpc::Status denied = m_->authz_.Require(*c, {security::Role::kNode}, "Master.Spawn");
+      return denied.ok() ? m_->Spawn(*r, out) : denied;
     }
 
    private:
@@ -100,7 +113,13 @@ class Master {
     explicit BridgeAdapter(Master* m) : m_(m) {}
     grpc::Status Deploy(grpc::ServerContext* c,
                         grpc::ServerReaderWriter<pb::DeployEvent, pb::DeployRequest>* s) override {
-      return m_->Deploy(c, s);
+      absl::StatusOr<security::Identity> caller =
+          m_->authz_.Check(*c, {security::Role::kClient, security::Role::kAdmin}, "Bridge.Deploy");
+      if (!caller.ok()) {
+        return grpc::Status(static_cast<grpc::StatusCode>(caller.status().code()),
+                            std::string(caller.status().message()));
+      }
+      return m_->Deploy(c, s, *caller);
     }
 
    private:
@@ -128,6 +147,7 @@ class Master {
   const ClusterConfig config_;
   std::string self_addr_;
   std::unique_ptr<BinaryCache> cache_;
+  const security::Authorizer authz_;
   MasterAdapter master_service_{this};
   BridgeAdapter bridge_service_{this};
 

@@ -45,7 +45,7 @@ Resources Master::RootResources(const pb::DeployStart& start) {
   return Resources();
 }
 
-grpc::Status Master::Deploy(grpc::ServerContext* context, DeployStream* stream) {
+grpc::Status Master::Deploy(grpc::ServerContext* context, DeployStream* stream, const security::Identity& owner) {
   pb::DeployRequest first;
   if (!stream->Read(&first) || !first.has_start()) {
     return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "a deployment starts with its binary's id");
@@ -65,6 +65,7 @@ grpc::Status Master::Deploy(grpc::ServerContext* context, DeployStream* stream) 
     std::lock_guard<std::mutex> lock(mu_);
     id = next_deployment_++;
     Deployment& deployment = deployments_[id];
+    deployment.owner = owner;
     deployment.binary = start.binary();
     deployment.env.assign(start.env().begin(), start.env().end());
   }

@@ -31,7 +31,8 @@ absl::StatusOr<uint32_t> ResolveIpv4(const std::string& host_port) {
   return ip;
 }
 
-absl::StatusOr<std::unique_ptr<NodeService>> NodeService::Create(uint32_t ipv4, std::string cache_dir) {
+absl::StatusOr<std::unique_ptr<NodeService>> NodeService::Create(uint32_t ipv4, std::string cache_dir,
+                                                                 const security::Credentials& credentials) {
   absl::StatusOr<std::unique_ptr<BinaryCache>> cache = BinaryCache::Create(std::move(cache_dir));
   if (!cache.ok()) return cache.status();
   // Processes are enforced with cgroups under this daemon's own (see lib/process/cgroup.h).
@@ -43,7 +44,7 @@ absl::StatusOr<std::unique_ptr<NodeService>> NodeService::Create(uint32_t ipv4, 
             "limited with setrlimit(RLIMIT_DATA) and CPU is not limited\n",
             std::string(cgroups.why_not.message()).c_str());
   }
-  std::unique_ptr<NodeService> service(new NodeService(ipv4, *std::move(cache), cgroups.base));
+  std::unique_ptr<NodeService> service(new NodeService(ipv4, *std::move(cache), cgroups.base, credentials));
   NodeService* self = service.get();
   absl::StatusOr<std::unique_ptr<NodeAgent>> agent = NodeAgent::Start(
       {[self](uint64_t deployment, const pb::ProcessEvent& event) { self->OnEvent(deployment, event); },
@@ -61,12 +62,19 @@ NodeService::~NodeService() {
   RemoveCgroupBase(cgroups_);
 }
 
-grpc::Status NodeService::HasBinary(grpc::ServerContext*, const pb::BinaryId* id, pb::HasBinaryReply* reply) {
+grpc::Status NodeService::HasBinary(grpc::ServerContext* context, const pb::BinaryId* id, pb::HasBinaryReply* reply) {
+  if (grpc::Status denied = authz_.Require(*context, {security::Role::kMaster}, "Node.HasBinary"); !denied.ok()) {
+    return denied;
+  }
   reply->set_present(cache_->Has(*id));
   return grpc::Status::OK;
 }
 
-grpc::Status NodeService::Upload(grpc::ServerContext*, grpc::ServerReader<pb::UploadChunk>* reader, pb::UploadReply*) {
+grpc::Status NodeService::Upload(grpc::ServerContext* context, grpc::ServerReader<pb::UploadChunk>* reader,
+                                 pb::UploadReply*) {
+  if (grpc::Status denied = authz_.Require(*context, {security::Role::kMaster}, "Node.Upload"); !denied.ok()) {
+    return denied;
+  }
   pb::UploadChunk chunk;
   if (!reader->Read(&chunk)) return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "empty upload");
   absl::StatusOr<std::unique_ptr<BinaryCache::Upload>> upload = cache_->Begin(chunk.id());
@@ -78,7 +86,11 @@ grpc::Status NodeService::Upload(grpc::ServerContext*, grpc::ServerReader<pb::Up
   return ToGrpc((*upload)->Finish());
 }
 
-grpc::Status NodeService::Launch(grpc::ServerContext*, const pb::LaunchRequest* request, pb::LaunchReply* reply) {
+grpc::Status NodeService::Launch(grpc::ServerContext* context, const pb::LaunchRequest* request,
+                                 pb::LaunchReply* reply) {
+  if (grpc::Status denied = authz_.Require(*context, {security::Role::kMaster}, "Node.Launch"); !denied.ok()) {
+    return denied;
+  }
   if (!cache_->Has(request->binary())) {
     return grpc::Status(grpc::StatusCode::FAILED_PRECONDITION, "binary not uploaded to this node");
   }
@@ -121,7 +133,10 @@ grpc::Status NodeService::Launch(grpc::ServerContext*, const pb::LaunchRequest* 
   return grpc::Status::OK;
 }
 
-grpc::Status NodeService::WriteStdin(grpc::ServerContext*, const pb::StdinChunk* chunk, pb::Empty*) {
+grpc::Status NodeService::WriteStdin(grpc::ServerContext* context, const pb::StdinChunk* chunk, pb::Empty*) {
+  if (grpc::Status denied = authz_.Require(*context, {security::Role::kMaster}, "Node.WriteStdin"); !denied.ok()) {
+    return denied;
+  }
   absl::StatusOr<Pid> pid = FromProto(chunk->pid());
   if (!pid.ok()) return ToGrpc(pid.status());
   int fd = -1;
@@ -143,18 +158,24 @@ grpc::Status NodeService::WriteStdin(grpc::ServerContext*, const pb::StdinChunk*
   return grpc::Status::OK;
 }
 
-grpc::Status NodeService::Kill(grpc::ServerContext*, const pb::KillRequest* request, pb::Empty*) {
+grpc::Status NodeService::Kill(grpc::ServerContext* context, const pb::KillRequest* request, pb::Empty*) {
+  if (grpc::Status denied = authz_.Require(*context, {security::Role::kMaster}, "Node.Kill"); !denied.ok()) {
+    return denied;
+  }
   agent_->KillDeployment(request->deployment());
   return grpc::Status::OK;
 }
 
 grpc::Status NodeService::Attach(grpc::ServerContext* context, const pb::AttachRequest* request,
                                  grpc::ServerWriter<pb::NodeEvent>* writer) {
+  if (grpc::Status denied = authz_.Require(*context, {security::Role::kMaster}, "Node.Attach"); !denied.ok()) {
+    return denied;
+  }
   uint64_t generation;
   {
     std::lock_guard<std::mutex> lock(mu_);
     generation = ++attach_generation_;
-    master_ = pb::Master::NewStub(grpc::CreateChannel(request->master_addr(), grpc::InsecureChannelCredentials()));
+    master_ = pb::Master::NewStub(NodeChannel(request->master_addr(), channel_credentials_));
   }
   cv_.notify_all();
   if (!writer->Write(pb::NodeEvent())) return grpc::Status::OK;  // "here": the master counts this node in

@@ -5,6 +5,8 @@
 // mode (with CONSTELLATION=fabric), streams their events to the master over
 // the Attach stream, and relays their spawn requests to the master. When the
 // master's Attach stream ends, it kills everything it started.
+// Every call is the master's business alone: each handler checks that the
+// caller holds a master certificate of the cluster (security/authz.h).
 //
 // Thread-safe: gRPC calls it from its own threads.
 
@@ -17,14 +19,19 @@
 
 #include "daemon/binary_cache.h"
 #include "daemon/node_agent.h"
+#include "daemon/security/authz.h"
+#include "daemon/security/credentials.h"
 #include "proto/cluster.grpc.pb.h"
 
 namespace constellation::daemon {
 
 class NodeService final : public pb::Node::Service {
  public:
-  // `ipv4` (host byte order) is where this node's processes bind their ports.
-  static absl::StatusOr<std::unique_ptr<NodeService>> Create(uint32_t ipv4, std::string cache_dir);
+  // `ipv4` (host byte order) is where this node's processes bind their ports;
+  // `credentials` are this node's (for its calls to the master, and whether
+  // callers are authenticated at all).
+  static absl::StatusOr<std::unique_ptr<NodeService>> Create(uint32_t ipv4, std::string cache_dir,
+                                                             const security::Credentials& credentials);
   ~NodeService() override;
 
   grpc::Status HasBinary(grpc::ServerContext*, const pb::BinaryId* id, pb::HasBinaryReply* reply) override;
@@ -36,14 +43,21 @@ class NodeService final : public pb::Node::Service {
                       grpc::ServerWriter<pb::NodeEvent>* writer) override;
 
  private:
-  NodeService(uint32_t ipv4, std::unique_ptr<BinaryCache> cache, pb::CgroupBase cgroups)
-      : ipv4_(ipv4), cache_(std::move(cache)), cgroups_(std::move(cgroups)) {}
+  NodeService(uint32_t ipv4, std::unique_ptr<BinaryCache> cache, pb::CgroupBase cgroups,
+              const security::Credentials& credentials)
+      : ipv4_(ipv4),
+        cache_(std::move(cache)),
+        cgroups_(std::move(cgroups)),
+        authz_(credentials.insecure()),
+        channel_credentials_(credentials.ChannelCredentials()) {}
   void OnEvent(uint64_t deployment, const pb::ProcessEvent& event);
   void OnSpawn(uint64_t deployment, const pb::SpawnRequest& request, NodeAgent::Reply reply);
 
   const uint32_t ipv4_;
   std::unique_ptr<BinaryCache> cache_;
   const pb::CgroupBase cgroups_;  // where its processes' cgroups go (version 0: none)
+  const security::Authorizer authz_;
+  const std::shared_ptr<grpc::ChannelCredentials> channel_credentials_;  // to the master
   std::unique_ptr<NodeAgent> agent_;
 
   std::mutex mu_;

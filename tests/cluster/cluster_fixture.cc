@@ -33,6 +33,13 @@ ClusterOptions ThreeNodeLoopback() {
 }
 
 namespace {
+// --tls=<bundle> for a daemon, or --insecure.
+std::string DaemonTlsFlag(const ClusterOptions& options, const std::string& role, const std::string& host) {
+  if (options.insecure) return "--insecure";
+  TestPki& pki = TestPki::Get();
+  return "--tls=" + (role == "master" ? pki.Master(host) : pki.Node(host));
+}
+
 std::vector<std::string> InNetns(const std::string& ns, std::vector<std::string> argv) {
   if (ns.empty()) return argv;
   std::vector<std::string> full = {"ip", "netns", "exec", ns};
@@ -48,7 +55,8 @@ Cluster::Cluster(ClusterOptions options) : options_(std::move(options)) {
     std::string cache = MakeTempDir(absl::StrCat("node", i, "-"));
     cache_dirs_.push_back(cache);
     nodes_.push_back(std::make_unique<Daemon>(
-        absl::StrCat("node ", i), InNetns(spec.netns, {DaemonPath(), spec.host + ":0", "--cache-dir=" + cache})));
+        absl::StrCat("node ", i), InNetns(spec.netns, {DaemonPath(), spec.host + ":0", "--cache-dir=" + cache,
+                                                       DaemonTlsFlag(options_, "node", spec.host)})));
   }
   for (size_t i = 0; i < nodes_.size(); ++i) {
     absl::StatusOr<std::string> addr = nodes_[i]->WaitListening("node", options_.start_timeout);
@@ -71,7 +79,8 @@ Cluster::Cluster(ClusterOptions options) : options_(std::move(options)) {
   master_cache_dir_ = MakeTempDir("master-");
   master_ = std::make_unique<Daemon>(
       "master", InNetns(options_.master_netns,
-                        {DaemonPath(), options_.master_host + ":0", nodes_toml_, "--cache-dir=" + master_cache_dir_}));
+                        {DaemonPath(), options_.master_host + ":0", nodes_toml_, "--cache-dir=" + master_cache_dir_,
+                         DaemonTlsFlag(options_, "master", options_.master_host)}));
   absl::StatusOr<std::string> master = master_->WaitListening("master", options_.start_timeout);
   if (!master.ok()) {
     ADD_FAILURE() << "the master did not start: " << master.status() << "\nnodes.toml:\n" << toml;
@@ -107,10 +116,15 @@ int Cluster::NodeOfOsPid(pid_t os_pid) const {
 
 void Cluster::CrashNode(size_t i) { nodes_[i]->Crash(); }
 
+std::string Cluster::ClientTlsFlag() const {
+  return options_.insecure ? "--insecure" : "--tls=" + TestPki::Get().Client();
+}
+
 std::unique_ptr<Program> Cluster::StartDeploy(const std::string& binary, const DeployOptions& options) {
   RunOptions run;
   std::string path = CdeployPath();
   std::vector<std::string> args = {bridge_addr_, binary};
+  args.push_back(options.tls_bundle.empty() ? ClientTlsFlag() : "--tls=" + options.tls_bundle);
   if (options.json) args.push_back("--format=json");
   args.push_back("--");
   for (const std::string& a : options.args) args.push_back(a);

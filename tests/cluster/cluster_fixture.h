@@ -21,6 +21,7 @@
 
 #include "absl/time/time.h"
 #include "tests/cluster/daemon.h"
+#include "tests/cluster/pki.h"
 #include "tests/harness/command.h"
 #include "tests/harness/events.h"
 #include "tests/harness/proc_fs.h"
@@ -52,6 +53,8 @@ struct ClusterOptions {
   std::string master_host = "127.0.0.1";
   std::string master_netns;
   absl::Duration start_timeout = absl::Seconds(30);
+  // Run every daemon with --insecure instead of the TLS bundles of TestPki.
+  bool insecure = false;
 };
 
 struct DeployOptions {
@@ -65,6 +68,8 @@ struct DeployOptions {
   // cdeploy exits (within 10 s).
   bool check_nothing_left = true;
   std::vector<std::string> cdeploy_prefix;  // e.g. {"ip", "netns", "exec", ns} to run cdeploy elsewhere
+  // cdeploy's TLS bundle; "" = the tests' client (TestPki), or --insecure for an insecure cluster.
+  std::string tls_bundle;
 };
 
 class Cluster {
@@ -87,6 +92,9 @@ class Cluster {
   std::string node_cache(size_t i) const { return cache_dirs_[i] + "/node"; }
   std::string master_cache() const { return master_cache_dir_ + "/master"; }
   const std::string& nodes_toml() const { return nodes_toml_; }
+  bool insecure() const { return options_.insecure; }
+  // cdeploy's flag for this cluster: --tls=<the tests' client> or --insecure.
+  std::string ClientTlsFlag() const;
 
   // Which node's daemon OS pid `os_pid` descends from; -1 if none.
   int NodeOfOsPid(pid_t os_pid) const;

@@ -283,7 +283,8 @@ void ExpectOneLineError(const CommandResult& r, const std::string& fragment) {
 TEST(CdeployCli, BridgeNotThereIsAOneLineErrorAndExit2) {
   std::string bridge = absl::StrCat("127.0.0.1:", UnusedPort());
   absl::Time start = absl::Now();
-  CommandResult r = RunCommand({CdeployPath(), bridge, ScenarioPath(), "--format=json", "--", "exit0"});
+  CommandResult r = RunCommand(
+      {CdeployPath(), bridge, ScenarioPath(), "--tls=" + TestPki::Get().Client(), "--format=json", "--", "exit0"});
   ExpectOneLineError(r, bridge);
   EXPECT_LT(absl::Now() - start, absl::Seconds(20)) << "it should give up within seconds";
 }
@@ -294,9 +295,10 @@ TEST(CdeployCli, NotAnExecutableIsAOneLineErrorAndExit2) {
   std::string dir = MakeTempDir("notexec-");
   std::string text = WriteFile(dir, "program.txt", "not a program\n");
   chmod(text.c_str(), 0644);
-  ExpectOneLineError(RunCommand({CdeployPath(), cluster.bridge_addr(), text}), "program.txt");
-  ExpectOneLineError(RunCommand({CdeployPath(), cluster.bridge_addr(), dir}), dir);
-  ExpectOneLineError(RunCommand({CdeployPath(), cluster.bridge_addr(), dir + "/absent"}), "absent");
+  ExpectOneLineError(RunCommand({CdeployPath(), cluster.bridge_addr(), cluster.ClientTlsFlag(), text}), "program.txt");
+  ExpectOneLineError(RunCommand({CdeployPath(), cluster.bridge_addr(), cluster.ClientTlsFlag(), dir}), dir);
+  ExpectOneLineError(RunCommand({CdeployPath(), cluster.bridge_addr(), cluster.ClientTlsFlag(), dir + "/absent"}),
+                     "absent");
   // Nothing reached the cluster.
   EXPECT_THAT(ListCache(cluster.master_cache()), IsEmpty());
   // And the cluster still works.
