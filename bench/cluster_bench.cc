@@ -56,6 +56,7 @@
 #include "bench/bench_support.h"
 #include "bench/cluster_bench_support.h"
 #include "daemon/binary_cache.h"
+#include "daemon/security/credentials.h"
 #include "grpcpp/grpcpp.h"
 #include "proto/cluster.grpc.pb.h"
 
@@ -147,11 +148,35 @@ struct Bench {
     return found;
   }
 
+  // The cluster runs the documented secure way: a CA in the temp dir, a
+  // bundle per role (daemon/security/ca.h), mutual TLS everywhere.
+  std::string Bundle(const std::string& name) const { return dir + "/ca/" + name; }
+  void MakePki() {
+    std::vector<std::vector<std::string>> commands = {
+        {daemon_bin, "ca", "init", dir + "/ca"},
+        {daemon_bin, "ca", "issue", dir + "/ca", "node", "--role=node", "--host=127.0.0.1"},
+        {daemon_bin, "ca", "issue", dir + "/ca", "master", "--role=master", "--host=127.0.0.1"},
+        {daemon_bin, "ca", "issue", dir + "/ca", "client", "--role=client"}};
+    for (const std::vector<std::string>& command : commands) {
+      std::vector<char*> argv;
+      for (const std::string& arg : command) argv.push_back(const_cast<char*>(arg.c_str()));
+      argv.push_back(nullptr);
+      pid_t pid;
+      int status = 0;
+      if (posix_spawn(&pid, argv[0], nullptr, nullptr, argv.data(), environ) != 0 || waitpid(pid, &status, 0) != pid ||
+          status != 0) {
+        Fatal("constellation ca %s failed", command[2].c_str());
+      }
+    }
+  }
+
   void StartCluster() {
+    MakePki();
     const char* caps[3][2] = {{"2 GiB", "2"}, {"1 GiB", "1"}, {"512 MiB", "0.5"}};
     for (int i = 1; i <= 3; ++i) {
       std::string name = "node" + std::to_string(i);
-      node_addrs.push_back(StartDaemon(name, {"127.0.0.1:0", "--cache-dir=" + dir + "/" + name}, {"node"})[0]);
+      node_addrs.push_back(StartDaemon(
+          name, {"127.0.0.1:0", "--cache-dir=" + dir + "/" + name, "--tls=" + Bundle("node")}, {"node"})[0]);
     }
     std::string toml;
     for (int i = 0; i < 3; ++i) {
@@ -160,8 +185,9 @@ struct Bench {
       toml += std::string("mem = \"") + caps[i][0] + "\"\ncpu = " + caps[i][1] + "\n\n";
     }
     std::ofstream(dir + "/nodes.toml") << toml;
-    bridge = StartDaemon("master", {"127.0.0.1:0", dir + "/nodes.toml", "--cache-dir=" + dir + "/master"},
-                         {"master", "bridge"})[1];
+    bridge = StartDaemon(
+        "master", {"127.0.0.1:0", dir + "/nodes.toml", "--cache-dir=" + dir + "/master", "--tls=" + Bundle("master")},
+        {"master", "bridge"})[1];
     inotify = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
     std::string dirs[kDirs] = {dir + "/master/master", dir + "/node1/node", dir + "/node2/node", dir + "/node3/node"};
     for (int i = 0; i < kDirs; ++i) {
@@ -245,8 +271,9 @@ struct Bench {
   Run RunOnce(const std::string& binary, const std::string& sha, bool deploy) {
     Run run;
     if (inotify >= 0) DrainInotify("", run);  // leftovers of earlier runs
-    std::vector<std::string> argv = deploy ? std::vector<std::string>{cdeploy_bin, bridge, binary, "--format=json"}
-                                           : std::vector<std::string>{binary};
+    std::vector<std::string> argv =
+        deploy ? std::vector<std::string>{cdeploy_bin, bridge, binary, "--format=json", "--tls=" + Bundle("client")}
+               : std::vector<std::string>{binary};
     std::vector<std::string> env = {"CONSTELLATION_FORMAT=json"};
     run.start = NowNs();
     // stdin stays open (as a user's terminal would) until the program is over.
@@ -393,7 +420,8 @@ struct Bench {
   // the child's exit is reported.
   SpawnStats MeasureSpawn(bool fabric, int spawns, int warmup) {
     std::vector<std::string> argv =
-        fabric ? std::vector<std::string>{cdeploy_bin, bridge, spawn_bin, "--format=json", "--", "--root"}
+        fabric ? std::vector<std::string>{cdeploy_bin, bridge,  spawn_bin, "--format=json", "--tls=" + Bundle("client"),
+                                          "--",        "--root"}
                : std::vector<std::string>{spawn_bin, "--root"};
     std::string log = dir + (fabric ? "/cdeploy-spawn.log" : "/local-spawn.log");
     Proc p = Start(argv, {"SPAWN_LATENCY_T1=1", "CONSTELLATION_FORMAT=json"}, true, log, SIGKILL);
@@ -502,10 +530,13 @@ struct Bench {
     fflush(stdout);
   }
 
-  // A unary gRPC round trip to a node daemon (HasBinary of an unknown hash).
+  // A unary gRPC round trip to a node daemon (HasBinary of an unknown hash),
+  // over mutual TLS as the master makes it.
   void BenchGrpc(int calls) {
-    auto stub =
-        constellation::pb::Node::NewStub(grpc::CreateChannel(node_addrs[1], grpc::InsecureChannelCredentials()));
+    absl::StatusOr<constellation::daemon::security::Credentials> master =
+        constellation::daemon::security::Credentials::LoadBundle(Bundle("master"));
+    if (!master.ok()) Fatal("%s", std::string(master.status().message()).c_str());
+    auto stub = constellation::pb::Node::NewStub(grpc::CreateChannel(node_addrs[1], master->ChannelCredentials()));
     constellation::pb::BinaryId id;
     id.set_sha256(std::string(64, '0'));
     id.set_size(1);

@@ -141,6 +141,7 @@ class Master {
   absl::Status EnsureBinary(const std::string& node, const pb::BinaryId& binary);
   void KillDeployment(uint64_t deployment);
   Resources RootResources(const pb::DeployStart& start);
+  absl::StatusOr<Resources> QueryOnANode(const pb::DeployStart& start);
   absl::Status ReceiveBinary(grpc::ServerReaderWriter<pb::DeployEvent, pb::DeployRequest>* stream,
                              const pb::BinaryId& id);
 

@@ -5,7 +5,6 @@
 #include "daemon/grpc_util.h"
 #include "daemon/master.h"
 #include "lib/process/proto_convert.h"
-#include "lib/process/resources_query.h"
 
 namespace constellation::daemon {
 
@@ -32,17 +31,43 @@ absl::Status Master::ReceiveBinary(DeployStream* stream, const pb::BinaryId& id)
 }
 
 // What the root's init() asks for, so it is placed and accounted as what it
-// is (it is enforced as that by its monitor). The binary is asked on this
-// machine, as the seeds' bridge did; a binary that cannot say gets the
-// default Resources(), with a line on the master's stderr.
+// is (it is enforced as that by its monitor). The master never runs uploaded
+// code itself: a node runs the query in a small cgroup with a timeout
+// (NodeService::QueryResources). A binary that cannot say gets the default
+// Resources(), with a line on the master's stderr.
 Resources Master::RootResources(const pb::DeployStart& start) {
-  absl::StatusOr<Resources> asked =
-      process_internal::QueryResources(cache_->PathOf(start.binary()), {start.argv().begin(), start.argv().end()},
-                                       {start.env().begin(), start.env().end()}, absl::Seconds(10));
+  absl::StatusOr<Resources> asked = QueryOnANode(start);
   if (asked.ok()) return *asked;
   fprintf(stderr, "constellation master: placing the root with the default resources: %s\n",
           std::string(asked.status().message()).c_str());
   return Resources();
+}
+
+absl::StatusOr<Resources> Master::QueryOnANode(const pb::DeployStart& start) {
+  std::string addr;
+  std::shared_ptr<pb::Node::Stub> stub;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    for (const auto& [node_addr, node] : nodes_) {
+      if (!node.up) continue;
+      addr = node_addr;
+      stub = node.stub;
+      if (node_addr == config_.bridge_node().fabric_addr) break;  // where the binary is needed first anyway
+    }
+  }
+  if (stub == nullptr) return absl::UnavailableError("no node is up to ask the binary");
+  absl::Status uploaded = EnsureBinary(addr, start.binary());
+  if (!uploaded.ok()) return uploaded;
+  pb::ResourcesQuery query;
+  *query.mutable_binary() = start.binary();
+  query.mutable_argv()->CopyFrom(start.argv());
+  query.mutable_env()->CopyFrom(start.env());
+  grpc::ClientContext context;
+  context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(30));
+  pb::Resources reply;
+  grpc::Status status = stub->QueryResources(&context, query, &reply);
+  if (!status.ok()) return FromGrpc(status);
+  return FromProto(reply);
 }
 
 grpc::Status Master::Deploy(grpc::ServerContext* context, DeployStream* stream, const security::Identity& owner) {

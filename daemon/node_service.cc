@@ -15,6 +15,7 @@
 #include "lib/process/data_port.h"
 #include "lib/process/launch.h"
 #include "lib/process/proto_convert.h"
+#include "lib/process/resources_query.h"
 
 namespace constellation::daemon {
 absl::StatusOr<uint32_t> ResolveIpv4(const std::string& host_port) {
@@ -163,6 +164,31 @@ grpc::Status NodeService::Kill(grpc::ServerContext* context, const pb::KillReque
     return denied;
   }
   agent_->KillDeployment(request->deployment());
+  return grpc::Status::OK;
+}
+
+grpc::Status NodeService::QueryResources(grpc::ServerContext* context, const pb::ResourcesQuery* query,
+                                         pb::Resources* reply) {
+  if (grpc::Status denied = authz_.Require(*context, {security::Role::kMaster}, "Node.QueryResources"); !denied.ok()) {
+    return denied;
+  }
+  if (!cache_->Has(query->binary())) {
+    return grpc::Status(grpc::StatusCode::FAILED_PRECONDITION, "binary not uploaded to this node");
+  }
+  std::string name = absl::StrCat("query-", ++queries_);
+  absl::StatusOr<CgroupLeaf> leaf = CgroupLeaf::Create(cgroups_, name, kQueryResources);
+  if (!leaf.ok()) return ToGrpc(leaf.status());
+  std::vector<std::string> procs;
+  if (leaf->enabled()) procs.push_back(leaf->memory_dir() + "/cgroup.procs");
+  if (leaf->enabled() && !leaf->cpu_dir().empty() && leaf->cpu_dir() != leaf->memory_dir()) {
+    procs.push_back(leaf->cpu_dir() + "/cgroup.procs");
+  }
+  absl::StatusOr<Resources> asked =
+      process_internal::QueryResources(cache_->PathOf(query->binary()), {query->argv().begin(), query->argv().end()},
+                                       {query->env().begin(), query->env().end()}, kQueryTimeout, procs);
+  leaf->Remove();
+  if (!asked.ok()) return ToGrpc(asked.status());
+  *reply = ToProto(*asked);
   return grpc::Status::OK;
 }
 

@@ -10,6 +10,7 @@
 //
 // Thread-safe: gRPC calls it from its own threads.
 
+#include <atomic>
 #include <condition_variable>
 #include <deque>
 #include <map>
@@ -17,10 +18,12 @@
 #include <mutex>
 #include <string>
 
+#include "absl/time/time.h"
 #include "daemon/binary_cache.h"
 #include "daemon/node_agent.h"
 #include "daemon/security/authz.h"
 #include "daemon/security/credentials.h"
+#include "lib/core/resources.h"
 #include "proto/cluster.grpc.pb.h"
 
 namespace constellation::daemon {
@@ -39,6 +42,8 @@ class NodeService final : public pb::Node::Service {
   grpc::Status Launch(grpc::ServerContext*, const pb::LaunchRequest* request, pb::LaunchReply* reply) override;
   grpc::Status WriteStdin(grpc::ServerContext*, const pb::StdinChunk* chunk, pb::Empty*) override;
   grpc::Status Kill(grpc::ServerContext*, const pb::KillRequest* request, pb::Empty*) override;
+  // Runs the binary's resources query in a cgroup of kQueryResources, bounded by kQueryTimeout.
+  grpc::Status QueryResources(grpc::ServerContext*, const pb::ResourcesQuery* query, pb::Resources* reply) override;
   grpc::Status Attach(grpc::ServerContext* context, const pb::AttachRequest* request,
                       grpc::ServerWriter<pb::NodeEvent>* writer) override;
 
@@ -53,6 +58,10 @@ class NodeService final : public pb::Node::Service {
   void OnEvent(uint64_t deployment, const pb::ProcessEvent& event);
   void OnSpawn(uint64_t deployment, const pb::SpawnRequest& request, NodeAgent::Reply reply);
 
+  // What a resources query may use: enough for a program's start-up.
+  static constexpr Resources kQueryResources{256 << 20, 0.5};
+  static constexpr absl::Duration kQueryTimeout = absl::Seconds(10);
+
   const uint32_t ipv4_;
   std::unique_ptr<BinaryCache> cache_;
   const pb::CgroupBase cgroups_;  // where its processes' cgroups go (version 0: none)
@@ -66,6 +75,7 @@ class NodeService final : public pb::Node::Service {
   uint64_t attach_generation_ = 0;            // guarded by mu_: a newer Attach ends the older
   std::shared_ptr<pb::Master::Stub> master_;  // guarded by mu_; in-flight spawns share it
   std::map<Pid, int> stdin_;                  // guarded by mu_: roots' stdin pipes
+  std::atomic<uint64_t> queries_{0};          // names the queries' cgroup leaves
 };
 
 // Parses "host:port" into an IPv4 address in host byte order ("localhost" and

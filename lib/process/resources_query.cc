@@ -3,7 +3,6 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
-#include <spawn.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -21,15 +20,39 @@ std::string FormatResourcesAnswer(const Resources& resources) {
   return absl::StrFormat("%u %.17g\n", resources.mem, resources.cpu);
 }
 
+namespace {
+
+// fork + exec in which the child makes only async-signal-safe calls (the
+// caller has threads): join the cgroups, set up stdin/stdout/stderr, exec.
+// Everything it needs is prepared before the fork.
+pid_t StartQuery(const char* path, char* const* argv, char* const* envp, int out_fd,
+                 const std::vector<std::string>& cgroup_procs) {
+  std::vector<const char*> procs;
+  for (const std::string& file : cgroup_procs) procs.push_back(file.c_str());
+  pid_t pid = fork();
+  if (pid != 0) return pid;
+  for (const char* file : procs) {
+    int fd = open(file, O_WRONLY | O_CLOEXEC);
+    if (fd < 0 || write(fd, "0", 1) != 1) _exit(126);  // never run outside the limits
+    close(fd);
+  }
+  int null_in = open("/dev/null", O_RDONLY);
+  int null_out = open("/dev/null", O_WRONLY);
+  if (null_in < 0 || null_out < 0 || dup2(null_in, STDIN_FILENO) < 0 || dup2(out_fd, STDOUT_FILENO) < 0 ||
+      dup2(null_out, STDERR_FILENO) < 0) {
+    _exit(126);
+  }
+  execve(path, argv, envp);
+  _exit(127);
+}
+
+}  // namespace
+
 absl::StatusOr<Resources> QueryResources(const std::string& path, const std::vector<std::string>& argv,
-                                         const std::vector<std::string>& env, absl::Duration timeout) {
+                                         const std::vector<std::string>& env, absl::Duration timeout,
+                                         const std::vector<std::string>& cgroup_procs) {
   int out[2];
   if (pipe2(out, O_CLOEXEC) != 0) return absl::ErrnoToStatus(errno, "pipe");
-  posix_spawn_file_actions_t actions;
-  posix_spawn_file_actions_init(&actions);
-  posix_spawn_file_actions_addopen(&actions, STDIN_FILENO, "/dev/null", O_RDONLY, 0);
-  posix_spawn_file_actions_adddup2(&actions, out[1], STDOUT_FILENO);
-  posix_spawn_file_actions_addopen(&actions, STDERR_FILENO, "/dev/null", O_WRONLY, 0);
   std::vector<std::string> envs = env;
   envs.push_back(absl::StrCat(kResourcesQueryEnv, "=1"));
   std::vector<char*> cargv, cenv;
@@ -38,13 +61,12 @@ absl::StatusOr<Resources> QueryResources(const std::string& path, const std::vec
   cargv.push_back(nullptr);
   for (const std::string& e : envs) cenv.push_back(const_cast<char*>(e.c_str()));
   cenv.push_back(nullptr);
-  pid_t pid = 0;
-  int spawned = posix_spawn(&pid, path.c_str(), &actions, nullptr, cargv.data(), cenv.data());
-  posix_spawn_file_actions_destroy(&actions);
+  pid_t pid = StartQuery(path.c_str(), cargv.data(), cenv.data(), out[1], cgroup_procs);
+  int fork_error = errno;
   close(out[1]);
-  if (spawned != 0) {
+  if (pid < 0) {
     close(out[0]);
-    return absl::ErrnoToStatus(spawned, absl::StrCat("cannot run ", path));
+    return absl::ErrnoToStatus(fork_error, absl::StrCat("cannot run ", path));
   }
   std::string answer;
   absl::Time deadline = absl::Now() + timeout;

@@ -22,8 +22,11 @@ std::string FormatResourcesAnswer(const Resources& resources);
 // Runs `path` with `argv` and `env` plus the query variable, stdin and
 // stderr on /dev/null, and reads its answer. An error if it does not answer
 // within `timeout` (it is then killed), exits otherwise, or prints anything
-// else. Thread-safe.
+// else. `cgroup_procs`: cgroup.procs files the process joins before it
+// execs, so none of the uploaded binary's code runs outside its limits (a
+// node passes a small leaf's; empty: none). Thread-safe.
 absl::StatusOr<Resources> QueryResources(const std::string& path, const std::vector<std::string>& argv,
-                                         const std::vector<std::string>& env, absl::Duration timeout);
+                                         const std::vector<std::string>& env, absl::Duration timeout,
+                                         const std::vector<std::string>& cgroup_procs = {});
 
 }  // namespace constellation::process_internal
