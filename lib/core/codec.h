@@ -22,7 +22,7 @@
 // anything is allocated for it, so a length that claims 10 GiB allocates nothing.
 // Elements that encode to no bytes at all (an empty struct) share one allowance
 // of kMaxEmptyElements per decode, so one value decoded from N bytes holds at
-// most N + 2^20 container elements, however deeply its containers nest.
+// most N + 2^16 container elements, however deeply its containers nest.
 
 #include <bit>
 #include <cstdint>
@@ -129,7 +129,7 @@ class Decoder {
 
   // How many container elements that encode to no bytes one decode may create,
   // across all of its containers (bytes bound every other element).
-  static constexpr uint64_t kMaxEmptyElements = uint64_t{1} << 20;
+  static constexpr uint64_t kMaxEmptyElements = uint64_t{1} << 16;
 
  private:
   template <class T>

@@ -227,9 +227,9 @@ TEST(CodecErrorTest, HugeLengthAllocatesNothing) {
 }
 
 TEST(CodecErrorTest, EmptyElementsAreBoundedAcrossTheWholeDecode) {
-  // Each inner vector claims 2^20 empty elements, which its own check allows;
-  // together they must not: 193 bytes once decoded to 64 MiB of Empty (and
-  // 3 KB to 715 MiB), found by //lib/core:codec_fuzzer.
+  // Each inner vector claims the whole allowance, which its own check allows;
+  // together they must not. (When the cap was 2^20 per container, 3 KB of
+  // such claims decoded to 715 MiB.)
   std::string bytes;
   Encoder encoder(&bytes);
   encoder.WriteVarint(64);
