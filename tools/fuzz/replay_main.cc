@@ -64,11 +64,17 @@ int WriteSeeds(fs::path dir) {
 
 int main(int argc, char** argv) {
   if (LLVMFuzzerInitialize != nullptr) LLVMFuzzerInitialize(&argc, &argv);
+  const char* flag = "--write_seeds=";
+  for (int i = 1; i < argc; ++i) {
+    if (std::strncmp(argv[i], flag, std::strlen(flag)) == 0) return WriteSeeds(argv[i] + std::strlen(flag));
+  }
   std::vector<fs::path> files;
   for (int i = 1; i < argc; ++i) {
-    const char* flag = "--write_seeds=";
-    if (std::strncmp(argv[i], flag, std::strlen(flag)) == 0) return WriteSeeds(argv[i] + std::strlen(flag));
     fs::path path(argv[i]);
+    if (!fs::exists(path)) {
+      std::fprintf(stderr, "%s does not exist (a corpus directory without files?)\n", argv[i]);
+      return 1;
+    }
     if (!fs::is_directory(path)) {
       files.push_back(path);
       continue;
