@@ -29,16 +29,6 @@ MALLOC_LIMIT_MB=64
 RSS_LIMIT_MB=1024
 TIMEOUT_S=10  # one input taking longer is a finding (a hang)
 
-# Where a target allocates more by design. request_chunks_fuzzer makes chunks
-# of 1 MiB from two input bytes to reach the 60 MiB request limit, and the
-# reassembly buffer holding 60 MiB is a 64 MiB (+1) allocation.
-malloc_limit_mb() {
-  case "$1" in
-    request_chunks_fuzzer) echo 256 ;;
-    *) echo "$MALLOC_LIMIT_MB" ;;
-  esac
-}
-
 usage() {
   sed -n '2,8p' "$0" | sed 's/^# \{0,1\}//' >&2
   exit 2
@@ -100,9 +90,10 @@ run_one() {
   mkdir -p "$work" "$findings"
   local log="$FUZZ_DIR/logs/$name.log"
   mkdir -p "$(dirname "$log")"
-  UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 ASAN_OPTIONS=detect_leaks=1:allocator_may_return_null=0 \
+  ASAN_SYMBOLIZER_PATH=/usr/lib/llvm-14/bin/llvm-symbolizer UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+    ASAN_OPTIONS=detect_leaks=1:allocator_may_return_null=0 \
     "$(binary_of "$label")" -max_total_time="$seconds" -timeout="$TIMEOUT_S" -max_len="$MAX_LEN" \
-    -rss_limit_mb="$RSS_LIMIT_MB" -malloc_limit_mb="$(malloc_limit_mb "$name")" -print_final_stats=1 \
+    -rss_limit_mb="$RSS_LIMIT_MB" -malloc_limit_mb="$MALLOC_LIMIT_MB" -print_final_stats=1 \
     -artifact_prefix="$findings/" "$work" "$pkg/${name}_corpus" >"$log" 2>&1
   local rc=$?
   local stats
