@@ -20,6 +20,9 @@ PACKAGES=(
   libsystemd-dev           # sd_notify for the node daemon
   libssl-dev               # SHA-256 of uploaded binaries
   clang-format             # tools/format.sh
+  clang-14                 # tools/fuzz.sh: libFuzzer targets are built with clang
+  libclang-rt-14-dev       # libFuzzer and the ASan/UBSan runtimes for clang-14
+  llvm-14                  # llvm-symbolizer: file:line in fuzzer findings
   iproute2                 # ip netns for the multi-host tests
   procps                   # ps/pkill in tests and scripts
   # The peers //bench:compare measures us against (docs/performance.md), and its plot:

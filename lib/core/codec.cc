@@ -56,10 +56,24 @@ bool Decoder::ReadVarint(uint64_t* value) {
 
 bool Decoder::ReadCount(size_t min_size, uint64_t* count) {
   if (!ReadVarint(count)) return false;
-  uint64_t limit = min_size == 0 ? remaining() + kMaxEmptyElements : remaining() / min_size;
+  uint64_t limit = min_size == 0 ? remaining() + empty_elements_left_ : remaining() / min_size;
   if (*count > limit) {
+    if (min_size == 0) {
+      return Fail(absl::StrCat("count ", *count, " is more than the ", remaining(), " bytes left can hold, with ",
+                               empty_elements_left_, " more elements that encode to no bytes allowed (",
+                               kMaxEmptyElements, " per decode)"));
+    }
     return Fail(absl::StrCat("count ", *count, " is more than the ", remaining(), " bytes left can hold"));
   }
+  return true;
+}
+
+bool Decoder::CountEmptyElement() {
+  if (empty_elements_left_ == 0) {
+    return Fail(
+        absl::StrCat("more than ", kMaxEmptyElements, " elements that encode to no bytes (the limit per decode)"));
+  }
+  --empty_elements_left_;
   return true;
 }
 

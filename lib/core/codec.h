@@ -20,6 +20,9 @@
 // Decoding never trusts the input: a truncated or corrupted buffer gives an
 // error, never a crash, and a count is checked against the bytes left before
 // anything is allocated for it, so a length that claims 10 GiB allocates nothing.
+// Elements that encode to no bytes at all (an empty struct) share one allowance
+// of kMaxEmptyElements per decode, so one value decoded from N bytes holds at
+// most N + 2^16 container elements, however deeply its containers nest.
 
 #include <bit>
 #include <cstdint>
@@ -112,16 +115,21 @@ class Decoder {
   bool ReadBytes(void* data, size_t size);
   bool ReadVarint(uint64_t* value);
   // Reads a count of elements each at least `min_size` bytes long and checks it
-  // against the bytes left. Elements that may encode to nothing (min_size 0) are
-  // capped at kMaxEmptyElements beyond the bytes left.
+  // against the bytes left. Elements that may encode to nothing (min_size 0)
+  // may also draw on what is left of this decode's empty-element allowance.
   bool ReadCount(size_t min_size, uint64_t* count);
+  // Records one container element that consumed no input; fails once more
+  // than kMaxEmptyElements have in this decode.
+  bool CountEmptyElement();
   // A view of the next `size` bytes, consumed.
   bool ReadView(size_t size, absl::string_view* view);
 
   template <class T>
   void Decode(T& value);
 
-  static constexpr uint64_t kMaxEmptyElements = uint64_t{1} << 20;
+  // How many container elements that encode to no bytes one decode may create,
+  // across all of its containers (bytes bound every other element).
+  static constexpr uint64_t kMaxEmptyElements = uint64_t{1} << 16;
 
  private:
   template <class T>
@@ -131,6 +139,7 @@ class Decoder {
 
   absl::string_view in_;
   size_t pos_ = 0;
+  uint64_t empty_elements_left_ = kMaxEmptyElements;
   absl::Status status_;
 };
 
@@ -327,8 +336,14 @@ void Decoder::DecodeContainer(C& container) {
     for (uint64_t i = 0; i < count && ok(); ++i) {
       // Maps hold pair<const K, V>; decode into a mutable pair, then move in.
       codec_internal::mutable_value_t<E> element{};
+      [[maybe_unused]] size_t start = pos_;
       Decode(element);
       if (!ok()) return;
+      // Only elements that may encode to nothing pay for this check; the
+      // count of any other kind is bounded by the bytes left.
+      if constexpr (codec_internal::min_encoded_size<E>() == 0) {
+        if (pos_ == start && !CountEmptyElement()) return;
+      }
       if constexpr (codec_internal::has_push_back<C>) {
         container.push_back(std::move(element));
       } else {

@@ -4,6 +4,7 @@
 #include <list>
 #include <map>
 #include <set>
+#include <tuple>
 #include <unordered_map>
 #include <unordered_set>
 #include <vector>
@@ -223,6 +224,42 @@ TEST(CodecErrorTest, HugeLengthAllocatesNothing) {
   EXPECT_FALSE((decode<std::map<int, int>>(bytes).ok()));
   EXPECT_FALSE(decode<std::vector<Empty>>(bytes).ok());
   EXPECT_FALSE(decode<pb::ProcessEvent>(bytes).ok());
+}
+
+TEST(CodecErrorTest, EmptyElementsAreBoundedAcrossTheWholeDecode) {
+  // Each inner vector claims the whole allowance, which its own check allows;
+  // together they must not. (When the cap was 2^20 per container, 3 KB of
+  // such claims decoded to 715 MiB.)
+  std::string bytes;
+  Encoder encoder(&bytes);
+  encoder.WriteVarint(64);
+  for (int i = 0; i < 64; ++i) encoder.WriteVarint(Decoder::kMaxEmptyElements);
+  auto decoded = decode<std::vector<std::vector<Empty>>>(bytes);
+  ASSERT_FALSE(decoded.ok());
+  EXPECT_EQ(decoded.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_NE(decoded.status().message().find("encode to no bytes"), std::string::npos) << decoded.status();
+
+  // A map of lists of empty tuples, the same attack through other containers.
+  bytes.clear();
+  encoder.WriteVarint(64);
+  for (int i = 0; i < 64; ++i) {
+    encoder.Encode(i);
+    encoder.WriteVarint(Decoder::kMaxEmptyElements / 2);
+  }
+  EXPECT_FALSE((decode<std::map<int, std::list<std::tuple<>>>>(bytes).ok()));
+}
+
+TEST(CodecTest, EmptyElementsUpToTheAllowanceRoundTrip) {
+  // The allowance is shared, not per container, yet a value the codec wrote
+  // still decodes when its empty elements add up to the allowance.
+  const size_t n = Decoder::kMaxEmptyElements;
+  std::vector<std::vector<Empty>> split(4, std::vector<Empty>(n / 4));
+  EXPECT_EQ(RoundTrip(split), split);
+  split[0].emplace_back();
+  EXPECT_FALSE(decode<std::vector<std::vector<Empty>>>(encode(split)).ok());
+  // Elements that consume bytes never draw on it: 2^20 + 1 user structs decode.
+  std::vector<WorkerArg> many(n + 1);
+  EXPECT_EQ(RoundTrip(many).size(), n + 1);
 }
 
 TEST(CodecErrorTest, BadValues) {
