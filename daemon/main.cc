@@ -3,6 +3,7 @@
 //   constellation <bind-addr>               a node
 //   constellation <bind-addr> nodes.toml    the master (with the bridge)
 #include <signal.h>
+#include <sys/resource.h>
 #include <systemd/sd-daemon.h>
 #include <unistd.h>
 
@@ -17,6 +18,7 @@
 #include "daemon/master.h"
 #include "daemon/node_service.h"
 #include "grpcpp/grpcpp.h"
+#include "lib/core/resources.h"
 
 namespace constellation::daemon {
 namespace {
@@ -32,7 +34,10 @@ Runs a Constellation daemon.
                                            (at the bridge_bind of its entry)
 
 options:
-  --cache-dir=DIR   where uploaded binaries are kept (default /var/tmp/constellation/<port>)
+  --cache-dir=DIR   where uploaded binaries are kept (default /var/tmp/constellation/<port>);
+                    created 0700, refused if it exists with another owner or group/world write
+  --max-binary-size=SIZE
+                    the largest binary accepted for upload, e.g. "512 MiB" (default 4 GiB)
   --help            this text
   --version         the version
 
@@ -43,6 +48,7 @@ struct Args {
   std::string bind;
   std::string nodes_toml;
   std::string cache_dir;
+  uint64_t max_binary_size = kDefaultMaxBinarySize;
 };
 
 int Usage(const std::string& error) {
@@ -90,7 +96,8 @@ int Run(const Args& args) {
   std::string port = args.bind.substr(args.bind.rfind(':') + 1);
   std::string cache_dir = args.cache_dir.empty() ? "/var/tmp/constellation/" + port : args.cache_dir;
 
-  absl::StatusOr<std::unique_ptr<NodeService>> node = NodeService::Create(*ip, cache_dir + "/node");
+  absl::StatusOr<std::unique_ptr<NodeService>> node =
+      NodeService::Create(*ip, cache_dir + "/node", args.max_binary_size);
   if (!node.ok()) {
     fprintf(stderr, "constellation: %s\n", std::string(node.status().message()).c_str());
     return 1;
@@ -98,7 +105,8 @@ int Run(const Args& args) {
   std::unique_ptr<Master> master;
   std::vector<grpc::Service*> services{node->get()};
   if (config) {
-    absl::StatusOr<std::unique_ptr<BinaryCache>> cache = BinaryCache::Create(cache_dir + "/master");
+    absl::StatusOr<std::unique_ptr<BinaryCache>> cache =
+        BinaryCache::Create(cache_dir + "/master", args.max_binary_size);
     if (!cache.ok()) {
       fprintf(stderr, "constellation: %s\n", std::string(cache.status().message()).c_str());
       return 1;
@@ -161,6 +169,10 @@ int main(int argc, char** argv) {
     }
     if (arg.rfind("--cache-dir=", 0) == 0) {
       args.cache_dir = arg.substr(12);
+    } else if (arg.rfind("--max-binary-size=", 0) == 0) {
+      absl::StatusOr<uint64_t> size = constellation::parse_mem(arg.substr(18));
+      if (!size.ok()) return Usage("--max-binary-size: " + std::string(size.status().message()));
+      args.max_binary_size = *size;
     } else if (arg.rfind("-", 0) == 0) {
       return Usage("unknown option " + arg);
     } else {
@@ -180,5 +192,11 @@ int main(int argc, char** argv) {
   pthread_sigmask(SIG_BLOCK, &set, nullptr);
   signal(SIGPIPE, SIG_IGN);
   signal(SIGCHLD, SIG_IGN);  // launched processes are reaped by the kernel
+  // Each process holds a connection to the node agent: use every fd allowed.
+  rlimit files;
+  if (getrlimit(RLIMIT_NOFILE, &files) == 0 && files.rlim_cur < files.rlim_max) {
+    files.rlim_cur = files.rlim_max;
+    setrlimit(RLIMIT_NOFILE, &files);
+  }
   return Run(args);
 }

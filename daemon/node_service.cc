@@ -31,8 +31,9 @@ absl::StatusOr<uint32_t> ResolveIpv4(const std::string& host_port) {
   return ip;
 }
 
-absl::StatusOr<std::unique_ptr<NodeService>> NodeService::Create(uint32_t ipv4, std::string cache_dir) {
-  absl::StatusOr<std::unique_ptr<BinaryCache>> cache = BinaryCache::Create(std::move(cache_dir));
+absl::StatusOr<std::unique_ptr<NodeService>> NodeService::Create(uint32_t ipv4, std::string cache_dir,
+                                                                 uint64_t max_binary_size) {
+  absl::StatusOr<std::unique_ptr<BinaryCache>> cache = BinaryCache::Create(std::move(cache_dir), max_binary_size);
   if (!cache.ok()) return cache.status();
   // Processes are enforced with cgroups under this daemon's own (see lib/process/cgroup.h).
   CgroupSetup cgroups = CreateCgroupBase(ReadCgroupLayout(), getenv(kCgroupsEnv));
@@ -79,8 +80,10 @@ grpc::Status NodeService::Upload(grpc::ServerContext*, grpc::ServerReader<pb::Up
 }
 
 grpc::Status NodeService::Launch(grpc::ServerContext*, const pb::LaunchRequest* request, pb::LaunchReply* reply) {
-  if (!cache_->Has(request->binary())) {
-    return grpc::Status(grpc::StatusCode::FAILED_PRECONDITION, "binary not uploaded to this node");
+  absl::StatusOr<std::string> binary = cache_->VerifiedPath(request->binary());  // hashed: what it says it is
+  if (!binary.ok()) {
+    return grpc::Status(grpc::StatusCode::FAILED_PRECONDITION,
+                        absl::StrCat("binary not uploaded to this node: ", binary.status().message()));
   }
   absl::StatusOr<process_internal::DataPort> port = process_internal::BindDataPort(ipv4_);
   if (!port.ok()) return ToGrpc(port.status());
@@ -95,7 +98,7 @@ grpc::Status NodeService::Launch(grpc::ServerContext*, const pb::LaunchRequest* 
   *info.mutable_cgroups() = cgroups_;
 
   process_internal::LaunchOptions options;
-  options.path = cache_->PathOf(request->binary());
+  options.path = *binary;
   options.argv.assign(request->argv().begin(), request->argv().end());
   if (options.argv.empty()) options.argv.push_back(options.path);
   options.env.assign(request->env().begin(), request->env().end());

@@ -24,7 +24,9 @@ namespace constellation::daemon {
 class NodeService final : public pb::Node::Service {
  public:
   // `ipv4` (host byte order) is where this node's processes bind their ports.
-  static absl::StatusOr<std::unique_ptr<NodeService>> Create(uint32_t ipv4, std::string cache_dir);
+  // Binaries are cached in `cache_dir` (see BinaryCache for the checks).
+  static absl::StatusOr<std::unique_ptr<NodeService>> Create(uint32_t ipv4, std::string cache_dir,
+                                                             uint64_t max_binary_size = kDefaultMaxBinarySize);
   ~NodeService() override;
 
   grpc::Status HasBinary(grpc::ServerContext*, const pb::BinaryId* id, pb::HasBinaryReply* reply) override;
