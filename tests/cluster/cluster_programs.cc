@@ -23,6 +23,8 @@
 //               node mid-run: the root prints "recv from <full pid> failed:
 //               ..." for each child lost with its node, "got <v> from <full
 //               pid>" for the others, and exits 0.
+//   env <name>... the root prints "<name>=<value>" or "<name> unset" for each
+//               name, one a line (what cdeploy forwarded).
 #include <unistd.h>
 
 #include <atomic>
@@ -226,6 +228,14 @@ int HoldMain(int n) {
   return 0;
 }
 
+int EnvMain(int argc, char** argv) {
+  for (int i = 2; i < argc; ++i) {
+    const char* value = getenv(argv[i]);
+    Say(value == nullptr ? std::string(argv[i]) + " unset" : std::string(argv[i]) + "=" + value);
+  }
+  return 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -235,6 +245,7 @@ int main(int argc, char** argv) {
   if (name == "where") return WhereMain(static_cast<int>(number(2, 3)));
   if (name == "fill") return FillMain(static_cast<uint64_t>(number(2, 512)));
   if (name == "hold") return HoldMain(static_cast<int>(number(2, 6)));
+  if (name == "env") return EnvMain(argc, argv);
   fprintf(stderr, "cluster_programs: unknown program \"%s\"\n", name.c_str());
   return 64;
 }
