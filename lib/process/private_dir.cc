@@ -1,13 +1,18 @@
 #include "lib/process/private_dir.h"
 
+#include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <cstring>
 
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/strip.h"
 
 namespace constellation {
 namespace {
@@ -76,14 +81,48 @@ absl::Status EnsurePrivateDir(const std::string& path) {
   return CheckPrivateDir(path);
 }
 
+namespace {
+
+// Removes "<parent>/<prefix><pid>-*" directories of ours whose process is
+// gone (a launcher that was SIGKILLed could not remove its own).
+void SweepStale(const std::string& parent, const std::string& prefix) {
+  DIR* dir = opendir(parent.c_str());
+  if (dir == nullptr) return;
+  while (dirent* entry = readdir(dir)) {
+    absl::string_view name = entry->d_name;
+    if (!absl::ConsumePrefix(&name, prefix)) continue;
+    int pid = 0;
+    if (!absl::SimpleAtoi(name.substr(0, name.find('-')), &pid) || pid <= 0) continue;
+    if (kill(pid, 0) == 0 || errno != ESRCH) continue;
+    int fd = openat(dirfd(dir), entry->d_name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    if (fd < 0) continue;
+    struct stat st;
+    DIR* stale = fstat(fd, &st) == 0 && st.st_uid == geteuid() ? fdopendir(fd) : nullptr;
+    if (stale == nullptr) {
+      close(fd);
+      continue;
+    }
+    while (dirent* file = readdir(stale)) {
+      if (file->d_name[0] != '.') unlinkat(fd, file->d_name, 0);  // its socket
+    }
+    closedir(stale);
+    unlinkat(dirfd(dir), entry->d_name, AT_REMOVEDIR);
+  }
+  closedir(dir);
+}
+
+}  // namespace
+
 absl::StatusOr<std::string> MakePrivateTempDir(absl::string_view tag) {
-  std::string base;
+  std::string parent = "/tmp";
+  std::string prefix = absl::StrCat("constellation-", geteuid(), "-", tag, "-");
   const char* runtime_dir = getenv("XDG_RUNTIME_DIR");
   if (runtime_dir != nullptr && runtime_dir[0] == '/' && CheckPrivateDir(runtime_dir).ok()) {
-    base = absl::StrCat(runtime_dir, "/constellation-", tag, "-XXXXXX");
-  } else {
-    base = absl::StrCat("/tmp/constellation-", geteuid(), "-", tag, "-XXXXXX");
+    parent = runtime_dir;
+    prefix = absl::StrCat("constellation-", tag, "-");
   }
+  SweepStale(parent, prefix);
+  std::string base = absl::StrCat(parent, "/", prefix, getpid(), "-XXXXXX");
   if (mkdtemp(base.data()) == nullptr) return Errno(absl::StrCat("mkdtemp ", base));
   absl::Status status = CheckPrivateDir(base);
   if (!status.ok()) {

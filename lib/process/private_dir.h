@@ -30,9 +30,11 @@ absl::Status EnsurePrivateDir(const std::string& path);
 absl::Status CheckPrivateDir(const std::string& path);
 
 // A fresh private directory (mkdtemp: unique, created 0700, never one that
-// existed): "$XDG_RUNTIME_DIR/constellation-<tag>-XXXXXX" when that is set
-// and passes CheckPrivateDir, else "/tmp/constellation-<uid>-<tag>-XXXXXX".
-// The caller removes it.
+// existed): "$XDG_RUNTIME_DIR/constellation-<tag>-<pid>-XXXXXX" when that is
+// set and passes CheckPrivateDir, else
+// "/tmp/constellation-<uid>-<tag>-<pid>-XXXXXX". The caller removes it; ones
+// this uid left with the same tag whose process is gone (SIGKILLed) are
+// removed here first.
 absl::StatusOr<std::string> MakePrivateTempDir(absl::string_view tag);
 
 }  // namespace constellation
