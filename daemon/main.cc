@@ -17,8 +17,10 @@
 #include "daemon/grpc_util.h"
 #include "daemon/master.h"
 #include "daemon/node_service.h"
+#include "daemon/run_as.h"
 #include "grpcpp/grpcpp.h"
 #include "lib/core/resources.h"
+#include "lib/process/cgroup.h"
 
 namespace constellation::daemon {
 namespace {
@@ -38,6 +40,8 @@ options:
                     created 0700, refused if it exists with another owner or group/world write
   --max-binary-size=SIZE
                     the largest binary accepted for upload, e.g. "512 MiB" (default 4 GiB)
+  --run-as=USER     when started as root: make the directories and the cgroup base, hand them
+                    to USER, then run as USER (and so does everything it launches)
   --help            this text
   --version         the version
 
@@ -49,6 +53,7 @@ struct Args {
   std::string nodes_toml;
   std::string cache_dir;
   uint64_t max_binary_size = kDefaultMaxBinarySize;
+  std::string run_as;
 };
 
 int Usage(const std::string& error) {
@@ -81,6 +86,26 @@ void WaitForTermination() {
   sigwait(&set, &signal);
 }
 
+// --run-as: prepares what the user must own as root, then becomes the user.
+// Returns the node's cgroup base, made here while still root.
+absl::StatusOr<CgroupSetup> BecomeUser(const std::string& name, const std::string& cache_dir, bool master) {
+  absl::StatusOr<RunAsUser> user = LookUpUser(name);
+  if (!user.ok()) return user.status();
+  std::vector<std::string> dirs = {cache_dir, cache_dir + "/node"};
+  if (master) dirs.push_back(cache_dir + "/master");
+  absl::Status status = PrepareDirsFor(*user, dirs);
+  if (!status.ok()) return status;
+  CgroupSetup cgroups = CreateCgroupBase(ReadCgroupLayout(), getenv(kCgroupsEnv));
+  if (absl::IsInvalidArgument(cgroups.why_not)) return cgroups.why_not;
+  status = PrepareCgroupsFor(*user, cgroups.base);
+  if (status.ok()) status = DropTo(*user);
+  if (!status.ok()) {
+    RemoveCgroupBase(cgroups.base);
+    return status;
+  }
+  return cgroups;
+}
+
 int Run(const Args& args) {
   absl::StatusOr<uint32_t> ip = ResolveIpv4(args.bind);
   if (!ip.ok()) return Usage(std::string(ip.status().message()));
@@ -96,8 +121,17 @@ int Run(const Args& args) {
   std::string port = args.bind.substr(args.bind.rfind(':') + 1);
   std::string cache_dir = args.cache_dir.empty() ? "/var/tmp/constellation/" + port : args.cache_dir;
 
+  std::optional<CgroupSetup> cgroups;
+  if (!args.run_as.empty()) {
+    absl::StatusOr<CgroupSetup> made = BecomeUser(args.run_as, cache_dir, config.has_value());
+    if (!made.ok()) {
+      fprintf(stderr, "constellation: %s\n", std::string(made.status().message()).c_str());
+      return 1;
+    }
+    cgroups = *std::move(made);
+  }
   absl::StatusOr<std::unique_ptr<NodeService>> node =
-      NodeService::Create(*ip, cache_dir + "/node", args.max_binary_size);
+      NodeService::Create(*ip, cache_dir + "/node", args.max_binary_size, std::move(cgroups));
   if (!node.ok()) {
     fprintf(stderr, "constellation: %s\n", std::string(node.status().message()).c_str());
     return 1;
@@ -169,6 +203,8 @@ int main(int argc, char** argv) {
     }
     if (arg.rfind("--cache-dir=", 0) == 0) {
       args.cache_dir = arg.substr(12);
+    } else if (arg.rfind("--run-as=", 0) == 0) {
+      args.run_as = arg.substr(9);
     } else if (arg.rfind("--max-binary-size=", 0) == 0) {
       absl::StatusOr<uint64_t> size = constellation::parse_mem(arg.substr(18));
       if (!size.ok()) return Usage("--max-binary-size: " + std::string(size.status().message()));

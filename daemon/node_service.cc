@@ -32,11 +32,12 @@ absl::StatusOr<uint32_t> ResolveIpv4(const std::string& host_port) {
 }
 
 absl::StatusOr<std::unique_ptr<NodeService>> NodeService::Create(uint32_t ipv4, std::string cache_dir,
-                                                                 uint64_t max_binary_size) {
+                                                                 uint64_t max_binary_size,
+                                                                 std::optional<CgroupSetup> made) {
   absl::StatusOr<std::unique_ptr<BinaryCache>> cache = BinaryCache::Create(std::move(cache_dir), max_binary_size);
   if (!cache.ok()) return cache.status();
   // Processes are enforced with cgroups under this daemon's own (see lib/process/cgroup.h).
-  CgroupSetup cgroups = CreateCgroupBase(ReadCgroupLayout(), getenv(kCgroupsEnv));
+  CgroupSetup cgroups = made ? *std::move(made) : CreateCgroupBase(ReadCgroupLayout(), getenv(kCgroupsEnv));
   if (absl::IsInvalidArgument(cgroups.why_not)) return cgroups.why_not;
   if (!cgroups.why_not.ok()) {
     fprintf(stderr,

@@ -13,10 +13,12 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 
 #include "daemon/binary_cache.h"
 #include "daemon/node_agent.h"
+#include "lib/process/cgroup.h"
 #include "proto/cluster.grpc.pb.h"
 
 namespace constellation::daemon {
@@ -25,8 +27,10 @@ class NodeService final : public pb::Node::Service {
  public:
   // `ipv4` (host byte order) is where this node's processes bind their ports.
   // Binaries are cached in `cache_dir` (see BinaryCache for the checks).
+  // `cgroups`, if given, is a base made already (--run-as makes it as root).
   static absl::StatusOr<std::unique_ptr<NodeService>> Create(uint32_t ipv4, std::string cache_dir,
-                                                             uint64_t max_binary_size = kDefaultMaxBinarySize);
+                                                             uint64_t max_binary_size = kDefaultMaxBinarySize,
+                                                             std::optional<CgroupSetup> cgroups = std::nullopt);
   ~NodeService() override;
 
   grpc::Status HasBinary(grpc::ServerContext*, const pb::BinaryId* id, pb::HasBinaryReply* reply) override;
