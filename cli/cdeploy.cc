@@ -1,6 +1,6 @@
 // cdeploy: runs a Constellation program on a cluster.
 //
-//   cdeploy <bridge-addr> <binary | bazel-label> [--format=json] [-- args...]
+//   cdeploy <bridge-addr> <binary | bazel-label> [--format=json] [--env=NAME]... [--env-all] [-- args...]
 //
 // Builds the label with bazel if given one, uploads the binary to the bridge
 // (once: it is cached by its SHA-256), forwards stdin to the root process,
@@ -18,6 +18,8 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/strip.h"
+#include "cli/bazel_build.h"
+#include "cli/env_filter.h"
 #include "daemon/binary_cache.h"
 #include "daemon/security/credentials.h"
 #include "grpcpp/grpcpp.h"
@@ -37,10 +39,16 @@ A bazel label (//pkg:target) is built first. Output is printed as local mode pri
 the exit code is the program's. Ctrl-C kills the deployment.
 
 options:
-  --format=human|json  the output format (default: $CONSTELLATION_FORMAT, else human)
+  --format=human|json  how output is printed (default: $CONSTELLATION_FORMAT, else human)
   --tls=DIR            your TLS bundle (ca.pem, cert.pem, key.pem from `constellation ca issue
                        --role=client`); default $CONSTELLATION_TLS, else ~/.config/constellation/tls
   --insecure           no TLS: for a cluster whose daemons run with --insecure
+  --env=NAME           also forward the environment variable NAME (repeatable)
+  --env-all            forward every environment variable
+  --help               this text
+
+The program gets PATH, LANG, LC_*, TZ and CONSTELLATION_* from cdeploy's environment,
+and the variables named with --env; nothing else unless --env-all.
 )";
 
 // Exit codes of cdeploy's own failures (a program's own codes pass through).
@@ -49,30 +57,6 @@ constexpr int kUsageOrSetupError = 2;
 int Fail(const std::string& message) {
   fprintf(stderr, "cdeploy: %s\n", message.c_str());
   return kUsageOrSetupError;
-}
-
-bool IsLabel(const std::string& target) {
-  return target.rfind("//", 0) == 0 || target.rfind("@", 0) == 0 || target.rfind(":", 0) == 0;
-}
-
-std::string Run(const std::string& command) {
-  std::string out;
-  FILE* pipe = popen(command.c_str(), "r");
-  if (pipe == nullptr) return out;
-  char buf[4096];
-  size_t n;
-  while ((n = fread(buf, 1, sizeof(buf), pipe)) > 0) out.append(buf, n);
-  return pclose(pipe) == 0 ? std::string(absl::StripTrailingAsciiWhitespace(out)) : "";
-}
-
-// Builds the label and returns its executable's path ("" on failure).
-std::string BuildLabel(const std::string& label) {
-  if (system(("bazel build " + label + " 1>&2").c_str()) != 0) return "";
-  std::string exec_root = Run("bazel info execution_root 2>/dev/null");
-  std::string path = Run("bazel cquery " + label +
-                         " --output=starlark --starlark:expr=target.files_to_run.executable.path 2>/dev/null");
-  if (exec_root.empty() || path.empty()) return "";
-  return exec_root + "/" + path;
 }
 
 void Progress(uint64_t sent, uint64_t total) {
@@ -128,7 +112,7 @@ std::string DefaultBundleDir() {
 }
 
 int Deploy(const std::string& bridge, const std::string& binary, const std::vector<std::string>& args,
-           OutputFormat format, const daemon::security::Credentials& credentials) {
+           OutputFormat format, const EnvPolicy& env, const daemon::security::Credentials& credentials) {
   struct stat st;
   if (stat(binary.c_str(), &st) != 0 || !S_ISREG(st.st_mode) || access(binary.c_str(), X_OK) != 0) {
     return Fail(binary + " is not an executable file");
@@ -163,7 +147,7 @@ int Deploy(const std::string& bridge, const std::string& binary, const std::vect
   s->mutable_binary()->set_size(st.st_size);
   s->add_argv(binary.substr(binary.rfind('/') + 1));
   for (const std::string& arg : args) s->add_argv(arg);
-  for (char** e = environ; *e != nullptr; ++e) s->add_env(*e);
+  for (const std::string& e : ForwardedEnvironment(environ, env)) s->add_env(e);
   if (!stream->Write(start)) return Fail("lost the bridge at " + bridge);
 
   std::unique_ptr<OutputFormatter> out =
@@ -222,6 +206,7 @@ int main(int argc, char** argv) {
   std::vector<std::string> positional, program_args;
   daemon::security::TlsFlags tls;
   absl::StatusOr<OutputFormat> format = ParseOutputFormat(getenv("CONSTELLATION_FORMAT"));
+  EnvPolicy env;
   for (int i = 1; i < argc; ++i) {
     std::string arg = argv[i];
     if (arg == "--") {
@@ -238,6 +223,12 @@ int main(int argc, char** argv) {
       tls.bundle_dir = arg.substr(6);
     } else if (arg == "--insecure") {
       tls.insecure = true;
+    } else if (arg.rfind("--env=", 0) == 0) {
+      absl::Status valid = ValidateEnvName(arg.substr(6));
+      if (!valid.ok()) return Fail(std::string(valid.message()));
+      env.names.push_back(arg.substr(6));
+    } else if (arg == "--env-all") {
+      env.all = true;
     } else if (arg.rfind("-", 0) == 0) {
       fprintf(stderr, "cdeploy: unknown option %s\n\n%s", arg.c_str(), kUsage);
       return kUsageOrSetupError;
@@ -262,9 +253,11 @@ int main(int argc, char** argv) {
   pthread_sigmask(SIG_BLOCK, &set, nullptr);
   signal(SIGPIPE, SIG_IGN);
   std::string binary = positional[1];
-  if (IsLabel(binary)) {
-    binary = BuildLabel(binary);
-    if (binary.empty()) return Fail("cannot build " + positional[1]);
+  if (LooksLikeLabel(binary)) {
+    absl::StatusOr<std::string> built = BuildLabel(binary);
+    if (absl::IsInvalidArgument(built.status())) return Fail(std::string(built.status().message()));
+    if (!built.ok()) return Fail("cannot build " + positional[1] + ": " + std::string(built.status().message()));
+    binary = *built;
   }
-  return Deploy(positional[0], binary, program_args, *format, *credentials);
+  return Deploy(positional[0], binary, program_args, *format, env, *credentials);
 }

@@ -7,9 +7,11 @@
 
 #include <cerrno>
 #include <cstring>
+#include <functional>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "lib/process/private_dir.h"
 
 namespace constellation::daemon {
 namespace {
@@ -24,10 +26,37 @@ std::string Hex(const unsigned char* digest, unsigned int length) {
   return out;
 }
 
+BinaryCache::Stamp StampOf(const struct stat& st) {
+  return {st.st_dev, st.st_ino, st.st_size, int64_t{st.st_mtim.tv_sec} * 1'000'000'000 + st.st_mtim.tv_nsec,
+          int64_t{st.st_ctim.tv_sec} * 1'000'000'000 + st.st_ctim.tv_nsec};
+}
+
+// Reads `fd` to its end from where it is.
+absl::StatusOr<std::string> Sha256OfFd(int fd, const std::string& path) {
+  EVP_MD_CTX* ctx = EVP_MD_CTX_new();
+  EVP_DigestInit_ex(ctx, EVP_sha256(), nullptr);
+  char buf[1 << 16];
+  ssize_t n;
+  while ((n = read(fd, buf, sizeof(buf))) > 0 || (n < 0 && errno == EINTR)) {
+    if (n > 0) EVP_DigestUpdate(ctx, buf, n);
+  }
+  unsigned char digest[EVP_MAX_MD_SIZE];
+  unsigned int length = 0;
+  EVP_DigestFinal_ex(ctx, digest, &length);
+  EVP_MD_CTX_free(ctx);
+  if (n < 0) return Errno(absl::StrCat("read ", path));
+  return Hex(digest, length);
+}
+
 class UploadImpl : public BinaryCache::Upload {
  public:
-  UploadImpl(pb::BinaryId id, std::string final_path, std::string temp_path, int fd)
-      : id_(std::move(id)), final_path_(std::move(final_path)), temp_path_(std::move(temp_path)), fd_(fd) {
+  using OnStored = std::function<void(const BinaryCache::Stamp&)>;
+  UploadImpl(pb::BinaryId id, std::string final_path, std::string temp_path, int fd, OnStored on_stored)
+      : id_(std::move(id)),
+        final_path_(std::move(final_path)),
+        temp_path_(std::move(temp_path)),
+        fd_(fd),
+        on_stored_(std::move(on_stored)) {
     ctx_ = EVP_MD_CTX_new();
     EVP_DigestInit_ex(ctx_, EVP_sha256(), nullptr);
   }
@@ -38,10 +67,10 @@ class UploadImpl : public BinaryCache::Upload {
   }
 
   absl::Status Append(absl::string_view data) override {
-    written_ += data.size();
-    if (written_ > id_.size()) {
+    if (data.size() > id_.size() - written_) {  // checked before a byte of it is written
       return absl::InvalidArgumentError(absl::StrCat("upload is longer than the ", id_.size(), " bytes announced"));
     }
+    written_ += data.size();
     EVP_DigestUpdate(ctx_, data.data(), data.size());
     while (!data.empty()) {
       ssize_t n = write(fd_, data.data(), data.size());
@@ -65,11 +94,14 @@ class UploadImpl : public BinaryCache::Upload {
       return absl::DataLossError(
           absl::StrCat("upload corrupted: its bytes hash to ", actual, ", not ", id_.sha256(), "; rejected"));
     }
-    if (fchmod(fd_, 0755) != 0 || fsync(fd_) != 0) return Errno("storing the upload");
-    close(fd_);
-    fd_ = -1;
+    // Read-only: nothing, not even a bug of ours, writes a cached binary again.
+    if (fchmod(fd_, 0500) != 0 || fsync(fd_) != 0) return Errno("storing the upload");
     if (rename(temp_path_.c_str(), final_path_.c_str()) != 0) return Errno("storing the upload");
     finished_ = true;
+    struct stat st;
+    if (fstat(fd_, &st) == 0) on_stored_(StampOf(st));  // hashed as it came: no need to again
+    close(fd_);
+    fd_ = -1;
     return absl::OkStatus();
   }
 
@@ -77,6 +109,7 @@ class UploadImpl : public BinaryCache::Upload {
   pb::BinaryId id_;
   std::string final_path_, temp_path_;
   int fd_;
+  OnStored on_stored_;
   EVP_MD_CTX* ctx_;
   uint64_t written_ = 0;
   bool finished_ = false;
@@ -94,35 +127,79 @@ absl::Status ValidateBinaryId(const pb::BinaryId& id) {
 absl::StatusOr<std::string> Sha256OfFile(const std::string& path) {
   int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
   if (fd < 0) return Errno(absl::StrCat("open ", path));
-  EVP_MD_CTX* ctx = EVP_MD_CTX_new();
-  EVP_DigestInit_ex(ctx, EVP_sha256(), nullptr);
-  char buf[1 << 16];
-  ssize_t n;
-  while ((n = read(fd, buf, sizeof(buf))) > 0) EVP_DigestUpdate(ctx, buf, n);
+  absl::StatusOr<std::string> sha = Sha256OfFd(fd, path);
   close(fd);
-  unsigned char digest[EVP_MAX_MD_SIZE];
-  unsigned int length = 0;
-  EVP_DigestFinal_ex(ctx, digest, &length);
-  EVP_MD_CTX_free(ctx);
-  if (n < 0) return Errno(absl::StrCat("read ", path));
-  return Hex(digest, length);
+  return sha;
 }
 
-absl::StatusOr<std::unique_ptr<BinaryCache>> BinaryCache::Create(std::string dir) {
-  std::string partial;
-  for (size_t i = 1; i <= dir.size(); ++i) {  // mkdir -p
-    if (i == dir.size() || dir[i] == '/') {
-      partial = dir.substr(0, i);
-      if (mkdir(partial.c_str(), 0755) != 0 && errno != EEXIST) return Errno(absl::StrCat("mkdir ", partial));
-    }
-  }
-  return std::unique_ptr<BinaryCache>(new BinaryCache(std::move(dir)));
+absl::StatusOr<std::unique_ptr<BinaryCache>> BinaryCache::Create(std::string dir, uint64_t max_binary_size) {
+  absl::Status status = EnsurePrivateDir(dir);
+  if (!status.ok()) return status;
+  return std::unique_ptr<BinaryCache>(new BinaryCache(std::move(dir), max_binary_size));
 }
 
-bool BinaryCache::Has(const pb::BinaryId& id) const {
-  if (!ValidateBinaryId(id).ok()) return false;
+bool BinaryCache::Has(const pb::BinaryId& id) const { return VerifiedPath(id).ok(); }
+
+absl::StatusOr<std::string> BinaryCache::VerifiedPath(const pb::BinaryId& id) const {
+  absl::Status valid = ValidateBinaryId(id);
+  if (!valid.ok()) return valid;
+  std::string path = PathOf(id);
+  int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
+  if (fd < 0 && errno == ENOENT) return absl::NotFoundError(absl::StrCat("binary ", id.sha256(), " is not cached"));
+  if (fd < 0 && errno != ELOOP) return Errno(absl::StrCat("open ", path));
   struct stat st;
-  return stat(PathOf(id).c_str(), &st) == 0 && static_cast<uint64_t>(st.st_size) == id.size();
+  std::string wrong;
+  if (fd < 0) {
+    wrong = "it is a symlink";
+  } else if (fstat(fd, &st) != 0) {
+    absl::Status status = Errno(absl::StrCat("stat ", path));
+    close(fd);
+    return status;
+  } else if (!S_ISREG(st.st_mode)) {
+    wrong = "it is not a regular file";
+  } else if (st.st_uid != geteuid()) {
+    wrong = absl::StrCat("it is owned by uid ", st.st_uid);
+  } else if ((st.st_mode & (S_IWGRP | S_IWOTH)) != 0) {
+    wrong = "others may write to it";
+  } else if (static_cast<uint64_t>(st.st_size) != id.size()) {
+    wrong = absl::StrCat("it has ", st.st_size, " bytes, not ", id.size());
+  } else {
+    Stamp stamp = StampOf(st);
+    bool known;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      auto it = verified_.find(id.sha256());
+      known = it != verified_.end() && it->second == stamp;
+    }
+    if (known) {
+      close(fd);
+      return path;
+    }
+    absl::StatusOr<std::string> actual = Sha256OfFd(fd, path);
+    if (!actual.ok()) {
+      close(fd);
+      return actual.status();
+    }
+    if (*actual == id.sha256()) {
+      close(fd);
+      Remember(id.sha256(), stamp);
+      return path;
+    }
+    wrong = absl::StrCat("its bytes hash to ", *actual);
+  }
+  if (fd >= 0) close(fd);
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    verified_.erase(id.sha256());
+  }
+  unlink(path.c_str());  // so that it can be uploaded again
+  return absl::DataLossError(absl::StrCat("cached binary ", path, " is not what its name says (", wrong,
+                                          "); deleted it, it will be uploaded again"));
+}
+
+void BinaryCache::Remember(const std::string& sha256, const Stamp& stamp) const {
+  std::lock_guard<std::mutex> lock(mu_);
+  verified_[sha256] = stamp;
 }
 
 std::string BinaryCache::PathOf(const pb::BinaryId& id) const { return absl::StrCat(dir_, "/", id.sha256()); }
@@ -130,10 +207,16 @@ std::string BinaryCache::PathOf(const pb::BinaryId& id) const { return absl::Str
 absl::StatusOr<std::unique_ptr<BinaryCache::Upload>> BinaryCache::Begin(const pb::BinaryId& id) {
   absl::Status valid = ValidateBinaryId(id);
   if (!valid.ok()) return valid;
+  if (id.size() > max_binary_size_) {
+    return absl::ResourceExhaustedError(absl::StrCat("binary of ", id.size(), " bytes is over this daemon's limit of ",
+                                                     max_binary_size_, " bytes (--max-binary-size); refused"));
+  }
   std::string temp = absl::StrCat(dir_, "/.upload-", id.sha256(), "-XXXXXX");
   int fd = mkostemp(temp.data(), O_CLOEXEC);
   if (fd < 0) return Errno(absl::StrCat("create ", temp));
-  return std::unique_ptr<Upload>(new UploadImpl(id, PathOf(id), temp, fd));
+  std::string sha256 = id.sha256();
+  return std::unique_ptr<Upload>(
+      new UploadImpl(id, PathOf(id), temp, fd, [this, sha256](const Stamp& stamp) { Remember(sha256, stamp); }));
 }
 
 absl::Status BinaryCache::AddFile(const pb::BinaryId& id, const std::string& path) {

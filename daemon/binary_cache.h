@@ -6,10 +6,21 @@
 // its bytes hash to the id it claimed: a truncated or corrupted upload is
 // rejected and never executed.
 //
+// The daemon runs what is in the cache (as root, unless --run-as), so the
+// cache is its alone: the directory is created 0700 and refused when it
+// exists with another owner, group or world write, or as a symlink (see
+// lib/process/private_dir.h); binaries are stored read-only (0500); and a
+// binary is checked against its SHA-256 before it is run (VerifiedPath).
+//
 // Thread-safe: concurrent uploads (even of the same binary) each write their
 // own temporary file; the rename is atomic.
 
+#include <sys/types.h>
+
+#include <cstdint>
+#include <map>
 #include <memory>
+#include <mutex>
 #include <string>
 
 #include "absl/status/statusor.h"
@@ -18,16 +29,35 @@
 
 namespace constellation::daemon {
 
+// The default of --max-binary-size.
+inline constexpr uint64_t kDefaultMaxBinarySize = uint64_t{4} << 30;
+
 // Lower-case hex SHA-256 of a file's bytes.
 absl::StatusOr<std::string> Sha256OfFile(const std::string& path);
 
 class BinaryCache {
  public:
-  // Creates `dir` if needed.
-  static absl::StatusOr<std::unique_ptr<BinaryCache>> Create(std::string dir);
+  // Creates `dir` (0700) if needed, or checks the one that is there. A binary
+  // whose declared size is over `max_binary_size` is refused.
+  static absl::StatusOr<std::unique_ptr<BinaryCache>> Create(std::string dir,
+                                                             uint64_t max_binary_size = kDefaultMaxBinarySize);
 
+  // Whether the binary is cached and passes VerifiedPath.
   bool Has(const pb::BinaryId& id) const;
-  // Where a cached binary is (valid once Has()).
+
+  // The path of a cached binary, once checked to be what `id` names: a
+  // regular file (not a symlink) owned by this process's uid, writable by no
+  // one else, of the declared size, whose bytes hash to the id. The hash is
+  // computed once per daemon lifetime per file (an upload this daemon stored
+  // counts as hashed) and again whenever the file's inode, size, mtime or
+  // ctime change, so a file planted before the daemon started or changed
+  // since is caught. A file that fails is deleted (it can be uploaded again).
+  // Between this check and the exec only this uid can change the file (the
+  // directory is 0700).
+  absl::StatusOr<std::string> VerifiedPath(const pb::BinaryId& id) const;
+
+  // Where a cached binary is, unchecked: for reading it (e.g. to upload it
+  // to a node), never for running it.
   std::string PathOf(const pb::BinaryId& id) const;
 
   // One upload in progress. Not thread-safe; destroying it unfinished
@@ -35,11 +65,14 @@ class BinaryCache {
   class Upload {
    public:
     virtual ~Upload() = default;
+    // An error, and nothing written, once the data goes past the declared size.
     virtual absl::Status Append(absl::string_view data) = 0;
-    // Checks size and hash, then makes the binary available (executable).
+    // Checks size and hash, then makes the binary available (read-only, executable).
     virtual absl::Status Finish() = 0;
   };
-  // An error for a malformed id (not 64 hex characters).
+  // An error for a malformed id (not 64 hex characters), and
+  // RESOURCE_EXHAUSTED for a declared size over the limit (before anything
+  // is written).
   absl::StatusOr<std::unique_ptr<Upload>> Begin(const pb::BinaryId& id);
 
   // Copies a local file in (the master caches what cdeploy sends it this way
@@ -47,10 +80,27 @@ class BinaryCache {
   absl::Status AddFile(const pb::BinaryId& id, const std::string& path);
 
   const std::string& dir() const { return dir_; }
+  uint64_t max_binary_size() const { return max_binary_size_; }
+
+  // What identifies a file's contents as verified: if any of these change,
+  // it is hashed again.
+  struct Stamp {
+    dev_t dev;
+    ino_t ino;
+    off_t size;
+    int64_t mtime_ns;
+    int64_t ctime_ns;
+    bool operator==(const Stamp&) const = default;
+  };
 
  private:
-  explicit BinaryCache(std::string dir) : dir_(std::move(dir)) {}
-  std::string dir_;
+  BinaryCache(std::string dir, uint64_t max_binary_size) : dir_(std::move(dir)), max_binary_size_(max_binary_size) {}
+  void Remember(const std::string& sha256, const Stamp& stamp) const;
+
+  const std::string dir_;
+  const uint64_t max_binary_size_;
+  mutable std::mutex mu_;
+  mutable std::map<std::string, Stamp> verified_;  // guarded by mu_: sha256 -> the file as last hashed
 };
 
 // An error unless `id` names a binary properly (64 lower-case hex characters).

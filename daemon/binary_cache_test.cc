@@ -4,6 +4,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <fcntl.h>
+
 #include <fstream>
 
 #include "gtest/gtest.h"
@@ -33,6 +35,12 @@ class BinaryCacheTest : public ::testing::Test {
     return id;
   }
 
+  std::string Write(const std::string& name, const std::string& bytes) {
+    std::string path = dir_ + "/" + name;
+    std::ofstream(path) << bytes;
+    return path;
+  }
+
   std::string dir_;
   std::unique_ptr<BinaryCache> cache_;
 };
@@ -49,6 +57,7 @@ TEST_F(BinaryCacheTest, GoodUploadIsStoredExecutable) {
   struct stat st;
   ASSERT_EQ(stat(cache_->PathOf(id).c_str(), &st), 0);
   EXPECT_TRUE(st.st_mode & S_IXUSR);
+  EXPECT_EQ(st.st_mode & 0222, 0u) << "cached binaries are read-only";
   auto sha = Sha256OfFile(cache_->PathOf(id));
   ASSERT_TRUE(sha.ok());
   EXPECT_EQ(*sha, kHelloSha);
@@ -85,6 +94,129 @@ TEST_F(BinaryCacheTest, OverlongUploadAndBadIdsAreRejected) {
   EXPECT_FALSE(cache_->Begin(Id("../../etc/passwd", 1)).ok());
   EXPECT_FALSE(cache_->Begin(Id(std::string(64, 'G'), 1)).ok());
   EXPECT_FALSE(cache_->Has(Id("../x", 1)));
+}
+
+// A file put in the cache under a binary's name by anyone but an upload is
+// neither reported present nor handed out to be run.
+TEST_F(BinaryCacheTest, PlantedFileIsNotPresentAndNeverRun) {
+  pb::BinaryId id = Id(kHelloSha, 6);
+  std::string planted = cache_->PathOf(id);
+  std::ofstream(planted) << "evil!\n";  // same size, other bytes
+  chmod(planted.c_str(), 0500);
+  absl::StatusOr<std::string> path = cache_->VerifiedPath(id);
+  EXPECT_EQ(path.status().code(), absl::StatusCode::kDataLoss) << path.status();
+  EXPECT_NE(access(planted.c_str(), F_OK), 0) << "the planted file is deleted";
+  std::ofstream(planted) << "evil!\n";
+  EXPECT_FALSE(cache_->Has(id));
+  // A real upload then takes its place.
+  ASSERT_TRUE(cache_->AddFile(id, Write("hello.txt", "hello\n")).ok());
+  EXPECT_TRUE(cache_->VerifiedPath(id).ok());
+}
+
+TEST_F(BinaryCacheTest, PlantedSymlinkAndForeignFileAreNotPresent) {
+  pb::BinaryId id = Id(kHelloSha, 6);
+  std::string target = Write("hello.txt", "hello\n");  // even with the right bytes
+  ASSERT_EQ(symlink(target.c_str(), cache_->PathOf(id).c_str()), 0);
+  EXPECT_FALSE(cache_->Has(id));
+  ASSERT_EQ(system(("cp " + target + " " + cache_->PathOf(id)).c_str()), 0);
+  ASSERT_EQ(chown(cache_->PathOf(id).c_str(), 65534, 65534), 0);
+  absl::StatusOr<std::string> path = cache_->VerifiedPath(id);
+  EXPECT_FALSE(path.ok());
+  EXPECT_NE(path.status().message().find("owned by uid 65534"), std::string::npos) << path.status();
+}
+
+// A file changed after it was uploaded (and verified) is hashed again.
+TEST_F(BinaryCacheTest, FileModifiedAfterUploadIsCaught) {
+  pb::BinaryId id = Id(kHelloSha, 6);
+  ASSERT_TRUE(cache_->AddFile(id, Write("hello.txt", "hello\n")).ok());
+  ASSERT_TRUE(cache_->VerifiedPath(id).ok());
+  int fd = open(cache_->PathOf(id).c_str(), O_WRONLY);  // root ignores the read-only mode
+  ASSERT_GE(fd, 0);
+  ASSERT_EQ(pwrite(fd, "J", 1, 0), 1);
+  close(fd);
+  absl::StatusOr<std::string> path = cache_->VerifiedPath(id);
+  EXPECT_EQ(path.status().code(), absl::StatusCode::kDataLoss) << path.status();
+  EXPECT_FALSE(cache_->Has(id));
+}
+
+TEST_F(BinaryCacheTest, FileThereBeforeTheDaemonIsHashedOnce) {
+  pb::BinaryId id = Id(kHelloSha, 6);
+  std::string stored = cache_->PathOf(id);
+  std::ofstream(stored) << "hello\n";  // e.g. from the daemon's previous run
+  chmod(stored.c_str(), 0500);
+  auto fresh = BinaryCache::Create(dir_ + "/cache");
+  ASSERT_TRUE(fresh.ok()) << fresh.status();
+  EXPECT_TRUE((*fresh)->Has(id));
+  absl::StatusOr<std::string> path = (*fresh)->VerifiedPath(id);
+  ASSERT_TRUE(path.ok()) << path.status();
+  EXPECT_EQ(*path, stored);
+}
+
+TEST_F(BinaryCacheTest, DirectoryIsCreatedPrivate) {
+  struct stat st;
+  ASSERT_EQ(stat((dir_ + "/cache").c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 0777, 0700u);
+  ASSERT_TRUE(BinaryCache::Create(dir_ + "/a/b/c").ok());
+  ASSERT_EQ(stat((dir_ + "/a/b/c").c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 0777, 0700u);
+}
+
+void ExpectRefused(const std::string& dir, const std::string& why) {
+  auto cache = BinaryCache::Create(dir);
+  ASSERT_FALSE(cache.ok()) << dir << " was accepted";
+  EXPECT_EQ(cache.status().code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_NE(cache.status().message().find(why), std::string::npos) << cache.status();
+}
+
+TEST_F(BinaryCacheTest, ForeignOwnedDirectoryIsRefused) {
+  std::string dir = dir_ + "/planted";
+  ASSERT_EQ(mkdir(dir.c_str(), 0700), 0);
+  ASSERT_EQ(chown(dir.c_str(), 65534, 65534), 0);
+  ExpectRefused(dir, "owned by uid 65534");
+}
+
+TEST_F(BinaryCacheTest, GroupOrWorldWritableDirectoryIsRefused) {
+  std::string dir = dir_ + "/open";
+  ASSERT_EQ(mkdir(dir.c_str(), 0700), 0);
+  ASSERT_EQ(chmod(dir.c_str(), 0777), 0);
+  ExpectRefused(dir, "may write");
+  ASSERT_EQ(chmod(dir.c_str(), 0770), 0);
+  ExpectRefused(dir, "may write");
+  // A private directory under a parent others can write (not sticky) is refused too.
+  ASSERT_EQ(chmod(dir.c_str(), 0777), 0);
+  ExpectRefused(dir + "/cache", "not sticky");
+}
+
+TEST_F(BinaryCacheTest, SymlinkedDirectoryIsRefused) {
+  std::string real = dir_ + "/real";
+  ASSERT_EQ(mkdir(real.c_str(), 0700), 0);
+  ASSERT_EQ(symlink(real.c_str(), (dir_ + "/link").c_str()), 0);
+  ExpectRefused(dir_ + "/link", "symlink");
+}
+
+TEST_F(BinaryCacheTest, OversizeIsRefusedBeforeAnythingIsWritten) {
+  auto small = BinaryCache::Create(dir_ + "/small", 1000);
+  ASSERT_TRUE(small.ok());
+  auto upload = (*small)->Begin(Id(kHelloSha, 1001));
+  ASSERT_FALSE(upload.ok());
+  EXPECT_EQ(upload.status().code(), absl::StatusCode::kResourceExhausted);
+  EXPECT_NE(upload.status().message().find("1001"), std::string::npos) << upload.status();
+  EXPECT_NE(upload.status().message().find("1000"), std::string::npos) << upload.status();
+  EXPECT_EQ(system(("test -z \"$(ls -A " + dir_ + "/small)\"").c_str()), 0) << "nothing written";
+  EXPECT_TRUE((*small)->Begin(Id(kHelloSha, 1000)).ok());
+  // The default limit is 4 GiB.
+  EXPECT_EQ(cache_->Begin(Id(kHelloSha, (uint64_t{4} << 30) + 1)).status().code(),
+            absl::StatusCode::kResourceExhausted);
+}
+
+// An upload never writes more than it declared: the chunk that would go past
+// it is refused whole.
+TEST_F(BinaryCacheTest, UploadNeverWritesPastItsDeclaredSize) {
+  auto upload = cache_->Begin(Id(kHelloSha, 6));
+  ASSERT_TRUE(upload.ok());
+  ASSERT_TRUE((*upload)->Append("hell").ok());
+  EXPECT_FALSE((*upload)->Append("o\nmore").ok());
+  ASSERT_EQ(system(("test \"$(stat -c %s " + dir_ + "/cache/.upload-*)\" = 4").c_str()), 0);
 }
 
 TEST_F(BinaryCacheTest, AddFile) {

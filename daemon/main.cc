@@ -4,6 +4,7 @@
 //   constellation <bind-addr> nodes.toml    the master (with the bridge)
 //   constellation ca ...                    the cluster CA (security/ca_command.h)
 #include <signal.h>
+#include <sys/resource.h>
 #include <systemd/sd-daemon.h>
 #include <unistd.h>
 
@@ -17,9 +18,12 @@
 #include "daemon/grpc_util.h"
 #include "daemon/master.h"
 #include "daemon/node_service.h"
+#include "daemon/run_as.h"
 #include "daemon/security/ca_command.h"
 #include "daemon/security/credentials.h"
 #include "grpcpp/grpcpp.h"
+#include "lib/core/resources.h"
+#include "lib/process/cgroup.h"
 
 namespace constellation::daemon {
 namespace {
@@ -40,7 +44,13 @@ options:
                     with --role=node (a node) or --role=master (the master) (default /etc/constellation/tls)
   --insecure        no TLS and no authentication: anyone who can reach the ports can run code here;
                     only for a private, trusted network (prints a warning)
-  --cache-dir=DIR   where uploaded binaries are kept (default /var/tmp/constellation/<port>)
+  --cache-dir=DIR   where uploaded binaries are kept (default /var/tmp/constellation/<port>);
+                    created 0700, refused if it exists with another owner or group/world write
+  --max-binary-size=SIZE
+                    the largest binary accepted for upload, e.g. "512 MiB" (default 4 GiB)
+  --run-as=USER     when started as root: make the directories and the cgroup base, hand them
+                    to USER, then run as USER (and so does everything it launches); the TLS
+                    bundle is read before
   --help            this text
   --version         the version
 
@@ -52,6 +62,8 @@ struct Args {
   std::string bind;
   std::string nodes_toml;
   std::string cache_dir;
+  uint64_t max_binary_size = kDefaultMaxBinarySize;
+  std::string run_as;
 };
 
 int Usage(const std::string& error) {
@@ -84,6 +96,26 @@ void WaitForTermination() {
   sigwait(&set, &signal);
 }
 
+// --run-as: prepares what the user must own as root, then becomes the user.
+// Returns the node's cgroup base, made here while still root.
+absl::StatusOr<CgroupSetup> BecomeUser(const std::string& name, const std::string& cache_dir, bool master) {
+  absl::StatusOr<RunAsUser> user = LookUpUser(name);
+  if (!user.ok()) return user.status();
+  std::vector<std::string> dirs = {cache_dir, cache_dir + "/node"};
+  if (master) dirs.push_back(cache_dir + "/master");
+  absl::Status status = PrepareDirsFor(*user, dirs);
+  if (!status.ok()) return status;
+  CgroupSetup cgroups = CreateCgroupBase(ReadCgroupLayout(), getenv(kCgroupsEnv));
+  if (absl::IsInvalidArgument(cgroups.why_not)) return cgroups.why_not;
+  status = PrepareCgroupsFor(*user, cgroups.base);
+  if (status.ok()) status = DropTo(*user);
+  if (!status.ok()) {
+    RemoveCgroupBase(cgroups.base);
+    return status;
+  }
+  return cgroups;
+}
+
 int Run(const Args& args) {
   absl::StatusOr<uint32_t> ip = ResolveIpv4(args.bind);
   if (!ip.ok()) return Usage(std::string(ip.status().message()));
@@ -107,7 +139,17 @@ int Run(const Args& args) {
   std::string port = args.bind.substr(args.bind.rfind(':') + 1);
   std::string cache_dir = args.cache_dir.empty() ? "/var/tmp/constellation/" + port : args.cache_dir;
 
-  absl::StatusOr<std::unique_ptr<NodeService>> node = NodeService::Create(*ip, cache_dir + "/node", *credentials);
+  std::optional<CgroupSetup> cgroups;
+  if (!args.run_as.empty()) {
+    absl::StatusOr<CgroupSetup> made = BecomeUser(args.run_as, cache_dir, config.has_value());
+    if (!made.ok()) {
+      fprintf(stderr, "constellation: %s\n", std::string(made.status().message()).c_str());
+      return 1;
+    }
+    cgroups = *std::move(made);
+  }
+  absl::StatusOr<std::unique_ptr<NodeService>> node =
+      NodeService::Create(*ip, cache_dir + "/node", *credentials, args.max_binary_size, std::move(cgroups));
   if (!node.ok()) {
     fprintf(stderr, "constellation: %s\n", std::string(node.status().message()).c_str());
     return 1;
@@ -115,7 +157,8 @@ int Run(const Args& args) {
   std::unique_ptr<Master> master;
   std::vector<grpc::Service*> services{node->get()};
   if (config) {
-    absl::StatusOr<std::unique_ptr<BinaryCache>> cache = BinaryCache::Create(cache_dir + "/master");
+    absl::StatusOr<std::unique_ptr<BinaryCache>> cache =
+        BinaryCache::Create(cache_dir + "/master", args.max_binary_size);
     if (!cache.ok()) {
       fprintf(stderr, "constellation: %s\n", std::string(cache.status().message()).c_str());
       return 1;
@@ -186,6 +229,12 @@ int main(int argc, char** argv) {
       args.tls.bundle_dir = arg.substr(6);
     } else if (arg == "--insecure") {
       args.tls.insecure = true;
+    } else if (arg.rfind("--run-as=", 0) == 0) {
+      args.run_as = arg.substr(9);
+    } else if (arg.rfind("--max-binary-size=", 0) == 0) {
+      absl::StatusOr<uint64_t> size = constellation::parse_mem(arg.substr(18));
+      if (!size.ok()) return Usage("--max-binary-size: " + std::string(size.status().message()));
+      args.max_binary_size = *size;
     } else if (arg.rfind("-", 0) == 0) {
       return Usage("unknown option " + arg);
     } else {
@@ -206,5 +255,11 @@ int main(int argc, char** argv) {
   pthread_sigmask(SIG_BLOCK, &set, nullptr);
   signal(SIGPIPE, SIG_IGN);
   signal(SIGCHLD, SIG_IGN);  // launched processes are reaped by the kernel
+  // Each process holds a connection to the node agent: use every fd allowed.
+  rlimit files;
+  if (getrlimit(RLIMIT_NOFILE, &files) == 0 && files.rlim_cur < files.rlim_max) {
+    files.rlim_cur = files.rlim_max;
+    setrlimit(RLIMIT_NOFILE, &files);
+  }
   return Run(args);
 }

@@ -222,8 +222,10 @@ absl::Status Master::EnsureBinary(const std::string& addr, const pb::BinaryId& b
     stub = node.stub;
     upload_mu = node.upload_mu.get();
   }
-  std::lock_guard<std::mutex> upload_lock(*upload_mu);  // one upload of it per node at a time
-  absl::Status status = UploadIfMissing(*stub, binary, cache_->PathOf(binary));
+  std::lock_guard<std::mutex> upload_lock(*upload_mu);              // one upload of it per node at a time
+  absl::StatusOr<std::string> path = cache_->VerifiedPath(binary);  // what cdeploy uploaded, unchanged
+  if (!path.ok()) return path.status();
+  absl::Status status = UploadIfMissing(*stub, binary, *path);
   if (status.ok()) {
     std::lock_guard<std::mutex> lock(mu_);
     nodes_[addr].binaries.insert(binary.sha256());

@@ -8,24 +8,23 @@
 #include <unistd.h>
 
 #include <cstdio>
+#include <set>
 
-#include "lib/process/local_socket.h"
 #include "lib/process/proto_convert.h"
 
 namespace constellation::daemon {
 
 absl::StatusOr<std::unique_ptr<NodeAgent>> NodeAgent::Start(Callbacks callbacks) {
-  std::string name = NewBridgeName();
-  absl::StatusOr<int> listen_fd = ListenLocal(name);
-  if (!listen_fd.ok()) return listen_fd.status();
+  absl::StatusOr<LocalListener> listener = ListenLocal("node");
+  if (!listener.ok()) return listener.status();
   int wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-  std::unique_ptr<NodeAgent> agent(new NodeAgent(name, *listen_fd, wake_fd, std::move(callbacks)));
+  std::unique_ptr<NodeAgent> agent(new NodeAgent(*std::move(listener), wake_fd, std::move(callbacks)));
   agent->thread_ = std::thread([a = agent.get()] { a->Loop(); });
   return agent;
 }
 
-NodeAgent::NodeAgent(std::string name, int listen_fd, int wake_fd, Callbacks callbacks)
-    : name_(std::move(name)), listen_fd_(listen_fd), wake_fd_(wake_fd), callbacks_(std::move(callbacks)) {}
+NodeAgent::NodeAgent(LocalListener listener, int wake_fd, Callbacks callbacks)
+    : listener_(std::move(listener)), listen_fd_(listener_.fd), wake_fd_(wake_fd), callbacks_(std::move(callbacks)) {}
 
 NodeAgent::~NodeAgent() {
   {
@@ -38,6 +37,7 @@ NodeAgent::~NodeAgent() {
   for (const auto& [conn, pid] : conns_) close(conn);
   close(listen_fd_);
   close(wake_fd_);
+  RemoveLocalListener(listener_);
 }
 
 void NodeAgent::Register(const Pid& pid, uint64_t deployment) {
@@ -58,6 +58,8 @@ void NodeAgent::Started(const Pid& pid, pid_t monitor_os_pid) {
 void NodeAgent::Forget(const Pid& pid) {
   std::lock_guard<std::mutex> lock(mu_);
   processes_.erase(pid);
+  uint64_t one = 1;
+  (void)!write(wake_fd_, &one, sizeof(one));  // a connection held for it is dropped
 }
 
 size_t NodeAgent::live() const {
@@ -95,7 +97,9 @@ void NodeAgent::Loop() {
         if (process.pidfd >= 0 && process.conn < 0 && !process.exited) pidfds[process.pidfd] = pid;
       }
     }
-    for (const auto& [conn, pid] : conns_) fds.push_back({conn, POLLIN, 0});
+    for (const auto& [conn, pid] : conns_) {
+      if (!held_.contains(conn)) fds.push_back({conn, POLLIN, 0});
+    }
     for (const auto& [fd, pid] : pidfds) fds.push_back({fd, POLLIN, 0});
     if (poll(fds.data(), fds.size(), -1) < 0 && errno != EINTR) return;
     for (const pollfd& p : fds) {
@@ -103,6 +107,7 @@ void NodeAgent::Loop() {
       if (p.fd == wake_fd_) {
         uint64_t count;
         (void)!read(wake_fd_, &count, sizeof(count));
+        ResolveHeld();
         SendReplies();
       } else if (p.fd == listen_fd_) {
         Accept();
@@ -112,6 +117,7 @@ void NodeAgent::Loop() {
         Read(p.fd);
       }
     }
+    PruneUnidentified();
   }
 }
 
@@ -119,13 +125,85 @@ void NodeAgent::Accept() {
   while (true) {
     int fd = accept4(listen_fd_, nullptr, nullptr, SOCK_CLOEXEC | SOCK_NONBLOCK);
     if (fd < 0) return;
+    absl::StatusOr<PeerCredentials> peer = PeerOf(fd);
+    if (!peer.ok() || !MayConnect(*peer)) {
+      close(fd);
+      // Say so, without a line per connection of a flood.
+      if ((++refused_ & (refused_ - 1)) == 0) {
+        fprintf(stderr,
+                "constellation node: refused %llu connection(s) to its socket from processes it did not start\n",
+                static_cast<unsigned long long>(refused_));
+      }
+      continue;
+    }
     conns_[fd] = Pid();
+    peers_[fd] = peer->pid;
     Read(fd);
   }
 }
 
+bool NodeAgent::MayConnect(const PeerCredentials& peer) const {
+  if (peer.uid != geteuid()) return false;
+  size_t unidentified = 0;
+  for (const auto& [conn, pid] : conns_) unidentified += pid.is_null() ? 1 : 0;
+  bool launching = false;
+  std::lock_guard<std::mutex> lock(mu_);
+  for (const auto& [pid, process] : processes_) {
+    if (process.exited || process.conn >= 0) continue;
+    if (process.monitor_os_pid == peer.pid) return true;
+    if (process.monitor_os_pid == 0) launching = true;
+  }
+  return launching && unidentified < kMaxUnidentified;
+}
+
+void NodeAgent::ResolveHeld() {
+  for (const auto& [conn, pid] : std::map<int, Pid>(held_)) {
+    bool admitted = false;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      auto it = processes_.find(pid);
+      if (it != processes_.end() && it->second.conn < 0 && it->second.monitor_os_pid == 0) continue;  // not yet
+      admitted = it != processes_.end() && it->second.conn < 0 && it->second.monitor_os_pid == peers_[conn];
+      if (admitted) it->second.conn = conn;
+    }
+    held_.erase(conn);
+    if (!admitted) {
+      Drop(conn, "its hello names a process it is not");
+      continue;
+    }
+    conns_[conn] = pid;
+    Read(conn);
+  }
+}
+
+void NodeAgent::PruneUnidentified() {
+  std::set<pid_t> monitors;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    for (const auto& [pid, process] : processes_) {
+      if (process.exited || process.conn >= 0) continue;
+      if (process.monitor_os_pid == 0) return;  // a launch in flight: its monitor may be among them
+      monitors.insert(process.monitor_os_pid);
+    }
+  }
+  for (const auto& [conn, pid] : std::map<int, Pid>(conns_)) {
+    if (pid.is_null() && !held_.contains(conn) && !monitors.contains(peers_[conn])) {
+      Drop(conn, "it is from a process it did not start");
+    }
+  }
+}
+
+void NodeAgent::Drop(int conn, const char* why) {
+  fprintf(stderr, "constellation node: dropping a connection: %s\n", why);
+  conns_.erase(conn);
+  peers_.erase(conn);
+  held_.erase(conn);
+  partial_requests_.erase(conn);
+  close(conn);
+}
+
 void NodeAgent::Read(int conn) {
-  for (int i = 0; i < 64 && conns_.contains(conn); ++i) {
+  for (int i = 0; i < 64 && conns_.contains(conn) && !held_.contains(conn); ++i) {
     pb::LocalMessage message;
     absl::StatusOr<bool> got = ReceiveLocal(conn, &message);
     if (!got.ok() && absl::IsUnavailable(got.status())) return;
@@ -141,16 +219,24 @@ void NodeAgent::Handle(int conn, const pb::LocalMessage& message) {
   Pid& speaker = conns_[conn];
   if (speaker.is_null()) {
     absl::StatusOr<Pid> pid = message.has_hello() ? FromProto(message.hello().pid()) : absl::StatusOr<Pid>(Pid());
-    std::lock_guard<std::mutex> lock(mu_);
-    auto it = pid.ok() ? processes_.find(*pid) : processes_.end();
-    if (it == processes_.end() || it->second.conn >= 0) {
-      fprintf(stderr, "constellation node: dropping a connection from an unknown process\n");
-      conns_.erase(conn);
-      close(conn);
-      return;
+    const char* refused = nullptr;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      auto it = pid.ok() ? processes_.find(*pid) : processes_.end();
+      if (it == processes_.end() || it->second.conn >= 0) {
+        refused = "its hello names no process waiting to connect";
+      } else if (it->second.monitor_os_pid == 0) {
+        held_[conn] = *pid;  // launched, Started() not called yet: decided then (ResolveHeld)
+        return;
+      } else if (it->second.monitor_os_pid != peers_[conn]) {
+        refused = "its hello names a process it is not";
+      } else {
+        it->second.conn = conn;
+        speaker = *pid;
+        return;
+      }
     }
-    it->second.conn = conn;
-    speaker = *pid;
+    Drop(conn, refused);
     return;
   }
   uint64_t deployment = 0;
@@ -234,6 +320,8 @@ void NodeAgent::Exited(const Pid& pid, const pb::ExitEvent& exit) {
 void NodeAgent::Close(int conn) {
   Pid pid = conns_[conn];
   conns_.erase(conn);
+  peers_.erase(conn);
+  held_.erase(conn);
   partial_requests_.erase(conn);
   close(conn);
   if (pid.is_null()) return;
@@ -252,6 +340,7 @@ void NodeAgent::Close(int conn) {
 }
 
 void NodeAgent::CheckNeverConnected(const Pid& pid) {
+  ResolveHeld();
   Accept();  // its connection, if it made one, is queued by now
   for (const auto& [conn, speaker] : std::map<int, Pid>(conns_)) {
     if (speaker.is_null()) Read(conn);

@@ -7,6 +7,16 @@
 // and their spawn requests to the daemon (which asks the master), and sends
 // the replies back.
 //
+// Who may connect: the socket is a file in a private directory (0700, see
+// lib/process/local_socket.h), and each connection's SO_PEERCRED must be
+// this daemon's uid and the OS pid of a monitor it launched (the process
+// posix_spawn started, which connects before it forks the user's code); its
+// hello must name that very process. A connection from any other process is
+// closed at once, except while a launch is in flight (Register()ed, not yet
+// Started(): its OS pid is not known yet), when up to kMaxUnidentified are
+// kept until the launch settles. So a flood of connections costs the daemon
+// no fds, and its gRPC server keeps answering.
+//
 // Threading: one thread of its own runs the socket loop and calls the
 // callbacks. Register, KillDeployment, KillAll and the reply functions may be
 // called from any thread.
@@ -23,6 +33,7 @@
 
 #include "absl/status/statusor.h"
 #include "lib/core/pid.h"
+#include "lib/process/local_socket.h"
 #include "lib/process/request_chunks.h"
 #include "proto/local.pb.h"
 
@@ -37,11 +48,14 @@ class NodeAgent {
     std::function<void(uint64_t deployment, const pb::SpawnRequest& request, Reply reply)> on_spawn;
   };
 
-  static absl::StatusOr<std::unique_ptr<NodeAgent>> Start(Callbacks callbacks);
-  ~NodeAgent();
+  // Connections kept at once from processes not (yet) known to be monitors.
+  static constexpr size_t kMaxUnidentified = 64;
 
-  // The abstract socket name processes connect to.
-  const std::string& socket_name() const { return name_; }
+  static absl::StatusOr<std::unique_ptr<NodeAgent>> Start(Callbacks callbacks);
+  ~NodeAgent();  // removes the socket and its directory
+
+  // The socket's path, which processes connect to (SpawnInfo.bridge).
+  const std::string& socket_name() const { return listener_.path; }
 
   // A process is about to be launched for `deployment`: call before it can
   // connect. Then Started() with the OS pid launched (it becomes the
@@ -67,9 +81,15 @@ class NodeAgent {
     bool exited = false;
   };
 
-  NodeAgent(std::string name, int listen_fd, int wake_fd, Callbacks callbacks);
+  NodeAgent(LocalListener listener, int wake_fd, Callbacks callbacks);
   void Loop();
   void Accept();
+  bool MayConnect(const PeerCredentials& peer) const;
+  // Connections whose hello came before Started(): admitted or dropped once it has.
+  void ResolveHeld();
+  // Unidentified connections from processes that are no monitor of ours, once no launch is in flight.
+  void PruneUnidentified();
+  void Drop(int conn, const char* why);
   void Read(int conn);
   void Close(int conn);
   void Handle(int conn, const pb::LocalMessage& message);
@@ -80,7 +100,7 @@ class NodeAgent {
   void QueueReply(const Pid& requester, const pb::SpawnReply& reply);
   void Kill(const std::function<bool(const Process&)>& which);
 
-  const std::string name_;
+  const LocalListener listener_;
   const int listen_fd_;
   const int wake_fd_;  // eventfd: replies queued, or stop
   const Callbacks callbacks_;
@@ -92,6 +112,9 @@ class NodeAgent {
 
   // Loop thread only.
   std::map<int, Pid> conns_;                       // identified connections (-> pid); unidentified map to a null Pid
+  std::map<int, pid_t> peers_;                     // every connection's peer OS pid (SO_PEERCRED)
+  std::map<int, Pid> held_;                        // hello read, waiting for Started(): not read further
+  uint64_t refused_ = 0;                           // connections refused, for a rate-limited warning
   std::map<int, RequestChunks> partial_requests_;  // spawn requests arriving in chunks, per connection
   std::thread thread_;
 };

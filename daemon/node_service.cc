@@ -33,11 +33,13 @@ absl::StatusOr<uint32_t> ResolveIpv4(const std::string& host_port) {
 }
 
 absl::StatusOr<std::unique_ptr<NodeService>> NodeService::Create(uint32_t ipv4, std::string cache_dir,
-                                                                 const security::Credentials& credentials) {
-  absl::StatusOr<std::unique_ptr<BinaryCache>> cache = BinaryCache::Create(std::move(cache_dir));
+                                                                 const security::Credentials& credentials,
+                                                                 uint64_t max_binary_size,
+                                                                 std::optional<CgroupSetup> made) {
+  absl::StatusOr<std::unique_ptr<BinaryCache>> cache = BinaryCache::Create(std::move(cache_dir), max_binary_size);
   if (!cache.ok()) return cache.status();
   // Processes are enforced with cgroups under this daemon's own (see lib/process/cgroup.h).
-  CgroupSetup cgroups = CreateCgroupBase(ReadCgroupLayout(), getenv(kCgroupsEnv));
+  CgroupSetup cgroups = made ? *std::move(made) : CreateCgroupBase(ReadCgroupLayout(), getenv(kCgroupsEnv));
   if (absl::IsInvalidArgument(cgroups.why_not)) return cgroups.why_not;
   if (!cgroups.why_not.ok()) {
     fprintf(stderr,
@@ -92,8 +94,10 @@ grpc::Status NodeService::Launch(grpc::ServerContext* context, const pb::LaunchR
   if (grpc::Status denied = authz_.Require(*context, {security::Role::kMaster}, "Node.Launch"); !denied.ok()) {
     return denied;
   }
-  if (!cache_->Has(request->binary())) {
-    return grpc::Status(grpc::StatusCode::FAILED_PRECONDITION, "binary not uploaded to this node");
+  absl::StatusOr<std::string> binary = cache_->VerifiedPath(request->binary());  // hashed: what it says it is
+  if (!binary.ok()) {
+    return grpc::Status(grpc::StatusCode::FAILED_PRECONDITION,
+                        absl::StrCat("binary not uploaded to this node: ", binary.status().message()));
   }
   absl::StatusOr<process_internal::DataPort> port = process_internal::BindDataPort(ipv4_);
   if (!port.ok()) return ToGrpc(port.status());
@@ -108,7 +112,7 @@ grpc::Status NodeService::Launch(grpc::ServerContext* context, const pb::LaunchR
   *info.mutable_cgroups() = cgroups_;
 
   process_internal::LaunchOptions options;
-  options.path = cache_->PathOf(request->binary());
+  options.path = *binary;
   options.argv.assign(request->argv().begin(), request->argv().end());
   if (options.argv.empty()) options.argv.push_back(options.path);
   options.env.assign(request->env().begin(), request->env().end());
@@ -172,8 +176,10 @@ grpc::Status NodeService::QueryResources(grpc::ServerContext* context, const pb:
   if (grpc::Status denied = authz_.Require(*context, {security::Role::kMaster}, "Node.QueryResources"); !denied.ok()) {
     return denied;
   }
-  if (!cache_->Has(query->binary())) {
-    return grpc::Status(grpc::StatusCode::FAILED_PRECONDITION, "binary not uploaded to this node");
+  absl::StatusOr<std::string> binary = cache_->VerifiedPath(query->binary());
+  if (!binary.ok()) {
+    return grpc::Status(grpc::StatusCode::FAILED_PRECONDITION,
+                        absl::StrCat("binary not uploaded to this node: ", binary.status().message()));
   }
   std::string name = absl::StrCat("query-", ++queries_);
   absl::StatusOr<CgroupLeaf> leaf = CgroupLeaf::Create(cgroups_, name, kQueryResources);

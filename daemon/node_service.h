@@ -16,6 +16,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 
 #include "absl/time/time.h"
@@ -24,17 +25,22 @@
 #include "daemon/security/authz.h"
 #include "daemon/security/credentials.h"
 #include "lib/core/resources.h"
+#include "lib/process/cgroup.h"
 #include "proto/cluster.grpc.pb.h"
 
 namespace constellation::daemon {
 
 class NodeService final : public pb::Node::Service {
  public:
-  // `ipv4` (host byte order) is where this node's processes bind their ports;
+  // `ipv4` (host byte order) is where this node's processes bind their ports.
+  // Binaries are cached in `cache_dir` (see BinaryCache for the checks).
   // `credentials` are this node's (for its calls to the master, and whether
-  // callers are authenticated at all).
+  // callers are authenticated at all). `cgroups`, if given, is a base made
+  // already (--run-as makes it as root).
   static absl::StatusOr<std::unique_ptr<NodeService>> Create(uint32_t ipv4, std::string cache_dir,
-                                                             const security::Credentials& credentials);
+                                                             const security::Credentials& credentials,
+                                                             uint64_t max_binary_size = kDefaultMaxBinarySize,
+                                                             std::optional<CgroupSetup> cgroups = std::nullopt);
   ~NodeService() override;
 
   grpc::Status HasBinary(grpc::ServerContext*, const pb::BinaryId* id, pb::HasBinaryReply* reply) override;

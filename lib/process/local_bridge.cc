@@ -144,6 +144,15 @@ void LocalBridgeLoop::Accept() {
   while (true) {
     int fd = accept4(listen_fd_, nullptr, nullptr, SOCK_CLOEXEC | SOCK_NONBLOCK);
     if (fd < 0) return;
+    // The socket's directory is 0700 already; root (or a CAP_DAC_OVERRIDE
+    // process) can still reach it, and may not spawn processes as this user.
+    absl::StatusOr<PeerCredentials> peer = PeerOf(fd);
+    if (!peer.ok() || peer->uid != geteuid()) {
+      fprintf(stderr, "constellation bridge: refusing a connection from uid %d (not this program's user)\n",
+              peer.ok() ? static_cast<int>(peer->uid) : -1);
+      close(fd);
+      continue;
+    }
     conns_.push_back(fd);
     ReadConnection(fd);
   }

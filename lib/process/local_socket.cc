@@ -1,7 +1,6 @@
 #include "lib/process/local_socket.h"
 
 #include <errno.h>
-#include <sys/random.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <unistd.h>
@@ -10,19 +9,20 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "lib/process/private_dir.h"
 
 namespace constellation {
 namespace {
 
-absl::StatusOr<sockaddr_un> AbstractAddress(absl::string_view name, socklen_t* len) {
+absl::StatusOr<sockaddr_un> PathAddress(absl::string_view path, socklen_t* len) {
   sockaddr_un addr{};
   addr.sun_family = AF_UNIX;
-  if (name.size() + 1 > sizeof(addr.sun_path)) {
-    return absl::InvalidArgumentError(absl::StrCat("socket name too long: ", name));
+  if (path.empty() || path[0] != '/' || path.size() + 1 > sizeof(addr.sun_path)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("\"", path, "\" is not an absolute socket path of at most ", sizeof(addr.sun_path) - 1, " bytes"));
   }
-  addr.sun_path[0] = '\0';  // abstract namespace: nothing on disk to clean up
-  std::memcpy(addr.sun_path + 1, name.data(), name.size());
-  *len = static_cast<socklen_t>(offsetof(sockaddr_un, sun_path) + 1 + name.size());
+  std::memcpy(addr.sun_path, path.data(), path.size());
+  *len = static_cast<socklen_t>(offsetof(sockaddr_un, sun_path) + path.size() + 1);
   return addr;
 }
 
@@ -32,29 +32,45 @@ absl::Status Errno(absl::string_view what) {
 
 }  // namespace
 
-std::string NewBridgeName() {
-  uint64_t random = 0;
-  if (getrandom(&random, sizeof(random), 0) != sizeof(random)) random = static_cast<uint64_t>(getpid()) << 20;
-  return absl::StrFormat("constellation-%d-%016x", getpid(), random);
-}
-
-absl::StatusOr<int> ListenLocal(absl::string_view name) {
+absl::StatusOr<LocalListener> ListenLocal(absl::string_view tag) {
+  absl::StatusOr<std::string> dir = MakePrivateTempDir(tag);
+  if (!dir.ok()) return dir.status();
+  LocalListener listener;
+  listener.dir = *dir;
+  listener.path = *dir + "/sock";
   socklen_t len = 0;
-  absl::StatusOr<sockaddr_un> addr = AbstractAddress(name, &len);
-  if (!addr.ok()) return addr.status();
-  int fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-  if (fd < 0) return Errno("socket");
-  if (bind(fd, reinterpret_cast<sockaddr*>(&*addr), len) != 0 || listen(fd, SOMAXCONN) != 0) {
-    absl::Status status = Errno(absl::StrCat("listen on @", name));
-    close(fd);
+  absl::StatusOr<sockaddr_un> addr = PathAddress(listener.path, &len);
+  absl::Status status = addr.status();
+  if (status.ok()) {
+    listener.fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+    if (listener.fd < 0 || bind(listener.fd, reinterpret_cast<sockaddr*>(&*addr), len) != 0 ||
+        listen(listener.fd, SOMAXCONN) != 0) {
+      status = Errno(absl::StrCat("listen on ", listener.path));
+    }
+  }
+  if (!status.ok()) {
+    if (listener.fd >= 0) close(listener.fd);
+    RemoveLocalListener(listener);
     return status;
   }
-  return fd;
+  return listener;
 }
 
-absl::StatusOr<int> ConnectLocal(absl::string_view name) {
+void RemoveLocalListener(const LocalListener& listener) {
+  if (!listener.path.empty()) unlink(listener.path.c_str());
+  if (!listener.dir.empty()) rmdir(listener.dir.c_str());
+}
+
+absl::StatusOr<PeerCredentials> PeerOf(int fd) {
+  ucred cred{};
+  socklen_t len = sizeof(cred);
+  if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) != 0) return Errno("SO_PEERCRED");
+  return PeerCredentials{cred.pid, cred.uid, cred.gid};
+}
+
+absl::StatusOr<int> ConnectLocal(absl::string_view path) {
   socklen_t len = 0;
-  absl::StatusOr<sockaddr_un> addr = AbstractAddress(name, &len);
+  absl::StatusOr<sockaddr_un> addr = PathAddress(path, &len);
   if (!addr.ok()) return addr.status();
   int fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
   if (fd < 0) return Errno("socket");
@@ -63,7 +79,7 @@ absl::StatusOr<int> ConnectLocal(absl::string_view name) {
     rc = connect(fd, reinterpret_cast<sockaddr*>(&*addr), len);
   } while (rc != 0 && errno == EINTR);
   if (rc != 0) {
-    absl::Status status = Errno(absl::StrCat("connect to the bridge @", name));
+    absl::Status status = Errno(absl::StrCat("connect to the bridge at ", path));
     close(fd);
     return status;
   }

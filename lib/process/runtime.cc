@@ -149,15 +149,18 @@ void InitTop(const Resources& resources) {
   if (!port.ok()) Fail(std::string(port.status().message()));
   g_runtime.self = port->pid;
   g_runtime.resources = resources;
-  g_runtime.bridge_name = NewBridgeName();
   g_runtime.argv = ReadArgv();
-  absl::StatusOr<int> bridge_listen = ListenLocal(g_runtime.bridge_name);
-  if (!bridge_listen.ok()) Fail(std::string(bridge_listen.status().message()));
-  // Everything that can refuse to start comes before the cgroup base exists,
-  // so a refusal leaves nothing behind.
+  // Everything that can refuse to start comes before the cgroup base and the
+  // bridge's socket directory exist, so a refusal leaves nothing behind.
   std::unique_ptr<LocalSpawner> spawner = MakeLocalSpawner(resources);
+  absl::StatusOr<LocalListener> bridge_listen = ListenLocal("bridge");
+  if (!bridge_listen.ok()) Fail(std::string(bridge_listen.status().message()));
+  g_runtime.bridge_name = bridge_listen->path;
   CgroupSetup cgroups = CreateCgroupBase(ReadCgroupLayout(), getenv(kCgroupsEnv));
-  if (absl::IsInvalidArgument(cgroups.why_not)) Fail(std::string(cgroups.why_not.message()));
+  if (absl::IsInvalidArgument(cgroups.why_not)) {
+    RemoveLocalListener(*bridge_listen);
+    Fail(std::string(cgroups.why_not.message()));
+  }
   if (!cgroups.why_not.ok()) {
     fprintf(stderr,
             "constellation: warning: processes' resources are not enforced with cgroups (%s); memory is limited "
@@ -168,24 +171,29 @@ void InitTop(const Resources& resources) {
   int root_conn[2];
   if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, root_conn) != 0) {
     RemoveCgroupBase(g_runtime.cgroups);
+    RemoveLocalListener(*bridge_listen);
     Die("socketpair failed");
   }
 
   fflush(nullptr);
   pid_t child = fork();
-  if (child < 0) Die("fork failed");
+  if (child < 0) {
+    RemoveLocalListener(*bridge_listen);
+    Die("fork failed");
+  }
   if (child > 0) {
     // The original process, the one the shell waits on, becomes the bridge.
     close(port->fd);
     close(root_conn[1]);
     int code =
-        RunLocalBridge(*bridge_listen, root_conn[0], g_runtime.self, *format, std::move(spawner), g_runtime.cgroups);
+        RunLocalBridge(bridge_listen->fd, root_conn[0], g_runtime.self, *format, std::move(spawner), g_runtime.cgroups);
     RemoveCgroupBase(g_runtime.cgroups);
+    RemoveLocalListener(*bridge_listen);
     fflush(nullptr);
     _exit(code);
   }
   spawner.reset();
-  close(*bridge_listen);
+  close(bridge_listen->fd);
   close(root_conn[0]);
   StartMonitoredProcess(root_conn[1], port->fd);
 }

@@ -23,6 +23,9 @@
 //               node mid-run: the root prints "recv from <full pid> failed:
 //               ..." for each child lost with its node, "got <v> from <full
 //               pid>" for the others, and exits 0.
+//   uid         the root and a child it spawns each print "<who> uid <uid> euid <euid>".
+//   env <name>... the root prints "<name>=<value>" or "<name> unset" for each
+//               name, one a line (what cdeploy forwarded).
 #include <unistd.h>
 
 #include <atomic>
@@ -226,6 +229,27 @@ int HoldMain(int n) {
   return 0;
 }
 
+std::string Uids(const std::string& who) {
+  return who + " uid " + std::to_string(getuid()) + " euid " + std::to_string(geteuid());
+}
+
+void UidChild(Pid, int) { Say(Uids("child")); }
+
+int UidMain() {
+  Say(Uids("root"));
+  absl::StatusOr<Pid> child = spawn(Resources{20 * kMiB, 1.0 / 64}, UidChild, 0);
+  if (!child.ok()) Fail("spawn", child.status());
+  return 0;
+}
+
+int EnvMain(int argc, char** argv) {
+  for (int i = 2; i < argc; ++i) {
+    const char* value = getenv(argv[i]);
+    Say(value == nullptr ? std::string(argv[i]) + " unset" : std::string(argv[i]) + "=" + value);
+  }
+  return 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -235,6 +259,8 @@ int main(int argc, char** argv) {
   if (name == "where") return WhereMain(static_cast<int>(number(2, 3)));
   if (name == "fill") return FillMain(static_cast<uint64_t>(number(2, 512)));
   if (name == "hold") return HoldMain(static_cast<int>(number(2, 6)));
+  if (name == "env") return EnvMain(argc, argv);
+  if (name == "uid") return UidMain();
   fprintf(stderr, "cluster_programs: unknown program \"%s\"\n", name.c_str());
   return 64;
 }
