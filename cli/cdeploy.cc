@@ -242,6 +242,11 @@ int main(int argc, char** argv) {
     return kUsageOrSetupError;
   }
   if (tls.insecure && !tls.bundle_dir.empty()) return Fail("--tls and --insecure exclude each other");
+  std::string binary = positional[1];
+  if (LooksLikeLabel(binary)) {  // refused before anything else happens
+    absl::Status label = ValidateLabel(binary);
+    if (!label.ok()) return Fail(std::string(label.message()));
+  }
   absl::StatusOr<daemon::security::Credentials> credentials = daemon::security::LoadForRole(
       tls, DefaultBundleDir(), {daemon::security::Role::kClient, daemon::security::Role::kAdmin}, "cdeploy");
   if (!credentials.ok()) return Fail(std::string(credentials.status().message()));
@@ -252,7 +257,6 @@ int main(int argc, char** argv) {
   sigaddset(&set, SIGTERM);
   pthread_sigmask(SIG_BLOCK, &set, nullptr);
   signal(SIGPIPE, SIG_IGN);
-  std::string binary = positional[1];
   if (LooksLikeLabel(binary)) {
     absl::StatusOr<std::string> built = BuildLabel(binary);
     if (absl::IsInvalidArgument(built.status())) return Fail(std::string(built.status().message()));

@@ -68,7 +68,8 @@ class CdeployEnv : public ::testing::Test {
   // root's output lines.
   std::vector<std::string> Env(const std::vector<std::string>& flags) {
     RunOptions run;
-    run.args = {cluster_->bridge_addr(), RunfilePath("tests/cluster/cluster_programs"), "--format=json"};
+    run.args = {cluster_->bridge_addr(), RunfilePath("tests/cluster/cluster_programs"), "--format=json",
+                cluster_->ClientTlsFlag()};
     run.args.insert(run.args.end(), flags.begin(), flags.end());
     for (const char* a : {"--", "env", "HARDENING_SECRET", "CONSTELLATION_HARDENING", "LC_HARDENING", "TZ"}) {
       run.args.push_back(a);
@@ -122,19 +123,24 @@ TEST(RunAs, NothingLaunchedRunsAsRoot) {
   ASSERT_NE(mkdtemp(base), nullptr);
   chmod(base, 0755);
   std::string dir = base;
-  Daemon node("node", {DaemonPath(), "127.0.0.1:0", "--cache-dir=" + dir + "/node", "--run-as=nobody"});
+  // The bundles are read (as root, from under TEST_TMPDIR) before the daemons become nobody.
+  TestPki& pki = TestPki::Get();
+  Daemon node("node", {DaemonPath(), "127.0.0.1:0", "--cache-dir=" + dir + "/node", "--run-as=nobody",
+                       "--tls=" + pki.Node("127.0.0.1")});
   absl::StatusOr<std::string> node_addr = node.WaitListening("node", absl::Seconds(30));
   ASSERT_TRUE(node_addr.ok()) << node_addr.status() << node.Describe();
   std::string toml = dir + "/nodes.toml";
   std::ofstream(toml) << "[[nodes]]\nfabric_addr = \"" << *node_addr
                       << "\"\nbridge_bind = \"127.0.0.1:0\"\nmem = \"1 GiB\"\ncpu = 1\n";
-  Daemon master("master", {DaemonPath(), "127.0.0.1:0", toml, "--cache-dir=" + dir + "/master", "--run-as=nobody"});
+  Daemon master("master", {DaemonPath(), "127.0.0.1:0", toml, "--cache-dir=" + dir + "/master", "--run-as=nobody",
+                           "--tls=" + pki.Master("127.0.0.1")});
   ASSERT_TRUE(master.WaitListening("master", absl::Seconds(30)).ok()) << master.Describe();
   absl::StatusOr<std::string> bridge = master.WaitListening("bridge", absl::Seconds(30));
   ASSERT_TRUE(bridge.ok()) << bridge.status() << master.Describe();
 
   RunOptions run;
-  run.args = {*bridge, RunfilePath("tests/cluster/cluster_programs"), "--format=json", "--", "uid"};
+  run.args = {*bridge, RunfilePath("tests/cluster/cluster_programs"), "--format=json", "--tls=" + pki.Client(), "--",
+              "uid"};
   run.format = std::nullopt;
   run.timeout = absl::Seconds(60);
   Program program(CdeployPath(), std::move(run));
@@ -165,8 +171,8 @@ TEST(RunAs, NothingLaunchedRunsAsRoot) {
 }
 
 TEST(RunAs, AnUnknownUserIsAnError) {
-  CommandResult r =
-      RunCommand({DaemonPath(), "127.0.0.1:0", "--cache-dir=" + MakeTempDir("runas"), "--run-as=no-such-user-x"});
+  CommandResult r = RunCommand({DaemonPath(), "127.0.0.1:0", "--cache-dir=" + MakeTempDir("runas"),
+                                "--run-as=no-such-user-x", "--tls=" + TestPki::Get().Node("127.0.0.1")});
   EXPECT_EQ(r.code, 1) << r.error;
   EXPECT_THAT(r.error, HasSubstr("no user \"no-such-user-x\""));
 }
