@@ -231,6 +231,8 @@ Mac VerdictMac(std::string_view secret, const Nonce& dialer, const Nonce& accept
 
 bool MacEqual(const Mac& a, const Mac& b) { return CRYPTO_memcmp(a.data(), b.data(), kMacSize) == 0; }
 
+void InitHandshakeCrypto() { OPENSSL_init_crypto(OPENSSL_INIT_NO_ATEXIT, nullptr); }
+
 Nonce NewNonce() {
   Nonce nonce;
   FillRandom(nonce.data(), nonce.size());

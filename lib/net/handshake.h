@@ -93,6 +93,13 @@ Mac VerdictMac(std::string_view secret, const Nonce& dialer, const Nonce& accept
 // Constant time.
 bool MacEqual(const Mac& a, const Mac& b);
 
+// Initialises OpenSSL for the proofs without its atexit cleanup: the data
+// plane's loop thread may still run a hello while exit() runs the atexit
+// handlers (the exit flush among them), and OpenSSL freed under it crashes.
+// Call before anything else in the process uses OpenSSL (the DataPlane's
+// constructor does); idempotent.
+void InitHandshakeCrypto();
+
 // Fresh randomness from the kernel (getrandom); aborts if the kernel has none.
 Nonce NewNonce();
 // A new deployment's secret: kSecretSize random bytes.
