@@ -75,6 +75,7 @@ class Master {
   struct Deployment {
     pb::BinaryId binary;
     std::vector<std::string> env;
+    std::string secret;  // the data-plane secret of its processes (lib/net/handshake.h)
     std::set<Pid> announced;
     std::map<Pid, std::vector<pb::ProcessEvent>> early;  // events of a child not yet announced
     std::deque<pb::DeployEvent> outbox;

@@ -93,6 +93,7 @@ grpc::Status NodeService::Launch(grpc::ServerContext*, const pb::LaunchRequest* 
   info.set_bridge(agent_->socket_name());
   info.set_fabric(true);
   *info.mutable_cgroups() = cgroups_;
+  info.set_secret(request->secret());
 
   process_internal::LaunchOptions options;
   options.path = cache_->PathOf(request->binary());
