@@ -31,7 +31,6 @@ DataPlane::DataPlane(int listen_fd, const Pid& self, Options options)
       credentials_{self, options.secret},
       listen_fd_(listen_fd),
       loop_(std::make_unique<EventLoop>()) {
-  InitHandshakeCrypto();
   fcntl(listen_fd_, F_SETFL, fcntl(listen_fd_, F_GETFL) | O_NONBLOCK);
   fcntl(listen_fd_, F_SETFD, FD_CLOEXEC);
   loop_->Post([this] {

@@ -1,8 +1,12 @@
 #include "lib/net/handshake.h"
 
+// The low-level SHA-256 (deprecated in OpenSSL 3, not removed): EVP's HMAC
+// fetches its implementation from a provider, which costs about 6 ms on a
+// process's first hello (start-up latency) and uses global state that exit()
+// frees under a loop thread still running a hello.
+#define OPENSSL_SUPPRESS_DEPRECATED
 #include <openssl/crypto.h>
-#include <openssl/evp.h>
-#include <openssl/hmac.h>
+#include <openssl/sha.h>
 #include <sys/random.h>
 
 #include <cerrno>
@@ -73,14 +77,7 @@ Mac Hmac(std::string_view secret, std::string_view label, const std::string& fie
     std::memcpy(mac.data() + kNonceSize, b.data(), kNonceSize);
     return mac;
   }
-  unsigned int len = 0;
-  if (HMAC(EVP_sha256(), secret.data(), static_cast<int>(secret.size()),
-           reinterpret_cast<const unsigned char*>(input.data()), input.size(), mac.data(), &len) == nullptr ||
-      len != kMacSize) {
-    std::fprintf(stderr, "constellation: HMAC-SHA256 failed\n");
-    std::abort();
-  }
-  return mac;
+  return HmacSha256(secret, input);
 }
 
 std::string Fields(const Nonce& dialer, const Nonce& acceptor) {
@@ -111,6 +108,35 @@ void FillRandom(void* out, size_t size) {
 }
 
 }  // namespace
+
+Mac HmacSha256(std::string_view key, std::string_view data) {
+  // RFC 2104 with a key of at most one block (64 bytes).
+  constexpr size_t kBlock = 64;
+  if (key.size() > kBlock) {
+    std::fprintf(stderr, "constellation: HMAC key longer than a block\n");
+    std::abort();
+  }
+  unsigned char inner_pad[kBlock], outer_pad[kBlock];
+  for (size_t i = 0; i < kBlock; ++i) {
+    unsigned char k = i < key.size() ? static_cast<unsigned char>(key[i]) : 0;
+    inner_pad[i] = k ^ 0x36;
+    outer_pad[i] = k ^ 0x5c;
+  }
+  unsigned char inner[SHA256_DIGEST_LENGTH];
+  SHA256_CTX ctx;
+  SHA256_Init(&ctx);
+  SHA256_Update(&ctx, inner_pad, kBlock);
+  SHA256_Update(&ctx, data.data(), data.size());
+  SHA256_Final(inner, &ctx);
+  Mac mac;
+  SHA256_Init(&ctx);
+  SHA256_Update(&ctx, outer_pad, kBlock);
+  SHA256_Update(&ctx, inner, sizeof(inner));
+  SHA256_Final(mac.data(), &ctx);
+  OPENSSL_cleanse(inner_pad, kBlock);
+  OPENSSL_cleanse(outer_pad, kBlock);
+  return mac;
+}
 
 bool IsVerdict(HelloKind kind) {
   return kind == HelloKind::kAccept || kind == HelloKind::kTieBreak || kind == HelloKind::kWrongPid ||
@@ -230,8 +256,6 @@ Mac VerdictMac(std::string_view secret, const Nonce& dialer, const Nonce& accept
 }
 
 bool MacEqual(const Mac& a, const Mac& b) { return CRYPTO_memcmp(a.data(), b.data(), kMacSize) == 0; }
-
-void InitHandshakeCrypto() { OPENSSL_init_crypto(OPENSSL_INIT_NO_ATEXIT, nullptr); }
 
 Nonce NewNonce() {
   Nonce nonce;

@@ -92,13 +92,8 @@ Mac VerdictMac(std::string_view secret, const Nonce& dialer, const Nonce& accept
                const Pid& acceptor_pid, HelloKind verdict);
 // Constant time.
 bool MacEqual(const Mac& a, const Mac& b);
-
-// Initialises OpenSSL for the proofs without its atexit cleanup: the data
-// plane's loop thread may still run a hello while exit() runs the atexit
-// handlers (the exit flush among them), and OpenSSL freed under it crashes.
-// Call before anything else in the process uses OpenSSL (the DataPlane's
-// constructor does); idempotent.
-void InitHandshakeCrypto();
+// HMAC-SHA256 with a key of at most 64 bytes (what the proofs use).
+Mac HmacSha256(std::string_view key, std::string_view data);
 
 // Fresh randomness from the kernel (getrandom); aborts if the kernel has none.
 Nonce NewNonce();

@@ -1,6 +1,8 @@
 #include "lib/net/handshake.h"
 
 #include <gtest/gtest.h>
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
 
 namespace constellation::net {
 namespace {
@@ -76,6 +78,22 @@ TEST(HandshakeTest, NoSecretMatchesNothing) {
   Nonce d = NewNonce(), a = NewNonce();
   EXPECT_FALSE(MacEqual(AcceptorMac("", d, a), AcceptorMac("", d, a)));
   EXPECT_FALSE(MacEqual(AcceptorMac("short", d, a), AcceptorMac("short", d, a)));
+}
+
+// The hand-made HMAC agrees with OpenSSL's.
+TEST(HandshakeTest, HmacMatchesOpenSsl) {
+  for (const std::string& data : {std::string(), std::string("Hi There"), std::string(1000, 'x')}) {
+    for (const std::string& key : {kSecret, std::string(20, '\x0b'), std::string(64, 'q')}) {
+      unsigned char want[32];
+      unsigned int len = 0;
+      HMAC(EVP_sha256(), key.data(), static_cast<int>(key.size()), reinterpret_cast<const unsigned char*>(data.data()),
+           data.size(), want, &len);
+      ASSERT_EQ(len, 32u);
+      Mac got = HmacSha256(key, data);
+      EXPECT_EQ(std::string(reinterpret_cast<const char*>(got.data()), 32),
+                std::string(reinterpret_cast<char*>(want), 32));
+    }
+  }
 }
 
 TEST(HandshakeTest, SecretsAreFresh) {
