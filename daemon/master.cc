@@ -297,6 +297,7 @@ grpc::Status Master::Spawn(const pb::MasterSpawnRequest& call, pb::SpawnReply* r
       return grpc::Status(grpc::StatusCode::FAILED_PRECONDITION, "no such deployment");
     }
     *launch.mutable_binary() = it->second.binary;
+    launch.set_secret(it->second.secret);
   }
   launch.mutable_argv()->CopyFrom(request.argv());
   launch.mutable_env()->CopyFrom(request.env());

@@ -87,6 +87,7 @@ class Master {
     security::Identity owner;  // who started it: only it or an admin may manage it
     pb::BinaryId binary;
     std::vector<std::string> env;
+    std::string secret;  // the data-plane secret of its processes (lib/net/handshake.h)
     std::set<Pid> announced;
     std::map<Pid, std::vector<pb::ProcessEvent>> early;  // events of a child not yet announced
     std::deque<pb::DeployEvent> outbox;

@@ -4,6 +4,7 @@
 #include "absl/strings/str_cat.h"
 #include "daemon/grpc_util.h"
 #include "daemon/master.h"
+#include "lib/net/handshake.h"
 #include "lib/process/proto_convert.h"
 
 namespace constellation::daemon {
@@ -86,6 +87,7 @@ grpc::Status Master::Deploy(grpc::ServerContext* context, DeployStream* stream, 
   }
 
   uint64_t id;
+  pb::LaunchRequest launch;
   {
     std::lock_guard<std::mutex> lock(mu_);
     id = next_deployment_++;
@@ -93,8 +95,9 @@ grpc::Status Master::Deploy(grpc::ServerContext* context, DeployStream* stream, 
     deployment.owner = owner;
     deployment.binary = start.binary();
     deployment.env.assign(start.env().begin(), start.env().end());
+    deployment.secret = net::NewDeploymentSecret();
+    launch.set_secret(deployment.secret);
   }
-  pb::LaunchRequest launch;
   *launch.mutable_binary() = start.binary();
   launch.mutable_argv()->CopyFrom(start.argv());
   launch.mutable_env()->CopyFrom(start.env());

@@ -110,6 +110,7 @@ grpc::Status NodeService::Launch(grpc::ServerContext* context, const pb::LaunchR
   info.set_bridge(agent_->socket_name());
   info.set_fabric(true);
   *info.mutable_cgroups() = cgroups_;
+  info.set_secret(request->secret());
 
   process_internal::LaunchOptions options;
   options.path = *binary;

@@ -7,6 +7,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdio>
 #include <cstdlib>
@@ -25,7 +26,11 @@ void SetNoDelay(int fd) {
 }  // namespace
 
 DataPlane::DataPlane(int listen_fd, const Pid& self, Options options)
-    : self_(self), options_(options), listen_fd_(listen_fd), loop_(std::make_unique<EventLoop>()) {
+    : self_(self),
+      options_(options),
+      credentials_{self, options.secret},
+      listen_fd_(listen_fd),
+      loop_(std::make_unique<EventLoop>()) {
   fcntl(listen_fd_, F_SETFL, fcntl(listen_fd_, F_GETFL) | O_NONBLOCK);
   fcntl(listen_fd_, F_SETFD, FD_CLOEXEC);
   loop_->Post([this] {
@@ -64,6 +69,7 @@ void DataPlane::Shutdown() {
   }
   listen_event_.reset();
   flush_timer_.reset();
+  unauthenticated_.clear();
   loop_peers_.clear();
   links_.clear();
   dead_links_.clear();
@@ -189,7 +195,9 @@ void DataPlane::MaybeForget(const Pid& remote) {
 // ---- Connection set-up ----
 
 void DataPlane::OnAcceptable() {
-  while (true) {
+  // A few at a time (the event is level-triggered): under a flood, the
+  // hellos already under way get their turn between batches.
+  for (int budget = 16; budget > 0; --budget) {
     int fd = accept4(listen_fd_, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
     if (fd < 0) {
       if (errno == EINTR || errno == ECONNABORTED) continue;
@@ -198,10 +206,40 @@ void DataPlane::OnAcceptable() {
       }
       return;
     }
+    if (credentials_.secret.size() != kSecretSize) {  // fail closed
+      close(fd);
+      continue;
+    }
     SetNoDelay(fd);
-    auto link = std::make_unique<Link>(*loop_, fd, Link::Role::kAcceptor, Pid(), this, options_.handshake_timeout);
-    links_.emplace(link.get(), std::move(link));
+    auto link = std::make_unique<Link>(*loop_, fd, Link::Role::kAcceptor, Pid(), this, credentials_,
+                                       options_.hello_timeout, options_.handshake_timeout, options_.stall_timeout);
+    Link* accepted = link.get();
+    links_.emplace(accepted, std::move(link));
+    AdmitUnauthenticated(accepted);
   }
+}
+
+void DataPlane::AdmitUnauthenticated(Link* link) {
+  // Evicting the oldest (not refusing the newest) means a flood must keep
+  // arriving faster than a real dialer's hello completes to keep it out,
+  // whereas refusing would let a few dozen idle connections, renewed every
+  // hello_timeout, lock every real peer out. An evicted dialer is told kBusy
+  // and dials again.
+  while (unauthenticated_.size() >= std::max<size_t>(options_.max_unauthenticated, 1)) {
+    Link* oldest = unauthenticated_.front();
+    oldest->SendBusy();
+    ++evicted_;
+    OnLinkDown(oldest, absl::UnavailableError("evicted: too many connections proving themselves"));
+  }
+  unauthenticated_.push_back(link);
+  unauthenticated_count_ = unauthenticated_.size();
+}
+
+void DataPlane::ForgetUnauthenticated(Link* link) {
+  auto it = std::find(unauthenticated_.begin(), unauthenticated_.end(), link);
+  if (it == unauthenticated_.end()) return;
+  unauthenticated_.erase(it);
+  unauthenticated_count_ = unauthenticated_.size();
 }
 
 void DataPlane::Connect(const Pid& remote) {
@@ -209,6 +247,12 @@ void DataPlane::Connect(const Pid& remote) {
   if (peer == nullptr || peer->failed()) return;
   LoopPeer& lp = loop_peers_[remote];
   if (lp.link || lp.dialing || !lp.deferred.empty()) return;
+  if (credentials_.secret.size() != kSecretSize) {  // fail closed
+    FailPeer(remote, absl::FailedPreconditionError(absl::StrCat(
+                         "cannot connect to process ", remote.to_string(),
+                         ": this process has no deployment secret (it was not started by init() or a node agent)")));
+    return;
+  }
   int fd = socket(remote.is_ipv4() ? AF_INET : AF_INET6, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
   if (fd < 0) {
     FailPeer(remote, absl::UnavailableError(absl::StrCat("socket: ", std::strerror(errno))));
@@ -237,19 +281,20 @@ void DataPlane::Connect(const Pid& remote) {
                                                          remote.to_full_string(), ": ", std::strerror(error))));
     return;
   }
-  auto link = std::make_unique<Link>(*loop_, fd, Link::Role::kDialer, remote, this, options_.handshake_timeout);
+  auto link = std::make_unique<Link>(*loop_, fd, Link::Role::kDialer, remote, this, credentials_,
+                                     options_.handshake_timeout, options_.handshake_timeout, options_.stall_timeout);
   lp.dialing = link.get();
   link->WaitConnected();
   links_.emplace(link.get(), std::move(link));
 }
 
 void DataPlane::OnConnected(Link* link) {
-  absl::Status status = link->SendHello(Hello{HelloKind::kDial, self_, link->remote()});
+  absl::Status status = link->SendDial();
   if (!status.ok()) OnLinkDown(link, status);
 }
 
 bool DataPlane::Reply(Link* link, HelloKind kind) {
-  absl::Status status = link->SendHello(Hello{kind, self_, link->remote()});
+  absl::Status status = link->SendVerdict(kind);
   if (status.ok()) return true;
   OnLinkDown(link, status);
   return false;
@@ -257,6 +302,8 @@ bool DataPlane::Reply(Link* link, HelloKind kind) {
 
 void DataPlane::OnHello(Link* link, const Hello& hello) {
   if (link->role() == Link::Role::kAcceptor) {
+    // The dialer proved it holds the secret: it is one of ours from here on.
+    ForgetUnauthenticated(link);
     if (hello.kind != HelloKind::kDial || hello.from.is_null() || hello.from == self_) {
       OnLinkDown(link, absl::InvalidArgumentError("unexpected hello"));
       return;
@@ -278,7 +325,14 @@ void DataPlane::OnHello(Link* link, const Hello& hello) {
     return;
   }
   lp.dialing = nullptr;
+  if (hello.kind != HelloKind::kBusy) {
+    lp.busy_since = absl::InfiniteFuture();
+    lp.busy_retries = 0;
+  }
   switch (hello.kind) {
+    case HelloKind::kBusy:
+      OnBusy(link);
+      return;
     case HelloKind::kAccept:
       if (hello.from != remote) {
         KillLink(link);
@@ -302,6 +356,29 @@ void DataPlane::OnHello(Link* link, const Hello& hello) {
       FailPeer(remote, absl::UnavailableError(absl::StrCat("process ", remote.to_string(), " has exited")));
       return;
   }
+}
+
+void DataPlane::OnBusy(Link* link) {
+  // The peer had too many connections proving themselves and evicted ours
+  // (a flood, perhaps). Not a verdict on the peer: dial again, backing off,
+  // for as long as a slow handshake would have been allowed.
+  const Pid remote = link->remote();
+  LoopPeer& lp = loop_peers_[remote];
+  KillLink(link);
+  absl::Time now = absl::Now();
+  if (lp.busy_since == absl::InfiniteFuture()) lp.busy_since = now;
+  if (now - lp.busy_since >= options_.handshake_timeout) {
+    FailPeer(remote, absl::UnavailableError(absl::StrCat("cannot connect to process ", remote.to_string(), " at ",
+                                                         remote.to_full_string(), ": it stayed busy for ",
+                                                         absl::FormatDuration(options_.handshake_timeout))));
+    return;
+  }
+  absl::Duration delay = std::min(absl::Milliseconds(1) * (1 << std::min(lp.busy_retries, 8)), absl::Milliseconds(200));
+  ++lp.busy_retries;
+  if (!lp.retry_timer) {
+    lp.retry_timer = std::make_unique<Event>(*loop_, -1, 0, [this, remote](short) { Connect(remote); });
+  }
+  lp.retry_timer->AddTimeout(delay);
 }
 
 void DataPlane::HandleIncoming(Link* link) {

@@ -14,8 +14,10 @@
 #include <atomic>
 #include <condition_variable>
 #include <cstdint>
+#include <deque>
 #include <memory>
 #include <mutex>
+#include <string>
 #include <string_view>
 #include <vector>
 
@@ -32,11 +34,22 @@ namespace constellation::net {
 class DataPlane : public LinkOwner {  // LinkOwner: for its own Links only
  public:
   struct Options {
+    // The deployment's secret (kSecretSize bytes, handshake.h): only processes
+    // holding it are admitted. Without one, every connection is refused.
+    std::string secret;
     PeerLimits limits;
     // A connection with no channel on either side and nothing in flight is closed after this long.
     absl::Duration idle_timeout = absl::Seconds(2);
-    // A connection must finish connecting and exchange Hellos within this long.
+    // A connection we dial must finish connecting and its hello within this long.
     absl::Duration handshake_timeout = absl::Seconds(10);
+    // An accepted connection whose dialer has not proved itself within this long is closed.
+    absl::Duration hello_timeout = absl::Seconds(5);
+    // At most this many accepted connections may be proving themselves at once;
+    // a new one beyond it evicts the oldest (which is told kBusy).
+    size_t max_unauthenticated = 64;
+    // An open connection that stays in the middle of a frame this long with
+    // no byte arriving is closed (the peer is then gone).
+    absl::Duration stall_timeout = absl::Seconds(30);
     // How long a dialer that lost the simultaneous-connect tie-break waits for the winner before redialing.
     absl::Duration tie_break_retry = absl::Seconds(1);
     // At exit, how long a stuck peer may delay the process.
@@ -71,6 +84,10 @@ class DataPlane : public LinkOwner {  // LinkOwner: for its own Links only
   uint64_t connections_opened() const { return opened_.load(); }
   // Waits until exactly `n` connections are open; false at `timeout`.
   bool WaitForOpenConnections(size_t n, absl::Duration timeout);
+  // Accepted connections whose dialer has not proved itself yet, and those
+  // evicted to keep them within max_unauthenticated, ever.
+  size_t unauthenticated_connections() const { return unauthenticated_count_.load(); }
+  uint64_t connections_evicted() const { return evicted_.load(); }
 
  private:
   enum class Closing { kNone, kCloseSent, kAckSent };
@@ -87,6 +104,10 @@ class DataPlane : public LinkOwner {  // LinkOwner: for its own Links only
     Closing closing = Closing::kNone;
     std::unique_ptr<Event> idle_timer;
     std::unique_ptr<Event> retry_timer;
+    // The peer answered kBusy (its bound on unauthenticated connections):
+    // since when, and how often; we dial again, within handshake_timeout.
+    absl::Time busy_since = absl::InfiniteFuture();
+    int busy_retries = 0;
   };
 
   // LinkOwner
@@ -97,6 +118,10 @@ class DataPlane : public LinkOwner {  // LinkOwner: for its own Links only
   void OnLinkDown(Link* link, absl::Status why) override;
 
   void OnAcceptable();
+  // A new accepted connection: evicts the oldest unauthenticated one beyond the bound.
+  void AdmitUnauthenticated(Link* link);
+  void ForgetUnauthenticated(Link* link);
+  void OnBusy(Link* link);
   void Connect(const Pid& remote);
   void HandleIncoming(Link* link);
   void Activate(Link* link);
@@ -120,6 +145,7 @@ class DataPlane : public LinkOwner {  // LinkOwner: for its own Links only
 
   const Pid self_;
   const Options options_;
+  const Link::Credentials credentials_;
   const int listen_fd_;
   std::unique_ptr<EventLoop> loop_;
 
@@ -133,12 +159,15 @@ class DataPlane : public LinkOwner {  // LinkOwner: for its own Links only
   absl::flat_hash_map<Pid, LoopPeer> loop_peers_;
   std::vector<std::unique_ptr<Link>> dead_links_;
   std::vector<std::unique_ptr<Event>> dead_events_;
+  std::deque<Link*> unauthenticated_;  // accepted, not yet proved, oldest first
   bool sweep_posted_ = false;
   bool exiting_ = false;
   std::unique_ptr<Event> flush_timer_;
 
   std::atomic<size_t> open_{0};
   std::atomic<uint64_t> opened_{0};
+  std::atomic<size_t> unauthenticated_count_{0};
+  std::atomic<uint64_t> evicted_{0};
   std::mutex state_mu_;  // for waits on open_ and the exit flush
   std::condition_variable state_cv_;
   bool flushed_ = false;  // guarded by state_mu_
@@ -147,8 +176,9 @@ class DataPlane : public LinkOwner {  // LinkOwner: for its own Links only
 // ---- The process-wide instance ----
 
 // Starts this process's data plane: takes ownership of listen_fd, starts the one
-// libevent loop thread, registers the atexit flush. Called once, by init().
-void StartDataPlane(int listen_fd, const Pid& self);
+// libevent loop thread, registers the atexit flush. Called once, by init(), with
+// the deployment's secret (without one, every connection fails, loudly).
+void StartDataPlane(int listen_fd, const Pid& self, std::string secret);
 
 // The process-wide DataPlane; aborts with a message if StartDataPlane has not run.
 DataPlane& DefaultDataPlane();

@@ -135,6 +135,7 @@ void DataPlane::FailPeer(const Pid& remote, absl::Status status) {
 void DataPlane::KillLink(Link* link) {
   auto it = links_.find(link);
   if (it == links_.end()) return;
+  if (link->role() == Link::Role::kAcceptor && !link->authenticated()) ForgetUnauthenticated(link);
   link->Kill();
   dead_links_.push_back(std::move(it->second));
   links_.erase(it);
@@ -223,13 +224,20 @@ void FlushAtExit() {
 
 }  // namespace
 
-void StartDataPlane(int listen_fd, const Pid& self) {
+void StartDataPlane(int listen_fd, const Pid& self, std::string secret) {
   if (g_data_plane.load() != nullptr) {
     std::fprintf(stderr, "constellation: StartDataPlane called twice (init() runs once per process)\n");
     std::abort();
   }
+  if (secret.size() != kSecretSize) {
+    std::fprintf(stderr,
+                 "constellation: this process was given no deployment secret; its channels will refuse every "
+                 "connection\n");
+  }
+  DataPlane::Options options;
+  options.secret = std::move(secret);
   // Never destroyed: channels may be used until exit, and the atexit flush needs it.
-  g_data_plane.store(new DataPlane(listen_fd, self), std::memory_order_release);
+  g_data_plane.store(new DataPlane(listen_fd, self, std::move(options)), std::memory_order_release);
   std::atexit(FlushAtExit);
 }
 

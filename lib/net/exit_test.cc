@@ -33,7 +33,7 @@ Forked Fork(Body body) {
   f.child = fork();
   if (f.child == 0) {
     close(f.parent.fd);
-    net::StartDataPlane(f.child_listener.fd, f.child_listener.pid);
+    net::StartDataPlane(f.child_listener.fd, f.child_listener.pid, net::testing::TestSecret());
     body(f.parent.pid);
     std::_Exit(99);  // body must exit itself
   }

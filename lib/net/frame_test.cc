@@ -5,23 +5,6 @@
 namespace constellation::net {
 namespace {
 
-TEST(FrameTest, HelloRoundTrips) {
-  Hello hello{HelloKind::kAccept, Pid::FromIpv4(0x7f000001, 4000, 7), Pid::FromIpv4(0x0a000001, 5000, 9)};
-  char bytes[kHelloSize];
-  EncodeHello(hello, bytes);
-  Hello back;
-  ASSERT_TRUE(DecodeHello(bytes, &back).ok());
-  EXPECT_EQ(back.kind, HelloKind::kAccept);
-  EXPECT_EQ(back.from, hello.from);
-  EXPECT_EQ(back.to, hello.to);
-}
-
-TEST(FrameTest, GarbageHelloIsRejected) {
-  char bytes[kHelloSize] = "GET / HTTP/1.1\r\nHost: x\r\n\r\n";
-  Hello back;
-  EXPECT_FALSE(DecodeHello(bytes, &back).ok());
-}
-
 TEST(FrameTest, HeaderRoundTripsAndLimits) {
   char bytes[kFrameHeaderSize];
   EncodeFrameHeader(FrameHeader{FrameKind::kData, kChannelForward, 0x1234, 99}, bytes);

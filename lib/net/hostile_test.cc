@@ -17,28 +17,12 @@ using net::testing::MakePlane;
 using net::testing::RawConnect;
 using net::testing::WriteAll;
 
+using net::testing::HeaderBytes;
+using net::testing::RawDial;
+using net::testing::TestSecret;
+
 // Blocks until the data plane closes `fd` (reads and ignores what it sends).
-void ExpectClosedByPeer(int fd) {
-  char buf[256];
-  while (true) {
-    ssize_t n = read(fd, buf, sizeof(buf));
-    if (n <= 0) break;
-  }
-  close(fd);
-}
-
-std::string HelloBytes(const Pid& from, const Pid& to) {
-  char bytes[net::kHelloSize];
-  net::EncodeHello(net::Hello{net::HelloKind::kDial, from, to}, bytes);
-  return std::string(bytes, sizeof(bytes));
-}
-
-std::string HeaderBytes(net::FrameKind kind, uint64_t length) {
-  char bytes[net::kFrameHeaderSize];
-  net::EncodeFrameHeader(net::FrameHeader{kind, net::kChannelForward, 1, 0}, bytes);
-  std::memcpy(bytes + 16, &length, 8);  // any length, even one DecodeFrameHeader refuses
-  return std::string(bytes, sizeof(bytes));
-}
+void ExpectClosedByPeer(int fd) { net::testing::ReadUntilClosed(fd); }
 
 class HostileTest : public ::testing::Test {
  protected:
@@ -81,31 +65,50 @@ TEST_F(HostileTest, TenGibibyteClaimBeforeHandshake) {
   ExpectChannelWorks();
 }
 
+// A process of the deployment (it holds the secret) that sends a header
+// claiming more than kMaxFramePayload is dropped: the claim is refused.
+TEST_F(HostileTest, TenGibibyteClaimAfterHandshake) {
+  ExpectChannelWorks();
+  Pid fake = Pid::FromIpv4(0x7f000001, 1, 0xbad);
+  net::testing::RawHello hello =
+      RawDial(b_->self(), fake, b_->self(), TestSecret(), HeaderBytes(net::FrameKind::kData, uint64_t{10} << 30));
+  ASSERT_TRUE(hello.verdict.ok()) << hello.verdict.status();
+  EXPECT_EQ(hello.verdict->kind, net::HelloKind::kAccept);
+  ExpectClosedByPeer(hello.fd);
+  ExpectChannelWorks();
+}
+
+// Without the secret the same attack does not get as far as the header.
 TEST_F(HostileTest, TenGibibyteClaimAfterForgedHandshake) {
   ExpectChannelWorks();
-  int fd = RawConnect(b_->self());
   Pid fake = Pid::FromIpv4(0x7f000001, 1, 0xbad);
-  ASSERT_TRUE(WriteAll(fd, HelloBytes(fake, b_->self()) + HeaderBytes(net::FrameKind::kData, uint64_t{10} << 30)));
-  ExpectClosedByPeer(fd);
+  net::testing::RawHello hello = RawDial(b_->self(), fake, b_->self(), std::string(net::kSecretSize, 'x'),
+                                         HeaderBytes(net::FrameKind::kData, uint64_t{10} << 30));
+  EXPECT_FALSE(hello.verdict.ok());
+  ExpectClosedByPeer(hello.fd);
   ExpectChannelWorks();
 }
 
 TEST_F(HostileTest, TruncatedFrame) {
   ExpectChannelWorks();
-  int fd = RawConnect(b_->self());
   Pid fake = Pid::FromIpv4(0x7f000001, 2, 0xbad);
-  ASSERT_TRUE(WriteAll(fd, HelloBytes(fake, b_->self()) + HeaderBytes(net::FrameKind::kData, 1000) + "abc"));
+  net::testing::RawHello hello =
+      RawDial(b_->self(), fake, b_->self(), TestSecret(), HeaderBytes(net::FrameKind::kData, 1000) + "abc");
+  ASSERT_TRUE(hello.verdict.ok()) << hello.verdict.status();
   ExpectChannelWorks();
-  close(fd);
+  close(hello.fd);
   ExpectChannelWorks();
 }
 
+// A process of the deployment that dials a Pid that is not this process
+// (same address and port, another nonce) is told so.
 TEST_F(HostileTest, HandshakeForSomebodyElse) {
   ExpectChannelWorks();
-  int fd = RawConnect(b_->self());
   Pid other = Pid::FromIpv4(0x7f000001, b_->self().port(), b_->self().nonce() + 1);
-  ASSERT_TRUE(WriteAll(fd, HelloBytes(Pid::FromIpv4(0x7f000001, 3, 3), other)));
-  ExpectClosedByPeer(fd);
+  net::testing::RawHello hello = RawDial(b_->self(), Pid::FromIpv4(0x7f000001, 3, 3), other, TestSecret());
+  ASSERT_TRUE(hello.verdict.ok()) << hello.verdict.status();
+  EXPECT_EQ(hello.verdict->kind, net::HelloKind::kWrongPid);
+  ExpectClosedByPeer(hello.fd);
   ExpectChannelWorks();
 }
 

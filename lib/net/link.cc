@@ -20,7 +20,8 @@ std::atomic<uint64_t> g_next_link_id{1};
 
 }  // namespace
 
-Link::Link(EventLoop& loop, int fd, Role role, const Pid& remote, LinkOwner* owner, absl::Duration handshake_timeout)
+Link::Link(EventLoop& loop, int fd, Role role, const Pid& remote, LinkOwner* owner, const Credentials& credentials,
+           absl::Duration hello_timeout, absl::Duration handshake_timeout, absl::Duration stall_timeout)
     : loop_(loop),
       fd_(fd),
       id_(g_next_link_id.fetch_add(1, std::memory_order_relaxed)),
@@ -44,17 +45,23 @@ Link::Link(EventLoop& loop, int fd, Role role, const Pid& remote, LinkOwner* own
                        owner_->OnWritable(this);
                      }
                    }),
-      timer_(loop, -1, 0, [this, handshake_timeout](short) {
-        Fail(
-            absl::DeadlineExceededError(absl::StrCat("no handshake within ", absl::FormatDuration(handshake_timeout))));
-      }) {
-  timer_.AddTimeout(handshake_timeout);
+      timer_(loop, -1, 0,
+             [this, hello_timeout](short) {
+               absl::Duration bound = authenticated_ ? handshake_timeout_ : hello_timeout;
+               Fail(absl::DeadlineExceededError(absl::StrCat("no handshake within ", absl::FormatDuration(bound))));
+             }),
+      credentials_(credentials),
+      handshake_timeout_(handshake_timeout),
+      stall_timeout_(stall_timeout),
+      awaiting_(role == Role::kDialer ? HelloKind::kChallenge : HelloKind::kDial) {
+  timer_.AddTimeout(hello_timeout);
   if (role == Role::kAcceptor) read_event_.Add();
 }
 
 Link::~Link() {
   frame_event_.reset();  // before its fd
   lease_timer_.reset();
+  stall_timer_.reset();
   if (ep_ >= 0) close(ep_);
   close(fd_);
 }
@@ -67,18 +74,40 @@ std::string Link::Describe() const {
 
 void Link::WaitConnected() { write_event_.Add(); }
 
-absl::Status Link::SendHello(const Hello& hello) {
-  char bytes[kHelloSize];
-  EncodeHello(hello, bytes);
-  ssize_t n = send(fd_, bytes, sizeof(bytes), MSG_NOSIGNAL | MSG_DONTWAIT);
-  if (n != static_cast<ssize_t>(sizeof(bytes))) {
+absl::Status Link::Write(const HelloMessage& message) {
+  char bytes[kMaxHelloSize];
+  size_t size = EncodeHello(message, bytes);
+  ssize_t n = send(fd_, bytes, size, MSG_NOSIGNAL | MSG_DONTWAIT);
+  if (n != static_cast<ssize_t>(size)) {
     return absl::UnavailableError(absl::StrCat("cannot send hello: ", n < 0 ? std::strerror(errno) : "short write"));
   }
-  if (stage_ == Stage::kConnecting) {
-    stage_ = Stage::kHello;
-    read_event_.Add();
-  }
   return absl::OkStatus();
+}
+
+absl::Status Link::SendDial() {
+  dialer_nonce_ = NewNonce();
+  HelloMessage dial;
+  dial.kind = HelloKind::kDial;
+  dial.nonce = dialer_nonce_;
+  absl::Status status = Write(dial);
+  if (!status.ok()) return status;
+  stage_ = Stage::kHello;
+  read_event_.Add();
+  return absl::OkStatus();
+}
+
+absl::Status Link::SendVerdict(HelloKind verdict) {
+  HelloMessage reply;
+  reply.kind = verdict;
+  reply.from = credentials_.self;
+  reply.mac = VerdictMac(credentials_.secret, dialer_nonce_, acceptor_nonce_, remote_, credentials_.self, verdict);
+  return Write(reply);
+}
+
+void Link::SendBusy() {
+  HelloMessage busy;
+  busy.kind = HelloKind::kBusy;
+  Write(busy).IgnoreError();
 }
 
 absl::Status Link::Open(std::shared_ptr<Peer> peer) {
@@ -102,6 +131,8 @@ absl::Status Link::Open(std::shared_ptr<Peer> peer) {
   // exactly): the event reports them.
   peer_->AttachRead(fd_, ep_, id_);
   frame_event_->Add();
+  stall_timer_ = std::make_unique<Event>(loop_, -1, EV_PERSIST, [this](short) { OnStallTick(); });
+  stall_timer_->AddTimeout(stall_timeout_ / 4);
   return absl::OkStatus();
 }
 
@@ -137,6 +168,7 @@ void Link::Kill() {
   read_event_.Del();
   if (frame_event_) frame_event_->Del();
   if (lease_timer_) lease_timer_->Del();
+  if (stall_timer_) stall_timer_->Del();
   write_event_.Del();
   timer_.Del();
 }
@@ -148,10 +180,10 @@ bool Link::Fail(absl::Status why) {
 
 void Link::OnHelloReadable() {
   while (stage_ == Stage::kHello) {
-    ssize_t n = read(fd_, hello_ + hello_filled_, kHelloSize - hello_filled_);
+    ssize_t n = read(fd_, hello_ + hello_filled_, hello_size_ - hello_filled_);
     if (n == 0) {
       if (hello_filled_ > 0) {
-        Fail(absl::DataLossError("connection closed in the middle of a frame"));
+        Fail(absl::DataLossError("connection closed in the middle of a hello"));
       } else {
         Fail(absl::UnavailableError("connection closed"));
       }
@@ -164,16 +196,97 @@ void Link::OnHelloReadable() {
       return;
     }
     hello_filled_ += n;
-    if (hello_filled_ < kHelloSize) return;
+    if (hello_filled_ < hello_size_) continue;  // the rest may be there already
+    if (hello_size_ == kHelloPrefixSize) {
+      absl::StatusOr<size_t> size = DecodeHelloPrefix(hello_);
+      if (!size.ok()) {
+        Fail(absl::InvalidArgumentError(absl::StrCat("bad handshake: ", size.status().message())));
+        return;
+      }
+      hello_size_ = *size;
+      if (hello_filled_ < hello_size_) continue;
+    }
+    HelloMessage message;
+    absl::Status status = DecodeHello(hello_, hello_size_, &message);
     hello_filled_ = 0;
-    Hello hello;
-    absl::Status status = DecodeHello(hello_, &hello);
+    hello_size_ = kHelloPrefixSize;
     if (!status.ok()) {
       Fail(absl::InvalidArgumentError(absl::StrCat("bad handshake: ", status.message())));
       return;
     }
-    owner_->OnHello(this, hello);  // may open, defer or kill the link
+    if (!OnHelloMessage(message)) return;
   }
+}
+
+bool Link::OnHelloMessage(const HelloMessage& m) {
+  const std::string& secret = credentials_.secret;
+  const Pid& self = credentials_.self;
+  if (role_ == Role::kAcceptor && awaiting_ == HelloKind::kDial && m.kind == HelloKind::kDial) {
+    dialer_nonce_ = m.nonce;
+    acceptor_nonce_ = NewNonce();
+    HelloMessage challenge;
+    challenge.kind = HelloKind::kChallenge;
+    challenge.nonce = acceptor_nonce_;
+    challenge.mac = AcceptorMac(secret, dialer_nonce_, acceptor_nonce_);
+    absl::Status status = Write(challenge);
+    if (!status.ok()) return Fail(status);
+    awaiting_ = HelloKind::kProof;
+    return true;
+  }
+  if (role_ == Role::kAcceptor && awaiting_ == HelloKind::kProof && m.kind == HelloKind::kProof) {
+    if (!MacEqual(m.mac, DialerMac(secret, dialer_nonce_, acceptor_nonce_, m.from, m.to))) {
+      return Fail(absl::PermissionDeniedError("the dialer's proof is wrong (not a process of this deployment)"));
+    }
+    authenticated_ = true;
+    // What is left (a verdict, perhaps a deferral) has the dialer's bound.
+    timer_.Del();
+    timer_.AddTimeout(handshake_timeout_);
+    owner_->OnHello(this, Hello{HelloKind::kDial, m.from, m.to});  // may open, defer or kill the link
+    return true;
+  }
+  if (role_ == Role::kDialer && m.kind == HelloKind::kBusy) {
+    owner_->OnHello(this, Hello{HelloKind::kBusy, Pid(), self});
+    return true;
+  }
+  if (role_ == Role::kDialer && awaiting_ == HelloKind::kChallenge && m.kind == HelloKind::kChallenge) {
+    acceptor_nonce_ = m.nonce;
+    if (!MacEqual(m.mac, AcceptorMac(secret, dialer_nonce_, acceptor_nonce_))) {
+      return Fail(absl::PermissionDeniedError(
+          "the process at that address failed to prove itself (not a process of this deployment)"));
+    }
+    HelloMessage proof;
+    proof.kind = HelloKind::kProof;
+    proof.from = self;
+    proof.to = remote_;
+    proof.mac = DialerMac(secret, dialer_nonce_, acceptor_nonce_, self, remote_);
+    absl::Status status = Write(proof);
+    if (!status.ok()) return Fail(status);
+    awaiting_ = HelloKind::kAccept;
+    return true;
+  }
+  if (role_ == Role::kDialer && awaiting_ == HelloKind::kAccept && IsVerdict(m.kind)) {
+    if (!MacEqual(m.mac, VerdictMac(secret, dialer_nonce_, acceptor_nonce_, self, m.from, m.kind))) {
+      return Fail(absl::PermissionDeniedError("the acceptor's verdict failed its proof"));
+    }
+    owner_->OnHello(this, Hello{m.kind, m.from, self});  // may open or kill the link
+    return true;
+  }
+  return Fail(
+      absl::InvalidArgumentError(absl::StrCat("bad handshake: unexpected hello kind ", static_cast<int>(m.kind))));
+}
+
+void Link::OnStallTick() {
+  if (stage_ != Stage::kOpen) return;
+  uint64_t bytes = peer_->bytes_read();
+  if (paused_ || !peer_->mid_frame() || bytes != stall_bytes_) {
+    stall_bytes_ = bytes;
+    stall_ticks_ = 0;
+    return;
+  }
+  // Four ticks in a row with nothing new: stall_timeout without progress.
+  if (++stall_ticks_ < 4) return;
+  Fail(absl::DataLossError(
+      absl::StrCat("no progress in the middle of a frame for ", absl::FormatDuration(stall_timeout_))));
 }
 
 void Link::OnFramesReadable() {

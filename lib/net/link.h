@@ -1,7 +1,10 @@
 #pragma once
 
 // Link: one TCP connection of the data plane, from connect/accept through the
-// Hello exchange to an open connection. Once open, the Peer parses its frames
+// hello (handshake.h: each side proves it holds the deployment's secret) to an
+// open connection. The Link runs the proofs itself and tells its owner only
+// what a peer that proved itself said (OnHello); a connection that fails them
+// is closed before any frame is read. Once open, the Peer parses its frames
 // (see peer.h: whoever holds the Peer's read role reads the socket, the loop or
 // a thread blocked in Recv); the Link watches the socket for the loop and
 // hands control frames and the connection's end to its owner (the DataPlane).
@@ -26,6 +29,7 @@
 #include "lib/core/pid.h"
 #include "lib/net/event_loop.h"
 #include "lib/net/frame.h"
+#include "lib/net/handshake.h"
 #include "lib/net/peer.h"
 
 namespace constellation::net {
@@ -35,8 +39,10 @@ class Link;
 class LinkOwner {
  public:
   virtual ~LinkOwner() = default;
-  virtual void OnConnected(Link* link) = 0;                  // dialer: TCP is up
-  virtual void OnHello(Link* link, const Hello& hello) = 0;  // a well-formed Hello arrived
+  virtual void OnConnected(Link* link) = 0;  // dialer: TCP is up
+  // Acceptor: the dialer proved itself (kind kDial, from, to). Dialer: the
+  // acceptor's verdict, proved (or kBusy, which proves nothing).
+  virtual void OnHello(Link* link, const Hello& hello) = 0;
   virtual void OnControl(Link* link, const FrameHeader& header, std::string_view payload) = 0;
   virtual void OnWritable(Link* link) = 0;
   // EOF, a socket error, bad bytes or a handshake timeout. The link is not yet killed.
@@ -48,8 +54,16 @@ class Link {
   enum class Role { kDialer, kAcceptor };
   enum class Stage { kConnecting, kHello, kOpen, kDeferred, kDead };
 
+  // Who this process is in hellos; must outlive the link.
+  struct Credentials {
+    Pid self;
+    std::string secret;  // the deployment's (kSecretSize bytes); anything else fails every hello
+  };
   // Takes ownership of `fd` (non-blocking). `remote` is the Pid dialled (dialer) or null (acceptor).
-  Link(EventLoop& loop, int fd, Role role, const Pid& remote, LinkOwner* owner, absl::Duration handshake_timeout);
+  // The hello must be done within `hello_timeout`; an acceptor whose dialer
+  // proved itself then gets `handshake_timeout` more (a deferred hello).
+  Link(EventLoop& loop, int fd, Role role, const Pid& remote, LinkOwner* owner, const Credentials& credentials,
+       absl::Duration hello_timeout, absl::Duration handshake_timeout, absl::Duration stall_timeout);
   ~Link();
   Link(const Link&) = delete;
   Link& operator=(const Link&) = delete;
@@ -66,8 +80,15 @@ class Link {
 
   // Dialer: waits for the non-blocking connect to finish, then OnConnected.
   void WaitConnected();
-  // Writes a Hello (56 bytes on a fresh socket: always fits) and starts reading Hellos.
-  absl::Status SendHello(const Hello& hello);
+  // Dialer, once connected: sends kDial with a fresh nonce and reads the challenge.
+  absl::Status SendDial();
+  // Acceptor, after OnHello: answers the proved dialer with `verdict`
+  // (hellos are small and the socket is fresh: a write always fits).
+  absl::Status SendVerdict(HelloKind verdict);
+  // Acceptor, before the dialer proved itself: sends kBusy (best effort).
+  void SendBusy();
+  // Acceptor: the dialer has proved itself (it is no longer unauthenticated).
+  bool authenticated() const { return authenticated_; }
   void set_remote(const Pid& remote) { remote_ = remote; }
   // The Hello exchange is done: frames flow to `peer`. Fails only when no epoll
   // set can be created (out of fds).
@@ -84,8 +105,13 @@ class Link {
   void Kill();
 
  private:
-  // Before Open: reads Hellos.
+  // Before Open: reads hello messages, one at a time and exactly (frames may follow).
   void OnHelloReadable();
+  // A whole hello message arrived: checks it and answers. False when the link failed.
+  bool OnHelloMessage(const HelloMessage& message);
+  absl::Status Write(const HelloMessage& message);
+  // Once open, every stall_timeout / 4: fails a connection stuck in the middle of a frame.
+  void OnStallTick();
   // Open: the Peer reads frames.
   void OnFramesReadable();
   bool Fail(absl::Status why);
@@ -103,13 +129,29 @@ class Link {
   std::unique_ptr<Event> frame_event_;  // ep_, once open
   std::unique_ptr<Event> lease_timer_;  // once open
   Event write_event_;
+  std::unique_ptr<Event> stall_timer_;  // once open
   Event timer_;
   bool paused_ = false;
 
-  // A Hello being read (exactly one Hello is read at a time, so no frame
-  // behind it is read before the Peer's parser takes over).
-  char hello_[kHelloSize];
+  // The hello. The next message expected: kDial or kProof (acceptor),
+  // kChallenge or a verdict (dialer, which says kAccept for "a verdict").
+  const Credentials& credentials_;
+  const absl::Duration handshake_timeout_;
+  const absl::Duration stall_timeout_;
+  HelloKind awaiting_;
+  bool authenticated_ = false;
+  Nonce dialer_nonce_{};
+  Nonce acceptor_nonce_{};
+  // A message being read: its prefix first, then the rest (exactly one
+  // message is read at a time, so no frame behind it is read before the
+  // Peer's parser takes over).
+  char hello_[kMaxHelloSize];
   size_t hello_filled_ = 0;
+  size_t hello_size_ = kHelloPrefixSize;
+  // The stall check: bytes the Peer had read at the last tick, and how many
+  // ticks in a row found it mid-frame with nothing new.
+  uint64_t stall_bytes_ = 0;
+  int stall_ticks_ = 0;
 };
 
 }  // namespace constellation::net

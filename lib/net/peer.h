@@ -144,6 +144,10 @@ class Peer {
   // that long will give it back itself, or there is nothing to watch.
   absl::Duration LeaseStart();
   absl::Duration LeaseTick();
+  // For the stall check (any thread; a snapshot): bytes read from the current
+  // connection, and whether its parser waits for the rest of a frame.
+  uint64_t bytes_read() const { return bytes_read_.load(std::memory_order_relaxed); }
+  bool mid_frame() const { return mid_frame_.load(std::memory_order_relaxed); }
   // Stops writing to and reading from the connection; waits for a user thread's
   // write in progress (a non-blocking writev, short) and takes the read role
   // back from a user thread (shutdown(SHUT_RD) wakes its poll). The fd stays
@@ -189,9 +193,13 @@ class Peer {
     size_t end = 0;
     bool in_frame = false;  // header parsed, payload being read
     FrameHeader header;
+    // [0, filled) read; the size grows as bytes arrive (MakeRoom), never
+    // ahead of them to what the header claims.
     std::string payload;
     size_t filled = 0;
   };
+  // Role held, in a frame: at least one byte of room after `filled`.
+  void MakeRoom();
   bool CanUserReadLocked() const;
   // Role held. Parses buffered bytes until a control frame, a full queue, bad
   // bytes or the end of the buffer. Data frames are queued, except that the
@@ -253,7 +261,9 @@ class Peer {
   std::string spare_in_;                 // guarded by recv_mu_; a big buffer kept for reuse
   std::atomic<uint64_t> deliveries_{0};  // frames received, ever: tells a ping-pong from a stream
   std::atomic<uint64_t> fast_path_frames_{0};
-  bool read_paused_ = false;  // reading stopped: in_ was full
+  std::atomic<uint64_t> bytes_read_{0};  // written by the read role's holder
+  std::atomic<bool> mid_frame_{false};   // likewise
+  bool read_paused_ = false;             // reading stopped: in_ was full
   bool discard_ = false;
   std::vector<Waiter*> recv_waiters_;
   absl::flat_hash_map<uint64_t, std::string> type_names_;

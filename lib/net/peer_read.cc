@@ -242,7 +242,10 @@ Peer::Parse Peer::ParseBuffered(InFrame* take, FrameHeader* control, absl::Statu
   while (true) {
     size_t available = r.end - r.pos;
     if (!r.in_frame) {
-      if (available < kFrameHeaderSize) return Parse::kNeedMore;
+      if (available < kFrameHeaderSize) {
+        mid_frame_.store(available > 0, std::memory_order_relaxed);
+        return Parse::kNeedMore;
+      }
       FrameHeader header;
       absl::Status status = DecodeFrameHeader(r.buffer.get() + r.pos, &header);
       if (!status.ok()) {
@@ -254,21 +257,30 @@ Peer::Parse Peer::ParseBuffered(InFrame* take, FrameHeader* control, absl::Statu
         std::lock_guard<std::mutex> lock(recv_mu_);
         if (!HasRoomLocked()) {
           read_paused_ = true;
+          mid_frame_.store(false, std::memory_order_relaxed);  // we stopped reading, nobody stalls
           return Parse::kPaused;
         }
       }
       r.pos += kFrameHeaderSize;
       r.header = header;
-      r.payload.resize(header.length);
+      r.payload.clear();  // keeps its capacity; nothing is allocated on the header's claim
       r.filled = 0;
       r.in_frame = true;
       available -= kFrameHeaderSize;
     }
     size_t take_bytes = std::min<size_t>(available, r.header.length - r.filled);
-    if (take_bytes > 0) std::memcpy(r.payload.data() + r.filled, r.buffer.get() + r.pos, take_bytes);
-    r.pos += take_bytes;
-    r.filled += take_bytes;
-    if (r.filled < r.header.length) return Parse::kNeedMore;
+    while (take_bytes > 0) {
+      MakeRoom();
+      size_t n = std::min(take_bytes, r.payload.size() - r.filled);
+      std::memcpy(r.payload.data() + r.filled, r.buffer.get() + r.pos, n);
+      r.pos += n;
+      r.filled += n;
+      take_bytes -= n;
+    }
+    if (r.filled < r.header.length) {
+      mid_frame_.store(true, std::memory_order_relaxed);
+      return Parse::kNeedMore;
+    }
     r.in_frame = false;
     switch (r.header.kind) {
       case FrameKind::kData:
@@ -305,11 +317,22 @@ Peer::Parse Peer::ParseBuffered(InFrame* take, FrameHeader* control, absl::Statu
   }
 }
 
+void Peer::MakeRoom() {
+  ReadState& r = read_;
+  if (r.filled < r.payload.size()) return;
+  // Geometric growth as bytes arrive: at most about twice what has arrived
+  // (or the capacity this buffer already has, a recycled one's), capped at
+  // the frame's length. A resize within the capacity allocates nothing.
+  size_t target = std::max({r.payload.capacity(), 2 * r.payload.size(), kReadBufferSize});
+  r.payload.resize(std::min<uint64_t>(target, r.header.length));
+}
+
 ssize_t Peer::ReadSocket(int fd, size_t max, size_t* asked) {
   ReadState& r = read_;
   ssize_t n;
   if (r.in_frame && r.pos == r.end && r.header.length - r.filled >= kDirectRead) {
-    *asked = std::min<size_t>(r.header.length - r.filled, max);
+    MakeRoom();
+    *asked = std::min<size_t>(r.payload.size() - r.filled, max);
     n = recv(fd, r.payload.data() + r.filled, *asked, MSG_DONTWAIT);
     if (n > 0) r.filled += n;
   } else {
@@ -322,6 +345,7 @@ ssize_t Peer::ReadSocket(int fd, size_t max, size_t* asked) {
     n = recv(fd, r.buffer.get() + r.end, *asked, MSG_DONTWAIT);
     if (n > 0) r.end += n;
   }
+  if (n > 0) bytes_read_.fetch_add(static_cast<uint64_t>(n), std::memory_order_relaxed);
   return n;
 }
 
@@ -342,6 +366,8 @@ void Peer::AttachRead(int fd, int ep, uint64_t conn) {
     read_.in_frame = false;
     read_.filled = 0;
     read_.payload.clear();
+    bytes_read_.store(0, std::memory_order_relaxed);
+    mid_frame_.store(false, std::memory_order_relaxed);
   }
   recv_cv_.notify_all();  // a receiver waiting for a connection may read it now
 }

@@ -2,11 +2,14 @@
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <poll.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 
 namespace constellation::net::testing {
 
@@ -25,8 +28,11 @@ Listener Listen(uint32_t nonce) {
   return Listener{fd, Pid::FromIpv4(0x7f000001, ntohs(addr.sin_port), nonce)};
 }
 
+std::string TestSecret() { return std::string(kSecretSize, 's'); }
+
 DataPlane::Options TestOptions() {
   DataPlane::Options options;
+  options.secret = TestSecret();
   options.limits.max_bytes = 64 << 10;
   options.limits.max_frames = 64;
   options.idle_timeout = absl::Seconds(60);  // tests that want teardown set it
@@ -61,6 +67,79 @@ bool WriteAll(int fd, const std::string& bytes) {
     done += n;
   }
   return true;
+}
+
+absl::StatusOr<HelloMessage> ReadHello(int fd) {
+  char bytes[kMaxHelloSize];
+  size_t want = kHelloPrefixSize;
+  size_t got = 0;
+  while (got < want) {
+    ssize_t n = read(fd, bytes + got, want - got);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) return absl::UnavailableError("connection closed");
+    got += static_cast<size_t>(n);
+    if (got == kHelloPrefixSize) {
+      absl::StatusOr<size_t> size = DecodeHelloPrefix(bytes);
+      if (!size.ok()) return size.status();
+      want = *size;
+    }
+  }
+  HelloMessage message;
+  absl::Status status = DecodeHello(bytes, want, &message);
+  if (!status.ok()) return status;
+  return message;
+}
+
+RawHello RawDial(const Pid& target, const Pid& from, const Pid& to, const std::string& secret,
+                 const std::string& after_proof) {
+  RawHello r;
+  r.fd = RawConnect(target);
+  if (r.fd < 0) return r;
+  HelloMessage dial;
+  dial.kind = HelloKind::kDial;
+  dial.nonce = NewNonce();
+  if (!WriteAll(r.fd, EncodeHello(dial))) return r;
+  absl::StatusOr<HelloMessage> challenge = ReadHello(r.fd);
+  if (!challenge.ok() || challenge->kind != HelloKind::kChallenge) {
+    r.verdict = challenge.ok() ? absl::InternalError("no challenge") : challenge.status();
+    return r;
+  }
+  r.challenge = *challenge;
+  HelloMessage proof;
+  proof.kind = HelloKind::kProof;
+  proof.from = from;
+  proof.to = to;
+  proof.mac = DialerMac(secret, dial.nonce, challenge->nonce, from, to);
+  if (!WriteAll(r.fd, EncodeHello(proof) + after_proof)) return r;
+  r.verdict = ReadHello(r.fd);
+  return r;
+}
+
+std::string HeaderBytes(FrameKind kind, uint64_t length, uint64_t fingerprint) {
+  char bytes[kFrameHeaderSize];
+  EncodeFrameHeader(FrameHeader{kind, kChannelForward, fingerprint, 0}, bytes);
+  std::memcpy(bytes + 16, &length, 8);
+  return std::string(bytes, sizeof(bytes));
+}
+
+std::string ReadUntilClosed(int fd) {
+  std::string got;
+  char buf[4096];
+  while (true) {
+    pollfd p{fd, POLLIN, 0};
+    int ready = poll(&p, 1, 30'000);
+    if (ready < 0 && errno == EINTR) continue;
+    if (ready == 0) {
+      got += kStillOpen;
+      break;
+    }
+    ssize_t n = read(fd, buf, sizeof(buf));
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) break;
+    got.append(buf, static_cast<size_t>(n));
+  }
+  close(fd);
+  return got;
 }
 
 }  // namespace constellation::net::testing

@@ -7,8 +7,11 @@
 #include <memory>
 #include <string>
 
+#include "absl/status/statusor.h"
 #include "lib/core/pid.h"
 #include "lib/net/data_plane.h"
+#include "lib/net/frame.h"
+#include "lib/net/handshake.h"
 
 namespace constellation::net::testing {
 
@@ -20,7 +23,10 @@ struct Listener {
 // A socket bound to 127.0.0.1:0 and listening; pid has its port and a nonce.
 Listener Listen(uint32_t nonce);
 
-// Options with small bounds and short timeouts so tests run fast.
+// The secret TestOptions gives every plane (a test's "deployment").
+std::string TestSecret();
+
+// Options with TestSecret(), small bounds and short timeouts so tests run fast.
 DataPlane::Options TestOptions();
 
 std::unique_ptr<DataPlane> MakePlane(uint32_t nonce, DataPlane::Options options = TestOptions());
@@ -30,5 +36,25 @@ int RawConnect(const Pid& pid);
 
 // Writes all of `bytes` to `fd`; false on error.
 bool WriteAll(int fd, const std::string& bytes);
+
+// Reads one hello message from `fd` (blocking); Unavailable at EOF.
+absl::StatusOr<HelloMessage> ReadHello(int fd);
+
+// A hello run by hand from a raw socket (a test's "dialer"). `secret` may be
+// wrong; the acceptor's proof is not checked (a tampering dialer would not).
+struct RawHello {
+  int fd = -1;  // the connection (open unless closed() later says otherwise)
+  HelloMessage challenge;
+  absl::StatusOr<HelloMessage> verdict = absl::UnknownError("no verdict");
+  std::string extra;  // written right after the proof (frames, say)
+};
+RawHello RawDial(const Pid& target, const Pid& from, const Pid& to, const std::string& secret,
+                 const std::string& after_proof = "");
+// A frame header with any length, even one DecodeFrameHeader refuses.
+std::string HeaderBytes(FrameKind kind, uint64_t length, uint64_t fingerprint = 1);
+// Reads until the peer closes `fd`; returns what it sent meanwhile, followed
+// by kStillOpen if it is still open after 30 s. Closes fd.
+inline constexpr char kStillOpen[] = "<still open after 30 s>";
+std::string ReadUntilClosed(int fd);
 
 }  // namespace constellation::net::testing

@@ -15,6 +15,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "lib/net/data_plane.h"
+#include "lib/net/handshake.h"
 #include "lib/process/capacity.h"
 #include "lib/process/cgroup.h"
 #include "lib/process/data_port.h"
@@ -123,7 +124,7 @@ void StartMonitoredProcess(int bridge_fd, int listen_fd) {
   g_runtime.monitor_fd = control[1];
   g_initialized = true;
   // Last: it starts the data plane's thread, and nothing may fork after that.
-  net::StartDataPlane(listen_fd, g_runtime.self);
+  net::StartDataPlane(listen_fd, g_runtime.self, g_runtime.secret);
 }
 
 // The bridge's spawn service: the machine as a one-node cluster, with the
@@ -134,7 +135,7 @@ std::unique_ptr<LocalSpawner> MakeLocalSpawner(const Resources& root_resources) 
   auto spawner = std::make_unique<LocalSpawner>(
       *capacity, [](const Pid& parent, const Resources& resources, const pb::SpawnRequest& request) {
         // Runs in the bridge, once g_runtime.cgroups is set.
-        LocalLaunchContext context{g_runtime.bridge_name, g_runtime.argv, g_runtime.cgroups};
+        LocalLaunchContext context{g_runtime.bridge_name, g_runtime.argv, g_runtime.cgroups, g_runtime.secret};
         return LaunchLocal(context, parent, resources, request);
       });
   absl::Status root = spawner->AddRoot(g_runtime.self, root_resources);
@@ -149,6 +150,9 @@ void InitTop(const Resources& resources) {
   if (!port.ok()) Fail(std::string(port.status().message()));
   g_runtime.self = port->pid;
   g_runtime.resources = resources;
+  // The program's data-plane secret: made here, before the bridge is forked,
+  // so the bridge hands it to every process it launches (SpawnInfo).
+  g_runtime.secret = net::NewDeploymentSecret();
   g_runtime.argv = ReadArgv();
   // Everything that can refuse to start comes before the cgroup base and the
   // bridge's socket directory exist, so a refusal leaves nothing behind.
@@ -214,6 +218,7 @@ void InitSpawned(const char* init_fd, const Resources& requested) {
   g_runtime.bridge_name = info->bridge();
   g_runtime.fabric = info->fabric();
   g_runtime.cgroups = info->cgroups();
+  g_runtime.secret = info->secret();
   g_runtime.argv = ReadArgv();
   absl::StatusOr<int> bridge_fd = ConnectLocal(info->bridge());
   if (!bridge_fd.ok()) Fail(std::string(bridge_fd.status().message()));

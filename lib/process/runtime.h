@@ -40,6 +40,7 @@ struct Runtime {
   std::vector<std::string> argv;  // what spawn() re-executes with
   bool fabric = false;            // cluster mode: spawn() asks the master
   pb::CgroupBase cgroups;         // the launcher's, where each monitor makes its process's cgroup
+  std::string secret;             // the deployment's data-plane secret (lib/net/handshake.h)
 };
 
 // The state init() set up. RequireInit() first. Immutable after init().

@@ -197,6 +197,7 @@ absl::StatusOr<LocalSpawner::Launched> LaunchLocal(const LocalLaunchContext& con
   info.set_listen_fd(port->fd);
   info.set_bridge(context.bridge_name);
   *info.mutable_cgroups() = context.cgroups;
+  info.set_secret(context.secret);
   LaunchOptions options{"/proc/self/exe",
                         {request.argv().begin(), request.argv().end()},
                         {request.env().begin(), request.env().end()},

@@ -33,6 +33,7 @@ struct LocalLaunchContext {
   std::string bridge_name;
   std::vector<std::string> argv;  // when the request has none
   pb::CgroupBase cgroups;
+  std::string secret;  // the deployment's data-plane secret, handed to every process
 };
 absl::StatusOr<LocalSpawner::Launched> LaunchLocal(const LocalLaunchContext& context, const Pid& parent,
                                                    const Resources& resources, const pb::SpawnRequest& request);

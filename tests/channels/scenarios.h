@@ -22,10 +22,11 @@ namespace channel_scenarios {
 
 inline constexpr int kUnknownScenario = -1;
 
-int RunBasicScenario(const std::string& name, int argc, char** argv);    // scenarios_basic.cc
-int RunManyScenario(const std::string& name, int argc, char** argv);     // scenarios_many.cc
-int RunFailureScenario(const std::string& name, int argc, char** argv);  // scenarios_failure.cc
-int RunBulkScenario(const std::string& name, int argc, char** argv);     // scenarios_bulk.cc
-int RunHostileScenario(const std::string& name, int argc, char** argv);  // scenarios_hostile.cc
+int RunBasicScenario(const std::string& name, int argc, char** argv);     // scenarios_basic.cc
+int RunManyScenario(const std::string& name, int argc, char** argv);      // scenarios_many.cc
+int RunFailureScenario(const std::string& name, int argc, char** argv);   // scenarios_failure.cc
+int RunBulkScenario(const std::string& name, int argc, char** argv);      // scenarios_bulk.cc
+int RunHostileScenario(const std::string& name, int argc, char** argv);   // scenarios_hostile.cc
+int RunIntruderScenario(const std::string& name, int argc, char** argv);  // scenarios_intruder.cc
 
 }  // namespace channel_scenarios

@@ -1,6 +1,7 @@
 // Channel scenarios (scenarios.h) with peers that are not what a channel
-// expects: garbage, bad hellos and bad frames sent to a process's data port
-// from outside the program, and channels to pids that name no live process.
+// expects: garbage and bad hellos sent to a process's data port from outside
+// the program, bad frames from a process of the program (an insider: it holds
+// the secret), and channels to pids that name no live process.
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <poll.h>
@@ -20,6 +21,9 @@
 #include "absl/time/time.h"
 #include "constellation/constellation.h"
 #include "lib/net/frame.h"
+#include "lib/net/handshake.h"
+#include "lib/process/runtime.h"
+#include "tests/channels/intruder.h"
 #include "tests/channels/scenarios.h"
 #include "tests/channels/scenarios_util.h"
 
@@ -42,105 +46,11 @@ void HostilePartner(Pid parent) {
   }
 }
 
-int ConnectTo(const Pid& target) {
-  sockaddr_storage addr{};
-  socklen_t len = 0;
-  std::string ip = target.ip_string();
-  if (target.is_ipv4()) {
-    auto* a = reinterpret_cast<sockaddr_in*>(&addr);
-    a->sin_family = AF_INET;
-    a->sin_port = htons(target.port());
-    Expect(inet_pton(AF_INET, ip.c_str(), &a->sin_addr) == 1, "address " + ip);
-    len = sizeof(sockaddr_in);
-  } else {
-    auto* a = reinterpret_cast<sockaddr_in6*>(&addr);
-    a->sin6_family = AF_INET6;
-    a->sin6_port = htons(target.port());
-    Expect(inet_pton(AF_INET6, ip.c_str(), &a->sin6_addr) == 1, "address " + ip);
-    len = sizeof(sockaddr_in6);
-  }
-  int fd = socket(addr.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  Expect(fd >= 0, "socket");
-  Expect(connect(fd, reinterpret_cast<sockaddr*>(&addr), len) == 0,
-         absl::StrCat("connect to ", target.to_full_string(), ": ", std::strerror(errno)));
-  return fd;
-}
-
-// Best effort: the attacked process may close the connection before it has all of it.
-void WriteAll(int fd, const std::string& data) {
-  size_t done = 0;
-  while (done < data.size()) {
-    ssize_t n = send(fd, data.data() + done, data.size() - done, MSG_NOSIGNAL);
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) return;
-    done += static_cast<size_t>(n);
-  }
-}
-
-// Reads until the peer closes the connection (EOF or reset); returns what it
-// sent first. Fails if it stays open for 20 s.
-std::string ReadUntilClosed(int fd, const std::string& what) {
-  std::string got;
-  absl::Time limit = absl::Now() + absl::Seconds(20);
-  while (true) {
-    int left = static_cast<int>(absl::ToInt64Milliseconds(limit - absl::Now()));
-    Expect(left > 0, what + ": the parent kept the connection open for 20 s");
-    pollfd p{fd, POLLIN, 0};
-    int n = poll(&p, 1, left);
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) continue;
-    char buf[4096];
-    ssize_t r = read(fd, buf, sizeof(buf));
-    if (r > 0) {
-      got.append(buf, r);
-      continue;
-    }
-    if (r < 0 && errno == EINTR) continue;
-    close(fd);
-    return got;  // EOF or an error (reset): closed
-  }
-}
-
-std::string HelloBytes(net::HelloKind kind, const Pid& from, const Pid& to) {
-  char buf[net::kHelloSize];
-  net::EncodeHello(net::Hello{kind, from, to}, buf);
-  return std::string(buf, sizeof(buf));
-}
-
-std::string HeaderBytes(net::FrameKind kind, uint8_t channel, uint64_t fingerprint, uint64_t length) {
-  net::FrameHeader h;
-  h.kind = kind;
-  h.channel = channel;
-  h.fingerprint = fingerprint;
-  h.length = length;
-  char buf[net::kFrameHeaderSize];
-  net::EncodeFrameHeader(h, buf);
-  return std::string(buf, sizeof(buf));
-}
-
-// Dials `target` as the (made-up) process `from`, expects its accept.
-int DialAs(const Pid& target, const Pid& from, const std::string& what) {
-  int fd = ConnectTo(target);
-  WriteAll(fd, HelloBytes(net::HelloKind::kDial, from, target));
-  std::string reply;
-  while (reply.size() < net::kHelloSize) {
-    char buf[net::kHelloSize];
-    ssize_t r = read(fd, buf, net::kHelloSize - reply.size());
-    if (r < 0 && errno == EINTR) continue;
-    Expect(r > 0, what + ": no accept for a well-formed hello");
-    reply.append(buf, r);
-  }
-  net::Hello hello;
-  ExpectOk(net::DecodeHello(reply.data(), &hello), what + ": the reply hello");
-  Expect(hello.kind == net::HelloKind::kAccept, absl::StrCat(what, ": reply kind ", static_cast<int>(hello.kind)));
-  Expect(hello.from == target, what + ": the reply names another process");
-  return fd;
-}
-
 void HostileAttacker(Pid parent) {
   int attacks = 0;
   auto fake = [](uint32_t nonce) { return Pid::FromIpv4(0x7f000001, 9, nonce); };
-  {  // a port scan: connect and close
+  const std::string& secret = process_internal::runtime().secret;  // an insider's
+  {                                                                // a port scan: connect and close
     close(ConnectTo(parent));
     ++attacks;
   }
@@ -152,44 +62,40 @@ void HostileAttacker(Pid parent) {
   }
   {  // a half hello, then close
     int fd = ConnectTo(parent);
-    WriteAll(fd, HelloBytes(net::HelloKind::kDial, fake(1), parent).substr(0, 20));
+    WriteAll(fd, DialBytes(net::NewNonce()).substr(0, 20));
     shutdown(fd, SHUT_WR);
     ReadUntilClosed(fd, "half hello");
     ++attacks;
   }
-  {  // a hello for another process (the right address and port, another nonce)
-    int fd = ConnectTo(parent);
+  {  // an outsider's hello for another process (the right address and port, another nonce): nothing comes back
     Pid other(parent.addr(), parent.port(), parent.nonce() ^ 1);
-    WriteAll(fd, HelloBytes(net::HelloKind::kDial, fake(2), other));
-    std::string got = ReadUntilClosed(fd, "wrong pid");
-    if (got.size() >= net::kHelloSize) {
-      net::Hello hello;
-      ExpectOk(net::DecodeHello(got.data(), &hello), "wrong-pid reply");
-      Expect(hello.kind == net::HelloKind::kWrongPid,
-             absl::StrCat("wrong-pid reply kind ", static_cast<int>(hello.kind)));
-    }
+    Intrusion in = Intrude(parent, fake(2), other, "", "");
+    Expect(!in.verdict.has_value(), "wrong pid: an outsider got a verdict");
+    ++attacks;
+  }
+  {  // an insider's hello for another process: told kWrongPid
+    Pid other(parent.addr(), parent.port(), parent.nonce() ^ 1);
+    Intrusion in = Intrude(parent, fake(2), other, secret, "");
+    Expect(in.verdict == net::HelloKind::kWrongPid, "wrong pid: no kWrongPid verdict for a process of the program");
     ++attacks;
   }
   {  // a frame claiming 10 GiB
-    int fd = DialAs(parent, fake(3), "10 GiB frame");
-    WriteAll(fd, HeaderBytes(net::FrameKind::kData, 0, 1, uint64_t{10} << 30));
-    WriteAll(fd, std::string(1000, 'x'));
-    ReadUntilClosed(fd, "10 GiB frame");
+    Intrusion in = Intrude(parent, fake(3), parent, secret,
+                           HeaderBytes(net::FrameKind::kData, 0, 1, uint64_t{10} << 30) + std::string(1000, 'x'));
+    Expect(in.verdict == net::HelloKind::kAccept, "10 GiB frame: no accept");
     ++attacks;
   }
   {  // an unknown frame kind
-    int fd = DialAs(parent, fake(4), "bad kind");
     std::string h = HeaderBytes(net::FrameKind::kData, 0, 1, 4);
     h[0] = 9;
-    WriteAll(fd, h + "abcd");
-    ReadUntilClosed(fd, "bad kind");
+    Intrusion in = Intrude(parent, fake(4), parent, secret, h + "abcd");
+    Expect(in.verdict == net::HelloKind::kAccept, "bad kind: no accept");
     ++attacks;
   }
   {  // a truncated frame: 100 bytes claimed, 10 sent, then EOF
-    int fd = DialAs(parent, fake(5), "truncated frame");
-    WriteAll(fd, HeaderBytes(net::FrameKind::kData, 0, 1, 100) + std::string(10, 'y'));
-    shutdown(fd, SHUT_WR);
-    ReadUntilClosed(fd, "truncated frame");
+    Intrusion in = Intrude(parent, fake(5), parent, secret,
+                           HeaderBytes(net::FrameKind::kData, 0, 1, 100) + std::string(10, 'y'), /*half_close=*/true);
+    Expect(in.verdict == net::HelloKind::kAccept, "truncated frame: no accept");
     ++attacks;
   }
   ExpectOk(Sender<int>(parent).send(attacks), "attacker send done");

@@ -16,7 +16,8 @@ int Run(int argc, char** argv) {
     return 64;
   }
   std::string name = argv[1];
-  for (auto* run : {RunBasicScenario, RunManyScenario, RunFailureScenario, RunBulkScenario, RunHostileScenario}) {
+  for (auto* run : {RunBasicScenario, RunManyScenario, RunFailureScenario, RunBulkScenario, RunHostileScenario,
+                    RunIntruderScenario}) {
     int code = run(name, argc, argv);
     if (code != kUnknownScenario) return code;
   }
