@@ -77,11 +77,15 @@ class FakeMonitor {
     sockaddr_un addr = AddressOf(socket);
     pid_ = fork();
     if (pid_ == 0) {
-      close(go[1]);
+      // Keep only the pipe: a copy of the agent's end of some connection
+      // (this test process holds the agent) would keep it open after the
+      // agent closes it, as a real monitor, which execs, never does.
+      if (dup2(go[0], 3) != 3) _exit(4);
+      close_range(4, ~0U, 0);
       char buf[8192];
       size_t n = 0;
       ssize_t got;
-      while ((got = read(go[0], buf + n, sizeof(buf) - n)) > 0) n += got;
+      while ((got = read(3, buf + n, sizeof(buf) - n)) > 0) n += got;
       int fd = RawConnect(addr);
       if (fd < 0) _exit(2);
       for (size_t at = 0; at + 2 <= n;) {  // packets, each after its 2-byte length
