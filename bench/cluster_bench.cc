@@ -133,6 +133,7 @@ struct Bench {
   std::vector<std::string> StartDaemon(const std::string& name, std::vector<std::string> args,
                                        const std::vector<std::string>& wanted) {
     args.insert(args.begin(), daemon_bin);
+    if (geteuid() == 0) args.push_back("--run-as=root");  // as the tests: root, to measure as before
     daemon_names.push_back(name);
     daemons.push_back(Start(args, {}, false, dir + "/" + name + ".log", SIGTERM));
     Lines lines(daemons.back().out);

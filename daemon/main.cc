@@ -48,9 +48,9 @@ options:
                     created 0700, refused if it exists with another owner or group/world write
   --max-binary-size=SIZE
                     the largest binary accepted for upload, e.g. "512 MiB" (default 4 GiB)
-  --run-as=USER     when started as root: make the directories and the cgroup base, hand them
+  --run-as=USER     required when started as root: make the directories and the cgroup base, hand them
                     to USER, then run as USER (and so does everything it launches); the TLS
-                    bundle is read before
+                    bundle is read before. --run-as=root keeps root: deployments run as root
   --help            this text
   --version         the version
 
@@ -139,8 +139,18 @@ int Run(const Args& args) {
   std::string port = args.bind.substr(args.bind.rfind(':') + 1);
   std::string cache_dir = args.cache_dir.empty() ? "/var/tmp/constellation/" + port : args.cache_dir;
 
+  // Deployments never run as root unless the operator says so.
+  if (geteuid() == 0 && args.run_as.empty()) {
+    fprintf(stderr,
+            "constellation: started as root without --run-as: every deployment would run as root. Pass "
+            "--run-as=USER (an unprivileged user that runs the processes; docs/security.md), or --run-as=root to "
+            "accept that\n");
+    return 1;
+  }
+  if (args.run_as == "root" && geteuid() != 0) return Usage("--run-as=root needs the daemon to be started as root");
+
   std::optional<CgroupSetup> cgroups;
-  if (!args.run_as.empty()) {
+  if (!args.run_as.empty() && args.run_as != "root") {
     absl::StatusOr<CgroupSetup> made = BecomeUser(args.run_as, cache_dir, config.has_value());
     if (!made.ok()) {
       fprintf(stderr, "constellation: %s\n", std::string(made.status().message()).c_str());

@@ -8,7 +8,6 @@
 #include <cstring>
 
 #include "absl/strings/str_cat.h"
-#include "absl/strings/str_format.h"
 
 namespace constellation::daemon::security {
 namespace {
@@ -68,28 +67,6 @@ absl::Status WriteFileAtomic(const std::string& path, const std::string& data, m
   if (status.ok() && rename(temp.c_str(), path.c_str()) != 0) status = Errno(absl::StrCat("cannot write ", path));
   if (!status.ok()) unlink(temp.c_str());
   return status;
-}
-
-absl::Status EnsurePrivateDir(const std::string& dir) {
-  for (size_t i = 1; i <= dir.size(); ++i) {  // mkdir -p, each new level 0700
-    if (i != dir.size() && dir[i] != '/') continue;
-    std::string partial = dir.substr(0, i);
-    if (mkdir(partial.c_str(), 0700) != 0 && errno != EEXIST) return Errno(absl::StrCat("cannot create ", partial));
-  }
-  struct stat st;
-  if (lstat(dir.c_str(), &st) != 0) return Errno(absl::StrCat("cannot use ", dir));
-  if (!S_ISDIR(st.st_mode)) return absl::FailedPreconditionError(absl::StrCat(dir, " is not a directory"));
-  if (st.st_uid != geteuid() && st.st_uid != 0) {
-    return absl::FailedPreconditionError(absl::StrCat(dir, " belongs to uid ", st.st_uid, ", not to this user (uid ",
-                                                      geteuid(),
-                                                      "): refusing to use a directory someone else controls"));
-  }
-  if ((st.st_mode & 022) != 0) {
-    return absl::FailedPreconditionError(
-        absl::StrFormat("%s is writable by other users (mode %04o): refusing to use it (chmod go-w it, or remove it)",
-                        dir, st.st_mode & 07777));
-  }
-  return absl::OkStatus();
 }
 
 }  // namespace constellation::daemon::security

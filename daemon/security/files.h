@@ -1,7 +1,7 @@
 #pragma once
 
-// Small file helpers for key material and private directories: bounded reads,
-// atomic writes with a mode, and directories only their owner may use.
+// Small file helpers for key material: bounded reads and atomic writes with a
+// mode. (Private directories: lib/process/private_dir.h.)
 
 #include <sys/types.h>
 
@@ -19,11 +19,6 @@ absl::StatusOr<std::string> ReadFileBounded(const std::string& path, size_t max_
 // Writes `data` to `path` with `mode` (a temporary file renamed into place,
 // so a reader never sees half a key).
 absl::Status WriteFileAtomic(const std::string& path, const std::string& data, mode_t mode);
-
-// Creates `dir` (and missing parents, 0700) or checks an existing one: a real
-// directory (not a symlink) owned by this user (or root) that no other user
-// may write. The clear error says what is wrong and how to fix it.
-absl::Status EnsurePrivateDir(const std::string& dir);
 
 bool Exists(const std::string& path);
 

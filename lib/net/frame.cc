@@ -3,23 +3,13 @@
 #include <cstring>
 
 #include "absl/strings/str_cat.h"
+#include "lib/net/wire_bytes.h"
 
 namespace constellation::net {
 namespace {
 
-template <class T>
-void Put(char*& p, T value) {
-  std::memcpy(p, &value, sizeof(T));  // little-endian host (see lib/core/codec.h)
-  p += sizeof(T);
-}
-
-template <class T>
-T Get(const char*& p) {
-  T value;
-  std::memcpy(&value, p, sizeof(T));
-  p += sizeof(T);
-  return value;
-}
+using wire::Get;
+using wire::Put;
 
 }  // namespace
 

@@ -15,25 +15,15 @@
 #include <cstring>
 
 #include "absl/strings/str_cat.h"
+#include "lib/net/wire_bytes.h"
 
 namespace constellation::net {
 namespace {
 
 constexpr size_t kPidSize = 22;  // address 16, port 2, nonce 4
 
-template <class T>
-void Put(char*& p, T value) {
-  std::memcpy(p, &value, sizeof(T));  // little-endian host (see lib/core/codec.h)
-  p += sizeof(T);
-}
-
-template <class T>
-T Get(const char*& p) {
-  T value;
-  std::memcpy(&value, p, sizeof(T));
-  p += sizeof(T);
-  return value;
-}
+using wire::Get;
+using wire::Put;
 
 void PutPid(char*& p, const Pid& pid) {
   std::memcpy(p, pid.addr().data(), 16);

@@ -1,6 +1,7 @@
 #include "tests/cluster/cluster_fixture.h"
 
 #include <stdlib.h>
+#include <unistd.h>
 
 #include <fstream>
 
@@ -33,6 +34,13 @@ ClusterOptions ThreeNodeLoopback() {
 }
 
 namespace {
+// Tests run as root or not; as root, daemons must say who runs the processes
+// (--run-as): the tests keep root, to see cgroups and OS pids as they are.
+std::vector<std::string> WithRunAs(std::vector<std::string> argv) {
+  if (geteuid() == 0) argv.push_back("--run-as=root");
+  return argv;
+}
+
 // --tls=<bundle> for a daemon, or --insecure.
 std::string DaemonTlsFlag(const ClusterOptions& options, const std::string& role, const std::string& host) {
   if (options.insecure) return "--insecure";
@@ -55,8 +63,8 @@ Cluster::Cluster(ClusterOptions options) : options_(std::move(options)) {
     std::string cache = MakeTempDir(absl::StrCat("node", i, "-"));
     cache_dirs_.push_back(cache);
     nodes_.push_back(std::make_unique<Daemon>(
-        absl::StrCat("node ", i), InNetns(spec.netns, {DaemonPath(), spec.host + ":0", "--cache-dir=" + cache,
-                                                       DaemonTlsFlag(options_, "node", spec.host)})));
+        absl::StrCat("node ", i), InNetns(spec.netns, WithRunAs({DaemonPath(), spec.host + ":0", "--cache-dir=" + cache,
+                                                                 DaemonTlsFlag(options_, "node", spec.host)}))));
   }
   for (size_t i = 0; i < nodes_.size(); ++i) {
     absl::StatusOr<std::string> addr = nodes_[i]->WaitListening("node", options_.start_timeout);
@@ -78,9 +86,9 @@ Cluster::Cluster(ClusterOptions options) : options_(std::move(options)) {
   }
   master_cache_dir_ = MakeTempDir("master-");
   master_ = std::make_unique<Daemon>(
-      "master", InNetns(options_.master_netns,
-                        {DaemonPath(), options_.master_host + ":0", nodes_toml_, "--cache-dir=" + master_cache_dir_,
-                         DaemonTlsFlag(options_, "master", options_.master_host)}));
+      "master", InNetns(options_.master_netns, WithRunAs({DaemonPath(), options_.master_host + ":0", nodes_toml_,
+                                                          "--cache-dir=" + master_cache_dir_,
+                                                          DaemonTlsFlag(options_, "master", options_.master_host)})));
   absl::StatusOr<std::string> master = master_->WaitListening("master", options_.start_timeout);
   if (!master.ok()) {
     ADD_FAILURE() << "the master did not start: " << master.status() << "\nnodes.toml:\n" << toml;

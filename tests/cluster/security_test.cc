@@ -295,6 +295,17 @@ TEST(SecureByDefault, DaemonsWithoutABundleRefuseToStartAndSayHowToMakeOne) {
   EXPECT_THAT(wrong.error, HasSubstr("is a client certificate"));
 }
 
+// Deployments never run as root unless the operator says so.
+TEST(SecureByDefault, ARootDaemonWithoutRunAsRefusesToStart) {
+  if (geteuid() != 0) GTEST_SKIP() << "needs root";
+  std::string cache = MakeTempDir("asroot-");
+  CommandResult r =
+      RunCommand({DaemonPath(), "127.0.0.1:0", "--cache-dir=" + cache, "--tls=" + TestPki::Get().Node("127.0.0.1")});
+  EXPECT_EQ(r.code, 1) << r.output << r.error;
+  EXPECT_THAT(r.error, HasSubstr("every deployment would run as root"));
+  EXPECT_THAT(r.output, ::testing::Not(HasSubstr("listening")));
+}
+
 TEST(SecureByDefault, CdeployWithoutABundleSaysHowToMakeOne) {
   std::string home = MakeTempDir("home-");
   CommandResult r = RunCommand({"env", "HOME=" + home, CdeployPath(), "127.0.0.1:1", ScenarioPath()});
