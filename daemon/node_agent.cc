@@ -129,7 +129,8 @@ void NodeAgent::Accept() {
     if (!peer.ok() || !MayConnect(*peer)) {
       close(fd);
       // Say so, without a line per connection of a flood.
-      if ((++refused_ & (refused_ - 1)) == 0) {
+      ++refused_;
+      if ((refused_ & (refused_ - 1)) == 0) {
         fprintf(stderr,
                 "constellation node: refused %llu connection(s) to its socket from processes it did not start\n",
                 static_cast<unsigned long long>(refused_));

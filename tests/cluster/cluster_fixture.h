@@ -63,7 +63,12 @@ struct DeployOptions {
   std::string stdin_data;
   bool close_stdin = true;
   bool json = true;  // --format=json
+  // A hang guard, not a timing: sanitizer builds run several times slower.
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+  absl::Duration timeout = absl::Seconds(180);
+#else
   absl::Duration timeout = absl::Seconds(60);
+#endif
   // Also check that no process of the deployment is left on any node after
   // cdeploy exits (within 10 s).
   bool check_nothing_left = true;
