@@ -62,6 +62,13 @@ absl::StatusOr<std::unique_ptr<NodeService>> NodeService::Create(uint32_t ipv4, 
 NodeService::~NodeService() {
   if (agent_) agent_->KillAll();  // null when Create() failed to start it
   agent_.reset();
+  {
+    // The server has shut down, so no handler runs any more; taking the lock
+    // they used orders their last writes before what is destroyed here (the
+    // server's own wait is invisible to TSan).
+    std::lock_guard<std::mutex> lock(mu_);
+    master_.reset();
+  }
   RemoveCgroupBase(cgroups_);
 }
 
