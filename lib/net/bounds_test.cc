@@ -160,26 +160,7 @@ TEST(BoundsTest, FloodOfUnprovedConnectionsIsBoundedAndRealPeersGetIn) {
   std::atomic<int> made{0};
   std::atomic<size_t> most_seen{0};
   std::vector<int> open;
-  auto reap = [&] {  // closes the flood's connections that b has closed
-    std::vector<int> still;
-    for (int fd : open) {
-      pollfd p{fd, POLLIN, 0};
-      bool gone = false;
-      if (poll(&p, 1, 0) > 0) {
-        char buf[256];
-        ssize_t n;
-        while ((n = recv(fd, buf, sizeof(buf), MSG_DONTWAIT)) > 0) {
-        }
-        gone = n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK);
-      }
-      if (gone) {
-        close(fd);
-      } else {
-        still.push_back(fd);
-      }
-    }
-    open.swap(still);
-  };
+  auto reap = [&] { net::testing::CloseThoseClosedByPeer(&open); };  // those b has closed
   std::thread flood([&] {
     for (int i = 0; i < kFlood; ++i) {
       int fd = RawConnect(b->self());

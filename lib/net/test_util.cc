@@ -142,4 +142,25 @@ std::string ReadUntilClosed(int fd) {
   return got;
 }
 
+void CloseThoseClosedByPeer(std::vector<int>* open) {
+  std::vector<int> still;
+  for (int fd : *open) {
+    pollfd p{fd, POLLIN, 0};
+    bool gone = false;
+    if (poll(&p, 1, 0) > 0) {
+      char buf[256];
+      ssize_t n;
+      while ((n = recv(fd, buf, sizeof(buf), MSG_DONTWAIT)) > 0) {
+      }
+      gone = n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK);
+    }
+    if (gone) {
+      close(fd);
+    } else {
+      still.push_back(fd);
+    }
+  }
+  open->swap(still);
+}
+
 }  // namespace constellation::net::testing

@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "absl/status/statusor.h"
 #include "lib/core/pid.h"
@@ -56,5 +57,9 @@ std::string HeaderBytes(FrameKind kind, uint64_t length, uint64_t fingerprint = 
 // by kStillOpen if it is still open after 30 s. Closes fd.
 inline constexpr char kStillOpen[] = "<still open after 30 s>";
 std::string ReadUntilClosed(int fd);
+
+// Of raw connections `open` (a flood's), closes and drops those the other
+// end has closed, draining what the others have waiting.
+void CloseThoseClosedByPeer(std::vector<int>* open);
 
 }  // namespace constellation::net::testing

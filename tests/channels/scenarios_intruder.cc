@@ -17,6 +17,7 @@
 #include "lib/core/codec.h"
 #include "lib/net/frame.h"
 #include "lib/net/handshake.h"
+#include "lib/net/test_util.h"
 #include "tests/channels/intruder.h"
 #include "tests/channels/scenarios.h"
 #include "tests/channels/scenarios_util.h"
@@ -58,8 +59,10 @@ void ForgingAttacker(Pid parent) {
   ExpectOk(Sender<int>(parent).send(1), "attacker: done");
 }
 
-int ForgedChild() {
-  Pid attacker = Spawn(ForgingAttacker);
+// The parent's side of an attack: starts the attacker and a real child, lets
+// the attacker do its worst to this process, then expects the child's value.
+int SurviveAttack(void (*attacker_fn)(Pid), const std::string& report) {
+  Pid attacker = Spawn(attacker_fn);
   Pid child = Spawn(RealChild, attacker);
   ExpectOk(Sender<Pid>(attacker).send(child), "send the child's pid to the attacker");
   Get(Receiver<int>(attacker).recv(), "the attacker's done");
@@ -67,35 +70,17 @@ int ForgedChild() {
   int v = Get(from_child.recv(), "recv from the child");
   Expect(v == kRealValue, absl::StrCat("received ", v, " from the child, not its value ", kRealValue));
   ExpectGone(from_child, "recv after the child returned");
-  Report("forged child: the forged hello failed, the real value arrived");
+  Report(report);
   return 0;
+}
+
+int ForgedChild() {
+  return SurviveAttack(ForgingAttacker, "forged child: the forged hello failed, the real value arrived");
 }
 
 // ---- flood: 1,100 unproved connections and a trickle ---------------------------------------
 
 constexpr int kFlood = 1100;
-
-// Closes the connections the target has closed; returns how many are left.
-void Reap(std::vector<int>* open) {
-  std::vector<int> still;
-  for (int fd : *open) {
-    pollfd p{fd, POLLIN, 0};
-    bool gone = false;
-    if (poll(&p, 1, 0) > 0) {
-      char buf[256];
-      ssize_t n;
-      while ((n = recv(fd, buf, sizeof(buf), MSG_DONTWAIT)) > 0) {
-      }
-      gone = n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK);
-    }
-    if (gone) {
-      close(fd);
-    } else {
-      still.push_back(fd);
-    }
-  }
-  open->swap(still);
-}
 
 void FloodingAttacker(Pid parent) {
   Pid child = Get(Receiver<Pid>(parent).recv(), "attacker: the child's pid");
@@ -110,7 +95,7 @@ void FloodingAttacker(Pid parent) {
     int fd = ConnectTo(parent);
     WriteAll(fd, DialBytes(net::NewNonce()));
     open.push_back(fd);
-    if (i % 32 == 31) Reap(&open);
+    if (i % 32 == 31) net::testing::CloseThoseClosedByPeer(&open);
     if (i == kFlood / 3) ExpectOk(Sender<int>(child).send(1), "attacker: go to the child");
   }
   // The trickle, behind the flood (so that the flood does not evict it): a
@@ -125,7 +110,7 @@ void FloodingAttacker(Pid parent) {
   // Everything the parent has accepted beyond its bound it has closed.
   absl::Time limit_at = absl::Now() + absl::Seconds(20);
   do {
-    Reap(&open);
+    net::testing::CloseThoseClosedByPeer(&open);
   } while (open.size() > 64 && absl::Now() < limit_at);
   Expect(open.size() <= 64, absl::StrCat(open.size(), " unproved connections are still open"));
   for (int fd : open) close(fd);
@@ -142,18 +127,7 @@ void FloodingAttacker(Pid parent) {
   Report(absl::StrCat("flood: ", kFlood, " connections, at most 64 held; the trickle was closed"));
 }
 
-int Flood() {
-  Pid attacker = Spawn(FloodingAttacker);
-  Pid child = Spawn(RealChild, attacker);
-  ExpectOk(Sender<Pid>(attacker).send(child), "send the child's pid to the attacker");
-  Get(Receiver<int>(attacker).recv(), "the attacker's done");
-  Receiver<int> from_child(child);
-  int v = Get(from_child.recv(), "recv from the child");
-  Expect(v == kRealValue, absl::StrCat("received ", v, " from the child, not its value ", kRealValue));
-  ExpectGone(from_child, "recv after the child returned");
-  Report("flood: the child's value arrived");
-  return 0;
-}
+int Flood() { return SurviveAttack(FloodingAttacker, "flood: the child's value arrived"); }
 
 }  // namespace
 
