@@ -14,6 +14,9 @@ namespace constellation::daemon::master {
 
 namespace v1 = ::constellation::v1;
 
+// How long a finished job is kept when its spec says 0 (ttl_after_finished_ms).
+inline constexpr int64_t kDefaultJobTtlMs = 7 * 24 * 3600 * 1000ll;
+
 // A job as the master keeps it: the public view plus what only the master
 // needs.
 struct JobRecord {

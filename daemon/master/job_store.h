@@ -26,22 +26,32 @@
 // threads). Append and Mark never wait on the disk (only on back-pressure);
 // the others may wait for a commit in progress. The commit listener runs on a
 // committing thread with no lock of the store held, one call at a time, in
-// commit order; it may call the store.
+// commit order; it may read the store, but must not Append or Mark (under
+// back-pressure those wait for a commit, perhaps of the very thread it runs on).
 
+#include <atomic>
 #include <cstdint>
+#include <deque>
 #include <functional>
 #include <map>
 #include <memory>
 #include <optional>
 #include <string>
+#include <thread>
 #include <vector>
 
+#include "absl/base/thread_annotations.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
+#include "daemon/master/event_queue.h"
+#include "daemon/master/job_records.h"
 #include "proto/jobs.pb.h"
 
 namespace constellation::daemon::master {
+
+class StoreDb;
 
 class JobStore {
  public:
@@ -56,7 +66,7 @@ class JobStore {
   };
 
   // The default time a finished job is kept when its spec says 0.
-  static constexpr int64_t kDefaultTtlMs = 7 * 24 * 3600 * 1000ll;
+  static constexpr int64_t kDefaultTtlMs = kDefaultJobTtlMs;
 
   // Opens (creating) DIR/jobs.sqlite3; DIR is made private (0700) or refused
   // if it is not ours. A file that is not a store of this version is a clear
@@ -116,9 +126,29 @@ class JobStore {
   void SetCommitListener(CommitListener listener);
 
  private:
-  class Impl;
-  explicit JobStore(std::unique_ptr<Impl> impl);
-  std::unique_ptr<Impl> impl_;
+  struct Note {  // one commit, for the listener
+    std::vector<uint64_t> jobs;
+    std::vector<NodeMark> marks;
+  };
+  JobStore(Options options, std::unique_ptr<StoreDb> db, uint64_t next_job_id);
+  // Commits what is queued and `write` (a record's change; may be null) in one
+  // transaction; `after` (may be null) runs once it is committed, under db_mu_.
+  absl::Status Commit(const std::function<absl::Status(StoreDb&)>& write, const std::function<void()>& after);
+  void CommitLoop();  // the commit thread
+  void Notify();      // delivers notes_ to the listener, in order, from one thread at a time
+
+  const Options options_;
+  EventQueue queue_;
+  std::atomic<uint64_t> next_job_id_;  // the next NextJobId()
+  absl::Mutex db_mu_;                  // serializes every use of the file
+  std::unique_ptr<StoreDb> db_ ABSL_GUARDED_BY(db_mu_);
+  uint64_t stored_next_job_id_ ABSL_GUARDED_BY(db_mu_);
+  bool failing_ ABSL_GUARDED_BY(db_mu_) = false;  // the last commit failed (logged once)
+  absl::Mutex notify_mu_ ABSL_ACQUIRED_AFTER(db_mu_);
+  std::shared_ptr<const CommitListener> listener_ ABSL_GUARDED_BY(notify_mu_);
+  std::deque<Note> notes_ ABSL_GUARDED_BY(notify_mu_);
+  bool notifying_ ABSL_GUARDED_BY(notify_mu_) = false;
+  std::thread commit_thread_;
 };
 
 }  // namespace constellation::daemon::master
