@@ -18,7 +18,10 @@ class FakeNodeClient::FakeStream final : public AttachStream {
   FakeStream(FakeNodeClient* node, std::shared_ptr<Stream> stream) : node_(node), stream_(std::move(stream)) {}
   bool Read(pb::NodeEvent* event) override {
     std::unique_lock<std::mutex> lock(node_->mu_);
+    ++node_->waiting_readers_;
+    node_->cv_.notify_all();
     node_->cv_.wait(lock, [&] { return !stream_->queue.empty() || stream_->end || stream_->cancelled; });
+    --node_->waiting_readers_;
     if (stream_->cancelled || stream_->queue.empty()) return false;
     *event = std::move(stream_->queue.front());
     stream_->queue.pop_front();
@@ -121,6 +124,12 @@ void FakeNodeClient::End(absl::Status status) {
   std::lock_guard<std::mutex> lock(mu_);
   if (stream_ != nullptr) stream_->end = std::move(status);
   cv_.notify_all();
+}
+
+bool FakeNodeClient::WaitIdle(absl::Duration timeout) {
+  std::unique_lock<std::mutex> lock(mu_);
+  return cv_.wait_for(lock, absl::ToChronoMilliseconds(timeout),
+                      [&] { return waiting_readers_ > 0 && (stream_ == nullptr || stream_->queue.empty()); });
 }
 
 bool FakeNodeClient::WaitFor(const std::function<bool()>& predicate, absl::Duration timeout) {

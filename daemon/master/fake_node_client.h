@@ -41,6 +41,9 @@ class FakeNodeClient final : public NodeClient {
   void SetHello(pb::NodeHello hello);
   // Ends the current Attach stream with `status` once its queue is read.
   void End(absl::Status status);
+  // Waits (bounded) until the current stream's queue is read and its reader
+  // waits for more: everything pushed has been handled.
+  bool WaitIdle(absl::Duration timeout = absl::Seconds(10));
   // Waits (bounded) until `predicate` holds over the fake's state; false on timeout.
   bool WaitFor(const std::function<bool()>& predicate, absl::Duration timeout = absl::Seconds(10));
 
@@ -74,6 +77,7 @@ class FakeNodeClient final : public NodeClient {
   std::vector<pb::AttachRequest> attaches_;
   pb::NodeHello hello_;
   std::shared_ptr<Stream> stream_;  // the current Attach
+  int waiting_readers_ = 0;
 };
 
 }  // namespace constellation::daemon::master

@@ -23,7 +23,9 @@ NodeSet::NodeSet(std::vector<NodeSpec> nodes, absl::Duration retry) : retry_(ret
   }
 }
 
-NodeSet::~NodeSet() {
+NodeSet::~NodeSet() { Stop(); }
+
+void NodeSet::Stop() {
   {
     std::lock_guard<std::mutex> lock(mu_);
     stopping_ = true;
@@ -33,6 +35,7 @@ NodeSet::~NodeSet() {
   }
   cv_.notify_all();
   for (std::thread& thread : threads_) thread.join();
+  threads_.clear();
 }
 
 void NodeSet::Start(NodeEventHandler* handler) {

@@ -51,7 +51,9 @@ class NodeSet {
  public:
   // `retry`: the pause between attempts to attach to a node that is not up.
   NodeSet(std::vector<NodeSpec> nodes, absl::Duration retry = absl::Milliseconds(500));
-  ~NodeSet();  // ends every stream, joins the threads
+  ~NodeSet();  // Stop()
+  // Ends every stream and joins the threads: no handler call after it. Idempotent.
+  void Stop();
 
   // Starts attaching, calling `handler` (which must outlive this) from then on.
   void Start(NodeEventHandler* handler);
