@@ -86,9 +86,10 @@ Cluster::Cluster(ClusterOptions options) : options_(std::move(options)) {
   }
   master_cache_dir_ = MakeTempDir("master-");
   master_ = std::make_unique<Daemon>(
-      "master", InNetns(options_.master_netns, WithRunAs({DaemonPath(), options_.master_host + ":0", nodes_toml_,
-                                                          "--cache-dir=" + master_cache_dir_,
-                                                          DaemonTlsFlag(options_, "master", options_.master_host)})));
+      "master", InNetns(options_.master_netns,
+                        WithRunAs({DaemonPath(), options_.master_host + ":0", nodes_toml_,
+                                   "--cache-dir=" + master_cache_dir_, "--state-dir=" + master_cache_dir_ + "/state",
+                                   DaemonTlsFlag(options_, "master", options_.master_host)})));
   absl::StatusOr<std::string> master = master_->WaitListening("master", options_.start_timeout);
   if (!master.ok()) {
     ADD_FAILURE() << "the master did not start: " << master.status() << "\nnodes.toml:\n" << toml;
