@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "absl/time/time.h"
 #include "daemon/config.h"
 #include "daemon/grpc_util.h"
 #include "daemon/master.h"
@@ -48,6 +49,12 @@ options:
                     created 0700, refused if it exists with another owner or group/world write
   --max-binary-size=SIZE
                     the largest binary accepted for upload, e.g. "512 MiB" (default 4 GiB)
+  --event-buffer=SIZE
+                    a node: memory for its processes' events until the master has stored them, e.g.
+                    "64 MiB" (the default); when full, output is dropped (and the loss reported)
+  --master-grace=DURATION
+                    a node: how long it keeps its processes when its master goes away, for a master
+                    that comes back, e.g. "60s" (the default), "500ms", "2m"; 0 kills them at once
   --run-as=USER     required when started as root: make the directories and the cgroup base, hand them
                     to USER, then run as USER (and so does everything it launches); the TLS
                     bundle is read before. --run-as=root keeps root: deployments run as root
@@ -64,6 +71,8 @@ struct Args {
   std::string cache_dir;
   uint64_t max_binary_size = kDefaultMaxBinarySize;
   std::string run_as;
+  uint64_t event_buffer = 64 * constellation::kMiB;
+  absl::Duration master_grace = absl::Seconds(60);
 };
 
 int Usage(const std::string& error) {
@@ -158,8 +167,13 @@ int Run(const Args& args) {
     }
     cgroups = *std::move(made);
   }
+  NodeOptions node_options;
+  node_options.max_binary_size = args.max_binary_size;
+  node_options.cgroups = std::move(cgroups);
+  node_options.event_buffer = args.event_buffer;
+  node_options.master_grace = args.master_grace;
   absl::StatusOr<std::unique_ptr<NodeService>> node =
-      NodeService::Create(*ip, cache_dir + "/node", *credentials, args.max_binary_size, std::move(cgroups));
+      NodeService::Create(*ip, cache_dir + "/node", *credentials, std::move(node_options));
   if (!node.ok()) {
     fprintf(stderr, "constellation: %s\n", std::string(node.status().message()).c_str());
     return 1;
@@ -245,6 +259,16 @@ int main(int argc, char** argv) {
       absl::StatusOr<uint64_t> size = constellation::parse_mem(arg.substr(18));
       if (!size.ok()) return Usage("--max-binary-size: " + std::string(size.status().message()));
       args.max_binary_size = *size;
+    } else if (arg.rfind("--event-buffer=", 0) == 0) {
+      absl::StatusOr<uint64_t> size = constellation::parse_mem(arg.substr(15));
+      if (!size.ok()) return Usage("--event-buffer: " + std::string(size.status().message()));
+      args.event_buffer = *size;
+    } else if (arg.rfind("--master-grace=", 0) == 0) {
+      if (!absl::ParseDuration(arg.substr(15), &args.master_grace) || args.master_grace < absl::ZeroDuration() ||
+          args.master_grace == absl::InfiniteDuration()) {
+        return Usage("--master-grace: expected a duration such as \"60s\", \"500ms\", \"2m\" or 0, got \"" +
+                     arg.substr(15) + "\"");
+      }
     } else if (arg.rfind("-", 0) == 0) {
       return Usage("unknown option " + arg);
     } else {
