@@ -18,6 +18,7 @@ void SpawnRelay::Shutdown() {
   std::unique_lock<std::mutex> lock(mu_);
   cv_.wait(lock, [this] { return calls_.empty(); });
   master_.reset();
+  stubs_.clear();
 }
 
 void SpawnRelay::SetMaster(const std::string& addr) {
@@ -27,6 +28,7 @@ void SpawnRelay::SetMaster(const std::string& addr) {
     if (shut_down_ || (master_ != nullptr && addr == addr_)) return;
     addr_ = addr;
     master_ = pb::Master::NewStub(NodeChannel(addr, credentials_));
+    stubs_.push_back(master_);
     stale = calls_;  // they wait for an address no master answers at any more
   }
   Cancel(stale);
@@ -61,11 +63,13 @@ void SpawnRelay::Relay(uint64_t deployment, const pb::SpawnRequest& request, Nod
   // A master that is restarting: wait for it (NodeService cancels past the grace).
   call->context.set_wait_for_ready(true);
   // Unlocked: the callback may run before Spawn() returns. It holds the call.
-  master->async()->Spawn(&call->context, &call->request, &call->answer,
-                         [this, call](grpc::Status status) { Done(call, status); });
+  Call* raw = call.get();
+  master->async()->Spawn(
+      &raw->context, &raw->request, &raw->answer,
+      [this, call = std::move(call)](grpc::Status status) mutable { Done(std::move(call), status); });
 }
 
-void SpawnRelay::Done(const std::shared_ptr<Call>& call, const grpc::Status& status) {
+void SpawnRelay::Done(std::shared_ptr<Call> call, const grpc::Status& status) {
   if (!status.ok()) {
     call->answer.Clear();
     call->answer.set_code(status.error_code());
@@ -75,6 +79,8 @@ void SpawnRelay::Done(const std::shared_ptr<Call>& call, const grpc::Status& sta
   call->reply(call->answer);
   std::lock_guard<std::mutex> lock(mu_);
   calls_.erase(call);
+  // The context goes here (or in CancelAll's thread), not when gRPC drops the callback: see stubs_.
+  call.reset();
   // Under the lock: once the destructor sees no calls, this callback no longer touches the relay.
   cv_.notify_all();
 }

@@ -20,6 +20,7 @@
 #include <mutex>
 #include <set>
 #include <string>
+#include <vector>
 
 #include "absl/base/thread_annotations.h"
 #include "daemon/node_agent.h"
@@ -60,7 +61,7 @@ class SpawnRelay {
     pb::SpawnReply answer;
     NodeAgent::Reply reply;
   };
-  void Done(const std::shared_ptr<Call>& call, const grpc::Status& status);
+  void Done(std::shared_ptr<Call> call, const grpc::Status& status);
   static void Cancel(const std::set<std::shared_ptr<Call>>& calls);
 
   const std::shared_ptr<grpc::ChannelCredentials> credentials_;
@@ -68,6 +69,12 @@ class SpawnRelay {
   std::condition_variable cv_;
   std::string addr_ ABSL_GUARDED_BY(mu_);
   std::shared_ptr<pb::Master::Stub> master_ ABSL_GUARDED_BY(mu_);
+  // Every stub made (one per master address), kept until Shutdown: the last
+  // reference to a channel must not be dropped on the callback API's own
+  // threads (gRPC 1.51 then shuts its callback queue down from one of its
+  // threads and crashes; grpc/grpc#32584), as a call's context would drop
+  // it if the relay did not hold it.
+  std::vector<std::shared_ptr<pb::Master::Stub>> stubs_ ABSL_GUARDED_BY(mu_);
   std::set<std::shared_ptr<Call>> calls_ ABSL_GUARDED_BY(mu_);
   bool shut_down_ ABSL_GUARDED_BY(mu_) = false;
 };
