@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "absl/time/time.h"
 #include "daemon/config.h"
 #include "daemon/grpc_util.h"
 #include "daemon/master/master.h"
@@ -52,8 +53,13 @@ options:
                     the largest binary accepted for upload, e.g. "512 MiB" (default 4 GiB)
   --state-dir=DIR   the master's jobs and their logs (SQLite), kept across restarts
                     (default /var/lib/constellation); created 0700
+  --event-buffer=SIZE
+                    a node: memory for its processes' events until the master has stored them, e.g.
+                    "64 MiB" (the default); when full, output is dropped (and the loss reported)
   --master-grace=DURATION
-                    a restarted master waits this long for the nodes that ran its jobs (default 60s)
+                    a node: how long it keeps its processes when its master goes away, for a master
+                    that comes back, e.g. "60s" (the default), "500ms", "2m"; 0 kills them at once.
+                    The master: how long, after it restarts, it waits for the nodes that ran its jobs
   --run-as=USER     required when started as root: make the directories and the cgroup base, hand them
                     to USER, then run as USER (and so does everything it launches); the TLS
                     bundle is read before. --run-as=root keeps root: deployments run as root
@@ -71,6 +77,7 @@ struct Args {
   uint64_t max_binary_size = kDefaultMaxBinarySize;
   std::string run_as;
   std::string state_dir = "/var/lib/constellation";
+  uint64_t event_buffer = 64 * constellation::kMiB;
   absl::Duration master_grace = absl::Seconds(60);
 };
 
@@ -173,8 +180,13 @@ int Run(const Args& args) {
     }
     cgroups = *std::move(made);
   }
+  NodeOptions node_options;
+  node_options.max_binary_size = args.max_binary_size;
+  node_options.cgroups = std::move(cgroups);
+  node_options.event_buffer = args.event_buffer;
+  node_options.master_grace = args.master_grace;
   absl::StatusOr<std::unique_ptr<NodeService>> node =
-      NodeService::Create(*ip, cache_dir + "/node", *credentials, args.max_binary_size, std::move(cgroups));
+      NodeService::Create(*ip, cache_dir + "/node", *credentials, std::move(node_options));
   if (!node.ok()) {
     fprintf(stderr, "constellation: %s\n", std::string(node.status().message()).c_str());
     return 1;
@@ -264,16 +276,22 @@ int main(int argc, char** argv) {
     } else if (arg.rfind("--state-dir=", 0) == 0) {
       args.state_dir = arg.substr(12);
       if (args.state_dir.empty()) return Usage("--state-dir needs a directory");
-    } else if (arg.rfind("--master-grace=", 0) == 0) {
-      if (!absl::ParseDuration(arg.substr(15), &args.master_grace) || args.master_grace < absl::ZeroDuration()) {
-        return Usage("--master-grace: a duration such as 60s, 500ms or 2m");
-      }
     } else if (arg.rfind("--run-as=", 0) == 0) {
       args.run_as = arg.substr(9);
     } else if (arg.rfind("--max-binary-size=", 0) == 0) {
       absl::StatusOr<uint64_t> size = constellation::parse_mem(arg.substr(18));
       if (!size.ok()) return Usage("--max-binary-size: " + std::string(size.status().message()));
       args.max_binary_size = *size;
+    } else if (arg.rfind("--event-buffer=", 0) == 0) {
+      absl::StatusOr<uint64_t> size = constellation::parse_mem(arg.substr(15));
+      if (!size.ok()) return Usage("--event-buffer: " + std::string(size.status().message()));
+      args.event_buffer = *size;
+    } else if (arg.rfind("--master-grace=", 0) == 0) {
+      if (!absl::ParseDuration(arg.substr(15), &args.master_grace) || args.master_grace < absl::ZeroDuration() ||
+          args.master_grace == absl::InfiniteDuration()) {
+        return Usage("--master-grace: expected a duration such as \"60s\", \"500ms\", \"2m\" or 0, got \"" +
+                     arg.substr(15) + "\"");
+      }
     } else if (arg.rfind("-", 0) == 0) {
       return Usage("unknown option " + arg);
     } else {

@@ -62,9 +62,11 @@ Cluster::Cluster(ClusterOptions options) : options_(std::move(options)) {
     const NodeSpec& spec = options_.nodes[i];
     std::string cache = MakeTempDir(absl::StrCat("node", i, "-"));
     cache_dirs_.push_back(cache);
-    nodes_.push_back(std::make_unique<Daemon>(
-        absl::StrCat("node ", i), InNetns(spec.netns, WithRunAs({DaemonPath(), spec.host + ":0", "--cache-dir=" + cache,
-                                                                 DaemonTlsFlag(options_, "node", spec.host)}))));
+    std::vector<std::string> argv = {DaemonPath(), spec.host + ":0", "--cache-dir=" + cache,
+                                     DaemonTlsFlag(options_, "node", spec.host)};
+    argv.insert(argv.end(), options_.node_args.begin(), options_.node_args.end());
+    nodes_.push_back(
+        std::make_unique<Daemon>(absl::StrCat("node ", i), InNetns(spec.netns, WithRunAs(std::move(argv)))));
   }
   for (size_t i = 0; i < nodes_.size(); ++i) {
     absl::StatusOr<std::string> addr = nodes_[i]->WaitListening("node", options_.start_timeout);
