@@ -9,8 +9,6 @@
 
 namespace constellation::cli {
 
-constexpr int kCdeployError = 2;
-
 void EventPrinter::Print(const v1::JobEvent& event) {
   switch (event.kind_case()) {
     case v1::JobEvent::kState:

@@ -20,6 +20,9 @@
 
 namespace constellation::cli {
 
+// The exit code of cdeploy's own failures (a program's own codes pass through).
+inline constexpr int kCdeployError = 2;
+
 class EventPrinter {
  public:
   EventPrinter(OutputFormatter* out, FILE* err) : out_(out), err_(err) {}
