@@ -26,6 +26,10 @@
 //   uid         the root and a child it spawns each print "<who> uid <uid> euid <euid>".
 //   env <name>... the root prints "<name>=<value>" or "<name> unset" for each
 //               name, one a line (what cdeploy forwarded).
+//   count <n> [<k>] prints "line 1" to "line <k>", waits for a line (or EOF) on
+//               stdin, then prints "line <k+1>" to "line <n>": a client can
+//               hang up after line k and the rest is made while it is away
+//               (the job API's resume tests). k defaults to n: no wait.
 #include <unistd.h>
 
 #include <atomic>
@@ -250,6 +254,17 @@ int EnvMain(int argc, char** argv) {
   return 0;
 }
 
+int CountMain(int n, int k) {
+  for (int i = 1; i <= n; ++i) {
+    if (i == k + 1) {
+      std::string line;
+      std::getline(std::cin, line);
+    }
+    Say("line " + std::to_string(i));
+  }
+  return 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -261,6 +276,10 @@ int main(int argc, char** argv) {
   if (name == "hold") return HoldMain(static_cast<int>(number(2, 6)));
   if (name == "env") return EnvMain(argc, argv);
   if (name == "uid") return UidMain();
+  if (name == "count") {
+    int n = static_cast<int>(number(2, 10));
+    return CountMain(n, static_cast<int>(number(3, n)));
+  }
   fprintf(stderr, "cluster_programs: unknown program \"%s\"\n", name.c_str());
   return 64;
 }
