@@ -69,8 +69,7 @@ uint64_t EventQueue::Append(uint64_t job, v1::JobEvent event, std::optional<Node
   std::string body = event.SerializeAsString();  // outside the lock: it may be large
 
   absl::MutexLock lock(&mu_);
-  // Back-pressure; the commit thread was woken at half the bound (Full()).
-  mu_.Await(absl::Condition(this, &EventQueue::HasRoom));
+  AwaitRoom();
   QueuedEvent entry{.job = job, .mark = std::move(mark)};
   auto it = jobs_.find(job);
   if (it == jobs_.end()) {  // never put, or deleted
@@ -103,24 +102,32 @@ uint64_t EventQueue::Append(uint64_t job, v1::JobEvent event, std::optional<Node
 
 void EventQueue::Mark(NodeMark mark) {
   absl::MutexLock lock(&mu_);
-  mu_.Await(absl::Condition(this, &EventQueue::HasRoom));
+  AwaitRoom();
   Push(QueuedEvent{.mark = std::move(mark)});
 }
 
+void EventQueue::AwaitRoom() {
+  // Back-pressure; the commit thread was woken at half the bound (Full()).
+  while (unsettled_bytes_ >= limits_.max_queued_bytes && !stopped_) room_.Wait(&mu_);
+}
+
 void EventQueue::Push(QueuedEvent entry) {
-  if (queue_.empty()) first_queued_ = absl::Now();
+  const bool was_empty = queue_.empty();
+  const bool was_full = Full();
+  if (was_empty) first_queued_ = absl::Now();
   uint64_t size = Size(entry);
   queued_bytes_ += size;
   unsettled_bytes_ += size;
   queue_.push_back(std::move(entry));
+  // The commit thread waits for the first event (to time it) and for a full
+  // batch: only those wake it, not every event.
+  if (was_empty || (!was_full && Full())) work_.Signal();
 }
 
 Batch EventQueue::Take() {
   absl::MutexLock lock(&mu_);
   Batch batch;
-  batch.entries.reserve(queue_.size());
-  std::move(queue_.begin(), queue_.end(), std::back_inserter(batch.entries));
-  queue_.clear();
+  batch.entries.swap(queue_);  // O(1) under the lock that Append waits for
   batch.bytes = queued_bytes_;
   queued_bytes_ = 0;
   return batch;
@@ -129,6 +136,7 @@ Batch EventQueue::Take() {
 std::vector<uint64_t> EventQueue::Committed(const Batch& batch) {
   absl::MutexLock lock(&mu_);
   unsettled_bytes_ -= batch.bytes;
+  room_.SignalAll();
   std::set<uint64_t> advanced;
   for (const QueuedEvent& entry : batch.entries) {
     if (entry.seq == 0) continue;
@@ -146,6 +154,7 @@ void EventQueue::Failed(Batch batch) {
   queue_.insert(queue_.begin(), std::make_move_iterator(batch.entries.begin()),
                 std::make_move_iterator(batch.entries.end()));
   queued_bytes_ += batch.bytes;
+  work_.Signal();
 }
 
 uint64_t EventQueue::CommittedSeq(uint64_t job) {
@@ -154,40 +163,34 @@ uint64_t EventQueue::CommittedSeq(uint64_t job) {
   return it == jobs_.end() ? 0 : it->second.committed_seq;
 }
 
-bool EventQueue::HasRoom() const { return unsettled_bytes_ < limits_.max_queued_bytes || stopped_; }
-
 bool EventQueue::Full() const {
   return queue_.size() >= limits_.commit_batch || queued_bytes_ >= limits_.max_queued_bytes / 2;
 }
 
-bool EventQueue::StoppedOrQueued() const { return stopped_ || !queue_.empty(); }
-
-bool EventQueue::StoppedOrFullOrEmpty() const { return stopped_ || queue_.empty() || Full(); }
-
 bool EventQueue::AwaitDue(absl::Duration interval) {
   absl::MutexLock lock(&mu_);
   while (true) {
-    mu_.Await(absl::Condition(this, &EventQueue::StoppedOrQueued));
+    while (queue_.empty() && !stopped_) work_.Wait(&mu_);
     if (stopped_) return true;
-    if (Full()) return false;
-    if (!mu_.AwaitWithDeadline(absl::Condition(this, &EventQueue::StoppedOrFullOrEmpty), first_queued_ + interval)) {
-      return false;  // the deadline passed with something queued
-    }
-    if (stopped_) return true;
-    if (!queue_.empty()) return false;  // full
-    // Emptied by a synchronous commit: wait for the next event.
+    const absl::Time due = first_queued_ + interval;
+    if (Full() || absl::Now() >= due) return false;
+    work_.WaitWithDeadline(&mu_, due);  // then look again: it may also have been emptied by a Flush
   }
 }
 
 bool EventQueue::AwaitStopFor(absl::Duration timeout) {
   absl::MutexLock lock(&mu_);
-  mu_.AwaitWithTimeout(absl::Condition(&stopped_), timeout);
+  const absl::Time deadline = absl::Now() + timeout;
+  while (!stopped_ && !work_.WaitWithDeadline(&mu_, deadline)) {
+  }
   return stopped_;
 }
 
 void EventQueue::Stop() {
   absl::MutexLock lock(&mu_);
   stopped_ = true;
+  work_.SignalAll();
+  room_.SignalAll();
 }
 
 }  // namespace constellation::daemon::master

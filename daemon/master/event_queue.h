@@ -9,7 +9,6 @@
 // anything but the queue itself). Append may block on back-pressure only.
 
 #include <cstdint>
-#include <deque>
 #include <optional>
 #include <string>
 #include <vector>
@@ -93,19 +92,21 @@ class EventQueue {
     uint64_t committed_seq = 0;
   };
   void Push(QueuedEvent entry) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  bool HasRoom() const ABSL_SHARED_LOCKS_REQUIRED(mu_);
+  void AwaitRoom() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   bool Full() const ABSL_SHARED_LOCKS_REQUIRED(mu_);
-  bool StoppedOrQueued() const ABSL_SHARED_LOCKS_REQUIRED(mu_);
-  bool StoppedOrFullOrEmpty() const ABSL_SHARED_LOCKS_REQUIRED(mu_);
 
   const Limits limits_;
   absl::Mutex mu_;
   absl::flat_hash_map<uint64_t, JobLog> jobs_ ABSL_GUARDED_BY(mu_);
-  std::deque<QueuedEvent> queue_ ABSL_GUARDED_BY(mu_);
+  std::vector<QueuedEvent> queue_ ABSL_GUARDED_BY(mu_);
   uint64_t queued_bytes_ ABSL_GUARDED_BY(mu_) = 0;     // in queue_
   uint64_t unsettled_bytes_ ABSL_GUARDED_BY(mu_) = 0;  // in queue_ or taken, not yet committed
   absl::Time first_queued_ ABSL_GUARDED_BY(mu_);       // when queue_ last became non-empty
   bool stopped_ ABSL_GUARDED_BY(mu_) = false;
+  // Plain condition variables, signalled only when what a waiter waits for
+  // may have happened (an absl::Condition would be evaluated at every unlock).
+  absl::CondVar work_;  // the commit thread: the first event queued, a full batch, Stop()
+  absl::CondVar room_;  // Append under back-pressure: a commit
 };
 
 }  // namespace constellation::daemon::master
