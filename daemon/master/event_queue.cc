@@ -35,12 +35,12 @@ std::string EventQueue::TruncatedWhy(uint64_t max_log_bytes) {
 }
 
 void EventQueue::AddJob(uint64_t job, const LogState& committed) {
-  absl::MutexLock lock(&mu_);
+  std::unique_lock<std::mutex> lock(mu_);
   jobs_.try_emplace(job, JobLog{committed, committed.seq});
 }
 
 void EventQueue::RemoveJob(uint64_t job) {
-  absl::MutexLock lock(&mu_);
+  std::unique_lock<std::mutex> lock(mu_);
   jobs_.erase(job);
   // Events queued for it since the delete's commit took the queue: dropped,
   // so that no row of a deleted job is written again. Their marks still count.
@@ -68,8 +68,8 @@ uint64_t EventQueue::Append(uint64_t job, v1::JobEvent event, std::optional<Node
   event.clear_seq();                             // the seq is its own column
   std::string body = event.SerializeAsString();  // outside the lock: it may be large
 
-  absl::MutexLock lock(&mu_);
-  AwaitRoom();
+  std::unique_lock<std::mutex> lock(mu_);
+  AwaitRoom(lock);
   QueuedEvent entry{.job = job, .mark = std::move(mark)};
   auto it = jobs_.find(job);
   if (it == jobs_.end()) {  // never put, or deleted
@@ -101,14 +101,14 @@ uint64_t EventQueue::Append(uint64_t job, v1::JobEvent event, std::optional<Node
 }
 
 void EventQueue::Mark(NodeMark mark) {
-  absl::MutexLock lock(&mu_);
-  AwaitRoom();
+  std::unique_lock<std::mutex> lock(mu_);
+  AwaitRoom(lock);
   Push(QueuedEvent{.mark = std::move(mark)});
 }
 
-void EventQueue::AwaitRoom() {
+void EventQueue::AwaitRoom(std::unique_lock<std::mutex>& lock) {
   // Back-pressure; the commit thread was woken at half the bound (Full()).
-  while (unsettled_bytes_ >= limits_.max_queued_bytes && !stopped_) room_.Wait(&mu_);
+  while (unsettled_bytes_ >= limits_.max_queued_bytes && !stopped_) room_.wait(lock);
 }
 
 void EventQueue::Push(QueuedEvent entry) {
@@ -121,11 +121,11 @@ void EventQueue::Push(QueuedEvent entry) {
   queue_.push_back(std::move(entry));
   // The commit thread waits for the first event (to time it) and for a full
   // batch: only those wake it, not every event.
-  if (was_empty || (!was_full && Full())) work_.Signal();
+  if (was_empty || (!was_full && Full())) work_.notify_one();
 }
 
 Batch EventQueue::Take() {
-  absl::MutexLock lock(&mu_);
+  std::unique_lock<std::mutex> lock(mu_);
   Batch batch;
   batch.entries.swap(queue_);  // O(1) under the lock that Append waits for
   batch.bytes = queued_bytes_;
@@ -134,9 +134,9 @@ Batch EventQueue::Take() {
 }
 
 std::vector<uint64_t> EventQueue::Committed(const Batch& batch) {
-  absl::MutexLock lock(&mu_);
+  std::unique_lock<std::mutex> lock(mu_);
   unsettled_bytes_ -= batch.bytes;
-  room_.SignalAll();
+  room_.notify_all();
   std::set<uint64_t> advanced;
   for (const QueuedEvent& entry : batch.entries) {
     if (entry.seq == 0) continue;
@@ -149,16 +149,16 @@ std::vector<uint64_t> EventQueue::Committed(const Batch& batch) {
 }
 
 void EventQueue::Failed(Batch batch) {
-  absl::MutexLock lock(&mu_);
+  std::unique_lock<std::mutex> lock(mu_);
   if (queue_.empty()) first_queued_ = absl::Now();
   queue_.insert(queue_.begin(), std::make_move_iterator(batch.entries.begin()),
                 std::make_move_iterator(batch.entries.end()));
   queued_bytes_ += batch.bytes;
-  work_.Signal();
+  work_.notify_one();
 }
 
 uint64_t EventQueue::CommittedSeq(uint64_t job) {
-  absl::MutexLock lock(&mu_);
+  std::unique_lock<std::mutex> lock(mu_);
   auto it = jobs_.find(job);
   return it == jobs_.end() ? 0 : it->second.committed_seq;
 }
@@ -168,29 +168,36 @@ bool EventQueue::Full() const {
 }
 
 bool EventQueue::AwaitDue(absl::Duration interval) {
-  absl::MutexLock lock(&mu_);
+  std::unique_lock<std::mutex> lock(mu_);
   while (true) {
-    while (queue_.empty() && !stopped_) work_.Wait(&mu_);
+    while (queue_.empty() && !stopped_) work_.wait(lock);
     if (stopped_) return true;
     const absl::Time due = first_queued_ + interval;
     if (Full() || absl::Now() >= due) return false;
-    work_.WaitWithDeadline(&mu_, due);  // then look again: it may also have been emptied by a Flush
+    WaitUntil(lock, due);  // then look again: it may also have been emptied by a Flush
   }
 }
 
 bool EventQueue::AwaitStopFor(absl::Duration timeout) {
-  absl::MutexLock lock(&mu_);
+  std::unique_lock<std::mutex> lock(mu_);
   const absl::Time deadline = absl::Now() + timeout;
-  while (!stopped_ && !work_.WaitWithDeadline(&mu_, deadline)) {
-  }
+  while (!stopped_ && absl::Now() < deadline) WaitUntil(lock, deadline);
   return stopped_;
 }
 
+void EventQueue::WaitUntil(std::unique_lock<std::mutex>& lock, absl::Time deadline) {
+  if (deadline >= absl::Now() + absl::Hours(24 * 365)) {  // far (or infinite): chrono would overflow
+    work_.wait(lock);
+  } else {
+    work_.wait_until(lock, absl::ToChronoTime(deadline));
+  }
+}
+
 void EventQueue::Stop() {
-  absl::MutexLock lock(&mu_);
+  std::unique_lock<std::mutex> lock(mu_);
   stopped_ = true;
-  work_.SignalAll();
-  room_.SignalAll();
+  work_.notify_all();
+  room_.notify_all();
 }
 
 }  // namespace constellation::daemon::master
