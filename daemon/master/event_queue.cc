@@ -35,12 +35,12 @@ std::string EventQueue::TruncatedWhy(uint64_t max_log_bytes) {
 }
 
 void EventQueue::AddJob(uint64_t job, const LogState& committed) {
-  absl::MutexLock lock(&mu_);
+  std::unique_lock<std::mutex> lock(mu_);
   jobs_.try_emplace(job, JobLog{committed, committed.seq});
 }
 
 void EventQueue::RemoveJob(uint64_t job) {
-  absl::MutexLock lock(&mu_);
+  std::unique_lock<std::mutex> lock(mu_);
   jobs_.erase(job);
   // Events queued for it since the delete's commit took the queue: dropped,
   // so that no row of a deleted job is written again. Their marks still count.
@@ -68,9 +68,8 @@ uint64_t EventQueue::Append(uint64_t job, v1::JobEvent event, std::optional<Node
   event.clear_seq();                             // the seq is its own column
   std::string body = event.SerializeAsString();  // outside the lock: it may be large
 
-  absl::MutexLock lock(&mu_);
-  // Back-pressure; the commit thread was woken at half the bound (Full()).
-  mu_.Await(absl::Condition(this, &EventQueue::HasRoom));
+  std::unique_lock<std::mutex> lock(mu_);
+  AwaitRoom(lock);
   QueuedEvent entry{.job = job, .mark = std::move(mark)};
   auto it = jobs_.find(job);
   if (it == jobs_.end()) {  // never put, or deleted
@@ -102,33 +101,42 @@ uint64_t EventQueue::Append(uint64_t job, v1::JobEvent event, std::optional<Node
 }
 
 void EventQueue::Mark(NodeMark mark) {
-  absl::MutexLock lock(&mu_);
-  mu_.Await(absl::Condition(this, &EventQueue::HasRoom));
+  std::unique_lock<std::mutex> lock(mu_);
+  AwaitRoom(lock);
   Push(QueuedEvent{.mark = std::move(mark)});
 }
 
+void EventQueue::AwaitRoom(std::unique_lock<std::mutex>& lock) {
+  // Back-pressure; the commit thread was woken at half the bound (Full()).
+  while (unsettled_bytes_ >= limits_.max_queued_bytes && !stopped_) room_.wait(lock);
+}
+
 void EventQueue::Push(QueuedEvent entry) {
-  if (queue_.empty()) first_queued_ = absl::Now();
+  const bool was_empty = queue_.empty();
+  const bool was_full = Full();
+  if (was_empty) first_queued_ = absl::Now();
   uint64_t size = Size(entry);
   queued_bytes_ += size;
   unsettled_bytes_ += size;
   queue_.push_back(std::move(entry));
+  // The commit thread waits for the first event (to time it) and for a full
+  // batch: only those wake it, not every event.
+  if (was_empty || (!was_full && Full())) work_.notify_one();
 }
 
 Batch EventQueue::Take() {
-  absl::MutexLock lock(&mu_);
+  std::unique_lock<std::mutex> lock(mu_);
   Batch batch;
-  batch.entries.reserve(queue_.size());
-  std::move(queue_.begin(), queue_.end(), std::back_inserter(batch.entries));
-  queue_.clear();
+  batch.entries.swap(queue_);  // O(1) under the lock that Append waits for
   batch.bytes = queued_bytes_;
   queued_bytes_ = 0;
   return batch;
 }
 
 std::vector<uint64_t> EventQueue::Committed(const Batch& batch) {
-  absl::MutexLock lock(&mu_);
+  std::unique_lock<std::mutex> lock(mu_);
   unsettled_bytes_ -= batch.bytes;
+  room_.notify_all();
   std::set<uint64_t> advanced;
   for (const QueuedEvent& entry : batch.entries) {
     if (entry.seq == 0) continue;
@@ -141,53 +149,55 @@ std::vector<uint64_t> EventQueue::Committed(const Batch& batch) {
 }
 
 void EventQueue::Failed(Batch batch) {
-  absl::MutexLock lock(&mu_);
+  std::unique_lock<std::mutex> lock(mu_);
   if (queue_.empty()) first_queued_ = absl::Now();
   queue_.insert(queue_.begin(), std::make_move_iterator(batch.entries.begin()),
                 std::make_move_iterator(batch.entries.end()));
   queued_bytes_ += batch.bytes;
+  work_.notify_one();
 }
 
 uint64_t EventQueue::CommittedSeq(uint64_t job) {
-  absl::MutexLock lock(&mu_);
+  std::unique_lock<std::mutex> lock(mu_);
   auto it = jobs_.find(job);
   return it == jobs_.end() ? 0 : it->second.committed_seq;
 }
-
-bool EventQueue::HasRoom() const { return unsettled_bytes_ < limits_.max_queued_bytes || stopped_; }
 
 bool EventQueue::Full() const {
   return queue_.size() >= limits_.commit_batch || queued_bytes_ >= limits_.max_queued_bytes / 2;
 }
 
-bool EventQueue::StoppedOrQueued() const { return stopped_ || !queue_.empty(); }
-
-bool EventQueue::StoppedOrFullOrEmpty() const { return stopped_ || queue_.empty() || Full(); }
-
 bool EventQueue::AwaitDue(absl::Duration interval) {
-  absl::MutexLock lock(&mu_);
+  std::unique_lock<std::mutex> lock(mu_);
   while (true) {
-    mu_.Await(absl::Condition(this, &EventQueue::StoppedOrQueued));
+    while (queue_.empty() && !stopped_) work_.wait(lock);
     if (stopped_) return true;
-    if (Full()) return false;
-    if (!mu_.AwaitWithDeadline(absl::Condition(this, &EventQueue::StoppedOrFullOrEmpty), first_queued_ + interval)) {
-      return false;  // the deadline passed with something queued
-    }
-    if (stopped_) return true;
-    if (!queue_.empty()) return false;  // full
-    // Emptied by a synchronous commit: wait for the next event.
+    const absl::Time due = first_queued_ + interval;
+    if (Full() || absl::Now() >= due) return false;
+    WaitUntil(lock, due);  // then look again: it may also have been emptied by a Flush
   }
 }
 
 bool EventQueue::AwaitStopFor(absl::Duration timeout) {
-  absl::MutexLock lock(&mu_);
-  mu_.AwaitWithTimeout(absl::Condition(&stopped_), timeout);
+  std::unique_lock<std::mutex> lock(mu_);
+  const absl::Time deadline = absl::Now() + timeout;
+  while (!stopped_ && absl::Now() < deadline) WaitUntil(lock, deadline);
   return stopped_;
 }
 
+void EventQueue::WaitUntil(std::unique_lock<std::mutex>& lock, absl::Time deadline) {
+  if (deadline >= absl::Now() + absl::Hours(24 * 365)) {  // far (or infinite): chrono would overflow
+    work_.wait(lock);
+  } else {
+    work_.wait_until(lock, absl::ToChronoTime(deadline));
+  }
+}
+
 void EventQueue::Stop() {
-  absl::MutexLock lock(&mu_);
+  std::unique_lock<std::mutex> lock(mu_);
   stopped_ = true;
+  work_.notify_all();
+  room_.notify_all();
 }
 
 }  // namespace constellation::daemon::master

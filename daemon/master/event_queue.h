@@ -8,15 +8,14 @@
 // Threading: thread-safe (one internal mutex, never held while waiting on
 // anything but the queue itself). Append may block on back-pressure only.
 
+#include <condition_variable>
 #include <cstdint>
-#include <deque>
+#include <mutex>
 #include <optional>
 #include <string>
 #include <vector>
 
-#include "absl/base/thread_annotations.h"
 #include "absl/container/flat_hash_map.h"
-#include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "daemon/master/job_records.h"
 
@@ -92,20 +91,26 @@ class EventQueue {
     LogState queued;  // including what is queued
     uint64_t committed_seq = 0;
   };
-  void Push(QueuedEvent entry) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  bool HasRoom() const ABSL_SHARED_LOCKS_REQUIRED(mu_);
-  bool Full() const ABSL_SHARED_LOCKS_REQUIRED(mu_);
-  bool StoppedOrQueued() const ABSL_SHARED_LOCKS_REQUIRED(mu_);
-  bool StoppedOrFullOrEmpty() const ABSL_SHARED_LOCKS_REQUIRED(mu_);
+  // With mu_ held:
+  void Push(QueuedEvent entry);
+  void AwaitRoom(std::unique_lock<std::mutex>& lock);
+  bool Full() const;
+  void WaitUntil(std::unique_lock<std::mutex>& lock, absl::Time deadline);  // on work_
 
   const Limits limits_;
-  absl::Mutex mu_;
-  absl::flat_hash_map<uint64_t, JobLog> jobs_ ABSL_GUARDED_BY(mu_);
-  std::deque<QueuedEvent> queue_ ABSL_GUARDED_BY(mu_);
-  uint64_t queued_bytes_ ABSL_GUARDED_BY(mu_) = 0;     // in queue_
-  uint64_t unsettled_bytes_ ABSL_GUARDED_BY(mu_) = 0;  // in queue_ or taken, not yet committed
-  absl::Time first_queued_ ABSL_GUARDED_BY(mu_);       // when queue_ last became non-empty
-  bool stopped_ ABSL_GUARDED_BY(mu_) = false;
+  // std::mutex, not absl::Mutex: ThreadSanitizer sees only the former (Debian's
+  // abseil is not instrumented).
+  std::mutex mu_;  // guards what follows
+  absl::flat_hash_map<uint64_t, JobLog> jobs_;
+  std::vector<QueuedEvent> queue_;
+  uint64_t queued_bytes_ = 0;     // in queue_
+  uint64_t unsettled_bytes_ = 0;  // in queue_ or taken, not yet committed
+  absl::Time first_queued_;       // when queue_ last became non-empty
+  bool stopped_ = false;
+  // Signalled only when what a waiter waits for may have happened, not at
+  // every event.
+  std::condition_variable work_;  // the commit thread: the first event queued, a full batch, Stop()
+  std::condition_variable room_;  // Append under back-pressure: a commit
 };
 
 }  // namespace constellation::daemon::master

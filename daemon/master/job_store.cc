@@ -83,7 +83,7 @@ void JobStore::CommitLoop() {
 absl::Status JobStore::Commit(const std::function<absl::Status(StoreDb&)>& write, const std::function<void()>& after) {
   Note note;
   {
-    absl::MutexLock lock(&db_mu_);
+    std::lock_guard<std::mutex> lock(db_mu_);
     Batch batch = queue_.Take();
     const uint64_t next_job_id = next_job_id_.load();
     const bool new_ids = next_job_id != stored_next_job_id_;
@@ -111,7 +111,7 @@ absl::Status JobStore::Commit(const std::function<absl::Status(StoreDb&)>& write
     note.marks = LatestMarks(batch);
     if (after) after();
     if (note.jobs.empty() && note.marks.empty()) return absl::OkStatus();
-    absl::MutexLock notify_lock(&notify_mu_);  // queued in commit order
+    std::lock_guard<std::mutex> notify_lock(notify_mu_);  // queued in commit order
     notes_.push_back(std::move(note));
   }
   Notify();
@@ -120,7 +120,7 @@ absl::Status JobStore::Commit(const std::function<absl::Status(StoreDb&)>& write
 
 void JobStore::Notify() {
   {
-    absl::MutexLock lock(&notify_mu_);
+    std::lock_guard<std::mutex> lock(notify_mu_);
     if (notifying_) return;  // that thread delivers this note too, after the ones before it
     notifying_ = true;
   }
@@ -128,7 +128,7 @@ void JobStore::Notify() {
     Note note;
     std::shared_ptr<const CommitListener> listener;
     {
-      absl::MutexLock lock(&notify_mu_);
+      std::lock_guard<std::mutex> lock(notify_mu_);
       if (notes_.empty()) {
         notifying_ = false;
         return;
@@ -144,7 +144,7 @@ void JobStore::Notify() {
 }
 
 void JobStore::SetCommitListener(CommitListener listener) {
-  absl::MutexLock lock(&notify_mu_);
+  std::lock_guard<std::mutex> lock(notify_mu_);
   listener_ = std::make_shared<const CommitListener>(std::move(listener));
 }
 
@@ -180,7 +180,7 @@ void JobStore::Mark(NodeMark mark) { queue_.Mark(std::move(mark)); }
 uint64_t JobStore::CommittedSeq(uint64_t job) { return queue_.CommittedSeq(job); }
 
 std::optional<JobRecord> JobStore::GetJob(uint64_t id) {
-  absl::MutexLock lock(&db_mu_);
+  std::lock_guard<std::mutex> lock(db_mu_);
   absl::StatusOr<std::optional<JobRecord>> job = db_->GetJob(id);
   if (job.ok()) return *std::move(job);
   ReportReadError("GetJob", job.status());
@@ -189,7 +189,7 @@ std::optional<JobRecord> JobStore::GetJob(uint64_t id) {
 
 std::optional<JobRecord> JobStore::FindByRequestId(const std::string& owner, const std::string& request_id) {
   if (request_id.empty()) return std::nullopt;
-  absl::MutexLock lock(&db_mu_);
+  std::lock_guard<std::mutex> lock(db_mu_);
   absl::StatusOr<std::optional<JobRecord>> job = db_->FindByRequestId(owner, request_id);
   if (job.ok()) return *std::move(job);
   ReportReadError("FindByRequestId", job.status());
@@ -197,12 +197,12 @@ std::optional<JobRecord> JobStore::FindByRequestId(const std::string& owner, con
 }
 
 absl::StatusOr<JobPage> JobStore::ListJobs(const JobFilter& filter) {
-  absl::MutexLock lock(&db_mu_);
+  std::lock_guard<std::mutex> lock(db_mu_);
   return db_->ListJobs(filter);
 }
 
 std::vector<JobRecord> JobStore::Unfinished() {
-  absl::MutexLock lock(&db_mu_);
+  std::lock_guard<std::mutex> lock(db_mu_);
   absl::StatusOr<std::vector<JobRecord>> jobs = db_->Unfinished();
   if (jobs.ok()) return *std::move(jobs);
   ReportReadError("Unfinished", jobs.status());
@@ -210,7 +210,7 @@ std::vector<JobRecord> JobStore::Unfinished() {
 }
 
 std::vector<ProcessRecord> JobStore::Processes(uint64_t job) {
-  absl::MutexLock lock(&db_mu_);
+  std::lock_guard<std::mutex> lock(db_mu_);
   absl::StatusOr<std::vector<ProcessRecord>> processes = db_->Processes(job);
   if (processes.ok()) return *std::move(processes);
   ReportReadError("Processes", processes.status());
@@ -218,7 +218,7 @@ std::vector<ProcessRecord> JobStore::Processes(uint64_t job) {
 }
 
 std::vector<uint64_t> JobStore::Expired(int64_t now_ms) {
-  absl::MutexLock lock(&db_mu_);
+  std::lock_guard<std::mutex> lock(db_mu_);
   absl::StatusOr<std::vector<uint64_t>> ids = db_->Expired(now_ms);
   if (ids.ok()) return *std::move(ids);
   ReportReadError("Expired", ids.status());
@@ -226,7 +226,7 @@ std::vector<uint64_t> JobStore::Expired(int64_t now_ms) {
 }
 
 std::vector<v1::JobEvent> JobStore::ReadEvents(uint64_t job, uint64_t after, size_t max_events, size_t max_bytes) {
-  absl::MutexLock lock(&db_mu_);
+  std::lock_guard<std::mutex> lock(db_mu_);
   // Under db_mu_, the committed seq and the rows on disk agree.
   uint64_t through = queue_.CommittedSeq(job);
   if (through <= after || max_events == 0) return {};
@@ -237,7 +237,7 @@ std::vector<v1::JobEvent> JobStore::ReadEvents(uint64_t job, uint64_t after, siz
 }
 
 std::optional<NodeMark> JobStore::GetMark(const std::string& node) {
-  absl::MutexLock lock(&db_mu_);
+  std::lock_guard<std::mutex> lock(db_mu_);
   absl::StatusOr<std::optional<NodeMark>> mark = db_->GetMark(node);
   if (mark.ok()) return *std::move(mark);
   ReportReadError("GetMark", mark.status());

@@ -35,15 +35,14 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <string>
 #include <thread>
 #include <vector>
 
-#include "absl/base/thread_annotations.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
-#include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "daemon/master/event_queue.h"
 #include "daemon/master/job_records.h"
@@ -140,14 +139,15 @@ class JobStore {
   const Options options_;
   EventQueue queue_;
   std::atomic<uint64_t> next_job_id_;  // the next NextJobId()
-  absl::Mutex db_mu_;                  // serializes every use of the file
-  std::unique_ptr<StoreDb> db_ ABSL_GUARDED_BY(db_mu_);
-  uint64_t stored_next_job_id_ ABSL_GUARDED_BY(db_mu_);
-  bool failing_ ABSL_GUARDED_BY(db_mu_) = false;  // the last commit failed (logged once)
-  absl::Mutex notify_mu_ ABSL_ACQUIRED_AFTER(db_mu_);
-  std::shared_ptr<const CommitListener> listener_ ABSL_GUARDED_BY(notify_mu_);
-  std::deque<Note> notes_ ABSL_GUARDED_BY(notify_mu_);
-  bool notifying_ ABSL_GUARDED_BY(notify_mu_) = false;
+  // std::mutex, not absl::Mutex: ThreadSanitizer sees only the former.
+  std::mutex db_mu_;  // serializes every use of the file; guards the three below
+  std::unique_ptr<StoreDb> db_;
+  uint64_t stored_next_job_id_;
+  bool failing_ = false;  // the last commit failed (logged once)
+  std::mutex notify_mu_;  // taken after db_mu_; guards the three below
+  std::shared_ptr<const CommitListener> listener_;
+  std::deque<Note> notes_;
+  bool notifying_ = false;
   std::thread commit_thread_;
 };
 

@@ -1,9 +1,11 @@
 // The job store's event log: seqs, batching and commits, truncation, marks,
 // the commit listener. (Records and the file: job_store_test.cc.)
+#include <chrono>
+#include <condition_variable>
+#include <mutex>
 #include <set>
 #include <thread>
 
-#include "absl/synchronization/mutex.h"
 #include "daemon/master/job_store.h"
 #include "daemon/master/job_store_test_util.h"
 
@@ -15,35 +17,33 @@ class Listener {
  public:
   void Attach(JobStore& store) {
     store.SetCommitListener([this](const std::vector<uint64_t>& jobs, const std::vector<NodeMark>& marks) {
-      absl::MutexLock lock(&mu_);
+      std::lock_guard<std::mutex> lock(mu_);
       ++calls_;
       for (uint64_t job : jobs) jobs_.insert(job);
       for (const NodeMark& mark : marks) marks_.push_back(mark);
+      cv_.notify_all();
     });
   }
   // True once a commit of `job` was reported; false after a generous bound.
   bool WaitForJob(uint64_t job) {
-    absl::MutexLock lock(&mu_);
-    auto seen = [&] {
-      mu_.AssertHeld();
-      return jobs_.count(job) > 0;
-    };
-    return mu_.AwaitWithTimeout(absl::Condition(&seen), absl::Seconds(60));
+    std::unique_lock<std::mutex> lock(mu_);
+    return cv_.wait_for(lock, std::chrono::seconds(60), [&] { return jobs_.count(job) > 0; });
   }
   int calls() {
-    absl::MutexLock lock(&mu_);
+    std::lock_guard<std::mutex> lock(mu_);
     return calls_;
   }
   std::vector<NodeMark> marks() {
-    absl::MutexLock lock(&mu_);
+    std::lock_guard<std::mutex> lock(mu_);
     return marks_;
   }
 
  private:
-  absl::Mutex mu_;
-  int calls_ ABSL_GUARDED_BY(mu_) = 0;
-  std::set<uint64_t> jobs_ ABSL_GUARDED_BY(mu_);
-  std::vector<NodeMark> marks_ ABSL_GUARDED_BY(mu_);
+  std::mutex mu_;
+  std::condition_variable cv_;
+  int calls_ = 0;
+  std::set<uint64_t> jobs_;
+  std::vector<NodeMark> marks_;
 };
 
 TEST_F(JobStoreTest, CommittedSeqAdvancesOnlyOnCommit) {

@@ -23,6 +23,7 @@
 #include "grpcpp/grpcpp.h"
 #include "gtest/gtest.h"
 #include "proto/cluster.grpc.pb.h"
+#include "proto/jobs.grpc.pb.h"
 #include "tests/cluster/cluster_fixture.h"
 #include "tests/local/scenario.h"
 
@@ -232,19 +233,25 @@ TEST_F(SecurityTest, OnlyNodesSpawnAndOnlyClientsDeploy) {
   EXPECT_EQ(spawned.error_code(), grpc::StatusCode::PERMISSION_DENIED) << spawned.error_message();
 
   auto node = BundleCredentials(TestPki::Get().Node("127.0.0.1"));
-  auto bridge = pb::Bridge::NewStub(grpc::CreateChannel(cluster_.bridge_addr(), node));
-  grpc::ClientContext deploy_context;
-  deploy_context.set_deadline(Soon());
-  auto stream = bridge->Deploy(&deploy_context);
-  pb::DeployRequest start;
-  start.mutable_start()->mutable_binary()->set_sha256(std::string(64, 'a'));
-  stream->Write(start);
-  stream->WritesDone();
-  pb::DeployEvent event;
-  EXPECT_FALSE(stream->Read(&event)) << event.DebugString();
-  grpc::Status deployed = stream->Finish();
-  EXPECT_EQ(deployed.error_code(), grpc::StatusCode::PERMISSION_DENIED) << deployed.error_message();
-  EXPECT_THAT(deployed.error_message(), HasSubstr("the caller is node node-127.0.0.1"));
+  auto jobs = v1::Jobs::NewStub(grpc::CreateChannel(cluster_.bridge_addr(), node));
+  grpc::ClientContext submit_context;
+  submit_context.set_deadline(Soon());
+  v1::SubmitRequest submit;
+  submit.mutable_spec()->mutable_binary()->set_sha256(std::string(64, 'a'));
+  submit.mutable_spec()->mutable_binary()->set_size(1);
+  v1::Job job;
+  grpc::Status submitted = jobs->Submit(&submit_context, submit, &job);
+  EXPECT_EQ(submitted.error_code(), grpc::StatusCode::PERMISSION_DENIED) << submitted.error_message();
+  EXPECT_THAT(submitted.error_message(), HasSubstr("the caller is node node-127.0.0.1"));
+  grpc::ClientContext upload_context;
+  upload_context.set_deadline(Soon());
+  v1::UploadBinaryResponse uploaded;
+  auto upload = jobs->UploadBinary(&upload_context, &uploaded);
+  v1::UploadBinaryRequest first;
+  *first.mutable_binary() = submit.spec().binary();
+  upload->Write(first);
+  upload->WritesDone();
+  EXPECT_EQ(upload->Finish().error_code(), grpc::StatusCode::PERMISSION_DENIED);
   ExpectNothingRan(MarkerScript());
 }
 
