@@ -18,7 +18,7 @@
 // no fds, and its gRPC server keeps answering.
 //
 // Threading: one thread of its own runs the socket loop and calls the
-// callbacks. Register, KillDeployment, KillAll and the reply functions may be
+// callbacks. Register, KillDeployment, KillAll, Signal and the reply functions may be
 // called from any thread.
 
 #include <sys/types.h>

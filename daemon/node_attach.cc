@@ -1,5 +1,6 @@
 #include "daemon/node_attach.h"
 
+#include <atomic>
 #include <cstdio>
 #include <cstdlib>
 
@@ -12,12 +13,12 @@ namespace constellation::daemon {
 // before its Finish, so it stays alive for that thread.
 class MasterLink::Stream final : public grpc::ServerWriteReactor<pb::NodeEvent> {
  public:
-  explicit Stream(MasterLink* link) : link_(link) {}
+  explicit Stream(MasterLink* link) { link_.store(link, std::memory_order_release); }
 
-  void OnWriteDone(bool ok) override { link_->WriteDone(this, ok); }
-  void OnCancel() override { link_->Cancelled(this); }
+  void OnWriteDone(bool ok) override { link()->WriteDone(this, ok); }
+  void OnCancel() override { link()->Cancelled(this); }
   void OnDone() override {
-    link_->Done(this);
+    link()->Done(this);
     delete this;
   }
 
@@ -33,7 +34,11 @@ class MasterLink::Stream final : public grpc::ServerWriteReactor<pb::NodeEvent> 
   bool finished = false;  // Finish has been called
 
  private:
-  MasterLink* const link_;
+  // gRPC calls the reactions on its threads, ordered after the constructor
+  // by its own (uninstrumented) synchronization, which TSan cannot see: an
+  // atomic says what it cannot. Every other member is guarded by the link's lock.
+  MasterLink* link() const { return link_.load(std::memory_order_acquire); }
+  std::atomic<MasterLink*> link_;
 };
 
 namespace {
@@ -47,7 +52,9 @@ class Refusal final : public grpc::ServerWriteReactor<pb::NodeEvent> {
 MasterLink::MasterLink(std::string incarnation, uint64_t buffer_capacity, Hooks hooks)
     : incarnation_(incarnation), hooks_(std::move(hooks)), buffer_(std::move(incarnation), buffer_capacity) {}
 
-MasterLink::~MasterLink() {
+MasterLink::~MasterLink() { CheckQuiet(); }
+
+void MasterLink::CheckQuiet() const {
   std::lock_guard<std::mutex> lock(mu_);
   if (streams_ != 0) {
     fprintf(stderr, "MasterLink destroyed with %zu Attach stream(s) not done: shut the server down first\n", streams_);

@@ -59,6 +59,11 @@ class MasterLink {
   // A stream that ends at once with `status` (a refused Attach).
   static grpc::ServerWriteReactor<pb::NodeEvent>* Refuse(grpc::Status status);
 
+  // Aborts unless every stream is done (call after the server has shut
+  // down). Takes the lock, so what the streams and hooks did is ordered
+  // before what the caller does next (for TSan too).
+  void CheckQuiet() const;
+
   // For tests and logs.
   bool attached() const;
   uint64_t buffered() const;

@@ -73,9 +73,10 @@ absl::StatusOr<std::unique_ptr<NodeService>> NodeService::Create(uint32_t ipv4, 
 }
 
 NodeService::~NodeService() {
-  relay_->Shutdown();             // its last replies go through the agent, still running
-  grace_.reset();                 // a grace expiring now finishes first
-  if (agent_) agent_->KillAll();  // null when Create() failed to start it
+  if (link_) link_->CheckQuiet();  // the server has shut down: no stream calls the hooks any more
+  relay_->Shutdown();              // its last replies go through the agent, still running
+  grace_.reset();                  // a grace expiring now finishes first
+  if (agent_) agent_->KillAll();   // null when Create() failed to start it
   agent_.reset();
   link_.reset();  // aborts if an Attach stream is not done: the server must have shut down
   relay_.reset();
@@ -85,13 +86,21 @@ NodeService::~NodeService() {
   RemoveCgroupBase(cgroups_);
 }
 
+grpc::Status NodeService::Admit(const grpc::ServerContext& context, const char* what) {
+  // Every handler takes the lock once, so the destructor (which takes it
+  // after the server has shut down) is ordered after the handlers, for TSan
+  // too (the server's own wait is invisible to it).
+  { std::lock_guard<std::mutex> lock(mu_); }
+  return authz_.Require(context, {security::Role::kMaster}, what);
+}
+
 void NodeService::MasterGone() {
   agent_->KillAll();    // their exits are buffered for a master that comes later
   relay_->CancelAll();  // spawns waiting for a master: none is coming
 }
 
 grpc::Status NodeService::HasBinary(grpc::ServerContext* context, const pb::BinaryId* id, pb::HasBinaryReply* reply) {
-  if (grpc::Status denied = authz_.Require(*context, {security::Role::kMaster}, "Node.HasBinary"); !denied.ok()) {
+  if (grpc::Status denied = Admit(*context, "Node.HasBinary"); !denied.ok()) {
     return denied;
   }
   reply->set_present(cache_->Has(*id));
@@ -100,7 +109,7 @@ grpc::Status NodeService::HasBinary(grpc::ServerContext* context, const pb::Bina
 
 grpc::Status NodeService::Upload(grpc::ServerContext* context, grpc::ServerReader<pb::UploadChunk>* reader,
                                  pb::UploadReply*) {
-  if (grpc::Status denied = authz_.Require(*context, {security::Role::kMaster}, "Node.Upload"); !denied.ok()) {
+  if (grpc::Status denied = Admit(*context, "Node.Upload"); !denied.ok()) {
     return denied;
   }
   pb::UploadChunk chunk;
@@ -116,7 +125,7 @@ grpc::Status NodeService::Upload(grpc::ServerContext* context, grpc::ServerReade
 
 grpc::Status NodeService::Launch(grpc::ServerContext* context, const pb::LaunchRequest* request,
                                  pb::LaunchReply* reply) {
-  if (grpc::Status denied = authz_.Require(*context, {security::Role::kMaster}, "Node.Launch"); !denied.ok()) {
+  if (grpc::Status denied = Admit(*context, "Node.Launch"); !denied.ok()) {
     return denied;
   }
   absl::StatusOr<std::string> binary = cache_->VerifiedPath(request->binary());  // hashed: what it says it is
@@ -172,7 +181,7 @@ grpc::Status NodeService::Launch(grpc::ServerContext* context, const pb::LaunchR
 }
 
 grpc::Status NodeService::WriteStdin(grpc::ServerContext* context, const pb::StdinChunk* chunk, pb::Empty*) {
-  if (grpc::Status denied = authz_.Require(*context, {security::Role::kMaster}, "Node.WriteStdin"); !denied.ok()) {
+  if (grpc::Status denied = Admit(*context, "Node.WriteStdin"); !denied.ok()) {
     return denied;
   }
   absl::StatusOr<Pid> pid = FromProto(chunk->pid());
@@ -197,7 +206,7 @@ grpc::Status NodeService::WriteStdin(grpc::ServerContext* context, const pb::Std
 }
 
 grpc::Status NodeService::Kill(grpc::ServerContext* context, const pb::KillRequest* request, pb::Empty*) {
-  if (grpc::Status denied = authz_.Require(*context, {security::Role::kMaster}, "Node.Kill"); !denied.ok()) {
+  if (grpc::Status denied = Admit(*context, "Node.Kill"); !denied.ok()) {
     return denied;
   }
   int signal = request->signal() == 0 ? SIGKILL : request->signal();
@@ -218,7 +227,7 @@ grpc::Status NodeService::Kill(grpc::ServerContext* context, const pb::KillReque
 }
 
 grpc::Status NodeService::Ack(grpc::ServerContext* context, const pb::AckRequest* request, pb::Empty*) {
-  if (grpc::Status denied = authz_.Require(*context, {security::Role::kMaster}, "Node.Ack"); !denied.ok()) {
+  if (grpc::Status denied = Admit(*context, "Node.Ack"); !denied.ok()) {
     return denied;
   }
   link_->Ack(*request);
@@ -227,7 +236,7 @@ grpc::Status NodeService::Ack(grpc::ServerContext* context, const pb::AckRequest
 
 grpc::Status NodeService::QueryResources(grpc::ServerContext* context, const pb::ResourcesQuery* query,
                                          pb::Resources* reply) {
-  if (grpc::Status denied = authz_.Require(*context, {security::Role::kMaster}, "Node.QueryResources"); !denied.ok()) {
+  if (grpc::Status denied = Admit(*context, "Node.QueryResources"); !denied.ok()) {
     return denied;
   }
   absl::StatusOr<std::string> binary = cache_->VerifiedPath(query->binary());

@@ -82,6 +82,8 @@ class NodeService final : public pb::Node::WithCallbackMethod_Attach<pb::Node::S
         cgroups_(std::move(cgroups)),
         authz_(credentials.insecure()),
         relay_(std::make_unique<SpawnRelay>(credentials.ChannelCredentials())) {}
+  // Whether the caller is the master (authz_), for the synchronous handlers.
+  grpc::Status Admit(const grpc::ServerContext& context, const char* what);
   // Past the master grace: nothing this node started outlives its master.
   void MasterGone();
 

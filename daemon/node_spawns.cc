@@ -39,6 +39,8 @@ void SpawnRelay::Relay(uint64_t deployment, const pb::SpawnRequest& request, Nod
   call->request.set_deployment(deployment);
   *call->request.mutable_request() = request;
   call->reply = std::move(reply);
+  // A master that is restarting: wait for it (NodeService cancels past the grace).
+  call->context.set_wait_for_ready(true);
   std::shared_ptr<pb::Master::Stub> master;
   const char* refused = nullptr;
   {
@@ -60,8 +62,6 @@ void SpawnRelay::Relay(uint64_t deployment, const pb::SpawnRequest& request, Nod
     call->reply(failed);
     return;
   }
-  // A master that is restarting: wait for it (NodeService cancels past the grace).
-  call->context.set_wait_for_ready(true);
   // Unlocked: the callback may run before Spawn() returns. It holds the call.
   Call* raw = call.get();
   master->async()->Spawn(
@@ -70,13 +70,19 @@ void SpawnRelay::Relay(uint64_t deployment, const pb::SpawnRequest& request, Nod
 }
 
 void SpawnRelay::Done(std::shared_ptr<Call> call, const grpc::Status& status) {
-  if (!status.ok()) {
-    call->answer.Clear();
-    call->answer.set_code(status.error_code());
-    call->answer.set_message(status.error_message());
+  pb::SpawnReply answer;
+  {
+    // Locked: Relay filled the call in before it took the lock to insert it
+    // (gRPC's hand-over between the threads is invisible to TSan).
+    std::lock_guard<std::mutex> lock(mu_);
+    if (status.ok()) answer = call->answer;
+    answer.set_id(call->request.request().id());
   }
-  call->answer.set_id(call->request.request().id());
-  call->reply(call->answer);
+  if (!status.ok()) {
+    answer.set_code(status.error_code());
+    answer.set_message(status.error_message());
+  }
+  call->reply(answer);
   std::lock_guard<std::mutex> lock(mu_);
   calls_.erase(call);
   // The context goes here (or in CancelAll's thread), not when gRPC drops the callback: see stubs_.
