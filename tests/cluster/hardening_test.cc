@@ -132,7 +132,8 @@ TEST(RunAs, NothingLaunchedRunsAsRoot) {
   std::string toml = dir + "/nodes.toml";
   std::ofstream(toml) << "[[nodes]]\nfabric_addr = \"" << *node_addr
                       << "\"\nbridge_bind = \"127.0.0.1:0\"\nmem = \"1 GiB\"\ncpu = 1\n";
-  Daemon master("master", {DaemonPath(), "127.0.0.1:0", toml, "--cache-dir=" + dir + "/master", "--run-as=nobody",
+  Daemon master("master", {DaemonPath(), "127.0.0.1:0", toml, "--cache-dir=" + dir + "/master",
+                           "--state-dir=" + dir + "/state", "--run-as=nobody",
                            "--tls=" + pki.Master("127.0.0.1")});
   ASSERT_TRUE(master.WaitListening("master", absl::Seconds(30)).ok()) << master.Describe();
   absl::StatusOr<std::string> bridge = master.WaitListening("bridge", absl::Seconds(30));
@@ -162,6 +163,9 @@ TEST(RunAs, NothingLaunchedRunsAsRoot) {
   EXPECT_THAT(out, HasSubstr("child uid 65534 euid 65534")) << r.Dump();
   struct stat st;
   ASSERT_EQ(stat((dir + "/node/node").c_str(), &st), 0);
+  EXPECT_EQ(st.st_uid, 65534u);
+  EXPECT_EQ(st.st_mode & 0777, 0700u);
+  ASSERT_EQ(stat((dir + "/state").c_str(), &st), 0) << "the master's job store";
   EXPECT_EQ(st.st_uid, 65534u);
   EXPECT_EQ(st.st_mode & 0777, 0700u);
   EXPECT_THAT(ReadProcStatusUid(node.os_pid()), HasSubstr("65534"));
