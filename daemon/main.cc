@@ -14,14 +14,17 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "absl/time/time.h"
 #include "daemon/config.h"
 #include "daemon/grpc_util.h"
-#include "daemon/master.h"
+#include "daemon/master/master.h"
 #include "daemon/node_service.h"
 #include "daemon/run_as.h"
 #include "daemon/security/ca_command.h"
 #include "daemon/security/credentials.h"
+#include "grpcpp/ext/proto_server_reflection_plugin.h"
 #include "grpcpp/grpcpp.h"
+#include "grpcpp/health_check_service_interface.h"
 #include "lib/core/resources.h"
 #include "lib/process/cgroup.h"
 
@@ -36,8 +39,8 @@ constexpr char kUsage[] = R"(usage: constellation <bind-addr> [nodes.toml] [opti
 Runs a Constellation daemon.
   constellation 10.0.0.2:9999              a node: runs the processes the master places here
   constellation 10.0.0.1:9999 nodes.toml   the master: places processes on the nodes listed in
-                                           nodes.toml and runs the bridge that cdeploy talks to
-                                           (at the bridge_bind of its entry)
+                                           nodes.toml and serves the job API (constellation.v1.Jobs)
+                                           that cdeploy talks to, at the bridge_bind of its entry
 
 options:
   --tls=DIR         this daemon's TLS bundle: ca.pem, cert.pem, key.pem from `constellation ca issue`
@@ -48,6 +51,15 @@ options:
                     created 0700, refused if it exists with another owner or group/world write
   --max-binary-size=SIZE
                     the largest binary accepted for upload, e.g. "512 MiB" (default 4 GiB)
+  --state-dir=DIR   the master's jobs and their logs (SQLite), kept across restarts
+                    (default /var/lib/constellation); created 0700
+  --event-buffer=SIZE
+                    a node: memory for its processes' events until the master has stored them, e.g.
+                    "64 MiB" (the default); when full, output is dropped (and the loss reported)
+  --master-grace=DURATION
+                    a node: how long it keeps its processes when its master goes away, for a master
+                    that comes back, e.g. "60s" (the default), "500ms", "2m"; 0 kills them at once.
+                    The master: how long, after it restarts, it waits for the nodes that ran its jobs
   --run-as=USER     required when started as root: make the directories and the cgroup base, hand them
                     to USER, then run as USER (and so does everything it launches); the TLS
                     bundle is read before. --run-as=root keeps root: deployments run as root
@@ -64,6 +76,9 @@ struct Args {
   std::string cache_dir;
   uint64_t max_binary_size = kDefaultMaxBinarySize;
   std::string run_as;
+  std::string state_dir = "/var/lib/constellation";
+  uint64_t event_buffer = 64 * constellation::kMiB;
+  absl::Duration master_grace = absl::Seconds(60);
 };
 
 int Usage(const std::string& error) {
@@ -77,6 +92,9 @@ std::unique_ptr<grpc::Server> Serve(const std::string& bind, const std::vector<g
                                     const security::Credentials& credentials, std::string* listening) {
   grpc::ServerBuilder builder;
   ConfigureServer(builder);
+  // grpc.health.v1.Health (SERVING while the daemon runs) and server reflection, for operators' tools.
+  grpc::EnableDefaultHealthCheckService(true);
+  grpc::reflection::InitProtoReflectionServerBuilderPlugin();
   int port = 0;
   builder.AddListeningPort(bind, credentials.ServerCredentials(), &port);
   for (grpc::Service* service : services) builder.RegisterService(service);
@@ -98,11 +116,15 @@ void WaitForTermination() {
 
 // --run-as: prepares what the user must own as root, then becomes the user.
 // Returns the node's cgroup base, made here while still root.
-absl::StatusOr<CgroupSetup> BecomeUser(const std::string& name, const std::string& cache_dir, bool master) {
+absl::StatusOr<CgroupSetup> BecomeUser(const std::string& name, const std::string& cache_dir,
+                                       const std::string& state_dir, bool master) {
   absl::StatusOr<RunAsUser> user = LookUpUser(name);
   if (!user.ok()) return user.status();
   std::vector<std::string> dirs = {cache_dir, cache_dir + "/node"};
-  if (master) dirs.push_back(cache_dir + "/master");
+  if (master) {
+    dirs.push_back(cache_dir + "/master");
+    dirs.push_back(state_dir);
+  }
   absl::Status status = PrepareDirsFor(*user, dirs);
   if (!status.ok()) return status;
   CgroupSetup cgroups = CreateCgroupBase(ReadCgroupLayout(), getenv(kCgroupsEnv));
@@ -151,20 +173,25 @@ int Run(const Args& args) {
 
   std::optional<CgroupSetup> cgroups;
   if (!args.run_as.empty() && args.run_as != "root") {
-    absl::StatusOr<CgroupSetup> made = BecomeUser(args.run_as, cache_dir, config.has_value());
+    absl::StatusOr<CgroupSetup> made = BecomeUser(args.run_as, cache_dir, args.state_dir, config.has_value());
     if (!made.ok()) {
       fprintf(stderr, "constellation: %s\n", std::string(made.status().message()).c_str());
       return 1;
     }
     cgroups = *std::move(made);
   }
+  NodeOptions node_options;
+  node_options.max_binary_size = args.max_binary_size;
+  node_options.cgroups = std::move(cgroups);
+  node_options.event_buffer = args.event_buffer;
+  node_options.master_grace = args.master_grace;
   absl::StatusOr<std::unique_ptr<NodeService>> node =
-      NodeService::Create(*ip, cache_dir + "/node", *credentials, args.max_binary_size, std::move(cgroups));
+      NodeService::Create(*ip, cache_dir + "/node", *credentials, std::move(node_options));
   if (!node.ok()) {
     fprintf(stderr, "constellation: %s\n", std::string(node.status().message()).c_str());
     return 1;
   }
-  std::unique_ptr<Master> master;
+  std::unique_ptr<master::Master> master;
   std::vector<grpc::Service*> services{node->get()};
   if (config) {
     absl::StatusOr<std::unique_ptr<BinaryCache>> cache =
@@ -173,8 +200,13 @@ int Run(const Args& args) {
       fprintf(stderr, "constellation: %s\n", std::string(cache.status().message()).c_str());
       return 1;
     }
-    // The master is reached at its own bind address (rewritten below if port 0).
-    master = std::make_unique<Master>(*config, args.bind, *std::move(cache), *credentials);
+    absl::StatusOr<std::unique_ptr<master::Master>> made =
+        master::Master::Create(*config, *std::move(cache), *credentials, {args.state_dir, args.master_grace});
+    if (!made.ok()) {
+      fprintf(stderr, "constellation: %s\n", std::string(made.status().message()).c_str());
+      return 1;
+    }
+    master = *std::move(made);
     services.push_back(master->master_service());
   }
   std::string listening;
@@ -186,16 +218,15 @@ int Run(const Args& args) {
   printf("constellation: %s listening on %s\n", config ? "master" : "node", listening.c_str());
   std::unique_ptr<grpc::Server> bridge_server;
   if (config) {
-    master->set_self_addr(listening);
-    // The bridge opens once the nodes are attached (or have had their chance).
-    size_t up = master->Start(absl::Seconds(10));
+    // The job API opens once the nodes are attached (or have had their chance).
+    size_t up = master->Start(listening, absl::Seconds(10));
     if (up < config->nodes.size()) {
       fprintf(stderr, "constellation: %zu of %zu nodes reachable; carrying on, the rest join when they can\n", up,
               config->nodes.size());
     }
     std::string bridge_listening;
     bridge_server =
-        Serve(*config->bridge_node().bridge_bind, {master->bridge_service()}, *credentials, &bridge_listening);
+        Serve(*config->bridge_node().bridge_bind, {master->jobs_service()}, *credentials, &bridge_listening);
     if (bridge_server == nullptr) {
       fprintf(stderr, "constellation: cannot listen on %s\n", config->bridge_node().bridge_bind->c_str());
       return 1;
@@ -206,6 +237,9 @@ int Run(const Args& args) {
   sd_notify(0, "READY=1");
   WaitForTermination();
   sd_notify(0, "STOPPING=1");
+  for (grpc::Server* s : {server.get(), bridge_server.get()}) {
+    if (s != nullptr) s->GetHealthCheckService()->Shutdown();  // NOT_SERVING while it drains
+  }
   if (bridge_server) bridge_server->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(2));
   server->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(2));
   master.reset();
@@ -239,12 +273,25 @@ int main(int argc, char** argv) {
       args.tls.bundle_dir = arg.substr(6);
     } else if (arg == "--insecure") {
       args.tls.insecure = true;
+    } else if (arg.rfind("--state-dir=", 0) == 0) {
+      args.state_dir = arg.substr(12);
+      if (args.state_dir.empty()) return Usage("--state-dir needs a directory");
     } else if (arg.rfind("--run-as=", 0) == 0) {
       args.run_as = arg.substr(9);
     } else if (arg.rfind("--max-binary-size=", 0) == 0) {
       absl::StatusOr<uint64_t> size = constellation::parse_mem(arg.substr(18));
       if (!size.ok()) return Usage("--max-binary-size: " + std::string(size.status().message()));
       args.max_binary_size = *size;
+    } else if (arg.rfind("--event-buffer=", 0) == 0) {
+      absl::StatusOr<uint64_t> size = constellation::parse_mem(arg.substr(15));
+      if (!size.ok()) return Usage("--event-buffer: " + std::string(size.status().message()));
+      args.event_buffer = *size;
+    } else if (arg.rfind("--master-grace=", 0) == 0) {
+      if (!absl::ParseDuration(arg.substr(15), &args.master_grace) || args.master_grace < absl::ZeroDuration() ||
+          args.master_grace == absl::InfiniteDuration()) {
+        return Usage("--master-grace: expected a duration such as \"60s\", \"500ms\", \"2m\" or 0, got \"" +
+                     arg.substr(15) + "\"");
+      }
     } else if (arg.rfind("-", 0) == 0) {
       return Usage("unknown option " + arg);
     } else {

@@ -69,21 +69,35 @@ size_t NodeAgent::live() const {
   return n;
 }
 
-void NodeAgent::Kill(const std::function<bool(const Process&)>& which) {
+void NodeAgent::Kill(const std::function<bool(const Pid&, const Process&)>& which, int signal) {
   std::lock_guard<std::mutex> lock(mu_);
   for (const auto& [pid, process] : processes_) {
-    if (process.exited || !which(process)) continue;
-    if (process.monitor_os_pid > 0) kill(process.monitor_os_pid, SIGKILL);
-    if (process.os_pid > 0) kill(process.os_pid, SIGKILL);
+    if (process.exited || !which(pid, process)) continue;
+    if (signal == SIGKILL) {
+      if (process.monitor_os_pid > 0) kill(process.monitor_os_pid, SIGKILL);
+      if (process.os_pid > 0) kill(process.os_pid, SIGKILL);
+    } else if (process.os_pid > 0) {
+      kill(process.os_pid, signal);
+    } else if (process.monitor_os_pid > 0) {
+      kill(process.monitor_os_pid, signal);
+    }
   }
 }
 
-void NodeAgent::KillDeployment(uint64_t deployment) {
-  Kill([deployment](const Process& p) { return p.deployment == deployment; });
-}
+void NodeAgent::KillDeployment(uint64_t deployment) { Signal(deployment, {}, SIGKILL); }
 
 void NodeAgent::KillAll() {
-  Kill([](const Process&) { return true; });
+  Kill([](const Pid&, const Process&) { return true; }, SIGKILL);
+}
+
+void NodeAgent::Signal(uint64_t deployment, const std::vector<Pid>& pids, int signal) {
+  std::set<Pid> chosen(pids.begin(), pids.end());
+  Kill(
+      [&](const Pid& pid, const Process& p) {
+        if (chosen.empty()) return p.deployment == deployment;
+        return chosen.contains(pid) && (deployment == 0 || p.deployment == deployment);
+      },
+      signal);
 }
 
 void NodeAgent::Loop() {

@@ -67,6 +67,13 @@ class NodeAgent {
   // SIGKILLs every process of `deployment` (or all) on this node.
   void KillDeployment(uint64_t deployment);
   void KillAll();
+  // Sends `signal` to the processes of `deployment`, or (when `pids` is not
+  // empty) to those of them only; deployment 0 with `pids`: those pids,
+  // whatever their deployment. SIGKILL goes to the monitor and the user
+  // process; any other signal to the user process alone (its monitor then
+  // reports how it ended), or to the monitor if the user process has not
+  // started yet.
+  void Signal(uint64_t deployment, const std::vector<Pid>& pids, int signal);
 
   // Processes registered and not yet exited.
   size_t live() const;
@@ -98,7 +105,7 @@ class NodeAgent {
   void SendReplies();
   // Hands a reply to the loop (any thread).
   void QueueReply(const Pid& requester, const pb::SpawnReply& reply);
-  void Kill(const std::function<bool(const Process&)>& which);
+  void Kill(const std::function<bool(const Pid&, const Process&)>& which, int signal);
 
   const LocalListener listener_;
   const int listen_fd_;

@@ -5,9 +5,10 @@
 #include <arpa/inet.h>
 #include <fcntl.h>
 #include <netdb.h>
+#include <signal.h>
 #include <unistd.h>
 
-#include <thread>
+#include <set>
 
 #include "absl/strings/str_cat.h"
 #include "daemon/grpc_util.h"
@@ -18,6 +19,11 @@
 #include "lib/process/resources_query.h"
 
 namespace constellation::daemon {
+namespace {
+// What Node.Kill may send (0 means SIGKILL).
+const std::set<int> kSignals = {SIGKILL, SIGTERM, SIGINT, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2};
+}  // namespace
+
 absl::StatusOr<uint32_t> ResolveIpv4(const std::string& host_port) {
   size_t colon = host_port.rfind(':');
   std::string host = host_port.substr(0, colon);
@@ -34,12 +40,13 @@ absl::StatusOr<uint32_t> ResolveIpv4(const std::string& host_port) {
 
 absl::StatusOr<std::unique_ptr<NodeService>> NodeService::Create(uint32_t ipv4, std::string cache_dir,
                                                                  const security::Credentials& credentials,
-                                                                 uint64_t max_binary_size,
-                                                                 std::optional<CgroupSetup> made) {
-  absl::StatusOr<std::unique_ptr<BinaryCache>> cache = BinaryCache::Create(std::move(cache_dir), max_binary_size);
+                                                                 NodeOptions options) {
+  absl::StatusOr<std::unique_ptr<BinaryCache>> cache =
+      BinaryCache::Create(std::move(cache_dir), options.max_binary_size);
   if (!cache.ok()) return cache.status();
   // Processes are enforced with cgroups under this daemon's own (see lib/process/cgroup.h).
-  CgroupSetup cgroups = made ? *std::move(made) : CreateCgroupBase(ReadCgroupLayout(), getenv(kCgroupsEnv));
+  CgroupSetup cgroups =
+      options.cgroups ? *std::move(options.cgroups) : CreateCgroupBase(ReadCgroupLayout(), getenv(kCgroupsEnv));
   if (absl::IsInvalidArgument(cgroups.why_not)) return cgroups.why_not;
   if (!cgroups.why_not.ok()) {
     fprintf(stderr,
@@ -49,10 +56,16 @@ absl::StatusOr<std::unique_ptr<NodeService>> NodeService::Create(uint32_t ipv4, 
   }
   std::unique_ptr<NodeService> service(new NodeService(ipv4, *std::move(cache), cgroups.base, credentials));
   NodeService* self = service.get();
+  std::unique_ptr<Alarm> alarm = options.alarm ? std::move(options.alarm) : std::make_unique<ThreadAlarm>();
+  service->grace_ =
+      std::make_unique<MasterGrace>(options.master_grace, std::move(alarm), [self] { self->MasterGone(); });
+  service->link_ = std::make_unique<MasterLink>(
+      NewIncarnation(), options.event_buffer,
+      MasterLink::Hooks{[self] { self->grace_->Attached(); }, [self] { self->grace_->Detached(); }});
   absl::StatusOr<std::unique_ptr<NodeAgent>> agent = NodeAgent::Start(
-      {[self](uint64_t deployment, const pb::ProcessEvent& event) { self->OnEvent(deployment, event); },
+      {[self](uint64_t deployment, const pb::ProcessEvent& event) { self->link_->Push(deployment, event); },
        [self](uint64_t deployment, const pb::SpawnRequest& request, NodeAgent::Reply reply) {
-         self->OnSpawn(deployment, request, std::move(reply));
+         self->relay_->Relay(deployment, request, std::move(reply));
        }});
   if (!agent.ok()) return agent.status();
   service->agent_ = *std::move(agent);
@@ -60,16 +73,21 @@ absl::StatusOr<std::unique_ptr<NodeService>> NodeService::Create(uint32_t ipv4, 
 }
 
 NodeService::~NodeService() {
+  relay_->Shutdown();             // its last replies go through the agent, still running
+  grace_.reset();                 // a grace expiring now finishes first
   if (agent_) agent_->KillAll();  // null when Create() failed to start it
   agent_.reset();
-  {
-    // The server has shut down, so no handler runs any more; taking the lock
-    // they used orders their last writes before what is destroyed here (the
-    // server's own wait is invisible to TSan).
-    std::lock_guard<std::mutex> lock(mu_);
-    master_.reset();
-  }
+  link_.reset();  // aborts if an Attach stream is not done: the server must have shut down
+  relay_.reset();
+  std::lock_guard<std::mutex> lock(mu_);  // orders the handlers' last writes before what is destroyed here
+  for (const auto& [pid, fd] : stdin_) close(fd);
+  stdin_.clear();
   RemoveCgroupBase(cgroups_);
+}
+
+void NodeService::MasterGone() {
+  agent_->KillAll();    // their exits are buffered for a master that comes later
+  relay_->CancelAll();  // spawns waiting for a master: none is coming
 }
 
 grpc::Status NodeService::HasBinary(grpc::ServerContext* context, const pb::BinaryId* id, pb::HasBinaryReply* reply) {
@@ -128,12 +146,19 @@ grpc::Status NodeService::Launch(grpc::ServerContext* context, const pb::LaunchR
   int stdin_pipe[2] = {-1, -1};
   if (request->stdin_pipe() && pipe2(stdin_pipe, O_CLOEXEC) == 0) options.stdin_fd = stdin_pipe[0];
 
+  pb::RunningProcess running;
+  running.set_deployment(request->deployment());
+  *running.mutable_pid() = info.self();
+  if (request->has_parent()) *running.mutable_parent() = request->parent();
+  *running.mutable_resources() = request->resources();
+  link_->Launched(port->pid, std::move(running));
   agent_->Register(port->pid, request->deployment());
   absl::StatusOr<pid_t> os_pid = process_internal::LaunchWithHandOff(options, info);
   close(port->fd);
   if (stdin_pipe[0] >= 0) close(stdin_pipe[0]);
   if (!os_pid.ok()) {
     agent_->Forget(port->pid);
+    link_->Forget(port->pid);
     if (stdin_pipe[1] >= 0) close(stdin_pipe[1]);
     return ToGrpc(os_pid.status());
   }
@@ -175,7 +200,28 @@ grpc::Status NodeService::Kill(grpc::ServerContext* context, const pb::KillReque
   if (grpc::Status denied = authz_.Require(*context, {security::Role::kMaster}, "Node.Kill"); !denied.ok()) {
     return denied;
   }
-  agent_->KillDeployment(request->deployment());
+  int signal = request->signal() == 0 ? SIGKILL : request->signal();
+  if (!kSignals.contains(signal)) {
+    return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
+                        absl::StrCat("signal ", request->signal(),
+                                     " is not one a node sends (0 or SIGKILL, SIGTERM, SIGINT, SIGHUP, SIGQUIT, "
+                                     "SIGUSR1, SIGUSR2)"));
+  }
+  std::vector<Pid> pids;
+  for (const pb::Pid& p : request->pids()) {
+    absl::StatusOr<Pid> pid = FromProto(p);
+    if (!pid.ok()) return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, std::string(pid.status().message()));
+    pids.push_back(*pid);
+  }
+  agent_->Signal(request->deployment(), pids, signal);
+  return grpc::Status::OK;
+}
+
+grpc::Status NodeService::Ack(grpc::ServerContext* context, const pb::AckRequest* request, pb::Empty*) {
+  if (grpc::Status denied = authz_.Require(*context, {security::Role::kMaster}, "Node.Ack"); !denied.ok()) {
+    return denied;
+  }
+  link_->Ack(*request);
   return grpc::Status::OK;
 }
 
@@ -206,80 +252,16 @@ grpc::Status NodeService::QueryResources(grpc::ServerContext* context, const pb:
   return grpc::Status::OK;
 }
 
-grpc::Status NodeService::Attach(grpc::ServerContext* context, const pb::AttachRequest* request,
-                                 grpc::ServerWriter<pb::NodeEvent>* writer) {
-  if (grpc::Status denied = authz_.Require(*context, {security::Role::kMaster}, "Node.Attach"); !denied.ok()) {
-    return denied;
+grpc::ServerWriteReactor<pb::NodeEvent>* NodeService::Attach(grpc::CallbackServerContext* context,
+                                                             const pb::AttachRequest* request) {
+  // Authorizer::Require takes the synchronous API's context; its decision alone here.
+  if (!authz_.insecure()) {
+    absl::StatusOr<security::Identity> caller = security::Authorize(
+        security::PeerIdentity(context->auth_context().get()), {security::Role::kMaster}, "Node.Attach");
+    if (!caller.ok()) return MasterLink::Refuse(ToGrpc(caller.status()));
   }
-  uint64_t generation;
-  {
-    std::lock_guard<std::mutex> lock(mu_);
-    generation = ++attach_generation_;
-    master_ = pb::Master::NewStub(NodeChannel(request->master_addr(), channel_credentials_));
-  }
-  cv_.notify_all();
-  if (!writer->Write(pb::NodeEvent())) return grpc::Status::OK;  // "here": the master counts this node in
-  while (true) {
-    std::unique_lock<std::mutex> lock(mu_);
-    // Wake at least every 200 ms to notice a cancelled call.
-    cv_.wait_for(lock, std::chrono::milliseconds(200),
-                 [&] { return !events_.empty() || generation != attach_generation_; });
-    if (generation != attach_generation_) return grpc::Status::OK;  // a newer master connection
-    if (context->IsCancelled()) break;
-    if (events_.empty()) continue;
-    pb::NodeEvent event = std::move(events_.front());
-    events_.pop_front();
-    lock.unlock();
-    if (!writer->Write(event)) break;
-  }
-  // The master is gone: nothing this node started may outlive it.
-  std::lock_guard<std::mutex> lock(mu_);
-  if (generation == attach_generation_) {
-    agent_->KillAll();
-    master_.reset();
-  }
-  return grpc::Status::OK;
-}
-
-void NodeService::OnEvent(uint64_t deployment, const pb::ProcessEvent& event) {
-  {
-    std::lock_guard<std::mutex> lock(mu_);
-    pb::NodeEvent& out = events_.emplace_back();
-    out.set_deployment(deployment);
-    *out.mutable_event() = event;
-  }
-  cv_.notify_all();
-}
-
-void NodeService::OnSpawn(uint64_t deployment, const pb::SpawnRequest& request, NodeAgent::Reply reply) {
-  std::shared_ptr<pb::Master::Stub> master;
-  {
-    std::lock_guard<std::mutex> lock(mu_);
-    master = master_;
-  }
-  if (master == nullptr) {
-    pb::SpawnReply failed;
-    failed.set_id(request.id());
-    failed.set_code(static_cast<int>(absl::StatusCode::kUnavailable));
-    failed.set_message("this node has no master");
-    reply(failed);
-    return;
-  }
-  // The master may hold the call until capacity frees up: never block the agent's loop.
-  std::thread([master, deployment, request, reply = std::move(reply)] {
-    pb::MasterSpawnRequest call;
-    call.set_deployment(deployment);
-    *call.mutable_request() = request;
-    grpc::ClientContext context;
-    pb::SpawnReply answer;
-    grpc::Status status = master->Spawn(&context, call, &answer);
-    if (!status.ok()) {
-      answer.set_code(status.error_code());
-      answer.set_message(status.error_message());
-    }
-    answer.set_id(request.id());
-    reply(answer);
-  }).detach();
+  relay_->SetMaster(request->master_addr());
+  return link_->Attach(*request);
 }
 
 }  // namespace constellation::daemon

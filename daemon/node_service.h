@@ -3,25 +3,32 @@
 // NodeService: the gRPC service every node daemon runs (the master calls it).
 // It caches binaries, launches processes through the same monitor as local
 // mode (with CONSTELLATION=fabric), streams their events to the master over
-// the Attach stream, and relays their spawn requests to the master. When the
-// master's Attach stream ends, it kills everything it started.
+// the Attach stream (MasterLink: numbered, kept until the master acks them,
+// replayed to a master that attaches again), and relays their spawn requests
+// to the master (SpawnRelay). When the master's Attach stream ends, it keeps
+// its processes for the master grace (MasterGrace) and kills them past it.
 // Every call is the master's business alone: each handler checks that the
 // caller holds a master certificate of the cluster (security/authz.h).
 //
+// Ownership: it owns the agent, the link, the grace and the relay. Destroy it
+// only after the gRPC server it is registered with has shut down (Attach
+// streams must be done); the destructor kills every process it started.
 // Thread-safe: gRPC calls it from its own threads.
 
 #include <atomic>
-#include <condition_variable>
-#include <deque>
 #include <map>
 #include <memory>
 #include <mutex>
 #include <optional>
 #include <string>
 
+#include "absl/base/thread_annotations.h"
 #include "absl/time/time.h"
 #include "daemon/binary_cache.h"
 #include "daemon/node_agent.h"
+#include "daemon/node_attach.h"
+#include "daemon/node_grace.h"
+#include "daemon/node_spawns.h"
 #include "daemon/security/authz.h"
 #include "daemon/security/credentials.h"
 #include "lib/core/resources.h"
@@ -30,18 +37,30 @@
 
 namespace constellation::daemon {
 
-class NodeService final : public pb::Node::Service {
+struct NodeOptions {
+  uint64_t max_binary_size = kDefaultMaxBinarySize;
+  // A cgroup base made already (--run-as makes it as root); else made here.
+  std::optional<CgroupSetup> cgroups;
+  uint64_t event_buffer = 64 * kMiB;                // --event-buffer
+  absl::Duration master_grace = absl::Seconds(60);  // --master-grace
+  std::unique_ptr<Alarm> alarm;                     // the grace's timer; null: a ThreadAlarm
+};
+
+class NodeService final : public pb::Node::WithCallbackMethod_Attach<pb::Node::Service> {
  public:
   // `ipv4` (host byte order) is where this node's processes bind their ports.
   // Binaries are cached in `cache_dir` (see BinaryCache for the checks).
   // `credentials` are this node's (for its calls to the master, and whether
-  // callers are authenticated at all). `cgroups`, if given, is a base made
-  // already (--run-as makes it as root).
+  // callers are authenticated at all).
   static absl::StatusOr<std::unique_ptr<NodeService>> Create(uint32_t ipv4, std::string cache_dir,
                                                              const security::Credentials& credentials,
-                                                             uint64_t max_binary_size = kDefaultMaxBinarySize,
-                                                             std::optional<CgroupSetup> cgroups = std::nullopt);
+                                                             NodeOptions options = {});
   ~NodeService() override;
+
+  // New each time a node daemon starts (NodeHello.incarnation).
+  const std::string& incarnation() const { return link_->incarnation(); }
+  const MasterGrace& grace() const { return *grace_; }
+  const NodeAgent& agent() const { return *agent_; }
 
   grpc::Status HasBinary(grpc::ServerContext*, const pb::BinaryId* id, pb::HasBinaryReply* reply) override;
   grpc::Status Upload(grpc::ServerContext*, grpc::ServerReader<pb::UploadChunk>* reader, pb::UploadReply*) override;
@@ -50,8 +69,10 @@ class NodeService final : public pb::Node::Service {
   grpc::Status Kill(grpc::ServerContext*, const pb::KillRequest* request, pb::Empty*) override;
   // Runs the binary's resources query in a cgroup of kQueryResources, bounded by kQueryTimeout.
   grpc::Status QueryResources(grpc::ServerContext*, const pb::ResourcesQuery* query, pb::Resources* reply) override;
-  grpc::Status Attach(grpc::ServerContext* context, const pb::AttachRequest* request,
-                      grpc::ServerWriter<pb::NodeEvent>* writer) override;
+  // The master's stream of this node's events (MasterLink); callback API, so nothing waits on a thread.
+  grpc::ServerWriteReactor<pb::NodeEvent>* Attach(grpc::CallbackServerContext* context,
+                                                  const pb::AttachRequest* request) override;
+  grpc::Status Ack(grpc::ServerContext* context, const pb::AckRequest* request, pb::Empty*) override;
 
  private:
   NodeService(uint32_t ipv4, std::unique_ptr<BinaryCache> cache, pb::CgroupBase cgroups,
@@ -60,9 +81,9 @@ class NodeService final : public pb::Node::Service {
         cache_(std::move(cache)),
         cgroups_(std::move(cgroups)),
         authz_(credentials.insecure()),
-        channel_credentials_(credentials.ChannelCredentials()) {}
-  void OnEvent(uint64_t deployment, const pb::ProcessEvent& event);
-  void OnSpawn(uint64_t deployment, const pb::SpawnRequest& request, NodeAgent::Reply reply);
+        relay_(std::make_unique<SpawnRelay>(credentials.ChannelCredentials())) {}
+  // Past the master grace: nothing this node started outlives its master.
+  void MasterGone();
 
   // What a resources query may use: enough for a program's start-up.
   static constexpr Resources kQueryResources{256 << 20, 0.5};
@@ -72,16 +93,15 @@ class NodeService final : public pb::Node::Service {
   std::unique_ptr<BinaryCache> cache_;
   const pb::CgroupBase cgroups_;  // where its processes' cgroups go (version 0: none)
   const security::Authorizer authz_;
-  const std::shared_ptr<grpc::ChannelCredentials> channel_credentials_;  // to the master
-  std::unique_ptr<NodeAgent> agent_;
+  // Made in this order by Create, taken apart in the reverse by the destructor.
+  std::unique_ptr<SpawnRelay> relay_;
+  std::unique_ptr<MasterGrace> grace_;  // its expiry uses agent_ and relay_
+  std::unique_ptr<MasterLink> link_;    // its hooks use grace_
+  std::unique_ptr<NodeAgent> agent_;    // its callbacks use link_ and relay_
 
   std::mutex mu_;
-  std::condition_variable cv_;
-  std::deque<pb::NodeEvent> events_;          // guarded by mu_: for the Attach stream
-  uint64_t attach_generation_ = 0;            // guarded by mu_: a newer Attach ends the older
-  std::shared_ptr<pb::Master::Stub> master_;  // guarded by mu_; in-flight spawns share it
-  std::map<Pid, int> stdin_;                  // guarded by mu_: roots' stdin pipes
-  std::atomic<uint64_t> queries_{0};          // names the queries' cgroup leaves
+  std::map<Pid, int> stdin_ ABSL_GUARDED_BY(mu_);  // roots' stdin pipes
+  std::atomic<uint64_t> queries_{0};               // names the queries' cgroup leaves
 };
 
 // Parses "host:port" into an IPv4 address in host byte order ("localhost" and

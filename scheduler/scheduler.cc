@@ -189,6 +189,25 @@ absl::StatusOr<Allocation> Scheduler::TryPlace(Resources request) {
   return allocation;
 }
 
+absl::StatusOr<Allocation> Scheduler::Adopt(absl::string_view node_id, Resources request) {
+  absl::StatusOr<Amount> need = ToAmount(request, "request");
+  if (!need.ok()) return need.status();
+  auto it = nodes_.find(std::string(node_id));
+  if (it == nodes_.end()) return absl::NotFoundError(absl::StrCat("no node \"", node_id, "\""));
+  const Node& node = it->second;
+  Amount free{node.capacity.mem - node.used.mem, node.capacity.ucpu - node.used.ucpu};
+  if (!Fits(*need, free)) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("node \"", node_id, "\" has no room left for ", to_string(request), " it runs"));
+  }
+  Allocation allocation = Place(it->first, request, *need);
+  // Room taken outside the queue's order: a waiting request may now fit
+  // nowhere it was promised, or a reservation may be moot; decide again.
+  Reevaluate();
+  DebugCheck();
+  return allocation;
+}
+
 absl::StatusOr<TicketId> Scheduler::Enqueue(Resources request) {
   absl::StatusOr<Amount> need = ToAmount(request, "request");
   if (!need.ok()) return need.status();

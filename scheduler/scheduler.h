@@ -96,6 +96,12 @@ class Scheduler {
   // hold the request even empty. InvalidArgument as for TryPlace.
   absl::StatusOr<TicketId> Enqueue(Resources request);
 
+  // Takes back an allocation that exists already on `node` (a restarted
+  // master learns what its nodes run): placed there whatever the queue says.
+  // FailedPrecondition when the node lacks the room (what it runs no longer
+  // fits its capacity), NotFound for an unknown node, InvalidArgument as for
+  // TryPlace.
+  absl::StatusOr<Allocation> Adopt(absl::string_view node, Resources request);
   // Frees an allocation; waiting requests may be granted. NotFound for an id
   // that is not allocated (released already, or lost with its node).
   absl::Status Release(AllocationId id);

@@ -301,5 +301,36 @@ TEST(Scheduler, LocalModeTryFailsBeyondCapacityAndSpawnWaitsForASibling) {
   EXPECT_EQ(root.node, "local");
 }
 
+// A restarted master takes back what its nodes run: on the named node,
+// ahead of the queue, and never beyond a node's capacity.
+TEST(Scheduler, AdoptPlacesOnTheNamedNodeAndChecksItsRoom) {
+  Scheduler s;
+  ASSERT_TRUE(s.AddNode("a", R(4, 4)).ok());
+  ASSERT_TRUE(s.AddNode("b", R(4, 4)).ok());
+  absl::StatusOr<Allocation> adopted = s.Adopt("b", R(3, 1));
+  ASSERT_TRUE(adopted.ok()) << adopted.status();
+  EXPECT_EQ(adopted->node, "b");
+  EXPECT_EQ(PlaceOn(s, R(2, 1)), "a") << "b has 1 left";
+  absl::StatusOr<Allocation> too_big = s.Adopt("b", R(2, 1));
+  EXPECT_TRUE(absl::IsFailedPrecondition(too_big.status())) << too_big.status();
+  EXPECT_TRUE(absl::IsNotFound(s.Adopt("c", R(1, 1)).status()));
+  EXPECT_TRUE(s.Release(adopted->id).ok());
+  EXPECT_EQ(PlaceOn(s, R(4, 1)), "b");
+}
+
+// Room adopted while a request waits is room it no longer gets.
+TEST(Scheduler, AdoptWhileARequestWaitsKeepsTheQueueConsistent) {
+  Scheduler s;
+  ASSERT_TRUE(s.AddNode("a", R(4, 4)).ok());
+  absl::StatusOr<Allocation> first = s.TryPlace(R(3, 1));
+  ASSERT_TRUE(first.ok());
+  TicketId waiting = Enqueue(s, R(3, 1));
+  EXPECT_THAT(Granted(s), IsEmpty());
+  ASSERT_TRUE(s.Adopt("a", R(1, 1)).ok());
+  ASSERT_TRUE(s.Release(first->id).ok());
+  EXPECT_THAT(Granted(s), ElementsAre(waiting)) << "3 of 4 free after the release";
+  s.CheckInvariants();
+}
+
 }  // namespace
 }  // namespace constellation::scheduler

@@ -19,6 +19,7 @@ PACKAGES=(
   libcereal-dev            # user types' serialize()
   libsystemd-dev           # sd_notify for the node daemon
   libssl-dev               # SHA-256 of uploaded binaries
+  libsqlite3-dev           # the master's job store
   clang-format             # tools/format.sh
   clang-14                 # tools/fuzz.sh: libFuzzer targets are built with clang
   libclang-rt-14-dev       # libFuzzer and the ASan/UBSan runtimes for clang-14

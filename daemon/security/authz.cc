@@ -29,14 +29,14 @@ absl::StatusOr<Identity> Authorize(absl::StatusOr<Identity> peer, std::initializ
       absl::StrCat(what, " is for ", absl::StrJoin(names, " or "), " identities; the caller is ", peer->ToString()));
 }
 
-absl::StatusOr<Identity> Authorizer::Check(const grpc::ServerContext& context, std::initializer_list<Role> allowed,
+absl::StatusOr<Identity> Authorizer::Check(const grpc::ServerContextBase& context, std::initializer_list<Role> allowed,
                                            absl::string_view what) const {
   if (insecure_) return Identity{Role::kAdmin, "insecure"};
   std::shared_ptr<const grpc::AuthContext> auth = context.auth_context();
   return Authorize(PeerIdentity(auth.get()), allowed, what);
 }
 
-grpc::Status Authorizer::Require(const grpc::ServerContext& context, std::initializer_list<Role> allowed,
+grpc::Status Authorizer::Require(const grpc::ServerContextBase& context, std::initializer_list<Role> allowed,
                                  absl::string_view what) const {
   absl::StatusOr<Identity> identity = Check(context, allowed, what);
   if (identity.ok()) return grpc::Status::OK;

@@ -35,10 +35,10 @@ class Authorizer {
 
   // The caller if its role is one of `allowed`: else PERMISSION_DENIED naming
   // `what` (the call) and the caller, or UNAUTHENTICATED.
-  absl::StatusOr<Identity> Check(const grpc::ServerContext& context, std::initializer_list<Role> allowed,
+  absl::StatusOr<Identity> Check(const grpc::ServerContextBase& context, std::initializer_list<Role> allowed,
                                  absl::string_view what) const;
   // Check() as a grpc::Status, for handlers that only need the yes or no.
-  grpc::Status Require(const grpc::ServerContext& context, std::initializer_list<Role> allowed,
+  grpc::Status Require(const grpc::ServerContextBase& context, std::initializer_list<Role> allowed,
                        absl::string_view what) const;
 
   bool insecure() const { return insecure_; }

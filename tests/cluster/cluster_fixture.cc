@@ -62,9 +62,11 @@ Cluster::Cluster(ClusterOptions options) : options_(std::move(options)) {
     const NodeSpec& spec = options_.nodes[i];
     std::string cache = MakeTempDir(absl::StrCat("node", i, "-"));
     cache_dirs_.push_back(cache);
-    nodes_.push_back(std::make_unique<Daemon>(
-        absl::StrCat("node ", i), InNetns(spec.netns, WithRunAs({DaemonPath(), spec.host + ":0", "--cache-dir=" + cache,
-                                                                 DaemonTlsFlag(options_, "node", spec.host)}))));
+    std::vector<std::string> argv = {DaemonPath(), spec.host + ":0", "--cache-dir=" + cache,
+                                     DaemonTlsFlag(options_, "node", spec.host)};
+    argv.insert(argv.end(), options_.node_args.begin(), options_.node_args.end());
+    nodes_.push_back(
+        std::make_unique<Daemon>(absl::StrCat("node ", i), InNetns(spec.netns, WithRunAs(std::move(argv)))));
   }
   for (size_t i = 0; i < nodes_.size(); ++i) {
     absl::StatusOr<std::string> addr = nodes_[i]->WaitListening("node", options_.start_timeout);
@@ -86,9 +88,10 @@ Cluster::Cluster(ClusterOptions options) : options_(std::move(options)) {
   }
   master_cache_dir_ = MakeTempDir("master-");
   master_ = std::make_unique<Daemon>(
-      "master", InNetns(options_.master_netns, WithRunAs({DaemonPath(), options_.master_host + ":0", nodes_toml_,
-                                                          "--cache-dir=" + master_cache_dir_,
-                                                          DaemonTlsFlag(options_, "master", options_.master_host)})));
+      "master", InNetns(options_.master_netns,
+                        WithRunAs({DaemonPath(), options_.master_host + ":0", nodes_toml_,
+                                   "--cache-dir=" + master_cache_dir_, "--state-dir=" + master_cache_dir_ + "/state",
+                                   DaemonTlsFlag(options_, "master", options_.master_host)})));
   absl::StatusOr<std::string> master = master_->WaitListening("master", options_.start_timeout);
   if (!master.ok()) {
     ADD_FAILURE() << "the master did not start: " << master.status() << "\nnodes.toml:\n" << toml;

@@ -55,6 +55,8 @@ struct ClusterOptions {
   absl::Duration start_timeout = absl::Seconds(30);
   // Run every daemon with --insecure instead of the TLS bundles of TestPki.
   bool insecure = false;
+  // Extra arguments for every node daemon (not the master), e.g. {"--master-grace=1s"}.
+  std::vector<std::string> node_args;
 };
 
 struct DeployOptions {

@@ -228,10 +228,13 @@ TEST(DaemonCli, DaemonsExitOnSigterm) {
   }
 }
 
-// A node that loses its master kills everything it started; cdeploy, having
-// lost the bridge, exits 2 with an error.
+// A node that loses its master kills everything it started once its master
+// grace is over (1 s here; 60 s by default, for a master that restarts);
+// cdeploy, having lost the bridge, exits 2 with an error.
 TEST(DaemonCli, NodesKillTheirProcessesWhenTheMasterDies) {
-  Cluster cluster(ThreeNodeLoopback());
+  ClusterOptions cluster_options = ThreeNodeLoopback();
+  cluster_options.node_args = {"--master-grace=1s"};
+  Cluster cluster(std::move(cluster_options));
   ASSERT_TRUE(cluster.ok()) << cluster.Describe();
   DeployOptions options;
   options.args = {"tree", "2"};  // seven processes that sleep until killed

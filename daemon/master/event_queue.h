@@ -1,0 +1,111 @@
+#pragma once
+
+// The in-memory half of the job store's event log (daemon/master/job_store.h):
+// for each stored job, the seq it gave last, the seq committed and the size of
+// its log; and the events and node marks queued for the next commit. No I/O:
+// the store takes a Batch, writes it, and reports back (Committed or Failed).
+//
+// Threading: thread-safe (one internal mutex, never held while waiting on
+// anything but the queue itself). Append may block on back-pressure only.
+
+#include <cstdint>
+#include <deque>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/container/flat_hash_map.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
+#include "daemon/master/job_records.h"
+
+namespace constellation::daemon::master {
+
+// What a job's log looks like on disk (and what the queue adds to it).
+struct LogState {
+  uint64_t seq = 0;        // the last seq
+  uint64_t bytes = 0;      // the stored size of its events
+  bool truncated = false;  // a Truncated event is in the log
+};
+
+// One queued write: an event (seq != 0) and/or a mark.
+struct QueuedEvent {
+  uint64_t job = 0;
+  uint64_t seq = 0;        // 0: no event
+  std::string body;        // the serialized v1::JobEvent, without its seq
+  bool truncated = false;  // the event is a Truncated one
+  std::optional<NodeMark> mark;
+};
+
+struct Batch {
+  std::vector<QueuedEvent> entries;  // in the order queued
+  uint64_t bytes = 0;
+};
+
+class EventQueue {
+ public:
+  struct Limits {
+    uint64_t max_log_bytes_per_job = 64ull << 20;
+    uint64_t max_queued_bytes = 64ull << 20;
+    size_t commit_batch = 4096;
+  };
+  explicit EventQueue(Limits limits) : limits_(limits) {}
+  EventQueue(const EventQueue&) = delete;
+  EventQueue& operator=(const EventQueue&) = delete;
+
+  // A stored job (at open, or once put): its log is `committed`. A job that
+  // is already known keeps its state.
+  void AddJob(uint64_t job, const LogState& committed);
+  // A deleted job: its state is forgotten and its queued events dropped
+  // (their marks stay queued).
+  void RemoveJob(uint64_t job);
+
+  // See JobStore::Append.
+  uint64_t Append(uint64_t job, v1::JobEvent event, std::optional<NodeMark> mark);
+  void Mark(NodeMark mark);
+
+  // Everything queued, in order; it stays counted against the back-pressure
+  // bound until Committed or Failed.
+  Batch Take();
+  // `batch` is on disk: advances the committed seqs and returns the jobs
+  // whose committed seq advanced.
+  std::vector<uint64_t> Committed(const Batch& batch);
+  // `batch` could not be written: it goes back to the front of the queue.
+  void Failed(Batch batch);
+
+  uint64_t CommittedSeq(uint64_t job);
+
+  // For the commit thread: returns once something queued is due (it has
+  // waited `interval`, or commit_batch entries or half the byte bound are
+  // queued) or Stop() was called; true when stopped.
+  bool AwaitDue(absl::Duration interval);
+  // Waits until Stop() or `timeout` (after a failed commit); true when stopped.
+  bool AwaitStopFor(absl::Duration timeout);
+  void Stop();
+
+  // "output beyond 64 MiB is not kept"
+  static std::string TruncatedWhy(uint64_t max_log_bytes);
+
+ private:
+  struct JobLog {
+    LogState queued;  // including what is queued
+    uint64_t committed_seq = 0;
+  };
+  void Push(QueuedEvent entry) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  bool HasRoom() const ABSL_SHARED_LOCKS_REQUIRED(mu_);
+  bool Full() const ABSL_SHARED_LOCKS_REQUIRED(mu_);
+  bool StoppedOrQueued() const ABSL_SHARED_LOCKS_REQUIRED(mu_);
+  bool StoppedOrFullOrEmpty() const ABSL_SHARED_LOCKS_REQUIRED(mu_);
+
+  const Limits limits_;
+  absl::Mutex mu_;
+  absl::flat_hash_map<uint64_t, JobLog> jobs_ ABSL_GUARDED_BY(mu_);
+  std::deque<QueuedEvent> queue_ ABSL_GUARDED_BY(mu_);
+  uint64_t queued_bytes_ ABSL_GUARDED_BY(mu_) = 0;     // in queue_
+  uint64_t unsettled_bytes_ ABSL_GUARDED_BY(mu_) = 0;  // in queue_ or taken, not yet committed
+  absl::Time first_queued_ ABSL_GUARDED_BY(mu_);       // when queue_ last became non-empty
+  bool stopped_ ABSL_GUARDED_BY(mu_) = false;
+};
+
+}  // namespace constellation::daemon::master

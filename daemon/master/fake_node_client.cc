@@ -1,0 +1,162 @@
+#include "daemon/master/fake_node_client.h"
+
+#include <optional>
+
+#include "absl/strings/str_cat.h"
+#include "lib/process/proto_convert.h"
+
+namespace constellation::daemon::master {
+
+struct FakeNodeClient::Stream {
+  std::deque<pb::NodeEvent> queue;
+  std::optional<absl::Status> end;  // set: ends once the queue is read
+  bool cancelled = false;
+};
+
+class FakeNodeClient::FakeStream final : public AttachStream {
+ public:
+  FakeStream(FakeNodeClient* node, std::shared_ptr<Stream> stream) : node_(node), stream_(std::move(stream)) {}
+  bool Read(pb::NodeEvent* event) override {
+    std::unique_lock<std::mutex> lock(node_->mu_);
+    ++node_->waiting_readers_;
+    node_->cv_.notify_all();
+    node_->cv_.wait(lock, [&] { return !stream_->queue.empty() || stream_->end || stream_->cancelled; });
+    --node_->waiting_readers_;
+    if (stream_->cancelled || stream_->queue.empty()) return false;
+    *event = std::move(stream_->queue.front());
+    stream_->queue.pop_front();
+    node_->cv_.notify_all();
+    return true;
+  }
+  absl::Status Finish() override {
+    std::lock_guard<std::mutex> lock(node_->mu_);
+    if (stream_->cancelled) return absl::CancelledError("cancelled");
+    return stream_->end.value_or(absl::OkStatus());
+  }
+  void Cancel() override {
+    std::lock_guard<std::mutex> lock(node_->mu_);
+    stream_->cancelled = true;
+    node_->cv_.notify_all();
+  }
+
+ private:
+  FakeNodeClient* node_;
+  std::shared_ptr<Stream> stream_;
+};
+
+absl::StatusOr<bool> FakeNodeClient::HasBinary(const pb::BinaryId& binary) {
+  std::lock_guard<std::mutex> lock(mu_);
+  return binaries_.contains(binary.sha256());
+}
+
+absl::Status FakeNodeClient::Upload(const pb::BinaryId& binary, const std::string&) {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (!binaries_.contains(binary.sha256())) ++uploads_;
+  binaries_.insert(binary.sha256());
+  cv_.notify_all();
+  return absl::OkStatus();
+}
+
+absl::StatusOr<Pid> FakeNodeClient::Launch(const pb::LaunchRequest& request) {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (!launch_error.ok()) return std::exchange(launch_error, absl::OkStatus());
+  if (!binaries_.contains(request.binary().sha256())) {
+    return absl::FailedPreconditionError(absl::StrCat("binary not uploaded to ", addr_));
+  }
+  launches_.push_back(request);
+  cv_.notify_all();
+  return Pid::FromIpv4(ipv4_, next_port_++, 1);
+}
+
+absl::Status FakeNodeClient::WriteStdin(const pb::StdinChunk& chunk) {
+  std::lock_guard<std::mutex> lock(mu_);
+  stdin_.push_back(chunk);
+  cv_.notify_all();
+  return absl::OkStatus();
+}
+
+absl::Status FakeNodeClient::Kill(const pb::KillRequest& request) {
+  std::lock_guard<std::mutex> lock(mu_);
+  kills_.push_back(request);
+  cv_.notify_all();
+  return absl::OkStatus();
+}
+
+absl::StatusOr<Resources> FakeNodeClient::QueryResources(const pb::ResourcesQuery&) {
+  std::lock_guard<std::mutex> lock(mu_);
+  return query_answer;
+}
+
+absl::Status FakeNodeClient::Ack(const pb::AckRequest& request) {
+  std::lock_guard<std::mutex> lock(mu_);
+  acks_.push_back(request);
+  cv_.notify_all();
+  return absl::OkStatus();
+}
+
+std::unique_ptr<AttachStream> FakeNodeClient::Attach(const pb::AttachRequest& request) {
+  std::lock_guard<std::mutex> lock(mu_);
+  attaches_.push_back(request);
+  auto stream = std::make_shared<Stream>();
+  if (!attach_error.ok()) {
+    stream->end = attach_error;
+  } else {
+    *stream->queue.emplace_back().mutable_hello() = hello_;
+  }
+  stream_ = stream;
+  cv_.notify_all();
+  return std::make_unique<FakeStream>(this, stream);
+}
+
+void FakeNodeClient::Push(pb::NodeEvent event) {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (stream_ == nullptr) stream_ = std::make_shared<Stream>();
+  stream_->queue.push_back(std::move(event));
+  cv_.notify_all();
+}
+
+void FakeNodeClient::SetHello(pb::NodeHello hello) {
+  std::lock_guard<std::mutex> lock(mu_);
+  hello_ = std::move(hello);
+}
+
+void FakeNodeClient::End(absl::Status status) {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (stream_ != nullptr) stream_->end = std::move(status);
+  cv_.notify_all();
+}
+
+bool FakeNodeClient::WaitIdle(absl::Duration timeout) {
+  std::unique_lock<std::mutex> lock(mu_);
+  return cv_.wait_for(lock, absl::ToChronoMilliseconds(timeout),
+                      [&] { return waiting_readers_ > 0 && (stream_ == nullptr || stream_->queue.empty()); });
+}
+
+bool FakeNodeClient::WaitFor(const std::function<bool()>& predicate, absl::Duration timeout) {
+  // The predicate reads the fake through its locked getters: wait unlocked.
+  absl::Time deadline = absl::Now() + timeout;
+  std::unique_lock<std::mutex> lock(mu_);
+  while (true) {
+    lock.unlock();
+    if (predicate()) return true;
+    lock.lock();
+    if (absl::Now() >= deadline) return false;
+    cv_.wait_for(lock, std::chrono::milliseconds(20));
+  }
+}
+
+#define FAKE_GETTER(type, name, field)     \
+  type FakeNodeClient::name() const {      \
+    std::lock_guard<std::mutex> lock(mu_); \
+    return field;                          \
+  }
+FAKE_GETTER(std::vector<pb::LaunchRequest>, launches, launches_)
+FAKE_GETTER(std::vector<pb::KillRequest>, kills, kills_)
+FAKE_GETTER(std::vector<pb::StdinChunk>, stdin_chunks, stdin_)
+FAKE_GETTER(std::vector<pb::AckRequest>, acks, acks_)
+FAKE_GETTER(std::vector<pb::AttachRequest>, attaches, attaches_)
+FAKE_GETTER(std::set<std::string>, binaries, binaries_)
+FAKE_GETTER(int, uploads, uploads_)
+#undef FAKE_GETTER
+
+}  // namespace constellation::daemon::master

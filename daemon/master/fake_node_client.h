@@ -1,0 +1,83 @@
+#pragma once
+
+// FakeNodeClient: a node in memory, for the master's unit tests. It records
+// every call, answers launches with fresh pids, and lets the test feed the
+// Attach stream (Push, End) as a node daemon would. Failures are injected by
+// setting the `*_error` fields.
+//
+// Thread-safe: the master's threads call it while the test drives it.
+
+#include <condition_variable>
+#include <deque>
+#include <functional>
+#include <mutex>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "absl/time/time.h"
+#include "daemon/master/node_client.h"
+
+namespace constellation::daemon::master {
+
+class FakeNodeClient final : public NodeClient {
+ public:
+  explicit FakeNodeClient(std::string addr, uint32_t ipv4 = 0x7f000001) : addr_(std::move(addr)), ipv4_(ipv4) {}
+
+  const std::string& addr() const override { return addr_; }
+  absl::StatusOr<bool> HasBinary(const pb::BinaryId& binary) override;
+  absl::Status Upload(const pb::BinaryId& binary, const std::string& path) override;
+  absl::StatusOr<Pid> Launch(const pb::LaunchRequest& request) override;
+  absl::Status WriteStdin(const pb::StdinChunk& chunk) override;
+  absl::Status Kill(const pb::KillRequest& request) override;
+  absl::StatusOr<Resources> QueryResources(const pb::ResourcesQuery& query) override;
+  absl::Status Ack(const pb::AckRequest& request) override;
+  std::unique_ptr<AttachStream> Attach(const pb::AttachRequest& request) override;
+
+  // --- The test's side ---
+  // Queues a message for the current (or next) Attach stream.
+  void Push(pb::NodeEvent event);
+  // The hello every Attach starts with (queued at each Attach call).
+  void SetHello(pb::NodeHello hello);
+  // Ends the current Attach stream with `status` once its queue is read.
+  void End(absl::Status status);
+  // Waits (bounded) until the current stream's queue is read and its reader
+  // waits for more: everything pushed has been handled.
+  bool WaitIdle(absl::Duration timeout = absl::Seconds(10));
+  // Waits (bounded) until `predicate` holds over the fake's state; false on timeout.
+  bool WaitFor(const std::function<bool()>& predicate, absl::Duration timeout = absl::Seconds(10));
+
+  std::vector<pb::LaunchRequest> launches() const;
+  std::vector<pb::KillRequest> kills() const;
+  std::vector<pb::StdinChunk> stdin_chunks() const;
+  std::vector<pb::AckRequest> acks() const;
+  std::vector<pb::AttachRequest> attaches() const;
+  std::set<std::string> binaries() const;
+  int uploads() const;
+
+  absl::Status launch_error;  // set before the call it should fail
+  absl::Status attach_error;  // Attach streams end at once with it
+  Resources query_answer{1 << 30, 1};
+
+ private:
+  struct Stream;
+  class FakeStream;
+
+  const std::string addr_;
+  const uint32_t ipv4_;
+  mutable std::mutex mu_;
+  std::condition_variable cv_;
+  std::set<std::string> binaries_;
+  int uploads_ = 0;
+  uint16_t next_port_ = 20000;
+  std::vector<pb::LaunchRequest> launches_;
+  std::vector<pb::KillRequest> kills_;
+  std::vector<pb::StdinChunk> stdin_;
+  std::vector<pb::AckRequest> acks_;
+  std::vector<pb::AttachRequest> attaches_;
+  pb::NodeHello hello_;
+  std::shared_ptr<Stream> stream_;  // the current Attach
+  int waiting_readers_ = 0;
+};
+
+}  // namespace constellation::daemon::master

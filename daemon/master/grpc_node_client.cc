@@ -1,0 +1,93 @@
+#include "daemon/master/grpc_node_client.h"
+
+#include <chrono>
+
+#include "daemon/grpc_util.h"
+#include "lib/process/proto_convert.h"
+
+namespace constellation::daemon::master {
+namespace {
+
+// Deadlines: a launch may wait for a large binary's page-in; a resources
+// query runs the binary (bounded at 10 s on the node); the rest is quick.
+constexpr auto kQuick = std::chrono::seconds(10);
+constexpr auto kLaunch = std::chrono::seconds(30);
+
+void SetDeadline(grpc::ClientContext& context, std::chrono::seconds after) {
+  context.set_deadline(std::chrono::system_clock::now() + after);
+}
+
+class GrpcAttachStream final : public AttachStream {
+ public:
+  GrpcAttachStream(pb::Node::Stub& stub, const pb::AttachRequest& request) : reader_(stub.Attach(&context_, request)) {}
+  bool Read(pb::NodeEvent* event) override { return reader_->Read(event); }
+  absl::Status Finish() override { return FromGrpc(reader_->Finish()); }
+  void Cancel() override { context_.TryCancel(); }
+
+ private:
+  grpc::ClientContext context_;  // before reader_: the call uses it
+  std::unique_ptr<grpc::ClientReader<pb::NodeEvent>> reader_;
+};
+
+}  // namespace
+
+GrpcNodeClient::GrpcNodeClient(std::string addr, std::shared_ptr<grpc::ChannelCredentials> credentials)
+    : addr_(std::move(addr)), stub_(pb::Node::NewStub(NodeChannel(addr_, std::move(credentials)))) {}
+
+absl::StatusOr<bool> GrpcNodeClient::HasBinary(const pb::BinaryId& binary) {
+  grpc::ClientContext context;
+  SetDeadline(context, kQuick);
+  pb::HasBinaryReply reply;
+  grpc::Status status = stub_->HasBinary(&context, binary, &reply);
+  if (!status.ok()) return FromGrpc(status);
+  return reply.present();
+}
+
+absl::Status GrpcNodeClient::Upload(const pb::BinaryId& binary, const std::string& path) {
+  return UploadIfMissing(*stub_, binary, path);
+}
+
+absl::StatusOr<Pid> GrpcNodeClient::Launch(const pb::LaunchRequest& request) {
+  grpc::ClientContext context;
+  SetDeadline(context, kLaunch);
+  pb::LaunchReply reply;
+  grpc::Status status = stub_->Launch(&context, request, &reply);
+  if (!status.ok()) return FromGrpc(status);
+  return FromProto(reply.pid());
+}
+
+absl::Status GrpcNodeClient::WriteStdin(const pb::StdinChunk& chunk) {
+  grpc::ClientContext context;
+  SetDeadline(context, kLaunch);
+  pb::Empty empty;
+  return FromGrpc(stub_->WriteStdin(&context, chunk, &empty));
+}
+
+absl::Status GrpcNodeClient::Kill(const pb::KillRequest& request) {
+  grpc::ClientContext context;
+  SetDeadline(context, kQuick);
+  pb::Empty empty;
+  return FromGrpc(stub_->Kill(&context, request, &empty));
+}
+
+absl::StatusOr<Resources> GrpcNodeClient::QueryResources(const pb::ResourcesQuery& query) {
+  grpc::ClientContext context;
+  SetDeadline(context, kLaunch);
+  pb::Resources reply;
+  grpc::Status status = stub_->QueryResources(&context, query, &reply);
+  if (!status.ok()) return FromGrpc(status);
+  return FromProto(reply);
+}
+
+absl::Status GrpcNodeClient::Ack(const pb::AckRequest& request) {
+  grpc::ClientContext context;
+  SetDeadline(context, kQuick);
+  pb::Empty empty;
+  return FromGrpc(stub_->Ack(&context, request, &empty));
+}
+
+std::unique_ptr<AttachStream> GrpcNodeClient::Attach(const pb::AttachRequest& request) {
+  return std::make_unique<GrpcAttachStream>(*stub_, request);
+}
+
+}  // namespace constellation::daemon::master

@@ -1,0 +1,186 @@
+#pragma once
+
+// JobManager: the master's jobs. It takes submissions, starts each job's
+// root on a node, places the processes the job spawns (Master.Spawn), turns
+// the nodes' event streams into each job's ordered event log (in the job
+// store), decides when a job has ended and how, cancels jobs, and, after a
+// restart of the master, takes back what its nodes still run.
+//
+// What it knows of a running job is rebuilt from the store and the nodes'
+// hellos: the store has every job, every process launched (written before
+// the spawn that launched it is answered) and the log; each node says what it
+// runs and sends again what the master has not stored (NodeMark, Node.Ack).
+// A process the store counts as running whose node does not come back within
+// `master_grace` is reported lost; a process a node runs that the store does
+// not count as running (its node was declared lost meanwhile, or its launch
+// was never recorded) is killed, and its events are ignored, so no exit is
+// ever reported twice.
+//
+// Authorization: each call names its caller; a client sees and manages its
+// own jobs, an admin every job (security::MayManage).
+//
+// Threading: thread-safe. One lock guards the jobs; the store's synchronous
+// writes happen under it (so the log's order is the lock's order), node RPCs
+// and placement waits never do. Job roots start on threads of the manager's
+// own, joined at destruction. Lock order: the manager's lock, then
+// Placement's; Placement's waits test an atomic flag, never this lock.
+
+#include <atomic>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <set>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+#include "daemon/binary_cache.h"
+#include "daemon/master/binary_distribution.h"
+#include "daemon/master/commit_notifier.h"
+#include "daemon/master/event_order.h"
+#include "daemon/master/job_store.h"
+#include "daemon/master/node_set.h"
+#include "daemon/master/placement.h"
+#include "daemon/master/timers.h"
+#include "daemon/security/authz.h"
+#include "daemon/security/identity.h"
+#include "proto/jobs.pb.h"
+
+namespace constellation::daemon::master {
+
+using security::Identity;
+
+class JobManager : public NodeEventHandler {
+ public:
+  struct Options {
+    std::string self_addr;  // where nodes reach the Master service
+    // How long a restarted master waits for the nodes that ran its jobs.
+    absl::Duration master_grace = absl::Seconds(60);
+    // How often finished jobs past their TTL are deleted.
+    absl::Duration sweep_interval = absl::Minutes(1);
+  };
+  // Everything must outlive the manager.
+  struct Parts {
+    JobStore* store;
+    NodeSet* nodes;
+    Placement* placement;
+    BinaryDistribution* binaries;
+    BinaryCache* cache;
+    Timers* timers;
+    CommitNotifier* notifier;
+  };
+  JobManager(Parts parts, Options options);
+  ~JobManager() override;  // Shutdown()
+  // Stops the starters and every wait for room; the jobs stay in the store
+  // as they are, for the next master. Idempotent.
+  void Shutdown();
+  // Where nodes reach the Master service (known once its server listens). Before the nodes attach.
+  void set_self_addr(std::string addr);
+
+  // Resumes the store's unfinished jobs (before the nodes attach).
+  void Recover();
+
+  // The Jobs API.
+  absl::StatusOr<v1::Job> Submit(const v1::JobSpec& spec, const Identity& caller);
+  absl::StatusOr<v1::Job> Get(const std::string& job, const Identity& caller);
+  absl::StatusOr<v1::ListJobsResponse> List(const v1::ListJobsRequest& request, const Identity& caller);
+  absl::StatusOr<v1::Job> Cancel(const std::string& job, absl::Duration grace, const Identity& caller);
+  absl::Status Delete(const std::string& job, const Identity& caller);
+  absl::Status WriteStdin(const v1::WriteStdinRequest& request, const Identity& caller);
+  v1::ListNodesResponse ListNodes();
+  // The job's id if `caller` may watch it.
+  absl::StatusOr<uint64_t> Watchable(const std::string& job, const Identity& caller);
+
+  // Master.Spawn: a process of job `job` asks for a child.
+  absl::StatusOr<Pid> Spawn(uint64_t job, const pb::SpawnRequest& request);
+
+  // NodeEventHandler (NodeSet's threads).
+  pb::AttachRequest AttachRequestFor(const std::string& addr) override;
+  void OnNodeUp(const std::string& addr, const pb::NodeHello& hello) override;
+  void OnNodeEvent(const std::string& addr, const std::string& incarnation, const pb::NodeEvent& event) override;
+  void OnNodeDown(const std::string& addr, const absl::Status& why) override;
+
+ private:
+  struct LiveProcess {
+    std::string node;
+    scheduler::AllocationId allocation = 0;
+    bool confirmed = true;  // false: recovered from the store, its node has not said it runs it yet
+    v1::JobProcess record;
+  };
+  struct ActiveJob {
+    JobRecord record;
+    EventOrder order;
+    std::map<Pid, LiveProcess> live;
+    std::set<Pid> gone;  // exited, lost or killed: their events are ignored
+    std::optional<Pid> root;
+    std::string root_node;
+    bool starting = false;  // its root is being started
+    int launching = 0;      // spawns between Launch and their record
+    std::string cancelled_by;
+    std::string failure;  // the first failure, for the reason
+    // Set when the job is cancelled or over: its waits for room give up.
+    std::shared_ptr<std::atomic<bool>> stop = std::make_shared<std::atomic<bool>>(false);
+  };
+  // Per node: its stream's incarnation and the seqs of its events still held
+  // by an EventOrder, so that no acknowledgement passes them.
+  struct NodeProgress {
+    std::string incarnation;
+    std::multiset<uint64_t> held;
+    uint64_t max_seen = 0;
+  };
+  struct Launched {
+    Pid pid;
+    std::string node;
+    scheduler::AllocationId allocation = 0;
+  };
+
+  // --- job_manager.cc: the API's checks.
+  absl::StatusOr<uint64_t> ParseJobId(const std::string& job) const;
+  absl::StatusOr<JobRecord> Authorized(const std::string& job, const Identity& caller);
+  v1::Job View(const JobRecord& record, bool with_processes);
+  absl::Status ValidateSpec(const v1::JobSpec& spec);
+
+  // --- job_launch.cc: starting roots and children.
+  void StartRoot(uint64_t id);
+  void RunStarter(uint64_t id);
+  Resources RootResources(const JobRecord& record);
+  absl::StatusOr<Launched> PlaceAndLaunch(uint64_t job, pb::LaunchRequest launch, bool wait,
+                                          const std::shared_ptr<std::atomic<bool>>& stop);
+  void RecordLaunchLocked(ActiveJob& job, const Launched& launched, const pb::LaunchRequest& launch);
+  void SignalJob(uint64_t job, int signal, const std::vector<std::string>& nodes);
+  void ReapStarters(bool all);
+
+  // --- job_events.cc: the log.
+  void DeliverLocked(ActiveJob& job, EventOrder::Item item);
+  void AppendReadyLocked(ActiveJob& job, std::vector<EventOrder::Item> items);
+  void ExitedLocked(ActiveJob& job, const Pid& pid, const pb::ExitEvent& exit);
+  void LostLocked(ActiveJob& job, const Pid& pid, const std::string& why);
+  void MaybeFinishLocked(uint64_t id);
+  void FinishLocked(uint64_t id, v1::JobState state, const std::string& reason);
+  // The job's state change into its log, and its record (which commits the log).
+  void AppendStateLocked(ActiveJob& job);
+  void AppendStateEventLocked(ActiveJob& job);
+  void PutJobLocked(ActiveJob& job);
+  // How far `node`'s stream may be acknowledged once its event `seq` is stored.
+  std::optional<NodeMark> MarkFor(const std::string& node, const std::string& incarnation, uint64_t seq);
+  // Its items came from nodes: they no longer hold back acknowledgements.
+  void UnholdLocked(const std::vector<EventOrder::Item>& items);
+  void Sweep();
+
+  // --- job_nodes.cc: recovery and membership (OnNode*).
+  void GiveUpUnconfirmed();
+
+  const Parts parts_;
+  Options options_;  // self_addr set once, before the nodes attach
+
+  std::mutex mu_;
+  std::map<uint64_t, ActiveJob> active_;             // guarded by mu_: unfinished jobs
+  std::map<std::string, NodeProgress> progress_;     // guarded by mu_
+  std::map<std::string, std::string> incarnations_;  // guarded by mu_: last seen per node
+  bool stopping_ = false;                            // guarded by mu_
+  std::vector<std::pair<std::thread, std::shared_ptr<std::atomic<bool>>>> starters_;  // guarded by mu_
+};
+
+}  // namespace constellation::daemon::master

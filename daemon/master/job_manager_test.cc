@@ -1,0 +1,416 @@
+// JobManager with fake nodes, a real store in a temporary directory and a
+// fake clock: submission, ordering, cancel, node loss and master restarts.
+#include "daemon/master/job_manager.h"
+
+#include <signal.h>
+#include <stdlib.h>
+
+#include <filesystem>
+#include <fstream>
+
+#include "absl/strings/str_cat.h"
+#include "daemon/master/fake_node_client.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "lib/process/proto_convert.h"
+
+namespace constellation::daemon::master {
+namespace {
+
+using ::testing::ElementsAre;
+using ::testing::HasSubstr;
+
+const Identity kAnn{security::Role::kClient, "ann"};
+const Identity kBob{security::Role::kClient, "bob"};
+
+// One master over fake nodes "n1:1" (2 GiB, 2 cpu) and "n2:1" (1 GiB, 1 cpu).
+class JobManagerTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    char dir[] = "/tmp/job_manager_test.XXXXXX";
+    ASSERT_NE(mkdtemp(dir), nullptr);
+    base_ = dir;
+    absl::StatusOr<std::unique_ptr<BinaryCache>> cache = BinaryCache::Create(base_ + "/cache", 1 << 20);
+    ASSERT_TRUE(cache.ok()) << cache.status();
+    cache_ = *std::move(cache);
+    std::string file = base_ + "/program";
+    const std::string contents = "#!/bin/sh\necho hi\n";
+    std::ofstream(file) << contents;
+    binary_.set_sha256(*Sha256OfFile(file));
+    binary_.set_size(contents.size());
+    ASSERT_TRUE(cache_->AddFile(binary_, file).ok());
+    StartMaster();
+  }
+  void TearDown() override {
+    StopMaster();
+    std::filesystem::remove_all(base_);
+  }
+
+  // A master's parts, as daemon/master/master.cc composes them.
+  // `absent`: a node whose attach fails (it does not come back).
+  void StartMaster(pb::NodeHello hello1 = {}, pb::NodeHello hello2 = {}, const std::string& absent = "") {
+    JobStore::Options store_options;
+    store_options.commit_interval = absl::Milliseconds(1);
+    absl::StatusOr<std::unique_ptr<JobStore>> store = JobStore::Open(base_ + "/state", store_options);
+    ASSERT_TRUE(store.ok()) << store.status();
+    store_ = *std::move(store);
+    auto n1 = std::make_unique<FakeNodeClient>("n1:1", 0x0a000001);
+    auto n2 = std::make_unique<FakeNodeClient>("n2:1", 0x0a000002);
+    n1->SetHello(hello1);
+    n2->SetHello(hello2);
+    for (FakeNodeClient* node : {n1.get(), n2.get()}) {
+      if (node->addr() == absent) node->attach_error = absl::UnavailableError("connection refused");
+    }
+    n1_ = n1.get();
+    n2_ = n2.get();
+    std::vector<NodeSpec> specs;
+    specs.push_back({std::move(n1), Resources{2ull << 30, 2}});
+    specs.push_back({std::move(n2), Resources{1ull << 30, 1}});
+    nodes_ = std::make_unique<NodeSet>(std::move(specs), absl::Milliseconds(1));
+    placement_ = std::make_unique<Placement>();
+    binaries_ = std::make_unique<BinaryDistribution>(cache_.get());
+    timers_ = std::make_unique<FakeTimers>();
+    notifier_ = std::make_unique<CommitNotifier>(nodes_.get());
+    CommitNotifier* notifier = notifier_.get();
+    store_->SetCommitListener([notifier](const std::vector<uint64_t>& jobs, const std::vector<NodeMark>& marks) {
+      notifier->OnCommit(jobs, marks);
+    });
+    JobManager::Options options;
+    options.self_addr = "master:1";
+    options.master_grace = absl::Seconds(60);
+    jobs_ = std::make_unique<JobManager>(JobManager::Parts{store_.get(), nodes_.get(), placement_.get(),
+                                                           binaries_.get(), cache_.get(), timers_.get(), notifier},
+                                         options);
+    jobs_->Recover();
+    nodes_->Start(jobs_.get());
+  }
+  void StopMaster() {
+    if (!jobs_) return;
+    jobs_->Shutdown();
+    nodes_->Stop();
+    store_->Flush().IgnoreError();
+    notifier_.reset();
+    jobs_.reset();
+    timers_.reset();
+    store_.reset();
+    nodes_.reset();
+  }
+  void WaitUp() { ASSERT_EQ(nodes_->WaitUp(absl::Seconds(10)), 2u); }
+
+  v1::JobSpec Spec(Resources resources = Resources{256 << 20, 1}) {
+    v1::JobSpec spec;
+    *spec.mutable_binary() = v1::BinaryRef();
+    spec.mutable_binary()->set_sha256(binary_.sha256());
+    spec.mutable_binary()->set_size(binary_.size());
+    spec.add_argv("program");
+    *spec.mutable_resources() = ToProto(resources);
+    return spec;
+  }
+
+  // Submits and waits until the root runs; returns the job and the root's node.
+  std::pair<v1::Job, FakeNodeClient*> SubmitRunning(const v1::JobSpec& spec) {
+    absl::StatusOr<v1::Job> job = jobs_->Submit(spec, kAnn);
+    EXPECT_TRUE(job.ok()) << job.status();
+    if (!job.ok()) return {};
+    EXPECT_TRUE(WaitState(job->id(), v1::JOB_STATE_RUNNING));
+    absl::StatusOr<v1::Job> running = jobs_->Get(job->id(), kAnn);
+    EXPECT_TRUE(running.ok() && running->processes_size() == 1);
+    if (!running.ok() || running->processes_size() != 1) return {};
+    return {*running, running->processes(0).node() == "n1:1" ? n1_ : n2_};
+  }
+
+  bool WaitState(const std::string& id, v1::JobState state) {
+    return n1_->WaitFor([&] {
+      absl::StatusOr<v1::Job> job = jobs_->Get(id, kAnn);
+      return job.ok() && job->state() == state;
+    });
+  }
+
+  // The job's log, as one line per event.
+  std::vector<std::string> Log(const std::string& id) {
+    store_->Flush().IgnoreError();
+    std::vector<std::string> lines;
+    for (const v1::JobEvent& event : store_->ReadEvents(std::stoull(id), 0, 1000, 1 << 30)) {
+      if (event.has_state()) {
+        lines.push_back(absl::StrCat("state ", v1::JobState_Name(event.state().state())));
+      } else if (event.has_truncated()) {
+        lines.push_back("truncated");
+      } else {
+        const pb::ProcessEvent& p = event.process();
+        std::string who = absl::StrCat(p.pid().port());
+        if (p.has_spawn()) lines.push_back(absl::StrCat(who, " spawn ", p.spawn().child().port()));
+        if (p.has_output()) lines.push_back(absl::StrCat(who, " out ", p.output().data()));
+        if (p.has_exit()) lines.push_back(absl::StrCat(who, " exit ", ExitCodeOfForTest(p.exit())));
+      }
+    }
+    return lines;
+  }
+  static int ExitCodeOfForTest(const pb::ExitEvent& exit) {
+    return exit.status_case() == pb::ExitEvent::kSignal ? 128 + exit.signal() : exit.code();
+  }
+
+  static pb::NodeEvent Output(uint64_t job, const pb::Pid& pid, uint64_t seq, const std::string& data) {
+    pb::NodeEvent event;
+    event.set_deployment(job);
+    event.set_seq(seq);
+    *event.mutable_event()->mutable_pid() = pid;
+    event.mutable_event()->mutable_output()->set_fd(1);
+    event.mutable_event()->mutable_output()->set_data(data);
+    return event;
+  }
+  static pb::NodeEvent Exit(uint64_t job, const pb::Pid& pid, uint64_t seq, int code) {
+    pb::NodeEvent event;
+    event.set_deployment(job);
+    event.set_seq(seq);
+    *event.mutable_event()->mutable_pid() = pid;
+    event.mutable_event()->mutable_exit()->set_code(code);
+    return event;
+  }
+
+  std::string base_;
+  pb::BinaryId binary_;
+  std::unique_ptr<BinaryCache> cache_;
+  std::unique_ptr<JobStore> store_;
+  FakeNodeClient* n1_ = nullptr;
+  FakeNodeClient* n2_ = nullptr;
+  std::unique_ptr<NodeSet> nodes_;
+  std::unique_ptr<Placement> placement_;
+  std::unique_ptr<BinaryDistribution> binaries_;
+  std::unique_ptr<FakeTimers> timers_;
+  std::unique_ptr<CommitNotifier> notifier_;
+  std::unique_ptr<JobManager> jobs_;
+};
+
+TEST_F(JobManagerTest, ARootThatExitsZeroSucceedsWithItsOutputInOrder) {
+  WaitUp();
+  auto [job, node] = SubmitRunning(Spec());
+  ASSERT_NE(node, nullptr);
+  uint64_t id = std::stoull(job.id());
+  const pb::Pid& root = job.processes(0).pid();
+  node->Push(Output(id, root, 1, "hello"));
+  node->Push(Exit(id, root, 2, 0));
+  ASSERT_TRUE(WaitState(job.id(), v1::JOB_STATE_SUCCEEDED));
+  EXPECT_THAT(Log(job.id()), ElementsAre("state JOB_STATE_PENDING", "state JOB_STATE_RUNNING", "20000 out hello",
+                                         "20000 exit 0", "state JOB_STATE_SUCCEEDED"));
+  absl::StatusOr<v1::Job> done = jobs_->Get(job.id(), kAnn);
+  ASSERT_TRUE(done.ok());
+  EXPECT_EQ(done->exit_code(), 0);
+  EXPECT_EQ(done->processes(0).state(), v1::PROCESS_STATE_EXITED);
+  // The node hears that its events are stored.
+  EXPECT_TRUE(node->WaitFor([&] { return !node->acks().empty() && node->acks().back().seq() == 2; }));
+  EXPECT_EQ(node->uploads(), 1) << "the binary went to the root's node once";
+  ASSERT_EQ(node->launches().size(), 1u);
+  EXPECT_EQ(node->launches()[0].secret().size(), 32u);
+}
+
+TEST_F(JobManagerTest, AChildsEventsWaitForItsSpawnLine) {
+  WaitUp();
+  auto [job, node] = SubmitRunning(Spec());
+  ASSERT_NE(node, nullptr);
+  uint64_t id = std::stoull(job.id());
+  pb::Pid root = job.processes(0).pid();
+  // The child's output reaches the master before the launch that made it returns.
+  FakeNodeClient* other = node == n1_ ? n2_ : n1_;
+  pb::SpawnRequest request;
+  *request.mutable_parent() = root;
+  *request.mutable_resources() = ToProto(Resources{64 << 20, 0.1});
+  request.set_wait(true);
+  absl::StatusOr<Pid> child = jobs_->Spawn(id, request);
+  ASSERT_TRUE(child.ok()) << child.status();
+  FakeNodeClient* child_node = child->ip_string() == "10.0.0.1" ? n1_ : n2_;
+  (void)other;
+  child_node->Push(Output(id, ToProto(*child), 1, "from the child"));
+  child_node->Push(Exit(id, ToProto(*child), 2, 3));
+  node->Push(Exit(id, root, node == child_node ? 3 : 1, 0));
+  ASSERT_TRUE(WaitState(job.id(), v1::JOB_STATE_FAILED));
+  std::vector<std::string> log = Log(job.id());
+  std::string c = absl::StrCat(child->port());
+  EXPECT_THAT(log, ::testing::Contains(absl::StrCat("20000 spawn ", c)));
+  auto at = [&](const std::string& line) { return std::find(log.begin(), log.end(), line) - log.begin(); };
+  EXPECT_LT(at(absl::StrCat("20000 spawn ", c)), at(absl::StrCat(c, " out from the child")));
+  absl::StatusOr<v1::Job> done = jobs_->Get(job.id(), kAnn);
+  ASSERT_TRUE(done.ok());
+  EXPECT_EQ(done->exit_code(), 3);
+  EXPECT_THAT(done->reason(), HasSubstr("exited: 3"));
+  EXPECT_EQ(done->processes_size(), 2);
+}
+
+TEST_F(JobManagerTest, EarlyEventsOfAChildBeingLaunchedAreHeldThenShownAfterItsSpawnLine) {
+  WaitUp();
+  auto [job, node] = SubmitRunning(Spec(Resources{1536ull << 20, 1.5}));  // only n1 holds it
+  ASSERT_EQ(node, n1_);
+  uint64_t id = std::stoull(job.id());
+  pb::Pid root = job.processes(0).pid();
+  // n2 will launch the child on port 20000 of 10.0.0.2: its output arrives first.
+  pb::Pid future = ToProto(Pid::FromIpv4(0x0a000002, 20000, 1));
+  n2_->Push(Output(id, future, 1, "early"));
+  ASSERT_TRUE(n2_->WaitIdle());  // the master has it, and holds it
+  pb::SpawnRequest request;
+  *request.mutable_parent() = root;
+  *request.mutable_resources() = ToProto(Resources{512 << 20, 0.5});
+  absl::StatusOr<Pid> child = jobs_->Spawn(id, request);
+  ASSERT_TRUE(child.ok()) << child.status();
+  ASSERT_EQ(ToProto(*child).SerializeAsString(), future.SerializeAsString());
+  store_->Flush().IgnoreError();
+  EXPECT_THAT(Log(job.id()), ElementsAre("state JOB_STATE_PENDING", "state JOB_STATE_RUNNING", "20000 spawn 20000",
+                                         "20000 out early"));
+  // n2's ack never passed the held event; now that it is stored it may.
+  EXPECT_TRUE(n2_->WaitFor([&] { return !n2_->acks().empty() && n2_->acks().back().seq() == 1; }));
+}
+
+TEST_F(JobManagerTest, CancelSendsSigtermThenSigkillAfterTheGrace) {
+  WaitUp();
+  auto [job, node] = SubmitRunning(Spec());
+  ASSERT_NE(node, nullptr);
+  uint64_t id = std::stoull(job.id());
+  absl::StatusOr<v1::Job> cancelled = jobs_->Cancel(job.id(), absl::Seconds(5), kAnn);
+  ASSERT_TRUE(cancelled.ok()) << cancelled.status();
+  ASSERT_FALSE(node->kills().empty());
+  EXPECT_EQ(node->kills()[0].signal(), SIGTERM);
+  size_t before = node->kills().size();
+  timers_->Advance(absl::Seconds(5));
+  ASSERT_GT(node->kills().size(), before);
+  EXPECT_EQ(node->kills().back().signal(), SIGKILL);
+  pb::NodeEvent killed = Exit(id, job.processes(0).pid(), 1, 0);
+  killed.mutable_event()->mutable_exit()->set_signal(SIGKILL);
+  node->Push(killed);
+  ASSERT_TRUE(WaitState(job.id(), v1::JOB_STATE_CANCELLED));
+  absl::StatusOr<v1::Job> done = jobs_->Get(job.id(), kAnn);
+  EXPECT_THAT(done->reason(), HasSubstr("cancelled by client ann"));
+  // Idempotent, and a no-op once finished.
+  size_t kills = node->kills().size();
+  EXPECT_TRUE(jobs_->Cancel(job.id(), absl::ZeroDuration(), kAnn).ok());
+  EXPECT_EQ(node->kills().size(), kills);
+  EXPECT_TRUE(jobs_->Delete(job.id(), kAnn).ok());
+  EXPECT_TRUE(absl::IsNotFound(jobs_->Get(job.id(), kAnn).status()));
+}
+
+TEST_F(JobManagerTest, BadRequestsGetTheRightCodes) {
+  WaitUp();
+  v1::JobSpec unknown = Spec();
+  unknown.mutable_binary()->set_sha256(std::string(64, 'b'));
+  EXPECT_TRUE(absl::IsFailedPrecondition(jobs_->Submit(unknown, kAnn).status()));
+  absl::Status too_big = jobs_->Submit(Spec(Resources{8ull << 30, 1}), kAnn).status();
+  EXPECT_TRUE(absl::IsResourceExhausted(too_big)) << too_big;
+  EXPECT_THAT(too_big.message(), HasSubstr("8 GiB"));
+  EXPECT_THAT(too_big.message(), HasSubstr("2 GiB"));
+  v1::JobSpec bad_env = Spec();
+  bad_env.add_env("NOEQUALS");
+  EXPECT_TRUE(absl::IsInvalidArgument(jobs_->Submit(bad_env, kAnn).status()));
+  v1::JobSpec bad_hash = Spec();
+  bad_hash.mutable_binary()->set_sha256("xyz");
+  EXPECT_TRUE(absl::IsInvalidArgument(jobs_->Submit(bad_hash, kAnn).status()));
+  EXPECT_TRUE(absl::IsNotFound(jobs_->Get("999", kAnn).status()));
+  EXPECT_TRUE(absl::IsInvalidArgument(jobs_->Get("abc", kAnn).status()));
+}
+
+TEST_F(JobManagerTest, RequestIdsMakeSubmitIdempotentPerOwner) {
+  WaitUp();
+  v1::JobSpec spec = Spec();
+  spec.set_request_id("build-42");
+  (*spec.mutable_labels())["team"] = "infra";
+  absl::StatusOr<v1::Job> first = jobs_->Submit(spec, kAnn);
+  ASSERT_TRUE(first.ok()) << first.status();
+  absl::StatusOr<v1::Job> again = jobs_->Submit(spec, kAnn);
+  ASSERT_TRUE(again.ok()) << again.status();
+  EXPECT_EQ(again->id(), first->id());
+  v1::JobSpec other = spec;
+  other.add_argv("--different");
+  EXPECT_TRUE(absl::IsAlreadyExists(jobs_->Submit(other, kAnn).status()));
+  absl::StatusOr<v1::Job> bobs = jobs_->Submit(spec, kBob);
+  ASSERT_TRUE(bobs.ok());
+  EXPECT_NE(bobs->id(), first->id()) << "request ids are per owner";
+  EXPECT_TRUE(absl::IsNotFound(jobs_->Get(first->id(), kBob).status())) << "bob cannot see ann's job";
+  absl::StatusOr<v1::ListJobsResponse> anns = jobs_->List(v1::ListJobsRequest(), kAnn);
+  ASSERT_TRUE(anns.ok());
+  ASSERT_EQ(anns->jobs_size(), 1);
+  EXPECT_EQ(anns->jobs(0).id(), first->id());
+  EXPECT_TRUE(absl::IsFailedPrecondition(jobs_->Delete(first->id(), kAnn))) << "it has not finished";
+}
+
+// The node's stream breaks: its processes are reported lost once; when the
+// node comes back still running them, they are killed and stay lost.
+TEST_F(JobManagerTest, ALostNodeThatComesBackHasItsOldProcessesKilled) {
+  WaitUp();
+  auto [job, node] = SubmitRunning(Spec());
+  ASSERT_NE(node, nullptr);
+  uint64_t id = std::stoull(job.id());
+  pb::NodeHello still;
+  still.set_incarnation("");
+  pb::RunningProcess* running = still.add_processes();
+  running->set_deployment(id);
+  *running->mutable_pid() = job.processes(0).pid();
+  *running->mutable_resources() = job.processes(0).resources();
+  node->SetHello(still);
+  node->End(absl::UnavailableError("keepalive failed"));
+  ASSERT_TRUE(WaitState(job.id(), v1::JOB_STATE_FAILED));
+  ASSERT_TRUE(node->WaitFor([&] { return !node->kills().empty(); }));
+  EXPECT_EQ(node->kills().back().pids_size(), 1);
+  node->Push(Exit(id, job.processes(0).pid(), 7, 0));  // the node's own report comes late: ignored
+  std::vector<std::string> log = Log(job.id());
+  EXPECT_EQ(
+      std::count_if(log.begin(), log.end(), [](const std::string& l) { return l.find(" exit ") != std::string::npos; }),
+      1);
+  EXPECT_THAT(jobs_->Get(job.id(), kAnn)->reason(), HasSubstr("was lost"));
+}
+
+// The master restarts while a job runs: the node says it still runs the
+// root, the master takes it back, and the job finishes with its log whole.
+TEST_F(JobManagerTest, ARestartedMasterTakesBackARunningJob) {
+  WaitUp();
+  auto [job, node] = SubmitRunning(Spec());
+  ASSERT_NE(node, nullptr);
+  uint64_t id = std::stoull(job.id());
+  std::string addr = node->addr();
+  pb::Pid root = job.processes(0).pid();
+  node->Push(Output(id, root, 1, "before"));
+  ASSERT_TRUE(node->WaitFor([&] { return !node->acks().empty(); }));
+  StopMaster();
+
+  pb::NodeHello hello;
+  hello.set_incarnation("");  // the fake's stream incarnation
+  pb::RunningProcess* running = hello.add_processes();
+  running->set_deployment(id);
+  *running->mutable_pid() = root;
+  *running->mutable_resources() = job.processes(0).resources();
+  StartMaster(addr == "n1:1" ? hello : pb::NodeHello(), addr == "n2:1" ? hello : pb::NodeHello());
+  WaitUp();
+  FakeNodeClient* again = addr == "n1:1" ? n1_ : n2_;
+  ASSERT_EQ(again->attaches().size(), 1u);
+  EXPECT_EQ(again->attaches()[0].resume_after(), 1u) << "what the first master stored";
+  again->Push(Output(id, root, 2, "after"));
+  again->Push(Exit(id, root, 3, 0));
+  ASSERT_TRUE(WaitState(job.id(), v1::JOB_STATE_SUCCEEDED));
+  EXPECT_THAT(Log(job.id()), ElementsAre("state JOB_STATE_PENDING", "state JOB_STATE_RUNNING", "20000 out before",
+                                         "20000 out after", "20000 exit 0", "state JOB_STATE_SUCCEEDED"));
+  EXPECT_TRUE(again->kills().empty());
+}
+
+TEST_F(JobManagerTest, ARestartedMasterReportsWhatARestartedNodeNoLongerRuns) {
+  WaitUp();
+  auto [job, node] = SubmitRunning(Spec());
+  ASSERT_NE(node, nullptr);
+  StopMaster();
+  StartMaster();  // the node comes back empty: a node daemon that restarted runs nothing of before
+  ASSERT_TRUE(WaitState(job.id(), v1::JOB_STATE_FAILED));
+  EXPECT_THAT(jobs_->Get(job.id(), kAnn)->reason(), HasSubstr("no longer runs it"));
+}
+
+TEST_F(JobManagerTest, ARestartedMasterWaitsTheGraceForAnAbsentNode) {
+  WaitUp();
+  auto [job, node] = SubmitRunning(Spec());
+  ASSERT_NE(node, nullptr);
+  std::string addr = node->addr();
+  StopMaster();
+  StartMaster({}, {}, addr);
+  timers_->Advance(absl::Seconds(59));
+  absl::StatusOr<v1::Job> still = jobs_->Get(job.id(), kAnn);
+  ASSERT_TRUE(still.ok());
+  EXPECT_EQ(still->state(), v1::JOB_STATE_RUNNING) << "within the grace";
+  timers_->Advance(absl::Seconds(1));
+  ASSERT_TRUE(WaitState(job.id(), v1::JOB_STATE_FAILED));
+  EXPECT_THAT(jobs_->Get(job.id(), kAnn)->reason(), HasSubstr("did not come back within 1m"));
+}
+
+}  // namespace
+}  // namespace constellation::daemon::master

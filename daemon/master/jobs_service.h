@@ -1,0 +1,53 @@
+#pragma once
+
+// JobsService: the gRPC adapter of constellation.v1.Jobs (proto/jobs.proto).
+// It checks the caller's role (clients and admins), converts, and hands the
+// call to the JobManager; binaries go to the master's BinaryCache. Watch is
+// a callback-API stream that reads the job's committed log from the store
+// and waits for commits without holding a thread (CommitNotifier).
+//
+// Thread-safe; everything it points to must outlive the server.
+
+#include "daemon/binary_cache.h"
+#include "daemon/master/commit_notifier.h"
+#include "daemon/master/job_manager.h"
+#include "daemon/master/job_store.h"
+#include "daemon/security/authz.h"
+#include "proto/jobs.grpc.pb.h"
+
+namespace constellation::daemon::master {
+
+class JobsService final : public v1::Jobs::WithCallbackMethod_Watch<v1::Jobs::Service> {
+ public:
+  JobsService(JobManager* jobs, JobStore* store, CommitNotifier* notifier, BinaryCache* cache, bool insecure)
+      : jobs_(jobs), store_(store), notifier_(notifier), cache_(cache), authz_(insecure) {}
+
+  grpc::Status UploadBinary(grpc::ServerContext* context, grpc::ServerReader<v1::UploadBinaryRequest>* reader,
+                            v1::UploadBinaryResponse* response) override;
+  grpc::Status HasBinary(grpc::ServerContext* context, const v1::HasBinaryRequest* request,
+                         v1::HasBinaryResponse* response) override;
+  grpc::Status Submit(grpc::ServerContext* context, const v1::SubmitRequest* request, v1::Job* response) override;
+  grpc::Status Get(grpc::ServerContext* context, const v1::GetJobRequest* request, v1::Job* response) override;
+  grpc::Status List(grpc::ServerContext* context, const v1::ListJobsRequest* request,
+                    v1::ListJobsResponse* response) override;
+  grpc::Status Cancel(grpc::ServerContext* context, const v1::CancelJobRequest* request, v1::Job* response) override;
+  grpc::Status Delete(grpc::ServerContext* context, const v1::DeleteJobRequest* request,
+                      v1::DeleteJobResponse* response) override;
+  grpc::Status WriteStdin(grpc::ServerContext* context, const v1::WriteStdinRequest* request,
+                          v1::WriteStdinResponse* response) override;
+  grpc::Status ListNodes(grpc::ServerContext* context, const v1::ListNodesRequest* request,
+                         v1::ListNodesResponse* response) override;
+  grpc::ServerWriteReactor<v1::JobEvent>* Watch(grpc::CallbackServerContext* context,
+                                                const v1::WatchRequest* request) override;
+
+ private:
+  absl::StatusOr<Identity> Caller(const grpc::ServerContextBase& context, absl::string_view what) const;
+
+  JobManager* const jobs_;
+  JobStore* const store_;
+  CommitNotifier* const notifier_;
+  BinaryCache* const cache_;
+  const security::Authorizer authz_;
+};
+
+}  // namespace constellation::daemon::master

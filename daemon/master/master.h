@@ -1,0 +1,70 @@
+#pragma once
+
+// Master: the cluster's master, composed of its parts. It places processes
+// on the nodes of nodes.toml, keeps jobs durably in --state-dir, and serves
+// two gRPC services: Master (node daemons, on the master's own port) and
+// constellation.v1.Jobs (clients, at the bridge_bind of nodes.toml).
+//
+//   NodeSet ──events──> JobManager ──> JobStore (SQLite) ──commits──> CommitNotifier
+//      ^                  │   │                                       │     │
+//      └── NodeClient <───┘   └── Placement (scheduler/), BinaryDistribution   watchers, Node.Ack
+//
+// Lifetime: Create, register the services, Start once the Master service's
+// address is known; destruction stops everything in the order that keeps
+// every part's callers alive (the jobs stay in the store for the next master).
+
+#include <memory>
+#include <string>
+
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+#include "daemon/binary_cache.h"
+#include "daemon/config.h"
+#include "daemon/master/binary_distribution.h"
+#include "daemon/master/commit_notifier.h"
+#include "daemon/master/job_manager.h"
+#include "daemon/master/job_store.h"
+#include "daemon/master/jobs_service.h"
+#include "daemon/master/master_service.h"
+#include "daemon/master/node_set.h"
+#include "daemon/master/placement.h"
+#include "daemon/master/timers.h"
+#include "daemon/security/credentials.h"
+
+namespace constellation::daemon::master {
+
+class Master {
+ public:
+  struct Options {
+    std::string state_dir = "/var/lib/constellation";
+    absl::Duration master_grace = absl::Seconds(60);
+  };
+  // Opens the store (an error if another master holds it, or it is not ours).
+  static absl::StatusOr<std::unique_ptr<Master>> Create(const ClusterConfig& config, std::unique_ptr<BinaryCache> cache,
+                                                        const security::Credentials& credentials, Options options);
+  ~Master();
+
+  grpc::Service* master_service() { return master_service_.get(); }
+  grpc::Service* jobs_service() { return jobs_service_.get(); }
+
+  // Resumes the stored jobs and attaches to the nodes (nodes reach the Master
+  // service at `self_addr`); waits until every node is up or `timeout` has
+  // passed and returns how many are.
+  size_t Start(const std::string& self_addr, absl::Duration timeout);
+
+ private:
+  Master() = default;
+
+  std::unique_ptr<BinaryCache> cache_;
+  std::unique_ptr<JobStore> store_;
+  std::unique_ptr<NodeSet> nodes_;
+  std::unique_ptr<Placement> placement_;
+  std::unique_ptr<BinaryDistribution> binaries_;
+  std::unique_ptr<Timers> timers_;
+  std::unique_ptr<CommitNotifier> notifier_;
+  std::unique_ptr<JobManager> jobs_;
+  std::unique_ptr<MasterService> master_service_;
+  std::unique_ptr<JobsService> jobs_service_;
+};
+
+}  // namespace constellation::daemon::master

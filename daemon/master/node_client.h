@@ -1,0 +1,51 @@
+#pragma once
+
+// NodeClient: the master's calls to one node daemon (proto/cluster.proto's
+// Node service), behind an interface so that placement, attach and job logic
+// are tested with FakeNodeClient (fake_node_client.h) and no server.
+//
+// Every call is bounded (a deadline) except Attach's stream, which lasts as
+// long as the node is attached; AttachStream::Cancel ends it from any thread.
+//
+// Thread-safe: calls may come from any thread at once.
+
+#include <memory>
+#include <string>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "lib/core/pid.h"
+#include "lib/core/resources.h"
+#include "proto/cluster.pb.h"
+
+namespace constellation::daemon::master {
+
+// One Attach call: the node's events, the hello first.
+class AttachStream {
+ public:
+  virtual ~AttachStream() = default;
+  // The next message; false once the stream has ended.
+  virtual bool Read(pb::NodeEvent* event) = 0;
+  // Why it ended (after Read returned false).
+  virtual absl::Status Finish() = 0;
+  // Ends the stream: a blocked Read returns false. Any thread, any time.
+  virtual void Cancel() = 0;
+};
+
+class NodeClient {
+ public:
+  virtual ~NodeClient() = default;
+  virtual const std::string& addr() const = 0;
+
+  virtual absl::StatusOr<bool> HasBinary(const pb::BinaryId& binary) = 0;
+  // Uploads the file at `path` (whose bytes are `binary`).
+  virtual absl::Status Upload(const pb::BinaryId& binary, const std::string& path) = 0;
+  virtual absl::StatusOr<Pid> Launch(const pb::LaunchRequest& request) = 0;
+  virtual absl::Status WriteStdin(const pb::StdinChunk& chunk) = 0;
+  virtual absl::Status Kill(const pb::KillRequest& request) = 0;
+  virtual absl::StatusOr<Resources> QueryResources(const pb::ResourcesQuery& query) = 0;
+  virtual absl::Status Ack(const pb::AckRequest& request) = 0;
+  virtual std::unique_ptr<AttachStream> Attach(const pb::AttachRequest& request) = 0;
+};
+
+}  // namespace constellation::daemon::master

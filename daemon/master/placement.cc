@@ -1,0 +1,99 @@
+#include "daemon/master/placement.h"
+
+#include "absl/strings/str_cat.h"
+
+namespace constellation::daemon::master {
+
+absl::Status Placement::AddNode(const std::string& addr, Resources capacity) {
+  std::lock_guard<std::mutex> lock(mu_);
+  absl::Status added = scheduler_.AddNode(addr, capacity);
+  CollectGrantsLocked();
+  return added;
+}
+
+void Placement::RemoveNode(const std::string& addr) {
+  std::lock_guard<std::mutex> lock(mu_);
+  scheduler_.RemoveNode(addr).IgnoreError();  // unknown: never added
+  CollectGrantsLocked();
+}
+
+bool Placement::HasNode(const std::string& addr) const {
+  std::lock_guard<std::mutex> lock(mu_);
+  for (const scheduler::NodeState& node : scheduler_.Nodes()) {
+    if (node.id == addr) return true;
+  }
+  return false;
+}
+
+absl::StatusOr<scheduler::Allocation> Placement::Place(const Resources& request, bool wait,
+                                                       const std::function<bool()>& abandoned) {
+  std::unique_lock<std::mutex> lock(mu_);
+  if (shutdown_) return absl::CancelledError("the master is stopping");
+  absl::StatusOr<scheduler::Allocation> now = scheduler_.TryPlace(request);
+  if (!wait || now.ok() || !absl::IsResourceExhausted(now.status())) return now;
+  if (scheduler_.Nodes().empty()) return absl::UnavailableError("no node is up");
+  absl::StatusOr<scheduler::TicketId> ticket = scheduler_.Enqueue(request);
+  if (!ticket.ok()) return ticket.status();
+  CollectGrantsLocked();
+  while (true) {
+    auto grant = grants_.find(*ticket);
+    if (grant != grants_.end()) {
+      absl::StatusOr<scheduler::Allocation> allocation = std::move(grant->second.allocation);
+      grants_.erase(grant);
+      return allocation;
+    }
+    if (shutdown_ || abandoned()) {
+      scheduler_.Cancel(*ticket).IgnoreError();
+      CollectGrantsLocked();
+      return absl::CancelledError(shutdown_ ? "the master is stopping"
+                                            : "the job ended while the spawn waited for room");
+    }
+    cv_.wait(lock);
+  }
+}
+
+absl::StatusOr<scheduler::Allocation> Placement::Adopt(const std::string& addr, const Resources& request) {
+  std::lock_guard<std::mutex> lock(mu_);
+  absl::StatusOr<scheduler::Allocation> adopted = scheduler_.Adopt(addr, request);
+  CollectGrantsLocked();
+  return adopted;
+}
+
+void Placement::Release(scheduler::AllocationId id) {
+  std::lock_guard<std::mutex> lock(mu_);
+  scheduler_.Release(id).IgnoreError();
+  CollectGrantsLocked();
+}
+
+void Placement::Wake() {
+  std::lock_guard<std::mutex> lock(mu_);  // orders the waiter's check after the caller's change
+  cv_.notify_all();
+}
+
+void Placement::Shutdown() {
+  std::lock_guard<std::mutex> lock(mu_);
+  shutdown_ = true;
+  cv_.notify_all();
+}
+
+std::vector<scheduler::NodeState> Placement::Nodes() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return scheduler_.Nodes();
+}
+
+absl::Status Placement::CouldEverFit(const Resources& request, const std::vector<Resources>& capacities) const {
+  Resources largest{0, 0};
+  for (const Resources& capacity : capacities) {
+    if (request.mem <= capacity.mem && request.cpu <= capacity.cpu) return absl::OkStatus();
+    if (capacity.mem > largest.mem || (capacity.mem == largest.mem && capacity.cpu > largest.cpu)) largest = capacity;
+  }
+  return absl::ResourceExhaustedError(absl::StrCat("the job asks for ", to_string(request),
+                                                   " but the largest node of the cluster has ", to_string(largest)));
+}
+
+void Placement::CollectGrantsLocked() {
+  for (scheduler::Grant& grant : scheduler_.TakeGrants()) grants_[grant.ticket] = std::move(grant);
+  cv_.notify_all();
+}
+
+}  // namespace constellation::daemon::master

@@ -1,0 +1,280 @@
+// A node keeps its processes through a master restart (issue 12, item 3): a
+// real NodeService on 127.0.0.1:0 (insecure), called as a master would call
+// it, launching a real program (testing/node_test_program). The grace is a
+// FakeAlarm fired by hand.
+#include "daemon/node_service.h"
+
+#include <signal.h>
+#include <sys/stat.h>
+
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "daemon/grpc_util.h"
+#include "daemon/testing/fake_alarm.h"
+#include "gtest/gtest.h"
+#include "lib/process/proto_convert.h"
+
+namespace constellation::daemon {
+namespace {
+
+std::string ProgramPath() {
+  const char* srcdir = getenv("TEST_SRCDIR");
+  const char* workspace = getenv("TEST_WORKSPACE");
+  return absl::StrCat(srcdir ? srcdir : ".", "/", workspace ? workspace : "constellation",
+                      "/daemon/testing/node_test_program");
+}
+
+std::string TempDir() {
+  const char* tmp = getenv("TEST_TMPDIR");
+  std::string templ = absl::StrCat(tmp ? tmp : "/tmp", "/node-service-XXXXXX");
+  EXPECT_NE(mkdtemp(templ.data()), nullptr);
+  return templ;
+}
+
+// The master's end of one Attach stream.
+struct MasterSide {
+  grpc::ClientContext context;
+  std::unique_ptr<grpc::ClientReader<pb::NodeEvent>> reader;
+  pb::NodeHello hello;
+  std::vector<pb::NodeEvent> events;  // read so far, after the hello
+
+  // Reads until `done` holds for an event; false if the stream ended first.
+  bool ReadUntil(const std::function<bool(const pb::NodeEvent&)>& done) {
+    pb::NodeEvent event;
+    while (reader->Read(&event)) {
+      events.push_back(event);
+      if (done(event)) return true;
+    }
+    return false;
+  }
+  // Drops the stream, as a master that dies does.
+  void Drop() {
+    context.TryCancel();
+    reader->Finish().ok();
+  }
+};
+
+bool IsOutput(const pb::NodeEvent& e, const std::string& text) {
+  return e.has_event() && e.event().has_output() && e.event().output().data().find(text) != std::string::npos;
+}
+
+bool IsExit(const pb::NodeEvent& e, const Pid& pid) {
+  return e.has_event() && e.event().has_exit() && FromProto(e.event().pid()).value_or(Pid()) == pid;
+}
+
+class NodeServiceTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    security::Credentials credentials = security::Credentials::Insecure();
+    NodeOptions options;
+    options.master_grace = absl::Seconds(60);
+    auto alarm = std::make_unique<FakeAlarm>();
+    alarm_ = alarm.get();
+    options.alarm = std::move(alarm);
+    absl::StatusOr<std::unique_ptr<NodeService>> node =
+        NodeService::Create(0x7f000001, TempDir() + "/node", credentials, std::move(options));
+    ASSERT_TRUE(node.ok()) << node.status();
+    node_ = *std::move(node);
+    grpc::ServerBuilder builder;
+    ConfigureServer(builder);
+    int port = 0;
+    builder.AddListeningPort("127.0.0.1:0", credentials.ServerCredentials(), &port);
+    builder.RegisterService(node_.get());
+    server_ = builder.BuildAndStart();
+    ASSERT_NE(server_, nullptr);
+    ASSERT_NE(port, 0);
+    stub_ = pb::Node::NewStub(NodeChannel(absl::StrCat("127.0.0.1:", port), credentials.ChannelCredentials()));
+  }
+
+  void TearDown() override {
+    if (server_) server_->Shutdown(std::chrono::system_clock::now());
+    node_.reset();  // kills what is left
+  }
+
+  // Attaches as a master that stored `resume_after` of `incarnation`, and reads the hello.
+  std::unique_ptr<MasterSide> Attach(const std::string& incarnation = "", uint64_t resume_after = 0) {
+    auto master = std::make_unique<MasterSide>();
+    master->context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(60));  // a hang guard
+    pb::AttachRequest request;
+    request.set_master_addr("127.0.0.1:1");
+    request.set_incarnation(incarnation);
+    request.set_resume_after(resume_after);
+    master->reader = stub_->Attach(&master->context, request);
+    pb::NodeEvent first;
+    EXPECT_TRUE(master->reader->Read(&first)) << "no hello";
+    EXPECT_EQ(first.seq(), 0u);
+    EXPECT_TRUE(first.has_hello());
+    EXPECT_FALSE(first.has_event()) << "today's master takes a first message without an event as 'node is up'";
+    master->hello = first.hello();
+    return master;
+  }
+
+  // Launches the test program as a deployment's root; its pid.
+  Pid Launch(uint64_t deployment, const std::string& mode) {
+    std::string path = ProgramPath();
+    struct stat st;
+    EXPECT_EQ(stat(path.c_str(), &st), 0) << path;
+    pb::BinaryId id;
+    id.set_sha256(Sha256OfFile(path).value());
+    id.set_size(st.st_size);
+    EXPECT_TRUE(UploadIfMissing(*stub_, id, path).ok());
+    pb::LaunchRequest request;
+    request.set_deployment(deployment);
+    *request.mutable_binary() = id;
+    request.add_argv(path);
+    request.add_argv(mode);
+    request.mutable_resources()->set_mem(256 << 20);
+    request.mutable_resources()->set_cpu(0.5);
+    grpc::ClientContext context;
+    pb::LaunchReply reply;
+    grpc::Status status = stub_->Launch(&context, request, &reply);
+    EXPECT_TRUE(status.ok()) << status.error_message();
+    return FromProto(reply.pid()).value_or(Pid());
+  }
+
+  grpc::Status Ack(const std::string& incarnation, uint64_t seq) {
+    grpc::ClientContext context;
+    pb::AckRequest request;
+    request.set_incarnation(incarnation);
+    request.set_seq(seq);
+    pb::Empty empty;
+    return stub_->Ack(&context, request, &empty);
+  }
+
+  grpc::Status Kill(uint64_t deployment, int signal, const std::vector<Pid>& pids) {
+    grpc::ClientContext context;
+    pb::KillRequest request;
+    request.set_deployment(deployment);
+    request.set_signal(signal);
+    for (const Pid& pid : pids) *request.add_pids() = ToProto(pid);
+    pb::Empty empty;
+    return stub_->Kill(&context, request, &empty);
+  }
+
+  FakeAlarm* alarm_ = nullptr;
+  std::unique_ptr<NodeService> node_;
+  std::unique_ptr<grpc::Server> server_;
+  std::unique_ptr<pb::Node::Stub> stub_;
+};
+
+TEST_F(NodeServiceTest, TheFirstMessageIsAHelloWithTheIncarnation) {
+  std::unique_ptr<MasterSide> master = Attach();
+  EXPECT_EQ(master->hello.incarnation(), node_->incarnation());
+  EXPECT_EQ(master->hello.incarnation().size(), 32u);
+  EXPECT_EQ(master->hello.processes_size(), 0);
+  EXPECT_FALSE(alarm_->pending());
+}
+
+TEST_F(NodeServiceTest, ANewerAttachEndsTheOlderAtOnce) {
+  std::unique_ptr<MasterSide> first = Attach();
+  std::unique_ptr<MasterSide> second = Attach();
+  pb::NodeEvent event;
+  EXPECT_FALSE(first->reader->Read(&event)) << "the older stream is still open";
+  EXPECT_TRUE(first->reader->Finish().ok());
+  EXPECT_FALSE(alarm_->pending()) << "a replaced stream is no lost master";
+}
+
+// The master goes away and comes back within the grace: the process runs on,
+// the hello lists it, and only what the master had not stored comes again.
+TEST_F(NodeServiceTest, AMasterThatComesBackGetsTheInventoryAndOnlyUnstoredEvents) {
+  std::unique_ptr<MasterSide> master = Attach();
+  Pid pid = Launch(5, "wait");
+  ASSERT_TRUE(master->ReadUntil([](const pb::NodeEvent& e) { return IsOutput(e, "up"); }));
+  uint64_t stored = master->events.back().seq();
+  ASSERT_GT(stored, 0u);
+  master->Drop();
+  ASSERT_TRUE(alarm_->WaitPending()) << "the node did not notice its master was gone";
+  EXPECT_EQ(alarm_->after(), absl::Seconds(60));
+  EXPECT_EQ(node_->agent().live(), 1u) << "killed before the grace";
+
+  // No master: the process ends (SIGTERM to it), and that is kept for the next.
+  ASSERT_TRUE(Kill(5, SIGTERM, {pid}).ok());
+
+  std::unique_ptr<MasterSide> back = Attach(node_->incarnation(), stored);
+  EXPECT_FALSE(alarm_->pending()) << "the kill is still pending";
+  ASSERT_EQ(back->hello.processes_size(), 1);
+  const pb::RunningProcess& running = back->hello.processes(0);
+  EXPECT_EQ(FromProto(running.pid()).value_or(Pid()), pid);
+  EXPECT_EQ(running.deployment(), 5u);
+  EXPECT_FALSE(running.has_parent());
+  EXPECT_EQ(running.resources().mem(), 256u << 20);
+  ASSERT_TRUE(back->ReadUntil([&](const pb::NodeEvent& e) { return IsExit(e, pid); }));
+  EXPECT_EQ(back->events.front().seq(), stored + 1) << "events the master stored came again, or some are missing";
+  for (size_t i = 1; i < back->events.size(); ++i) EXPECT_EQ(back->events[i].seq(), back->events[i - 1].seq() + 1);
+  EXPECT_EQ(back->events.back().event().exit().signal(), SIGTERM);
+  uint64_t exit_seq = back->events.back().seq();
+
+  // The exit is stored: the process leaves the inventory; a master with
+  // another incarnation gets everything not acked, which is now nothing
+  // before the next process's events.
+  ASSERT_TRUE(Ack(node_->incarnation(), exit_seq).ok());
+  back->Drop();
+  std::unique_ptr<MasterSide> fresh = Attach("another", 0);
+  EXPECT_EQ(fresh->hello.processes_size(), 0);
+  Launch(6, "exit");
+  ASSERT_TRUE(fresh->ReadUntil([](const pb::NodeEvent& e) { return e.has_event(); }));
+  EXPECT_EQ(fresh->events.front().seq(), exit_seq + 1);
+  EXPECT_EQ(fresh->events.front().deployment(), 6u);
+}
+
+TEST_F(NodeServiceTest, AMasterOfAnotherIncarnationGetsEverythingNotAcked) {
+  std::unique_ptr<MasterSide> master = Attach();
+  Launch(5, "exit");
+  ASSERT_TRUE(master->ReadUntil([](const pb::NodeEvent& e) { return e.has_event() && e.event().has_exit(); }));
+  std::vector<pb::NodeEvent> first = master->events;
+  master->Drop();
+  std::unique_ptr<MasterSide> again = Attach("", 0);
+  ASSERT_EQ(again->hello.processes_size(), 1);
+  EXPECT_TRUE(again->hello.processes(0).exited());
+  ASSERT_TRUE(again->ReadUntil([](const pb::NodeEvent& e) { return e.has_event() && e.event().has_exit(); }));
+  ASSERT_EQ(again->events.size(), first.size());
+  for (size_t i = 0; i < first.size(); ++i)
+    EXPECT_EQ(again->events[i].SerializeAsString(), first[i].SerializeAsString());
+}
+
+TEST_F(NodeServiceTest, PastTheGraceTheNodeKillsAndKeepsTheExitsForTheNextMaster) {
+  std::unique_ptr<MasterSide> master = Attach();
+  Pid pid = Launch(7, "wait");
+  ASSERT_TRUE(master->ReadUntil([](const pb::NodeEvent& e) { return IsOutput(e, "up"); }));
+  master->Drop();
+  ASSERT_TRUE(alarm_->WaitPending());
+  ASSERT_TRUE(alarm_->Fire());
+  EXPECT_TRUE(node_->grace().expired());
+  std::unique_ptr<MasterSide> late = Attach(node_->incarnation(), master->events.back().seq());
+  ASSERT_TRUE(late->ReadUntil([&](const pb::NodeEvent& e) { return IsExit(e, pid); }));
+  EXPECT_EQ(late->events.back().event().exit().signal(), SIGKILL);
+}
+
+TEST_F(NodeServiceTest, KillRefusesASignalNodesDoNotSendAndAMalformedPid) {
+  EXPECT_EQ(Kill(1, SIGSTOP, {}).error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_EQ(Kill(1, -3, {}).error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  grpc::ClientContext context;
+  pb::KillRequest request;
+  request.add_pids()->set_addr("short");
+  pb::Empty empty;
+  EXPECT_EQ(stub_->Kill(&context, request, &empty).error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+}
+
+// Kill with pids signals those alone; deployment 0 means whatever their deployment.
+TEST_F(NodeServiceTest, KillWithPidsSignalsThoseAlone) {
+  std::unique_ptr<MasterSide> master = Attach();
+  Pid a = Launch(8, "wait");
+  Pid b = Launch(8, "wait");
+  ASSERT_TRUE(
+      master->ReadUntil([&, ups = 0](const pb::NodeEvent& e) mutable { return (ups += IsOutput(e, "up")) == 2; }));
+  ASSERT_TRUE(Kill(9, SIGTERM, {a}).ok());  // not of deployment 9: nothing
+  ASSERT_TRUE(Kill(0, SIGTERM, {a}).ok());
+  ASSERT_TRUE(master->ReadUntil([&](const pb::NodeEvent& e) { return IsExit(e, a); }));
+  EXPECT_EQ(master->events.back().event().exit().signal(), SIGTERM);
+  for (const pb::NodeEvent& e : master->events) EXPECT_FALSE(IsExit(e, b)) << "b was not asked to end";
+  ASSERT_TRUE(Kill(8, 0, {}).ok());  // 0: SIGKILL, the whole deployment
+  ASSERT_TRUE(master->ReadUntil([&](const pb::NodeEvent& e) { return IsExit(e, b); }));
+  EXPECT_EQ(master->events.back().event().exit().signal(), SIGKILL);
+}
+
+}  // namespace
+}  // namespace constellation::daemon
