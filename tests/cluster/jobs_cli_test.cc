@@ -39,11 +39,10 @@ class JobsCli : public ::testing::Test {
   }
   void SetUp() override { ASSERT_TRUE(cluster_->ok()) << cluster_->Describe(); }
 
-  // cdeploy <verb> ADDR <args...> --tls=...
+  // cdeploy <verb> ADDR --tls=... <args...>
   static CommandResult Cdeploy(const std::string& verb, std::vector<std::string> args) {
-    std::vector<std::string> argv = {CdeployPath(), verb, cluster_->bridge_addr()};
+    std::vector<std::string> argv = {CdeployPath(), verb, cluster_->bridge_addr(), cluster_->ClientTlsFlag()};
     argv.insert(argv.end(), args.begin(), args.end());
-    argv.push_back(cluster_->ClientTlsFlag());
     return RunCommand(argv, absl::Seconds(60));
   }
 
