@@ -39,11 +39,10 @@ class JobsCli : public ::testing::Test {
   }
   void SetUp() override { ASSERT_TRUE(cluster_->ok()) << cluster_->Describe(); }
 
-  // cdeploy <verb> ADDR <args...> --tls=...
+  // cdeploy <verb> ADDR --tls=... <args...>
   static CommandResult Cdeploy(const std::string& verb, std::vector<std::string> args) {
-    std::vector<std::string> argv = {CdeployPath(), verb, cluster_->bridge_addr()};
+    std::vector<std::string> argv = {CdeployPath(), verb, cluster_->bridge_addr(), cluster_->ClientTlsFlag()};
     argv.insert(argv.end(), args.begin(), args.end());
-    argv.push_back(cluster_->ClientTlsFlag());
     return RunCommand(argv, absl::Seconds(60));
   }
 
@@ -201,6 +200,38 @@ TEST_F(JobsCli, AttachedRunWithStdinAndSubmitWithoutDetach) {
   EXPECT_EQ(ParseTrace(Lines(attached.output)).Root().out, "line 1\nline 2\n");
   CommandResult failing = Cdeploy("submit", {"--format=json", ScenarioPath(), "--", "exit1"});
   EXPECT_EQ(failing.code, 1) << failing.error;
+}
+
+// A master that stays away longer than --reconnect-timeout: the attached run
+// gives up with one line and exit code 2 (a restart within it is the
+// master-restart test's).
+TEST(JobsCliReconnect, GivesUpAfterTheReconnectTimeout) {
+  Cluster cluster(ThreeNodeLoopback());
+  ASSERT_TRUE(cluster.ok()) << cluster.Describe();
+  RunOptions run;
+  run.args = {cluster.bridge_addr(),
+              cluster.ClientTlsFlag(),
+              "--format=json",
+              "--reconnect-timeout=2s",
+              Programs(),
+              "--",
+              "count",
+              "3",
+              "2"};  // waits for stdin after line 2
+  run.format = std::nullopt;
+  run.close_stdin = false;
+  run.timeout = absl::Seconds(120);
+  Program cdeploy(CdeployPath(), run);
+  EventReader reader(&cdeploy);
+  ASSERT_TRUE(reader.ReadUntil([&](const Event& e) { return e.type == Event::kOutput && e.data == "line 2\n"; }))
+      << cdeploy.stdout_text() << cdeploy.stderr_text();
+  cluster.master().Crash();
+  ExitStatus exit = cdeploy.Wait();
+  EXPECT_EQ(exit.ToString(), "exit code 2") << cdeploy.stderr_text();
+  std::vector<std::string> err = Lines(cdeploy.stderr_text());
+  ASSERT_THAT(err, SizeIs(1)) << cdeploy.stderr_text();
+  EXPECT_THAT(err[0], AllOf(StartsWith("cdeploy: lost the master at " + cluster.bridge_addr() + " while following job"),
+                            HasSubstr("no answer for 2s")));
 }
 
 }  // namespace
