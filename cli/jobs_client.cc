@@ -29,8 +29,11 @@ absl::Status FromGrpc(const grpc::Status& status) {
 std::shared_ptr<grpc::Channel> JobsClient::MakeChannel(const std::string& addr,
                                                        std::shared_ptr<grpc::ChannelCredentials> credentials) {
   grpc::ChannelArguments args;
+  // Reconnect soon after the master comes back (attempts 100 ms to 1 s
+  // apart). The minimum backoff is left alone: gRPC also takes it as the time
+  // one connection attempt may last, and a TLS handshake with a master that
+  // is busy recovering can take longer than 100 ms.
   args.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, 100);
-  args.SetInt(GRPC_ARG_MIN_RECONNECT_BACKOFF_MS, 100);
   args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, 1000);
   args.SetMaxReceiveMessageSize(kMaxEventMessage);
   return grpc::CreateCustomChannel(addr, credentials, args);

@@ -27,6 +27,8 @@
 #include "grpcpp/health_check_service_interface.h"
 #include "lib/core/resources.h"
 #include "lib/process/cgroup.h"
+#include "proto/cluster.grpc.pb.h"
+#include "proto/jobs.grpc.pb.h"
 
 namespace constellation::daemon {
 namespace {
@@ -216,6 +218,9 @@ int Run(const Args& args) {
     return 1;
   }
   printf("constellation: %s listening on %s\n", config ? "master" : "node", listening.c_str());
+  // Per-service health, for probes that name the service they need.
+  server->GetHealthCheckService()->SetServingStatus(pb::Node::service_full_name(), true);
+  if (config) server->GetHealthCheckService()->SetServingStatus(pb::Master::service_full_name(), true);
   std::unique_ptr<grpc::Server> bridge_server;
   if (config) {
     // The job API opens once the nodes are attached (or have had their chance).
@@ -231,6 +236,7 @@ int Run(const Args& args) {
       fprintf(stderr, "constellation: cannot listen on %s\n", config->bridge_node().bridge_bind->c_str());
       return 1;
     }
+    bridge_server->GetHealthCheckService()->SetServingStatus(v1::Jobs::service_full_name(), true);
     printf("constellation: bridge listening on %s\n", bridge_listening.c_str());
   }
   fflush(stdout);

@@ -89,6 +89,7 @@ class JobManagerTest : public ::testing::Test {
     jobs_->Shutdown();
     nodes_->Stop();
     store_->Flush().IgnoreError();
+    store_->SetCommitListener(nullptr);
     notifier_.reset();
     jobs_.reset();
     timers_.reset();

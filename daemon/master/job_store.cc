@@ -136,16 +136,21 @@ void JobStore::Notify() {
       note = std::move(notes_.front());
       notes_.pop_front();
       listener = listener_;
+      calling_ = true;
     }
     // No lock held: the listener may call the store (even commit: its note
     // is then delivered by this loop).
     if (listener != nullptr && *listener) (*listener)(note.jobs, note.marks);
+    std::lock_guard<std::mutex> lock(notify_mu_);
+    calling_ = false;
+    listener_idle_.notify_all();
   }
 }
 
 void JobStore::SetCommitListener(CommitListener listener) {
-  std::lock_guard<std::mutex> lock(notify_mu_);
+  std::unique_lock<std::mutex> lock(notify_mu_);
   listener_ = std::make_shared<const CommitListener>(std::move(listener));
+  listener_idle_.wait(lock, [this] { return !calling_; });  // the old one may be in use
 }
 
 absl::Status JobStore::PutJob(const JobRecord& job) {

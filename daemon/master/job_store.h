@@ -30,6 +30,7 @@
 // back-pressure those wait for a commit, perhaps of the very thread it runs on).
 
 #include <atomic>
+#include <condition_variable>
 #include <cstdint>
 #include <deque>
 #include <functional>
@@ -120,7 +121,9 @@ class JobStore {
 
   // Called after each commit that stored events or marks, with the jobs whose
   // committed seq advanced and the marks committed (latest per node). Set
-  // before the first Append.
+  // before the first Append. Replacing it (nullptr: none) waits until a call
+  // of the old one in progress has returned, so the old one may be destroyed
+  // next; so it must not be called from the listener itself.
   using CommitListener = std::function<void(const std::vector<uint64_t>& jobs, const std::vector<NodeMark>& marks)>;
   void SetCommitListener(CommitListener listener);
 
@@ -148,6 +151,8 @@ class JobStore {
   std::shared_ptr<const CommitListener> listener_;
   std::deque<Note> notes_;
   bool notifying_ = false;
+  bool calling_ = false;                   // the listener runs (on some thread)
+  std::condition_variable listener_idle_;  // calling_ became false
   std::thread commit_thread_;
 };
 

@@ -15,7 +15,11 @@ namespace {
 // What the commit listener saw, and a way to wait for it without sleeping.
 class Listener {
  public:
+  ~Listener() {
+    if (store_ != nullptr) store_->SetCommitListener(nullptr);  // the commit thread may be delivering a note
+  }
   void Attach(JobStore& store) {
+    store_ = &store;
     store.SetCommitListener([this](const std::vector<uint64_t>& jobs, const std::vector<NodeMark>& marks) {
       std::lock_guard<std::mutex> lock(mu_);
       ++calls_;
@@ -39,6 +43,7 @@ class Listener {
   }
 
  private:
+  JobStore* store_ = nullptr;
   std::mutex mu_;
   std::condition_variable cv_;
   int calls_ = 0;

@@ -50,7 +50,8 @@ Master::~Master() {
   timers_.reset();    // no timer fires into the manager
   nodes_->Stop();     // no node event reaches the manager; the nodes keep their processes for their grace
   store_->Flush().IgnoreError();
-  notifier_.reset();  // its last acks are lost: the next master's attach covers them
+  store_->SetCommitListener(nullptr);  // waits for a note being delivered to the notifier
+  notifier_.reset();                   // its last acks are lost: the next master's attach covers them
   jobs_.reset();
   store_.reset();
 }

@@ -48,6 +48,11 @@ std::string DaemonTlsFlag(const ClusterOptions& options, const std::string& role
   return "--tls=" + (role == "master" ? pki.Master(host) : pki.Node(host));
 }
 
+std::string ReadFileOrEmpty(const std::string& path) {
+  std::ifstream in(path);
+  return std::string(std::istreambuf_iterator<char>(in), {});
+}
+
 std::vector<std::string> InNetns(const std::string& ns, std::vector<std::string> argv) {
   if (ns.empty()) return argv;
   std::vector<std::string> full = {"ip", "netns", "exec", ns};
@@ -87,29 +92,50 @@ Cluster::Cluster(ClusterOptions options) : options_(std::move(options)) {
     file << toml;
   }
   master_cache_dir_ = MakeTempDir("master-");
+  if (!StartMaster(options_.master_host + ":0")) return;
+  ok_ = true;
+}
+
+bool Cluster::StartMaster(const std::string& bind) {
   master_ = std::make_unique<Daemon>(
-      "master", InNetns(options_.master_netns,
-                        WithRunAs({DaemonPath(), options_.master_host + ":0", nodes_toml_,
-                                   "--cache-dir=" + master_cache_dir_, "--state-dir=" + master_cache_dir_ + "/state",
-                                   DaemonTlsFlag(options_, "master", options_.master_host)})));
+      "master",
+      InNetns(options_.master_netns, WithRunAs({DaemonPath(), bind, nodes_toml_, "--cache-dir=" + master_cache_dir_,
+                                                "--state-dir=" + master_cache_dir_ + "/state",
+                                                DaemonTlsFlag(options_, "master", options_.master_host)})));
+  std::string toml = ReadFileOrEmpty(nodes_toml_);
   absl::StatusOr<std::string> master = master_->WaitListening("master", options_.start_timeout);
   if (!master.ok()) {
     ADD_FAILURE() << "the master did not start: " << master.status() << "\nnodes.toml:\n" << toml;
-    return;
+    return false;
   }
   master_addr_ = *master;
   absl::StatusOr<std::string> bridge = master_->WaitListening("bridge", options_.start_timeout);
   if (!bridge.ok()) {
     ADD_FAILURE() << "the bridge did not open: " << bridge.status() << "\nnodes.toml:\n" << toml;
-    return;
+    return false;
   }
   bridge_addr_ = *bridge;
   std::string err = master_->stderr_text();
   if (absl::StrContains(err, "nodes reachable")) {
     ADD_FAILURE() << "the master did not reach every node:\n" << err << "\nnodes.toml:\n" << toml;
-    return;
+    return false;
   }
-  ok_ = true;
+  return true;
+}
+
+void Cluster::CrashMaster() { master_->Crash(); }
+
+bool Cluster::RestartMaster() {
+  master_->Stop(absl::Seconds(3));  // a crashed one is only reaped (with anything left in its group)
+  // The same addresses: clients and nodes find it where it was.
+  std::string toml = ReadFileOrEmpty(nodes_toml_);
+  size_t at = toml.find("bridge_bind = \"");
+  if (at != std::string::npos) {
+    size_t start = at + std::string("bridge_bind = \"").size();
+    toml.replace(start, toml.find('"', start) - start, bridge_addr_);
+  }
+  std::ofstream(nodes_toml_) << toml;
+  return StartMaster(master_addr_);
 }
 
 Cluster::~Cluster() {
@@ -137,6 +163,7 @@ std::unique_ptr<Program> Cluster::StartDeploy(const std::string& binary, const D
   std::vector<std::string> args = {bridge_addr_, binary};
   args.push_back(options.tls_bundle.empty() ? ClientTlsFlag() : "--tls=" + options.tls_bundle);
   if (options.json) args.push_back("--format=json");
+  args.insert(args.end(), options.cdeploy_args.begin(), options.cdeploy_args.end());
   args.push_back("--");
   for (const std::string& a : options.args) args.push_back(a);
   if (!options.cdeploy_prefix.empty()) {

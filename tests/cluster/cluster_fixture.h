@@ -74,6 +74,7 @@ struct DeployOptions {
   // Also check that no process of the deployment is left on any node after
   // cdeploy exits (within 10 s).
   bool check_nothing_left = true;
+  std::vector<std::string> cdeploy_args;    // more options for cdeploy, e.g. {"--reconnect-timeout=3s"}
   std::vector<std::string> cdeploy_prefix;  // e.g. {"ip", "netns", "exec", ns} to run cdeploy elsewhere
   // cdeploy's TLS bundle; "" = the tests' client (TestPki), or --insecure for an insecure cluster.
   std::string tls_bundle;
@@ -108,6 +109,11 @@ class Cluster {
 
   // SIGKILLs node i's daemon (alone: its processes are left to notice).
   void CrashNode(size_t i);
+  // SIGKILLs the master alone: its nodes keep their processes (--master-grace).
+  void CrashMaster();
+  // Starts the master again at the same addresses with the same state
+  // directory; false (with test failures added) if it does not come up.
+  bool RestartMaster();
 
   // Starts cdeploy against the bridge (the caller reads it).
   std::unique_ptr<Program> StartDeploy(const std::string& binary, const DeployOptions& options);
@@ -121,6 +127,8 @@ class Cluster {
   std::string Describe() const;  // every daemon's state and output tail
 
  private:
+  bool StartMaster(const std::string& bind);
+
   ClusterOptions options_;
   bool ok_ = false;
   std::vector<std::unique_ptr<Daemon>> nodes_;

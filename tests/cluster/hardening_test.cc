@@ -133,8 +133,7 @@ TEST(RunAs, NothingLaunchedRunsAsRoot) {
   std::ofstream(toml) << "[[nodes]]\nfabric_addr = \"" << *node_addr
                       << "\"\nbridge_bind = \"127.0.0.1:0\"\nmem = \"1 GiB\"\ncpu = 1\n";
   Daemon master("master", {DaemonPath(), "127.0.0.1:0", toml, "--cache-dir=" + dir + "/master",
-                           "--state-dir=" + dir + "/state", "--run-as=nobody",
-                           "--tls=" + pki.Master("127.0.0.1")});
+                           "--state-dir=" + dir + "/state", "--run-as=nobody", "--tls=" + pki.Master("127.0.0.1")});
   ASSERT_TRUE(master.WaitListening("master", absl::Seconds(30)).ok()) << master.Describe();
   absl::StatusOr<std::string> bridge = master.WaitListening("bridge", absl::Seconds(30));
   ASSERT_TRUE(bridge.ok()) << bridge.status() << master.Describe();

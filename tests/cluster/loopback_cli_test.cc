@@ -230,7 +230,8 @@ TEST(DaemonCli, DaemonsExitOnSigterm) {
 
 // A node that loses its master kills everything it started once its master
 // grace is over (1 s here; 60 s by default, for a master that restarts);
-// cdeploy, having lost the bridge, exits 2 with an error.
+// cdeploy, having lost the master for longer than its --reconnect-timeout,
+// exits 2 with an error.
 TEST(DaemonCli, NodesKillTheirProcessesWhenTheMasterDies) {
   ClusterOptions cluster_options = ThreeNodeLoopback();
   cluster_options.node_args = {"--master-grace=1s"};
@@ -238,6 +239,7 @@ TEST(DaemonCli, NodesKillTheirProcessesWhenTheMasterDies) {
   ASSERT_TRUE(cluster.ok()) << cluster.Describe();
   DeployOptions options;
   options.args = {"tree", "2"};  // seven processes that sleep until killed
+  options.cdeploy_args = {"--reconnect-timeout=3s"};
   std::unique_ptr<Program> run = cluster.StartDeploy(ScenarioPath(), options);
   EventReader reader(run.get());
   ASSERT_TRUE(reader.ReadUntil([&](const Event&) {
