@@ -50,6 +50,9 @@ void JobManager::RunStarter(uint64_t id) {
     stop = job.stop;
   }
   const v1::JobSpec& spec = record.job.spec();
+  // A restarted master resumes pending jobs before its nodes are back: the
+  // resources query needs one.
+  parts_.placement->WaitForNodes([stop] { return stop->load(); });
   pb::LaunchRequest launch;
   launch.mutable_binary()->set_sha256(spec.binary().sha256());
   launch.mutable_binary()->set_size(spec.binary().size());
@@ -98,8 +101,9 @@ Resources JobManager::RootResources(const JobRecord& record) {
   query.mutable_argv()->CopyFrom(spec.argv());
   query.mutable_env()->CopyFrom(spec.env());
   absl::Status why = absl::UnavailableError("no node is up to ask the binary");
-  for (const std::string& addr : parts_.nodes->up()) {
-    NodeClient* node = parts_.nodes->client(addr);
+  for (const scheduler::NodeState& attached : parts_.placement->Nodes()) {
+    NodeClient* node = parts_.nodes->client(attached.id);
+    if (node == nullptr) continue;
     why = parts_.binaries->EnsureOn(*node, query.binary());
     if (!why.ok()) continue;
     absl::StatusOr<Resources> asked = node->QueryResources(query);

@@ -47,7 +47,7 @@ class JobManagerTest : public ::testing::Test {
   }
 
   // A master's parts, as daemon/master/master.cc composes them.
-  // `absent`: a node whose attach fails (it does not come back).
+  // `absent`: a node whose attach fails (it does not come back); "*": every node.
   void StartMaster(pb::NodeHello hello1 = {}, pb::NodeHello hello2 = {}, const std::string& absent = "") {
     JobStore::Options store_options;
     store_options.commit_interval = absl::Milliseconds(1);
@@ -59,7 +59,7 @@ class JobManagerTest : public ::testing::Test {
     n1->SetHello(hello1);
     n2->SetHello(hello2);
     for (FakeNodeClient* node : {n1.get(), n2.get()}) {
-      if (node->addr() == absent) node->attach_error = absl::UnavailableError("connection refused");
+      if (node->addr() == absent || absent == "*") node->attach_error = absl::UnavailableError("connection refused");
     }
     n1_ = n1.get();
     n2_ = n2.get();
@@ -411,6 +411,19 @@ TEST_F(JobManagerTest, ARestartedMasterWaitsTheGraceForAnAbsentNode) {
   timers_->Advance(absl::Seconds(1));
   ASSERT_TRUE(WaitState(job.id(), v1::JOB_STATE_FAILED));
   EXPECT_THAT(jobs_->Get(job.id(), kAnn)->reason(), HasSubstr("did not come back within 1m"));
+}
+
+// A job still pending when the master stops (no node was up to run it)
+// stays pending in the store, and the next master starts it once a node is.
+TEST_F(JobManagerTest, APendingJobIsStartedByTheNextMaster) {
+  StopMaster();
+  StartMaster({}, {}, "*");
+  absl::StatusOr<v1::Job> job = jobs_->Submit(Spec(), kAnn);
+  ASSERT_TRUE(job.ok()) << job.status();
+  StopMaster();
+  StartMaster();
+  ASSERT_TRUE(WaitState(job->id(), v1::JOB_STATE_RUNNING));
+  EXPECT_THAT(Log(job->id()), ElementsAre("state JOB_STATE_PENDING", "state JOB_STATE_RUNNING"));
 }
 
 }  // namespace

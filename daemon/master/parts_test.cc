@@ -159,6 +159,25 @@ TEST(Placement, LosingTheOnlyNodeWithRoomFailsTheWait) {
   EXPECT_TRUE(absl::IsResourceExhausted(waited.status())) << waited.status();
 }
 
+TEST(Placement, AWaitBeforeAnyNodeIsUpWaitsForOne) {
+  Placement placement;
+  EXPECT_TRUE(absl::IsUnavailable(placement.Place(Resources{1, 1}, false, [] { return false; }).status()));
+  absl::StatusOr<scheduler::Allocation> waited;
+  std::thread waiter([&] { waited = placement.Place(Resources{1, 1}, true, [] { return false; }); });
+  ASSERT_TRUE(placement.AddNode("late", Resources{4, 1}).ok());
+  waiter.join();
+  ASSERT_TRUE(waited.ok()) << waited.status();
+  EXPECT_EQ(waited->node, "late");
+  std::atomic<bool> abandoned{false};
+  Placement empty;
+  bool found = true;
+  std::thread nodes([&] { found = empty.WaitForNodes([&] { return abandoned.load(); }); });
+  abandoned = true;
+  empty.Wake();
+  nodes.join();
+  EXPECT_FALSE(found);
+}
+
 TEST(Placement, CouldEverFitNamesBothSizes) {
   Placement placement;
   absl::Status status =

@@ -17,6 +17,12 @@ void Placement::RemoveNode(const std::string& addr) {
   CollectGrantsLocked();
 }
 
+bool Placement::WaitForNodes(const std::function<bool()>& abandoned) {
+  std::unique_lock<std::mutex> lock(mu_);
+  cv_.wait(lock, [&] { return shutdown_ || abandoned() || !scheduler_.Nodes().empty(); });
+  return !shutdown_ && !abandoned();
+}
+
 bool Placement::HasNode(const std::string& addr) const {
   std::lock_guard<std::mutex> lock(mu_);
   for (const scheduler::NodeState& node : scheduler_.Nodes()) {
@@ -28,10 +34,15 @@ bool Placement::HasNode(const std::string& addr) const {
 absl::StatusOr<scheduler::Allocation> Placement::Place(const Resources& request, bool wait,
                                                        const std::function<bool()>& abandoned) {
   std::unique_lock<std::mutex> lock(mu_);
+  if (wait) {
+    // No node to place on or queue for yet: wait for one to come up.
+    cv_.wait(lock, [&] { return shutdown_ || abandoned() || !scheduler_.Nodes().empty(); });
+  }
   if (shutdown_) return absl::CancelledError("the master is stopping");
+  if (abandoned()) return absl::CancelledError("the job ended while the spawn waited for a node");
+  if (!wait && scheduler_.Nodes().empty()) return absl::UnavailableError("no node is up");
   absl::StatusOr<scheduler::Allocation> now = scheduler_.TryPlace(request);
   if (!wait || now.ok() || !absl::IsResourceExhausted(now.status())) return now;
-  if (scheduler_.Nodes().empty()) return absl::UnavailableError("no node is up");
   absl::StatusOr<scheduler::TicketId> ticket = scheduler_.Enqueue(request);
   if (!ticket.ok()) return ticket.status();
   CollectGrantsLocked();

@@ -27,10 +27,13 @@ class Placement {
   // Frees every allocation on the node (it is lost).
   void RemoveNode(const std::string& addr);
   bool HasNode(const std::string& addr) const;
+  // Waits until some node is up; false if abandoned or shut down first.
+  bool WaitForNodes(const std::function<bool()>& abandoned);
 
   // Places `request` now (wait=false: ResourceExhausted at once when nothing
   // has room) or when room frees up; Cancelled once `abandoned()` is true
-  // (checked at each Wake and each change of the scheduler).
+  // (checked at each Wake and each change of the scheduler). While no node is
+  // up (a restarted master before its nodes attach), a wait waits for one.
   absl::StatusOr<scheduler::Allocation> Place(const Resources& request, bool wait,
                                               const std::function<bool()>& abandoned);
   // An allocation a node already runs (a restarted master's nodes).

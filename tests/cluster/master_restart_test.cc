@@ -9,6 +9,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
+#include "absl/strings/strip.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "tests/cluster/cluster_fixture.h"
@@ -59,6 +60,43 @@ TEST(MasterRestart, AnAttachedJobFinishesWholeAcrossAMasterCrash) {
   std::string root = reader.root;
   std::string all = reader.out[root] + rest.out[root];
   EXPECT_THAT(Lines(all), ElementsAreArray(Numbered(40))) << run->stdout_text();
+}
+
+// A restarted master knows every job of before: finished ones with their
+// logs, and running ones, which it follows to their end.
+TEST(MasterRestart, EveryJobIsListedAndServedAfterARestart) {
+  Cluster cluster(ThreeNodeLoopback());
+  ASSERT_TRUE(cluster.ok()) << cluster.Describe();
+  auto cdeploy = [&](std::vector<std::string> args) {
+    std::vector<std::string> argv = {CdeployPath()};
+    argv.insert(argv.end(), args.begin(), args.end());
+    return RunCommand(argv, absl::Seconds(60));
+  };
+  CommandResult finished =
+      cdeploy({"submit", cluster.bridge_addr(), "--detach", cluster.ClientTlsFlag(), Programs(), "--", "count", "5"});
+  ASSERT_EQ(finished.code, 0) << finished.error;
+  std::string done_id(absl::StripAsciiWhitespace(finished.output));
+  CommandResult followed = cdeploy({"logs", cluster.bridge_addr(), "-f", done_id, cluster.ClientTlsFlag()});
+  ASSERT_EQ(followed.code, 0) << followed.error;
+  CommandResult running = cdeploy({"submit", cluster.bridge_addr(), "--detach", cluster.ClientTlsFlag(), Programs(),
+                                   "--", "count", "8", "4"});  // waits for stdin, which is EOF: goes on at once
+  ASSERT_EQ(running.code, 0) << running.error;
+  std::string running_id(absl::StripAsciiWhitespace(running.output));
+
+  cluster.CrashMaster();
+  ASSERT_TRUE(cluster.RestartMaster()) << cluster.Describe();
+
+  CommandResult list = cdeploy({"list", cluster.bridge_addr(), "--format=json", cluster.ClientTlsFlag()});
+  ASSERT_EQ(list.code, 0) << list.error;
+  std::vector<std::string> jobs = Lines(list.output);
+  ASSERT_THAT(jobs, ::testing::SizeIs(2)) << list.output;
+  EXPECT_THAT(list.output, ::testing::HasSubstr("\"id\":\"" + done_id + "\",")) << list.output;
+  EXPECT_THAT(list.output, ::testing::HasSubstr("\"id\":\"" + running_id + "\",")) << list.output;
+  CommandResult log = cdeploy({"logs", cluster.bridge_addr(), done_id, cluster.ClientTlsFlag()});
+  EXPECT_EQ(log.code, 0) << log.error;
+  EXPECT_EQ(log.output, followed.output) << "the same log as before the restart";
+  CommandResult rest = cdeploy({"logs", cluster.bridge_addr(), "-f", running_id, cluster.ClientTlsFlag()});
+  EXPECT_EQ(rest.code, 0) << rest.error;
 }
 
 }  // namespace
