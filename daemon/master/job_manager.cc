@@ -267,7 +267,11 @@ absl::Status JobManager::WriteStdin(const v1::WriteStdinRequest& request, const 
   if (node == nullptr) return absl::InternalError("the root's node is unknown");
   chunk.set_data(request.data());
   chunk.set_eof(request.eof());
-  return node->WriteStdin(chunk);
+  absl::Status written = node->WriteStdin(chunk);
+  if (absl::IsNotFound(written)) {
+    return absl::FailedPreconditionError(absl::StrCat("job ", request.job(), ": its root's stdin is closed"));
+  }
+  return written;
 }
 
 v1::ListNodesResponse JobManager::ListNodes() {
