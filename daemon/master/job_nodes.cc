@@ -30,12 +30,20 @@ void JobManager::Recover() {
       } else {
         job.gone.insert(*pid);
         int code = ExitCodeOf(stored.process.exit());
-        if (job.failure.empty() && code != 0) job.failure = absl::StrCat(pid->to_full_string(), " failed");
+        if (job.failure.empty() && code != 0) {
+          job.failure = absl::StrCat(pid->to_full_string(), " ", DescribeExit(stored.process.exit()));
+        }
       }
     }
     if (!job.root) {
       StartRoot(id);  // it never started: start it now
-    } else if (job.live.empty()) {
+    } else if (job.record.job.state() == v1::JOB_STATE_PENDING) {
+      // The master stopped between recording the root and saying it runs.
+      job.record.job.set_state(v1::JOB_STATE_RUNNING);
+      job.record.job.set_reason("running");
+      AppendStateLocked(job);
+    }
+    if (job.root && job.live.empty()) {
       MaybeFinishLocked(id);  // everything ended before the restart could say so
     }
   }
