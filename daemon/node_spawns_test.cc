@@ -44,16 +44,14 @@ std::unique_ptr<grpc::Server> Serve(grpc::Service* service, const std::string& a
   return builder.BuildAndStart();
 }
 
-// A port of 127.0.0.1 that refuses connections while `fd` stays open (bound, not listening).
-int ReservePort(int* fd) {
-  *fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  EXPECT_EQ(bind(*fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)), 0);
-  socklen_t len = sizeof(addr);
-  getsockname(*fd, reinterpret_cast<sockaddr*>(&addr), &len);
-  return ntohs(addr.sin_port);
+// An address where no master listens yet, and where one can listen later
+// without racing anyone for it: a unix socket in a private directory (a
+// released TCP port could be taken by another test meanwhile).
+std::string AbsentMaster() {
+  static int n = 0;
+  char dir[] = "/tmp/node_spawns_test.XXXXXX";  // short: unix socket paths are limited
+  EXPECT_NE(mkdtemp(dir), nullptr);
+  return absl::StrCat("unix:", dir, "/master-", ++n, ".sock");
 }
 
 pb::SpawnRequest Request(uint64_t id) {
@@ -111,19 +109,17 @@ TEST(SpawnRelay, TheMastersAnswerComesBackThroughTheReply) {
 // The master is restarting (nothing listens at its address): the call waits
 // and goes through once a master listens there again.
 TEST(SpawnRelay, ASpawnWhileTheMasterIsAwayWaitsForItToComeBack) {
-  int reserved = -1;
-  int port = ReservePort(&reserved);
+  std::string absent = AbsentMaster();
   SpawnRelay relay(grpc::InsecureChannelCredentials());
-  relay.SetMaster(absl::StrCat("127.0.0.1:", port));
+  relay.SetMaster(absent);
   Answer answer;
   relay.Relay(3, Request(1), answer.reply());
   EXPECT_EQ(relay.in_flight(), 1u);
   EXPECT_FALSE(answer.given()) << "failed at once instead of waiting for the master";
-  close(reserved);
   FakeMaster master;
   int bound = 0;
-  std::unique_ptr<grpc::Server> server = Serve(&master, absl::StrCat("127.0.0.1:", port), &bound);
-  ASSERT_NE(server, nullptr) << "port " << port << " was taken meanwhile";
+  std::unique_ptr<grpc::Server> server = Serve(&master, absent, &bound);
+  ASSERT_NE(server, nullptr) << "cannot listen at " << absent;
   pb::SpawnReply reply;
   ASSERT_TRUE(answer.Get(&reply)) << "the call did not go through to the master that came back";
   EXPECT_EQ(reply.code(), 0);
@@ -133,10 +129,9 @@ TEST(SpawnRelay, ASpawnWhileTheMasterIsAwayWaitsForItToComeBack) {
 }
 
 TEST(SpawnRelay, CancelAllAnswersTheWaitingCalls) {
-  int reserved = -1;
-  int port = ReservePort(&reserved);
+  std::string absent = AbsentMaster();
   SpawnRelay relay(grpc::InsecureChannelCredentials());
-  relay.SetMaster(absl::StrCat("127.0.0.1:", port));
+  relay.SetMaster(absent);
   Answer answer;
   relay.Relay(3, Request(5), answer.reply());
   relay.CancelAll();
@@ -144,30 +139,26 @@ TEST(SpawnRelay, CancelAllAnswersTheWaitingCalls) {
   ASSERT_TRUE(answer.Get(&reply));
   EXPECT_EQ(reply.id(), 5u);
   EXPECT_EQ(reply.code(), static_cast<int>(grpc::StatusCode::CANCELLED));
-  close(reserved);
 }
 
 TEST(SpawnRelay, ANewMasterAddressCancelsCallsWaitingForTheOld) {
-  int reserved = -1;
-  int port = ReservePort(&reserved);
+  std::string absent = AbsentMaster();
   SpawnRelay relay(grpc::InsecureChannelCredentials());
-  relay.SetMaster(absl::StrCat("127.0.0.1:", port));
+  relay.SetMaster(absent);
   Answer answer;
   relay.Relay(3, Request(5), answer.reply());
-  relay.SetMaster(absl::StrCat("127.0.0.1:", port));  // the same: nothing changes
+  relay.SetMaster(absent);  // the same: nothing changes
   EXPECT_FALSE(answer.given());
   relay.SetMaster("127.0.0.1:1");
   pb::SpawnReply reply;
   ASSERT_TRUE(answer.Get(&reply));
   EXPECT_EQ(reply.code(), static_cast<int>(grpc::StatusCode::CANCELLED));
-  close(reserved);
 }
 
 TEST(SpawnRelay, ShutdownReturnsOnlyOnceEveryReplyIsGivenAndRefusesLaterOnes) {
-  int reserved = -1;
-  int port = ReservePort(&reserved);
+  std::string absent = AbsentMaster();
   SpawnRelay relay(grpc::InsecureChannelCredentials());
-  relay.SetMaster(absl::StrCat("127.0.0.1:", port));
+  relay.SetMaster(absent);
   Answer waiting[3];
   for (Answer& a : waiting) relay.Relay(3, Request(1), a.reply());
   relay.Shutdown();
@@ -178,7 +169,6 @@ TEST(SpawnRelay, ShutdownReturnsOnlyOnceEveryReplyIsGivenAndRefusesLaterOnes) {
   pb::SpawnReply reply;
   ASSERT_TRUE(late.Get(&reply));
   EXPECT_EQ(reply.code(), static_cast<int>(absl::StatusCode::kUnavailable));
-  close(reserved);
 }
 
 }  // namespace
