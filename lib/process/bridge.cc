@@ -103,6 +103,12 @@ std::optional<Pid> Bridge::PidOf(int conn) const {
   return it->second;
 }
 
+std::optional<int> Bridge::ConnOf(const Pid& pid) const {
+  auto it = processes_.find(pid);
+  if (it == processes_.end() || it->second.conn < 0) return std::nullopt;
+  return it->second.conn;
+}
+
 pid_t Bridge::MonitorOsPid(const Pid& pid) const {
   auto it = processes_.find(pid);
   return it == processes_.end() ? 0 : it->second.monitor_os_pid;

@@ -52,6 +52,10 @@ class Bridge {
   // The process speaking on `conn`, once its hello has been read.
   std::optional<Pid> PidOf(int conn) const;
 
+  // The connection `pid` speaks on, once it has connected (it may have
+  // closed since: the caller's ids must not be reused).
+  std::optional<int> ConnOf(const Pid& pid) const;
+
   // The OS pid of `pid`'s monitor, 0 if unknown.
   pid_t MonitorOsPid(const Pid& pid) const;
 
