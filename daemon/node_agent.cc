@@ -2,7 +2,6 @@
 
 #include <poll.h>
 #include <signal.h>
-#include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -17,26 +16,28 @@ namespace constellation::daemon {
 absl::StatusOr<std::unique_ptr<NodeAgent>> NodeAgent::Start(Callbacks callbacks) {
   absl::StatusOr<LocalListener> listener = ListenLocal("node");
   if (!listener.ok()) return listener.status();
-  int wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-  std::unique_ptr<NodeAgent> agent(new NodeAgent(*std::move(listener), wake_fd, std::move(callbacks)));
+  std::unique_ptr<NodeAgent> agent(new NodeAgent(*listener, std::move(callbacks)));
+  absl::StatusOr<std::unique_ptr<ProcessServer>> server =
+      ProcessServer::Create(listener->fd, agent.get(), "constellation node");
+  if (!server.ok()) {
+    RemoveLocalListener(*listener);
+    return server.status();
+  }
+  agent->server_ = *std::move(server);
   agent->thread_ = std::thread([a = agent.get()] { a->Loop(); });
   return agent;
 }
-
-NodeAgent::NodeAgent(LocalListener listener, int wake_fd, Callbacks callbacks)
-    : listener_(std::move(listener)), listen_fd_(listener_.fd), wake_fd_(wake_fd), callbacks_(std::move(callbacks)) {}
 
 NodeAgent::~NodeAgent() {
   {
     std::lock_guard<std::mutex> lock(mu_);
     stopping_ = true;
   }
-  uint64_t one = 1;
-  (void)!write(wake_fd_, &one, sizeof(one));
-  thread_.join();
-  for (const auto& [conn, pid] : conns_) close(conn);
-  close(listen_fd_);
-  close(wake_fd_);
+  if (thread_.joinable()) {
+    server_->Wake();
+    thread_.join();
+  }
+  server_.reset();  // closes the connections and the listener
   RemoveLocalListener(listener_);
 }
 
@@ -51,15 +52,13 @@ void NodeAgent::Started(const Pid& pid, pid_t monitor_os_pid) {
   if (it == processes_.end()) return;
   it->second.monitor_os_pid = monitor_os_pid;
   it->second.pidfd = static_cast<int>(syscall(SYS_pidfd_open, monitor_os_pid, 0));
-  uint64_t one = 1;
-  (void)!write(wake_fd_, &one, sizeof(one));  // the loop starts watching the pidfd
+  server_->Wake();  // the loop starts watching the pidfd
 }
 
 void NodeAgent::Forget(const Pid& pid) {
   std::lock_guard<std::mutex> lock(mu_);
   processes_.erase(pid);
-  uint64_t one = 1;
-  (void)!write(wake_fd_, &one, sizeof(one));  // a connection held for it is dropped
+  server_->Wake();  // a connection held for it is dropped
 }
 
 size_t NodeAgent::live() const {
@@ -102,59 +101,54 @@ void NodeAgent::Signal(uint64_t deployment, const std::vector<Pid>& pids, int si
 
 void NodeAgent::Loop() {
   while (true) {
-    std::vector<pollfd> fds{{wake_fd_, POLLIN, 0}, {listen_fd_, POLLIN, 0}};
-    std::map<int, Pid> pidfds;
     {
       std::lock_guard<std::mutex> lock(mu_);
       if (stopping_) return;
-      for (const auto& [pid, process] : processes_) {
-        if (process.pidfd >= 0 && process.conn < 0 && !process.exited) pidfds[process.pidfd] = pid;
-      }
     }
-    for (const auto& [conn, pid] : conns_) {
-      if (!held_.contains(conn)) fds.push_back({conn, POLLIN, 0});
-    }
-    for (const auto& [fd, pid] : pidfds) fds.push_back({fd, POLLIN, 0});
-    if (poll(fds.data(), fds.size(), -1) < 0 && errno != EINTR) return;
-    for (const pollfd& p : fds) {
-      if (p.revents == 0) continue;
-      if (p.fd == wake_fd_) {
-        uint64_t count;
-        (void)!read(wake_fd_, &count, sizeof(count));
-        ResolveHeld();
-        SendReplies();
-      } else if (p.fd == listen_fd_) {
-        Accept();
-      } else if (pidfds.contains(p.fd)) {
-        CheckNeverConnected(pidfds[p.fd]);
-      } else if (conns_.contains(p.fd)) {
-        Read(p.fd);
-      }
-    }
+    WatchStarted();
+    server_->Turn(-1);
     PruneUnidentified();
   }
 }
 
-void NodeAgent::Accept() {
-  while (true) {
-    int fd = accept4(listen_fd_, nullptr, nullptr, SOCK_CLOEXEC | SOCK_NONBLOCK);
-    if (fd < 0) return;
-    absl::StatusOr<PeerCredentials> peer = PeerOf(fd);
-    if (!peer.ok() || !MayConnect(*peer)) {
-      close(fd);
-      // Say so, without a line per connection of a flood.
-      ++refused_;
-      if ((refused_ & (refused_ - 1)) == 0) {
-        fprintf(stderr,
-                "constellation node: refused %llu connection(s) to its socket from processes it did not start\n",
-                static_cast<unsigned long long>(refused_));
-      }
-      continue;
+void NodeAgent::WatchStarted() {
+  std::map<int, Pid> pidfds;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    for (const auto& [pid, process] : processes_) {
+      if (process.pidfd >= 0 && process.conn < 0 && !process.exited) pidfds[process.pidfd] = pid;
     }
-    conns_[fd] = Pid();
-    peers_[fd] = peer->pid;
-    Read(fd);
   }
+  for (const auto& [fd, pid] : pidfds_) {
+    auto it = pidfds.find(fd);
+    if (it == pidfds.end() || it->second != pid) server_->Unwatch(fd);
+  }
+  for (const auto& [fd, pid] : pidfds) {
+    auto it = pidfds_.find(fd);
+    if (it != pidfds_.end() && it->second == pid) continue;
+    server_->Watch(fd, [this, pid] { CheckNeverConnected(pid); });
+  }
+  pidfds_ = std::move(pidfds);
+}
+
+bool NodeAgent::Admit(Conn conn, const PeerCredentials& peer) {
+  if (!MayConnect(peer)) {
+    // Say so, without a line per connection of a flood.
+    ++refused_;
+    if ((refused_ & (refused_ - 1)) == 0) {
+      fprintf(stderr, "constellation node: refused %llu connection(s) to its socket from processes it did not start\n",
+              static_cast<unsigned long long>(refused_));
+    }
+    return false;
+  }
+  conns_[conn] = Pid();
+  peers_[conn] = peer.pid;
+  return true;
+}
+
+bool NodeAgent::Identified(Conn conn) const {
+  auto it = conns_.find(conn);
+  return it != conns_.end() && !it->second.is_null();
 }
 
 bool NodeAgent::MayConnect(const PeerCredentials& peer) const {
@@ -183,11 +177,11 @@ void NodeAgent::ResolveHeld() {
     }
     held_.erase(conn);
     if (!admitted) {
-      Drop(conn, "its hello names a process it is not");
+      server_->Drop(conn, "its hello names a process it is not");
       continue;
     }
     conns_[conn] = pid;
-    Read(conn);
+    server_->Read(conn);
   }
 }
 
@@ -203,114 +197,62 @@ void NodeAgent::PruneUnidentified() {
   }
   for (const auto& [conn, pid] : std::map<int, Pid>(conns_)) {
     if (pid.is_null() && !held_.contains(conn) && !monitors.contains(peers_[conn])) {
-      Drop(conn, "it is from a process it did not start");
+      server_->Drop(conn, "it is from a process it did not start");
     }
   }
 }
 
-void NodeAgent::Drop(int conn, const char* why) {
-  fprintf(stderr, "constellation node: dropping a connection: %s\n", why);
-  conns_.erase(conn);
-  peers_.erase(conn);
-  held_.erase(conn);
-  partial_requests_.erase(conn);
-  close(conn);
+absl::Status NodeAgent::Hello(Conn conn, const pb::LocalMessage& message) {
+  absl::StatusOr<Pid> pid = message.has_hello() ? FromProto(message.hello().pid()) : absl::StatusOr<Pid>(Pid());
+  std::lock_guard<std::mutex> lock(mu_);
+  auto it = pid.ok() ? processes_.find(*pid) : processes_.end();
+  if (it == processes_.end() || it->second.conn >= 0) {
+    return absl::PermissionDeniedError("its hello names no process waiting to connect");
+  }
+  if (it->second.monitor_os_pid == 0) {
+    held_[conn] = *pid;  // launched, Started() not called yet: decided then (ResolveHeld)
+    return absl::OkStatus();
+  }
+  if (it->second.monitor_os_pid != peers_[conn])
+    return absl::PermissionDeniedError("its hello names a process it is not");
+  it->second.conn = conn;
+  conns_[conn] = *pid;
+  return absl::OkStatus();
 }
 
-void NodeAgent::Read(int conn) {
-  for (int i = 0; i < 64 && conns_.contains(conn) && !held_.contains(conn); ++i) {
-    pb::LocalMessage message;
-    absl::StatusOr<bool> got = ReceiveLocal(conn, &message);
-    if (!got.ok() && absl::IsUnavailable(got.status())) return;
-    if (!got.ok() || !*got) {
-      Close(conn);
-      return;
-    }
-    Handle(conn, message);
-  }
-}
-
-void NodeAgent::Handle(int conn, const pb::LocalMessage& message) {
-  Pid& speaker = conns_[conn];
-  if (speaker.is_null()) {
-    absl::StatusOr<Pid> pid = message.has_hello() ? FromProto(message.hello().pid()) : absl::StatusOr<Pid>(Pid());
-    const char* refused = nullptr;
-    {
-      std::lock_guard<std::mutex> lock(mu_);
-      auto it = pid.ok() ? processes_.find(*pid) : processes_.end();
-      if (it == processes_.end() || it->second.conn >= 0) {
-        refused = "its hello names no process waiting to connect";
-      } else if (it->second.monitor_os_pid == 0) {
-        held_[conn] = *pid;  // launched, Started() not called yet: decided then (ResolveHeld)
-        return;
-      } else if (it->second.monitor_os_pid != peers_[conn]) {
-        refused = "its hello names a process it is not";
-      } else {
-        it->second.conn = conn;
-        speaker = *pid;
-        return;
-      }
-    }
-    Drop(conn, refused);
-    return;
-  }
+absl::Status NodeAgent::OnMessage(Conn conn, const pb::LocalMessage& message) {
+  const Pid speaker = conns_[conn];
+  if (speaker.is_null()) return Hello(conn, message);
   uint64_t deployment = 0;
   {
     std::lock_guard<std::mutex> lock(mu_);
-    Process& process = processes_[speaker];
-    deployment = process.deployment;
-    if (message.has_child_started()) process.os_pid = message.child_started().os_pid();
+    auto it = processes_.find(speaker);
+    if (it == processes_.end()) return absl::OkStatus();  // reported its exit: nothing more is heard
+    deployment = it->second.deployment;
+    if (message.has_child_started()) it->second.os_pid = message.child_started().os_pid();
   }
-  if (message.has_event()) {
-    absl::StatusOr<Pid> claimed = FromProto(message.event().pid());
-    if (!claimed.ok() || *claimed != speaker) return;  // a process speaks only for itself
-    if (message.event().has_exit()) {
-      Exited(speaker, message.event().exit());
-    } else {
-      callbacks_.on_event(deployment, message.event());
-    }
-  } else if (message.has_spawn_request_chunk()) {
-    const pb::RequestChunk& chunk = message.spawn_request_chunk();
-    pb::LocalMessage whole;
-    RequestChunks::State state = partial_requests_[conn].Add(chunk, whole.mutable_spawn_request());
-    if (state == RequestChunks::State::kPartial) return;
-    partial_requests_.erase(conn);
-    if (state == RequestChunks::State::kWhole) return Handle(conn, whole);
-    pb::SpawnReply refusal = RequestChunks::TooBigReply(chunk);
-    if (state == RequestChunks::State::kMalformed) refusal.set_message("malformed spawn request");
-    QueueReply(speaker, refusal);
-  } else if (message.has_spawn_request()) {
-    Pid requester = speaker;
-    callbacks_.on_spawn(deployment, message.spawn_request(),
-                        [this, requester](const pb::SpawnReply& reply) { QueueReply(requester, reply); });
+  if (!message.has_event()) return absl::OkStatus();
+  absl::StatusOr<Pid> claimed = FromProto(message.event().pid());
+  if (!claimed.ok() || *claimed != speaker) return absl::OkStatus();  // a process speaks only for itself
+  if (message.event().has_exit()) {
+    Exited(speaker, message.event().exit());
+  } else {
+    callbacks_.on_event(deployment, message.event());
   }
+  return absl::OkStatus();
 }
 
-void NodeAgent::QueueReply(const Pid& requester, const pb::SpawnReply& reply) {
-  std::lock_guard<std::mutex> lock(mu_);
-  replies_.emplace_back(requester, reply);
-  uint64_t one = 1;
-  (void)!write(wake_fd_, &one, sizeof(one));
-}
-
-void NodeAgent::SendReplies() {
-  std::vector<std::pair<Pid, pb::SpawnReply>> replies;
-  std::map<Pid, int> conns;
+void NodeAgent::OnSpawnRequest(Conn conn, const pb::SpawnRequest& request) {
+  uint64_t deployment = 0;
   {
     std::lock_guard<std::mutex> lock(mu_);
-    replies.swap(replies_);
-    for (const auto& [pid, reply] : replies) {
-      auto it = processes_.find(pid);
-      if (it != processes_.end()) conns[pid] = it->second.conn;
-    }
+    auto it = processes_.find(conns_[conn]);
+    if (it == processes_.end()) return;
+    deployment = it->second.deployment;
   }
-  for (const auto& [pid, reply] : replies) {
-    auto it = conns.find(pid);
-    if (it == conns.end() || it->second < 0) continue;  // gone: nobody to answer
-    pb::LocalMessage message;
-    *message.mutable_spawn_reply() = reply;
-    SendLocal(it->second, message).IgnoreError();
-  }
+  ProcessServer* server = server_.get();
+  callbacks_.on_spawn(deployment, request,
+                      [server, conn](const pb::SpawnReply& reply) { server->QueueReply(conn, reply); });
 }
 
 void NodeAgent::Exited(const Pid& pid, const pb::ExitEvent& exit) {
@@ -332,13 +274,11 @@ void NodeAgent::Exited(const Pid& pid, const pb::ExitEvent& exit) {
   processes_.erase(pid);  // its connection closes by itself
 }
 
-void NodeAgent::Close(int conn) {
+void NodeAgent::OnClose(Conn conn) {
   Pid pid = conns_[conn];
   conns_.erase(conn);
   peers_.erase(conn);
   held_.erase(conn);
-  partial_requests_.erase(conn);
-  close(conn);
   if (pid.is_null()) return;
   bool reported;
   {
@@ -356,9 +296,9 @@ void NodeAgent::Close(int conn) {
 
 void NodeAgent::CheckNeverConnected(const Pid& pid) {
   ResolveHeld();
-  Accept();  // its connection, if it made one, is queued by now
-  for (const auto& [conn, speaker] : std::map<int, Pid>(conns_)) {
-    if (speaker.is_null()) Read(conn);
+  server_->Accept();  // its connection, if it made one, is queued by now
+  for (const auto& [conn, speaker] : std::map<Conn, Pid>(conns_)) {
+    if (speaker.is_null()) server_->Read(conn);
   }
   bool connected;
   {

@@ -17,6 +17,9 @@
 // kept until the launch settles. So a flood of connections costs the daemon
 // no fds, and its gRPC server keeps answering.
 //
+// The socket loop is lib/process/process_server.h's; the agent is its
+// Handler (admission, holds, what packets mean).
+//
 // Threading: one thread of its own runs the socket loop and calls the
 // callbacks. Register, KillDeployment, KillAll, Signal and the reply functions may be
 // called from any thread.
@@ -34,12 +37,12 @@
 #include "absl/status/statusor.h"
 #include "lib/core/pid.h"
 #include "lib/process/local_socket.h"
-#include "lib/process/request_chunks.h"
+#include "lib/process/process_server.h"
 #include "proto/local.pb.h"
 
 namespace constellation::daemon {
 
-class NodeAgent {
+class NodeAgent final : private ProcessServer::Handler {
  public:
   using Reply = std::function<void(const pb::SpawnReply&)>;
   struct Callbacks {
@@ -52,7 +55,7 @@ class NodeAgent {
   static constexpr size_t kMaxUnidentified = 64;
 
   static absl::StatusOr<std::unique_ptr<NodeAgent>> Start(Callbacks callbacks);
-  ~NodeAgent();  // removes the socket and its directory
+  ~NodeAgent() override;  // removes the socket and its directory
 
   // The socket's path, which processes connect to (SpawnInfo.bridge).
   const std::string& socket_name() const { return listener_.path; }
@@ -88,41 +91,46 @@ class NodeAgent {
     bool exited = false;
   };
 
-  NodeAgent(LocalListener listener, int wake_fd, Callbacks callbacks);
+  using Conn = ProcessServer::Conn;
+
+  NodeAgent(LocalListener listener, Callbacks callbacks)
+      : listener_(std::move(listener)), callbacks_(std::move(callbacks)) {}
   void Loop();
-  void Accept();
   bool MayConnect(const PeerCredentials& peer) const;
   // Connections whose hello came before Started(): admitted or dropped once it has.
   void ResolveHeld();
   // Unidentified connections from processes that are no monitor of ours, once no launch is in flight.
   void PruneUnidentified();
-  void Drop(int conn, const char* why);
-  void Read(int conn);
-  void Close(int conn);
-  void Handle(int conn, const pb::LocalMessage& message);
+  // Watches the pidfds of processes started and not yet connected.
+  void WatchStarted();
+  absl::Status Hello(Conn conn, const pb::LocalMessage& message);
   void Exited(const Pid& pid, const pb::ExitEvent& exit);
   void CheckNeverConnected(const Pid& pid);
-  void SendReplies();
-  // Hands a reply to the loop (any thread).
-  void QueueReply(const Pid& requester, const pb::SpawnReply& reply);
   void Kill(const std::function<bool(const Pid&, const Process&)>& which, int signal);
 
+  // ProcessServer::Handler, on the loop thread.
+  bool Admit(Conn conn, const PeerCredentials& peer) override;
+  bool IsHeld(Conn conn) const override { return held_.contains(conn); }
+  bool Identified(Conn conn) const override;
+  absl::Status OnMessage(Conn conn, const pb::LocalMessage& message) override;
+  void OnSpawnRequest(Conn conn, const pb::SpawnRequest& request) override;
+  void OnClose(Conn conn) override;
+  void OnWake() override { ResolveHeld(); }
+
   const LocalListener listener_;
-  const int listen_fd_;
-  const int wake_fd_;  // eventfd: replies queued, or stop
   const Callbacks callbacks_;
+  std::unique_ptr<ProcessServer> server_;  // set by Start
 
   mutable std::mutex mu_;
-  std::map<Pid, Process> processes_;                     // guarded by mu_
-  std::vector<std::pair<Pid, pb::SpawnReply>> replies_;  // guarded by mu_
-  bool stopping_ = false;                                // guarded by mu_
+  std::map<Pid, Process> processes_;  // guarded by mu_
+  bool stopping_ = false;             // guarded by mu_
 
   // Loop thread only.
-  std::map<int, Pid> conns_;                       // identified connections (-> pid); unidentified map to a null Pid
-  std::map<int, pid_t> peers_;                     // every connection's peer OS pid (SO_PEERCRED)
-  std::map<int, Pid> held_;                        // hello read, waiting for Started(): not read further
-  uint64_t refused_ = 0;                           // connections refused, for a rate-limited warning
-  std::map<int, RequestChunks> partial_requests_;  // spawn requests arriving in chunks, per connection
+  std::map<Conn, Pid> conns_;    // identified connections (-> pid); unidentified map to a null Pid
+  std::map<Conn, pid_t> peers_;  // every connection's peer OS pid (SO_PEERCRED)
+  std::map<Conn, Pid> held_;     // hello read, waiting for Started(): not read further
+  std::map<int, Pid> pidfds_;    // pidfds watched
+  uint64_t refused_ = 0;         // connections refused, for a rate-limited warning
   std::thread thread_;
 };
 
