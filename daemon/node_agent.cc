@@ -43,42 +43,43 @@ NodeAgent::~NodeAgent() {
 
 void NodeAgent::Register(const Pid& pid, uint64_t deployment) {
   std::lock_guard<std::mutex> lock(mu_);
-  processes_[pid].deployment = deployment;
+  launched_[pid].deployment = deployment;
+  bridge_.Announce(pid);
 }
 
 void NodeAgent::Started(const Pid& pid, pid_t monitor_os_pid) {
   std::lock_guard<std::mutex> lock(mu_);
-  auto it = processes_.find(pid);
-  if (it == processes_.end()) return;
-  it->second.monitor_os_pid = monitor_os_pid;
+  auto it = launched_.find(pid);
+  if (it == launched_.end()) return;
+  bridge_.SetMonitor(pid, monitor_os_pid);
   it->second.pidfd = static_cast<int>(syscall(SYS_pidfd_open, monitor_os_pid, 0));
   server_->Wake();  // the loop starts watching the pidfd
 }
 
 void NodeAgent::Forget(const Pid& pid) {
   std::lock_guard<std::mutex> lock(mu_);
-  processes_.erase(pid);
+  launched_.erase(pid);
+  bridge_.Remove(pid);
   server_->Wake();  // a connection held for it is dropped
 }
 
 size_t NodeAgent::live() const {
   std::lock_guard<std::mutex> lock(mu_);
-  size_t n = 0;
-  for (const auto& [pid, process] : processes_) n += process.exited ? 0 : 1;
-  return n;
+  return static_cast<size_t>(bridge_.live());
 }
 
-void NodeAgent::Kill(const std::function<bool(const Pid&, const Process&)>& which, int signal) {
+void NodeAgent::Kill(const std::function<bool(const Pid&, const Launched&)>& which, int signal) {
   std::lock_guard<std::mutex> lock(mu_);
-  for (const auto& [pid, process] : processes_) {
-    if (process.exited || !which(pid, process)) continue;
+  for (const auto& [pid, launched] : launched_) {
+    if (!which(pid, launched)) continue;
+    pid_t monitor = bridge_.MonitorOsPid(pid), process = bridge_.OsPid(pid);
     if (signal == SIGKILL) {
-      if (process.monitor_os_pid > 0) kill(process.monitor_os_pid, SIGKILL);
-      if (process.os_pid > 0) kill(process.os_pid, SIGKILL);
-    } else if (process.os_pid > 0) {
-      kill(process.os_pid, signal);
-    } else if (process.monitor_os_pid > 0) {
-      kill(process.monitor_os_pid, signal);
+      if (monitor > 0) kill(monitor, SIGKILL);
+      if (process > 0) kill(process, SIGKILL);
+    } else if (process > 0) {
+      kill(process, signal);
+    } else if (monitor > 0) {
+      kill(monitor, signal);
     }
   }
 }
@@ -86,13 +87,13 @@ void NodeAgent::Kill(const std::function<bool(const Pid&, const Process&)>& whic
 void NodeAgent::KillDeployment(uint64_t deployment) { Signal(deployment, {}, SIGKILL); }
 
 void NodeAgent::KillAll() {
-  Kill([](const Pid&, const Process&) { return true; }, SIGKILL);
+  Kill([](const Pid&, const Launched&) { return true; }, SIGKILL);
 }
 
 void NodeAgent::Signal(uint64_t deployment, const std::vector<Pid>& pids, int signal) {
   std::set<Pid> chosen(pids.begin(), pids.end());
   Kill(
-      [&](const Pid& pid, const Process& p) {
+      [&](const Pid& pid, const Launched& p) {
         if (chosen.empty()) return p.deployment == deployment;
         return chosen.contains(pid) && (deployment == 0 || p.deployment == deployment);
       },
@@ -115,8 +116,8 @@ void NodeAgent::WatchStarted() {
   std::map<int, Pid> pidfds;
   {
     std::lock_guard<std::mutex> lock(mu_);
-    for (const auto& [pid, process] : processes_) {
-      if (process.pidfd >= 0 && process.conn < 0 && !process.exited) pidfds[process.pidfd] = pid;
+    for (const auto& [pid, launched] : launched_) {
+      if (launched.pidfd >= 0 && !bridge_.HasConnected(pid)) pidfds[launched.pidfd] = pid;
     }
   }
   for (const auto& [fd, pid] : pidfds_) {
@@ -157,23 +158,25 @@ bool NodeAgent::MayConnect(const PeerCredentials& peer) const {
   for (const auto& [conn, pid] : conns_) unidentified += pid.is_null() ? 1 : 0;
   bool launching = false;
   std::lock_guard<std::mutex> lock(mu_);
-  for (const auto& [pid, process] : processes_) {
-    if (process.exited || process.conn >= 0) continue;
-    if (process.monitor_os_pid == peer.pid) return true;
-    if (process.monitor_os_pid == 0) launching = true;
+  for (const auto& [pid, launched] : launched_) {
+    if (bridge_.HasConnected(pid)) continue;
+    pid_t monitor = bridge_.MonitorOsPid(pid);
+    if (monitor == peer.pid) return true;
+    if (monitor == 0) launching = true;
   }
   return launching && unidentified < kMaxUnidentified;
 }
 
 void NodeAgent::ResolveHeld() {
-  for (const auto& [conn, pid] : std::map<int, Pid>(held_)) {
+  for (const auto& [conn, hello] : std::map<Conn, pb::LocalMessage>(held_)) {
+    const Pid pid = *FromProto(hello.hello().pid());  // parsed when it was held
     bool admitted = false;
     {
       std::lock_guard<std::mutex> lock(mu_);
-      auto it = processes_.find(pid);
-      if (it != processes_.end() && it->second.conn < 0 && it->second.monitor_os_pid == 0) continue;  // not yet
-      admitted = it != processes_.end() && it->second.conn < 0 && it->second.monitor_os_pid == peers_[conn];
-      if (admitted) it->second.conn = conn;
+      bool waiting = launched_.contains(pid) && !bridge_.HasConnected(pid);
+      if (waiting && bridge_.MonitorOsPid(pid) == 0) continue;  // not yet
+      admitted = waiting && bridge_.MonitorOsPid(pid) == peers_[conn];
+      if (admitted) admitted = bridge_.OnMessage(conn, hello).ok();
     }
     held_.erase(conn);
     if (!admitted) {
@@ -189,13 +192,14 @@ void NodeAgent::PruneUnidentified() {
   std::set<pid_t> monitors;
   {
     std::lock_guard<std::mutex> lock(mu_);
-    for (const auto& [pid, process] : processes_) {
-      if (process.exited || process.conn >= 0) continue;
-      if (process.monitor_os_pid == 0) return;  // a launch in flight: its monitor may be among them
-      monitors.insert(process.monitor_os_pid);
+    for (const auto& [pid, launched] : launched_) {
+      if (bridge_.HasConnected(pid)) continue;
+      pid_t monitor = bridge_.MonitorOsPid(pid);
+      if (monitor == 0) return;  // a launch in flight: its monitor may be among them
+      monitors.insert(monitor);
     }
   }
-  for (const auto& [conn, pid] : std::map<int, Pid>(conns_)) {
+  for (const auto& [conn, pid] : std::map<Conn, Pid>(conns_)) {
     if (pid.is_null() && !held_.contains(conn) && !monitors.contains(peers_[conn])) {
       server_->Drop(conn, "it is from a process it did not start");
     }
@@ -205,73 +209,48 @@ void NodeAgent::PruneUnidentified() {
 absl::Status NodeAgent::Hello(Conn conn, const pb::LocalMessage& message) {
   absl::StatusOr<Pid> pid = message.has_hello() ? FromProto(message.hello().pid()) : absl::StatusOr<Pid>(Pid());
   std::lock_guard<std::mutex> lock(mu_);
-  auto it = pid.ok() ? processes_.find(*pid) : processes_.end();
-  if (it == processes_.end() || it->second.conn >= 0) {
+  if (!pid.ok() || !launched_.contains(*pid) || bridge_.HasConnected(*pid)) {
     return absl::PermissionDeniedError("its hello names no process waiting to connect");
   }
-  if (it->second.monitor_os_pid == 0) {
-    held_[conn] = *pid;  // launched, Started() not called yet: decided then (ResolveHeld)
+  pid_t monitor = bridge_.MonitorOsPid(*pid);
+  if (monitor == 0) {
+    held_[conn] = message;  // launched, Started() not called yet: decided then (ResolveHeld)
     return absl::OkStatus();
   }
-  if (it->second.monitor_os_pid != peers_[conn])
-    return absl::PermissionDeniedError("its hello names a process it is not");
-  it->second.conn = conn;
-  conns_[conn] = *pid;
-  return absl::OkStatus();
+  if (monitor != peers_[conn]) return absl::PermissionDeniedError("its hello names a process it is not");
+  absl::Status status = bridge_.OnMessage(conn, message);
+  if (status.ok()) conns_[conn] = *pid;
+  return status;
 }
 
 absl::Status NodeAgent::OnMessage(Conn conn, const pb::LocalMessage& message) {
   const Pid speaker = conns_[conn];
   if (speaker.is_null()) return Hello(conn, message);
-  uint64_t deployment = 0;
+  std::vector<std::pair<uint64_t, pb::ProcessEvent>> events;
+  absl::Status status;
   {
     std::lock_guard<std::mutex> lock(mu_);
-    auto it = processes_.find(speaker);
-    if (it == processes_.end()) return absl::OkStatus();  // reported its exit: nothing more is heard
-    deployment = it->second.deployment;
-    if (message.has_child_started()) it->second.os_pid = message.child_started().os_pid();
+    if (!launched_.contains(speaker)) return absl::OkStatus();  // its exit is reported: nothing more is heard
+    // Spawn lines are the master's; a process reports its output and exit.
+    if (message.has_event() && message.event().has_spawn()) return absl::OkStatus();
+    status = bridge_.OnMessage(conn, message);
+    events = Collect();
   }
-  if (!message.has_event()) return absl::OkStatus();
-  absl::StatusOr<Pid> claimed = FromProto(message.event().pid());
-  if (!claimed.ok() || *claimed != speaker) return absl::OkStatus();  // a process speaks only for itself
-  if (message.event().has_exit()) {
-    Exited(speaker, message.event().exit());
-  } else {
-    callbacks_.on_event(deployment, message.event());
-  }
-  return absl::OkStatus();
+  Deliver(events);
+  return status;
 }
 
 void NodeAgent::OnSpawnRequest(Conn conn, const pb::SpawnRequest& request) {
   uint64_t deployment = 0;
   {
     std::lock_guard<std::mutex> lock(mu_);
-    auto it = processes_.find(conns_[conn]);
-    if (it == processes_.end()) return;
+    auto it = launched_.find(conns_[conn]);
+    if (it == launched_.end()) return;
     deployment = it->second.deployment;
   }
   ProcessServer* server = server_.get();
   callbacks_.on_spawn(deployment, request,
                       [server, conn](const pb::SpawnReply& reply) { server->QueueReply(conn, reply); });
-}
-
-void NodeAgent::Exited(const Pid& pid, const pb::ExitEvent& exit) {
-  uint64_t deployment = 0;
-  {
-    std::lock_guard<std::mutex> lock(mu_);
-    Process& process = processes_[pid];
-    if (process.exited) return;
-    process.exited = true;
-    deployment = process.deployment;
-    if (process.pidfd >= 0) close(process.pidfd);
-    process.pidfd = -1;
-  }
-  pb::ProcessEvent event;
-  *event.mutable_pid() = ToProto(pid);
-  *event.mutable_exit() = exit;
-  callbacks_.on_event(deployment, event);
-  std::lock_guard<std::mutex> lock(mu_);
-  processes_.erase(pid);  // its connection closes by itself
 }
 
 void NodeAgent::OnClose(Conn conn) {
@@ -280,18 +259,13 @@ void NodeAgent::OnClose(Conn conn) {
   peers_.erase(conn);
   held_.erase(conn);
   if (pid.is_null()) return;
-  bool reported;
+  std::vector<std::pair<uint64_t, pb::ProcessEvent>> events;
   {
     std::lock_guard<std::mutex> lock(mu_);
-    auto it = processes_.find(pid);
-    reported = it == processes_.end() || it->second.exited;
+    bridge_.OnClose(conn);  // not reported yet: killed, its monitor died
+    events = Collect();
   }
-  if (!reported) {
-    pb::ExitEvent exit;
-    exit.set_signal(SIGKILL);
-    exit.set_error("its monitor died");
-    Exited(pid, exit);
-  }
+  Deliver(events);
 }
 
 void NodeAgent::CheckNeverConnected(const Pid& pid) {
@@ -300,17 +274,53 @@ void NodeAgent::CheckNeverConnected(const Pid& pid) {
   for (const auto& [conn, speaker] : std::map<Conn, Pid>(conns_)) {
     if (speaker.is_null()) server_->Read(conn);
   }
-  bool connected;
+  std::vector<std::pair<uint64_t, pb::ProcessEvent>> events;
   {
     std::lock_guard<std::mutex> lock(mu_);
-    auto it = processes_.find(pid);
-    connected = it == processes_.end() || it->second.conn >= 0 || it->second.exited;
+    if (launched_.contains(pid)) bridge_.OnNeverConnected(pid);  // ignored if it connected
+    events = Collect();
   }
-  if (connected) return;
-  pb::ExitEvent exit;
-  exit.set_code(127);
-  exit.set_error("ended before init()");
-  Exited(pid, exit);
+  Deliver(events);
+}
+
+std::vector<std::pair<uint64_t, pb::ProcessEvent>> NodeAgent::Collect() {
+  std::vector<std::pair<uint64_t, pb::ProcessEvent>> events;
+  for (pb::ProcessEvent& event : collector_.events) {
+    auto it = launched_.find(*FromProto(event.pid()));
+    events.emplace_back(it == launched_.end() ? 0 : it->second.deployment, std::move(event));
+  }
+  collector_.events.clear();
+  for (const Pid& pid : bridge_.TakeExited()) {
+    auto it = launched_.find(pid);
+    if (it != launched_.end() && it->second.pidfd >= 0) close(it->second.pidfd);
+    launched_.erase(pid);
+    bridge_.Remove(pid);
+  }
+  return events;
+}
+
+void NodeAgent::Deliver(const std::vector<std::pair<uint64_t, pb::ProcessEvent>>& events) {
+  for (const auto& [deployment, event] : events) callbacks_.on_event(deployment, event);
+}
+
+void NodeAgent::Collector::Output(const Pid& pid, int fd, absl::string_view data) {
+  pb::ProcessEvent& event = events.emplace_back();
+  *event.mutable_pid() = ToProto(pid);
+  event.mutable_output()->set_fd(fd);
+  event.mutable_output()->set_data(std::string(data));
+}
+
+void NodeAgent::Collector::Eof(const Pid& pid, int fd) {
+  pb::ProcessEvent& event = events.emplace_back();
+  *event.mutable_pid() = ToProto(pid);
+  event.mutable_output()->set_fd(fd);
+  event.mutable_output()->set_eof(true);
+}
+
+void NodeAgent::Collector::Exit(const Pid& pid, const pb::ExitEvent& exit) {
+  pb::ProcessEvent& event = events.emplace_back();
+  *event.mutable_pid() = ToProto(pid);
+  *event.mutable_exit() = exit;
 }
 
 }  // namespace constellation::daemon

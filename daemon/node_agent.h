@@ -18,7 +18,11 @@
 // no fds, and its gRPC server keeps answering.
 //
 // The socket loop is lib/process/process_server.h's; the agent is its
-// Handler (admission, holds, what packets mean).
+// Handler (admission, holds). Its process table is a Bridge
+// (lib/process/bridge.h), the same as local mode's: which connection speaks
+// for which process, a process whose monitor's connection closed before its
+// exit was reported is reported killed ("its monitor died"), one that ended
+// without connecting exited 127 ("ended before init()").
 //
 // Threading: one thread of its own runs the socket loop and calls the
 // callbacks. Register, KillDeployment, KillAll, Signal and the reply functions may be
@@ -34,8 +38,10 @@
 #include <thread>
 #include <vector>
 
+#include "absl/base/thread_annotations.h"
 #include "absl/status/statusor.h"
 #include "lib/core/pid.h"
+#include "lib/process/bridge.h"
 #include "lib/process/local_socket.h"
 #include "lib/process/process_server.h"
 #include "proto/local.pb.h"
@@ -82,13 +88,20 @@ class NodeAgent final : private ProcessServer::Handler {
   size_t live() const;
 
  private:
-  struct Process {
+  // What the Bridge does not keep about a launched process.
+  struct Launched {
     uint64_t deployment = 0;
-    pid_t monitor_os_pid = 0;
-    pid_t os_pid = 0;
-    int conn = -1;
-    int pidfd = -1;
-    bool exited = false;
+    int pidfd = -1;  // its monitor's, once Started()
+  };
+  // Receives the Bridge's events (under mu_), to be handed on by Deliver().
+  class Collector final : public OutputFormatter {
+   public:
+    void Spawn(const Pid&, const Pid&) override {}  // the master's to print
+    void Output(const Pid& pid, int fd, absl::string_view data) override;
+    void Eof(const Pid& pid, int fd) override;
+    void Exit(const Pid& pid, const pb::ExitEvent& exit) override;
+    void Flush() override {}
+    std::vector<pb::ProcessEvent> events;
   };
 
   using Conn = ProcessServer::Conn;
@@ -104,9 +117,13 @@ class NodeAgent final : private ProcessServer::Handler {
   // Watches the pidfds of processes started and not yet connected.
   void WatchStarted();
   absl::Status Hello(Conn conn, const pb::LocalMessage& message);
-  void Exited(const Pid& pid, const pb::ExitEvent& exit);
+  // Takes the events the Bridge produced, with their deployments, and
+  // forgets the processes that exited. Needs mu_.
+  std::vector<std::pair<uint64_t, pb::ProcessEvent>> Collect() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Hands events to on_event (loop thread, mu_ not held).
+  void Deliver(const std::vector<std::pair<uint64_t, pb::ProcessEvent>>& events);
   void CheckNeverConnected(const Pid& pid);
-  void Kill(const std::function<bool(const Pid&, const Process&)>& which, int signal);
+  void Kill(const std::function<bool(const Pid&, const Launched&)>& which, int signal);
 
   // ProcessServer::Handler, on the loop thread.
   bool Admit(Conn conn, const PeerCredentials& peer) override;
@@ -122,15 +139,18 @@ class NodeAgent final : private ProcessServer::Handler {
   std::unique_ptr<ProcessServer> server_;  // set by Start
 
   mutable std::mutex mu_;
-  std::map<Pid, Process> processes_;  // guarded by mu_
-  bool stopping_ = false;             // guarded by mu_
+  // The process table (hello, exit on close, never connected); its events go to collector_.
+  Collector collector_ ABSL_GUARDED_BY(mu_);
+  Bridge bridge_ ABSL_GUARDED_BY(mu_){&collector_};
+  std::map<Pid, Launched> launched_ ABSL_GUARDED_BY(mu_);  // registered, exit not yet reported
+  bool stopping_ ABSL_GUARDED_BY(mu_) = false;
 
   // Loop thread only.
-  std::map<Conn, Pid> conns_;    // identified connections (-> pid); unidentified map to a null Pid
-  std::map<Conn, pid_t> peers_;  // every connection's peer OS pid (SO_PEERCRED)
-  std::map<Conn, Pid> held_;     // hello read, waiting for Started(): not read further
-  std::map<int, Pid> pidfds_;    // pidfds watched
-  uint64_t refused_ = 0;         // connections refused, for a rate-limited warning
+  std::map<Conn, Pid> conns_;              // identified connections (-> pid); unidentified map to a null Pid
+  std::map<Conn, pid_t> peers_;            // every connection's peer OS pid (SO_PEERCRED)
+  std::map<Conn, pb::LocalMessage> held_;  // hello read, waiting for Started(): not read further
+  std::map<int, Pid> pidfds_;              // pidfds watched
+  uint64_t refused_ = 0;                   // connections refused, for a rate-limited warning
   std::thread thread_;
 };
 
