@@ -2,7 +2,6 @@
 
 #include <poll.h>
 #include <signal.h>
-#include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -17,69 +16,70 @@ namespace constellation::daemon {
 absl::StatusOr<std::unique_ptr<NodeAgent>> NodeAgent::Start(Callbacks callbacks) {
   absl::StatusOr<LocalListener> listener = ListenLocal("node");
   if (!listener.ok()) return listener.status();
-  int wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-  std::unique_ptr<NodeAgent> agent(new NodeAgent(*std::move(listener), wake_fd, std::move(callbacks)));
+  std::unique_ptr<NodeAgent> agent(new NodeAgent(*listener, std::move(callbacks)));
+  absl::StatusOr<std::unique_ptr<ProcessServer>> server =
+      ProcessServer::Create(listener->fd, agent.get(), "constellation node");
+  if (!server.ok()) {
+    RemoveLocalListener(*listener);
+    return server.status();
+  }
+  agent->server_ = *std::move(server);
   agent->thread_ = std::thread([a = agent.get()] { a->Loop(); });
   return agent;
 }
-
-NodeAgent::NodeAgent(LocalListener listener, int wake_fd, Callbacks callbacks)
-    : listener_(std::move(listener)), listen_fd_(listener_.fd), wake_fd_(wake_fd), callbacks_(std::move(callbacks)) {}
 
 NodeAgent::~NodeAgent() {
   {
     std::lock_guard<std::mutex> lock(mu_);
     stopping_ = true;
   }
-  uint64_t one = 1;
-  (void)!write(wake_fd_, &one, sizeof(one));
-  thread_.join();
-  for (const auto& [conn, pid] : conns_) close(conn);
-  close(listen_fd_);
-  close(wake_fd_);
+  if (thread_.joinable()) {
+    server_->Wake();
+    thread_.join();
+  }
+  server_.reset();  // closes the connections and the listener
   RemoveLocalListener(listener_);
 }
 
 void NodeAgent::Register(const Pid& pid, uint64_t deployment) {
   std::lock_guard<std::mutex> lock(mu_);
-  processes_[pid].deployment = deployment;
+  launched_[pid].deployment = deployment;
+  bridge_.Announce(pid);
 }
 
 void NodeAgent::Started(const Pid& pid, pid_t monitor_os_pid) {
   std::lock_guard<std::mutex> lock(mu_);
-  auto it = processes_.find(pid);
-  if (it == processes_.end()) return;
-  it->second.monitor_os_pid = monitor_os_pid;
+  auto it = launched_.find(pid);
+  if (it == launched_.end()) return;
+  bridge_.SetMonitor(pid, monitor_os_pid);
   it->second.pidfd = static_cast<int>(syscall(SYS_pidfd_open, monitor_os_pid, 0));
-  uint64_t one = 1;
-  (void)!write(wake_fd_, &one, sizeof(one));  // the loop starts watching the pidfd
+  server_->Wake();  // the loop starts watching the pidfd
 }
 
 void NodeAgent::Forget(const Pid& pid) {
   std::lock_guard<std::mutex> lock(mu_);
-  processes_.erase(pid);
-  uint64_t one = 1;
-  (void)!write(wake_fd_, &one, sizeof(one));  // a connection held for it is dropped
+  launched_.erase(pid);
+  bridge_.Remove(pid);
+  server_->Wake();  // a connection held for it is dropped
 }
 
 size_t NodeAgent::live() const {
   std::lock_guard<std::mutex> lock(mu_);
-  size_t n = 0;
-  for (const auto& [pid, process] : processes_) n += process.exited ? 0 : 1;
-  return n;
+  return static_cast<size_t>(bridge_.live());
 }
 
-void NodeAgent::Kill(const std::function<bool(const Pid&, const Process&)>& which, int signal) {
+void NodeAgent::Kill(const std::function<bool(const Pid&, const Launched&)>& which, int signal) {
   std::lock_guard<std::mutex> lock(mu_);
-  for (const auto& [pid, process] : processes_) {
-    if (process.exited || !which(pid, process)) continue;
+  for (const auto& [pid, launched] : launched_) {
+    if (!which(pid, launched)) continue;
+    pid_t monitor = bridge_.MonitorOsPid(pid), process = bridge_.OsPid(pid);
     if (signal == SIGKILL) {
-      if (process.monitor_os_pid > 0) kill(process.monitor_os_pid, SIGKILL);
-      if (process.os_pid > 0) kill(process.os_pid, SIGKILL);
-    } else if (process.os_pid > 0) {
-      kill(process.os_pid, signal);
-    } else if (process.monitor_os_pid > 0) {
-      kill(process.monitor_os_pid, signal);
+      if (monitor > 0) kill(monitor, SIGKILL);
+      if (process > 0) kill(process, SIGKILL);
+    } else if (process > 0) {
+      kill(process, signal);
+    } else if (monitor > 0) {
+      kill(monitor, signal);
     }
   }
 }
@@ -87,13 +87,13 @@ void NodeAgent::Kill(const std::function<bool(const Pid&, const Process&)>& whic
 void NodeAgent::KillDeployment(uint64_t deployment) { Signal(deployment, {}, SIGKILL); }
 
 void NodeAgent::KillAll() {
-  Kill([](const Pid&, const Process&) { return true; }, SIGKILL);
+  Kill([](const Pid&, const Launched&) { return true; }, SIGKILL);
 }
 
 void NodeAgent::Signal(uint64_t deployment, const std::vector<Pid>& pids, int signal) {
   std::set<Pid> chosen(pids.begin(), pids.end());
   Kill(
-      [&](const Pid& pid, const Process& p) {
+      [&](const Pid& pid, const Launched& p) {
         if (chosen.empty()) return p.deployment == deployment;
         return chosen.contains(pid) && (deployment == 0 || p.deployment == deployment);
       },
@@ -102,59 +102,54 @@ void NodeAgent::Signal(uint64_t deployment, const std::vector<Pid>& pids, int si
 
 void NodeAgent::Loop() {
   while (true) {
-    std::vector<pollfd> fds{{wake_fd_, POLLIN, 0}, {listen_fd_, POLLIN, 0}};
-    std::map<int, Pid> pidfds;
     {
       std::lock_guard<std::mutex> lock(mu_);
       if (stopping_) return;
-      for (const auto& [pid, process] : processes_) {
-        if (process.pidfd >= 0 && process.conn < 0 && !process.exited) pidfds[process.pidfd] = pid;
-      }
     }
-    for (const auto& [conn, pid] : conns_) {
-      if (!held_.contains(conn)) fds.push_back({conn, POLLIN, 0});
-    }
-    for (const auto& [fd, pid] : pidfds) fds.push_back({fd, POLLIN, 0});
-    if (poll(fds.data(), fds.size(), -1) < 0 && errno != EINTR) return;
-    for (const pollfd& p : fds) {
-      if (p.revents == 0) continue;
-      if (p.fd == wake_fd_) {
-        uint64_t count;
-        (void)!read(wake_fd_, &count, sizeof(count));
-        ResolveHeld();
-        SendReplies();
-      } else if (p.fd == listen_fd_) {
-        Accept();
-      } else if (pidfds.contains(p.fd)) {
-        CheckNeverConnected(pidfds[p.fd]);
-      } else if (conns_.contains(p.fd)) {
-        Read(p.fd);
-      }
-    }
+    WatchStarted();
+    server_->Turn(-1);
     PruneUnidentified();
   }
 }
 
-void NodeAgent::Accept() {
-  while (true) {
-    int fd = accept4(listen_fd_, nullptr, nullptr, SOCK_CLOEXEC | SOCK_NONBLOCK);
-    if (fd < 0) return;
-    absl::StatusOr<PeerCredentials> peer = PeerOf(fd);
-    if (!peer.ok() || !MayConnect(*peer)) {
-      close(fd);
-      // Say so, without a line per connection of a flood.
-      ++refused_;
-      if ((refused_ & (refused_ - 1)) == 0) {
-        fprintf(stderr,
-                "constellation node: refused %llu connection(s) to its socket from processes it did not start\n",
-                static_cast<unsigned long long>(refused_));
-      }
-      continue;
+void NodeAgent::WatchStarted() {
+  std::map<int, Pid> pidfds;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    for (const auto& [pid, launched] : launched_) {
+      if (launched.pidfd >= 0 && !bridge_.HasConnected(pid)) pidfds[launched.pidfd] = pid;
     }
-    conns_[fd] = Pid();
-    peers_[fd] = peer->pid;
-    Read(fd);
   }
+  for (const auto& [fd, pid] : pidfds_) {
+    auto it = pidfds.find(fd);
+    if (it == pidfds.end() || it->second != pid) server_->Unwatch(fd);
+  }
+  for (const auto& [fd, pid] : pidfds) {
+    auto it = pidfds_.find(fd);
+    if (it != pidfds_.end() && it->second == pid) continue;
+    server_->Watch(fd, [this, pid] { CheckNeverConnected(pid); });
+  }
+  pidfds_ = std::move(pidfds);
+}
+
+bool NodeAgent::Admit(Conn conn, const PeerCredentials& peer) {
+  if (!MayConnect(peer)) {
+    // Say so, without a line per connection of a flood.
+    ++refused_;
+    if ((refused_ & (refused_ - 1)) == 0) {
+      fprintf(stderr, "constellation node: refused %llu connection(s) to its socket from processes it did not start\n",
+              static_cast<unsigned long long>(refused_));
+    }
+    return false;
+  }
+  conns_[conn] = Pid();
+  peers_[conn] = peer.pid;
+  return true;
+}
+
+bool NodeAgent::Identified(Conn conn) const {
+  auto it = conns_.find(conn);
+  return it != conns_.end() && !it->second.is_null();
 }
 
 bool NodeAgent::MayConnect(const PeerCredentials& peer) const {
@@ -163,31 +158,33 @@ bool NodeAgent::MayConnect(const PeerCredentials& peer) const {
   for (const auto& [conn, pid] : conns_) unidentified += pid.is_null() ? 1 : 0;
   bool launching = false;
   std::lock_guard<std::mutex> lock(mu_);
-  for (const auto& [pid, process] : processes_) {
-    if (process.exited || process.conn >= 0) continue;
-    if (process.monitor_os_pid == peer.pid) return true;
-    if (process.monitor_os_pid == 0) launching = true;
+  for (const auto& [pid, launched] : launched_) {
+    if (bridge_.HasConnected(pid)) continue;
+    pid_t monitor = bridge_.MonitorOsPid(pid);
+    if (monitor == peer.pid) return true;
+    if (monitor == 0) launching = true;
   }
   return launching && unidentified < kMaxUnidentified;
 }
 
 void NodeAgent::ResolveHeld() {
-  for (const auto& [conn, pid] : std::map<int, Pid>(held_)) {
+  for (const auto& [conn, hello] : std::map<Conn, pb::LocalMessage>(held_)) {
+    const Pid pid = *FromProto(hello.hello().pid());  // parsed when it was held
     bool admitted = false;
     {
       std::lock_guard<std::mutex> lock(mu_);
-      auto it = processes_.find(pid);
-      if (it != processes_.end() && it->second.conn < 0 && it->second.monitor_os_pid == 0) continue;  // not yet
-      admitted = it != processes_.end() && it->second.conn < 0 && it->second.monitor_os_pid == peers_[conn];
-      if (admitted) it->second.conn = conn;
+      bool waiting = launched_.contains(pid) && !bridge_.HasConnected(pid);
+      if (waiting && bridge_.MonitorOsPid(pid) == 0) continue;  // not yet
+      admitted = waiting && bridge_.MonitorOsPid(pid) == peers_[conn];
+      if (admitted) admitted = bridge_.OnMessage(conn, hello).ok();
     }
     held_.erase(conn);
     if (!admitted) {
-      Drop(conn, "its hello names a process it is not");
+      server_->Drop(conn, "its hello names a process it is not");
       continue;
     }
     conns_[conn] = pid;
-    Read(conn);
+    server_->Read(conn);
   }
 }
 
@@ -195,182 +192,135 @@ void NodeAgent::PruneUnidentified() {
   std::set<pid_t> monitors;
   {
     std::lock_guard<std::mutex> lock(mu_);
-    for (const auto& [pid, process] : processes_) {
-      if (process.exited || process.conn >= 0) continue;
-      if (process.monitor_os_pid == 0) return;  // a launch in flight: its monitor may be among them
-      monitors.insert(process.monitor_os_pid);
+    for (const auto& [pid, launched] : launched_) {
+      if (bridge_.HasConnected(pid)) continue;
+      pid_t monitor = bridge_.MonitorOsPid(pid);
+      if (monitor == 0) return;  // a launch in flight: its monitor may be among them
+      monitors.insert(monitor);
     }
   }
-  for (const auto& [conn, pid] : std::map<int, Pid>(conns_)) {
+  for (const auto& [conn, pid] : std::map<Conn, Pid>(conns_)) {
     if (pid.is_null() && !held_.contains(conn) && !monitors.contains(peers_[conn])) {
-      Drop(conn, "it is from a process it did not start");
+      server_->Drop(conn, "it is from a process it did not start");
     }
   }
 }
 
-void NodeAgent::Drop(int conn, const char* why) {
-  fprintf(stderr, "constellation node: dropping a connection: %s\n", why);
-  conns_.erase(conn);
-  peers_.erase(conn);
-  held_.erase(conn);
-  partial_requests_.erase(conn);
-  close(conn);
+absl::Status NodeAgent::Hello(Conn conn, const pb::LocalMessage& message) {
+  absl::StatusOr<Pid> pid = message.has_hello() ? FromProto(message.hello().pid()) : absl::StatusOr<Pid>(Pid());
+  std::lock_guard<std::mutex> lock(mu_);
+  if (!pid.ok() || !launched_.contains(*pid) || bridge_.HasConnected(*pid)) {
+    return absl::PermissionDeniedError("its hello names no process waiting to connect");
+  }
+  pid_t monitor = bridge_.MonitorOsPid(*pid);
+  if (monitor == 0) {
+    held_[conn] = message;  // launched, Started() not called yet: decided then (ResolveHeld)
+    return absl::OkStatus();
+  }
+  if (monitor != peers_[conn]) return absl::PermissionDeniedError("its hello names a process it is not");
+  absl::Status status = bridge_.OnMessage(conn, message);
+  if (status.ok()) conns_[conn] = *pid;
+  return status;
 }
 
-void NodeAgent::Read(int conn) {
-  for (int i = 0; i < 64 && conns_.contains(conn) && !held_.contains(conn); ++i) {
-    pb::LocalMessage message;
-    absl::StatusOr<bool> got = ReceiveLocal(conn, &message);
-    if (!got.ok() && absl::IsUnavailable(got.status())) return;
-    if (!got.ok() || !*got) {
-      Close(conn);
-      return;
-    }
-    Handle(conn, message);
+absl::Status NodeAgent::OnMessage(Conn conn, const pb::LocalMessage& message) {
+  const Pid speaker = conns_[conn];
+  if (speaker.is_null()) return Hello(conn, message);
+  std::vector<std::pair<uint64_t, pb::ProcessEvent>> events;
+  absl::Status status;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (!launched_.contains(speaker)) return absl::OkStatus();  // its exit is reported: nothing more is heard
+    // Spawn lines are the master's; a process reports its output and exit.
+    if (message.has_event() && message.event().has_spawn()) return absl::OkStatus();
+    status = bridge_.OnMessage(conn, message);
+    events = Collect();
   }
+  Deliver(events);
+  return status;
 }
 
-void NodeAgent::Handle(int conn, const pb::LocalMessage& message) {
-  Pid& speaker = conns_[conn];
-  if (speaker.is_null()) {
-    absl::StatusOr<Pid> pid = message.has_hello() ? FromProto(message.hello().pid()) : absl::StatusOr<Pid>(Pid());
-    const char* refused = nullptr;
-    {
-      std::lock_guard<std::mutex> lock(mu_);
-      auto it = pid.ok() ? processes_.find(*pid) : processes_.end();
-      if (it == processes_.end() || it->second.conn >= 0) {
-        refused = "its hello names no process waiting to connect";
-      } else if (it->second.monitor_os_pid == 0) {
-        held_[conn] = *pid;  // launched, Started() not called yet: decided then (ResolveHeld)
-        return;
-      } else if (it->second.monitor_os_pid != peers_[conn]) {
-        refused = "its hello names a process it is not";
-      } else {
-        it->second.conn = conn;
-        speaker = *pid;
-        return;
-      }
-    }
-    Drop(conn, refused);
-    return;
-  }
+void NodeAgent::OnSpawnRequest(Conn conn, const pb::SpawnRequest& request) {
   uint64_t deployment = 0;
   {
     std::lock_guard<std::mutex> lock(mu_);
-    Process& process = processes_[speaker];
-    deployment = process.deployment;
-    if (message.has_child_started()) process.os_pid = message.child_started().os_pid();
+    auto it = launched_.find(conns_[conn]);
+    if (it == launched_.end()) return;
+    deployment = it->second.deployment;
   }
-  if (message.has_event()) {
-    absl::StatusOr<Pid> claimed = FromProto(message.event().pid());
-    if (!claimed.ok() || *claimed != speaker) return;  // a process speaks only for itself
-    if (message.event().has_exit()) {
-      Exited(speaker, message.event().exit());
-    } else {
-      callbacks_.on_event(deployment, message.event());
-    }
-  } else if (message.has_spawn_request_chunk()) {
-    const pb::RequestChunk& chunk = message.spawn_request_chunk();
-    pb::LocalMessage whole;
-    RequestChunks::State state = partial_requests_[conn].Add(chunk, whole.mutable_spawn_request());
-    if (state == RequestChunks::State::kPartial) return;
-    partial_requests_.erase(conn);
-    if (state == RequestChunks::State::kWhole) return Handle(conn, whole);
-    pb::SpawnReply refusal = RequestChunks::TooBigReply(chunk);
-    if (state == RequestChunks::State::kMalformed) refusal.set_message("malformed spawn request");
-    QueueReply(speaker, refusal);
-  } else if (message.has_spawn_request()) {
-    Pid requester = speaker;
-    callbacks_.on_spawn(deployment, message.spawn_request(),
-                        [this, requester](const pb::SpawnReply& reply) { QueueReply(requester, reply); });
-  }
+  ProcessServer* server = server_.get();
+  callbacks_.on_spawn(deployment, request,
+                      [server, conn](const pb::SpawnReply& reply) { server->QueueReply(conn, reply); });
 }
 
-void NodeAgent::QueueReply(const Pid& requester, const pb::SpawnReply& reply) {
-  std::lock_guard<std::mutex> lock(mu_);
-  replies_.emplace_back(requester, reply);
-  uint64_t one = 1;
-  (void)!write(wake_fd_, &one, sizeof(one));
-}
-
-void NodeAgent::SendReplies() {
-  std::vector<std::pair<Pid, pb::SpawnReply>> replies;
-  std::map<Pid, int> conns;
-  {
-    std::lock_guard<std::mutex> lock(mu_);
-    replies.swap(replies_);
-    for (const auto& [pid, reply] : replies) {
-      auto it = processes_.find(pid);
-      if (it != processes_.end()) conns[pid] = it->second.conn;
-    }
-  }
-  for (const auto& [pid, reply] : replies) {
-    auto it = conns.find(pid);
-    if (it == conns.end() || it->second < 0) continue;  // gone: nobody to answer
-    pb::LocalMessage message;
-    *message.mutable_spawn_reply() = reply;
-    SendLocal(it->second, message).IgnoreError();
-  }
-}
-
-void NodeAgent::Exited(const Pid& pid, const pb::ExitEvent& exit) {
-  uint64_t deployment = 0;
-  {
-    std::lock_guard<std::mutex> lock(mu_);
-    Process& process = processes_[pid];
-    if (process.exited) return;
-    process.exited = true;
-    deployment = process.deployment;
-    if (process.pidfd >= 0) close(process.pidfd);
-    process.pidfd = -1;
-  }
-  pb::ProcessEvent event;
-  *event.mutable_pid() = ToProto(pid);
-  *event.mutable_exit() = exit;
-  callbacks_.on_event(deployment, event);
-  std::lock_guard<std::mutex> lock(mu_);
-  processes_.erase(pid);  // its connection closes by itself
-}
-
-void NodeAgent::Close(int conn) {
+void NodeAgent::OnClose(Conn conn) {
   Pid pid = conns_[conn];
   conns_.erase(conn);
   peers_.erase(conn);
   held_.erase(conn);
-  partial_requests_.erase(conn);
-  close(conn);
   if (pid.is_null()) return;
-  bool reported;
+  std::vector<std::pair<uint64_t, pb::ProcessEvent>> events;
   {
     std::lock_guard<std::mutex> lock(mu_);
-    auto it = processes_.find(pid);
-    reported = it == processes_.end() || it->second.exited;
+    bridge_.OnClose(conn);  // not reported yet: killed, its monitor died
+    events = Collect();
   }
-  if (!reported) {
-    pb::ExitEvent exit;
-    exit.set_signal(SIGKILL);
-    exit.set_error("its monitor died");
-    Exited(pid, exit);
-  }
+  Deliver(events);
 }
 
 void NodeAgent::CheckNeverConnected(const Pid& pid) {
   ResolveHeld();
-  Accept();  // its connection, if it made one, is queued by now
-  for (const auto& [conn, speaker] : std::map<int, Pid>(conns_)) {
-    if (speaker.is_null()) Read(conn);
+  server_->Accept();  // its connection, if it made one, is queued by now
+  for (const auto& [conn, speaker] : std::map<Conn, Pid>(conns_)) {
+    if (speaker.is_null()) server_->Read(conn);
   }
-  bool connected;
+  std::vector<std::pair<uint64_t, pb::ProcessEvent>> events;
   {
     std::lock_guard<std::mutex> lock(mu_);
-    auto it = processes_.find(pid);
-    connected = it == processes_.end() || it->second.conn >= 0 || it->second.exited;
+    if (launched_.contains(pid)) bridge_.OnNeverConnected(pid);  // ignored if it connected
+    events = Collect();
   }
-  if (connected) return;
-  pb::ExitEvent exit;
-  exit.set_code(127);
-  exit.set_error("ended before init()");
-  Exited(pid, exit);
+  Deliver(events);
+}
+
+std::vector<std::pair<uint64_t, pb::ProcessEvent>> NodeAgent::Collect() {
+  std::vector<std::pair<uint64_t, pb::ProcessEvent>> events;
+  for (pb::ProcessEvent& event : collector_.events) {
+    auto it = launched_.find(*FromProto(event.pid()));
+    events.emplace_back(it == launched_.end() ? 0 : it->second.deployment, std::move(event));
+  }
+  collector_.events.clear();
+  for (const Pid& pid : bridge_.TakeExited()) {
+    auto it = launched_.find(pid);
+    if (it != launched_.end() && it->second.pidfd >= 0) close(it->second.pidfd);
+    launched_.erase(pid);
+    bridge_.Remove(pid);
+  }
+  return events;
+}
+
+void NodeAgent::Deliver(const std::vector<std::pair<uint64_t, pb::ProcessEvent>>& events) {
+  for (const auto& [deployment, event] : events) callbacks_.on_event(deployment, event);
+}
+
+void NodeAgent::Collector::Output(const Pid& pid, int fd, absl::string_view data) {
+  pb::ProcessEvent& event = events.emplace_back();
+  *event.mutable_pid() = ToProto(pid);
+  event.mutable_output()->set_fd(fd);
+  event.mutable_output()->set_data(std::string(data));
+}
+
+void NodeAgent::Collector::Eof(const Pid& pid, int fd) {
+  pb::ProcessEvent& event = events.emplace_back();
+  *event.mutable_pid() = ToProto(pid);
+  event.mutable_output()->set_fd(fd);
+  event.mutable_output()->set_eof(true);
+}
+
+void NodeAgent::Collector::Exit(const Pid& pid, const pb::ExitEvent& exit) {
+  pb::ProcessEvent& event = events.emplace_back();
+  *event.mutable_pid() = ToProto(pid);
+  *event.mutable_exit() = exit;
 }
 
 }  // namespace constellation::daemon

@@ -17,6 +17,13 @@
 // kept until the launch settles. So a flood of connections costs the daemon
 // no fds, and its gRPC server keeps answering.
 //
+// The socket loop is lib/process/process_server.h's; the agent is its
+// Handler (admission, holds). Its process table is a Bridge
+// (lib/process/bridge.h), the same as local mode's: which connection speaks
+// for which process, a process whose monitor's connection closed before its
+// exit was reported is reported killed ("its monitor died"), one that ended
+// without connecting exited 127 ("ended before init()").
+//
 // Threading: one thread of its own runs the socket loop and calls the
 // callbacks. Register, KillDeployment, KillAll, Signal and the reply functions may be
 // called from any thread.
@@ -31,15 +38,17 @@
 #include <thread>
 #include <vector>
 
+#include "absl/base/thread_annotations.h"
 #include "absl/status/statusor.h"
 #include "lib/core/pid.h"
+#include "lib/process/bridge.h"
 #include "lib/process/local_socket.h"
-#include "lib/process/request_chunks.h"
+#include "lib/process/process_server.h"
 #include "proto/local.pb.h"
 
 namespace constellation::daemon {
 
-class NodeAgent {
+class NodeAgent final : private ProcessServer::Handler {
  public:
   using Reply = std::function<void(const pb::SpawnReply&)>;
   struct Callbacks {
@@ -52,7 +61,7 @@ class NodeAgent {
   static constexpr size_t kMaxUnidentified = 64;
 
   static absl::StatusOr<std::unique_ptr<NodeAgent>> Start(Callbacks callbacks);
-  ~NodeAgent();  // removes the socket and its directory
+  ~NodeAgent() override;  // removes the socket and its directory
 
   // The socket's path, which processes connect to (SpawnInfo.bridge).
   const std::string& socket_name() const { return listener_.path; }
@@ -79,50 +88,69 @@ class NodeAgent {
   size_t live() const;
 
  private:
-  struct Process {
+  // What the Bridge does not keep about a launched process.
+  struct Launched {
     uint64_t deployment = 0;
-    pid_t monitor_os_pid = 0;
-    pid_t os_pid = 0;
-    int conn = -1;
-    int pidfd = -1;
-    bool exited = false;
+    int pidfd = -1;  // its monitor's, once Started()
+  };
+  // Receives the Bridge's events (under mu_), to be handed on by Deliver().
+  class Collector final : public OutputFormatter {
+   public:
+    void Spawn(const Pid&, const Pid&) override {}  // the master's to print
+    void Output(const Pid& pid, int fd, absl::string_view data) override;
+    void Eof(const Pid& pid, int fd) override;
+    void Exit(const Pid& pid, const pb::ExitEvent& exit) override;
+    void Flush() override {}
+    std::vector<pb::ProcessEvent> events;
   };
 
-  NodeAgent(LocalListener listener, int wake_fd, Callbacks callbacks);
+  using Conn = ProcessServer::Conn;
+
+  NodeAgent(LocalListener listener, Callbacks callbacks)
+      : listener_(std::move(listener)), callbacks_(std::move(callbacks)) {}
   void Loop();
-  void Accept();
   bool MayConnect(const PeerCredentials& peer) const;
   // Connections whose hello came before Started(): admitted or dropped once it has.
   void ResolveHeld();
   // Unidentified connections from processes that are no monitor of ours, once no launch is in flight.
   void PruneUnidentified();
-  void Drop(int conn, const char* why);
-  void Read(int conn);
-  void Close(int conn);
-  void Handle(int conn, const pb::LocalMessage& message);
-  void Exited(const Pid& pid, const pb::ExitEvent& exit);
+  // Watches the pidfds of processes started and not yet connected.
+  void WatchStarted();
+  absl::Status Hello(Conn conn, const pb::LocalMessage& message);
+  // Takes the events the Bridge produced, with their deployments, and
+  // forgets the processes that exited. Needs mu_.
+  std::vector<std::pair<uint64_t, pb::ProcessEvent>> Collect() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Hands events to on_event (loop thread, mu_ not held).
+  void Deliver(const std::vector<std::pair<uint64_t, pb::ProcessEvent>>& events);
   void CheckNeverConnected(const Pid& pid);
-  void SendReplies();
-  // Hands a reply to the loop (any thread).
-  void QueueReply(const Pid& requester, const pb::SpawnReply& reply);
-  void Kill(const std::function<bool(const Pid&, const Process&)>& which, int signal);
+  void Kill(const std::function<bool(const Pid&, const Launched&)>& which, int signal);
+
+  // ProcessServer::Handler, on the loop thread.
+  bool Admit(Conn conn, const PeerCredentials& peer) override;
+  bool IsHeld(Conn conn) const override { return held_.contains(conn); }
+  bool Identified(Conn conn) const override;
+  absl::Status OnMessage(Conn conn, const pb::LocalMessage& message) override;
+  void OnSpawnRequest(Conn conn, const pb::SpawnRequest& request) override;
+  void OnClose(Conn conn) override;
+  void OnWake() override { ResolveHeld(); }
 
   const LocalListener listener_;
-  const int listen_fd_;
-  const int wake_fd_;  // eventfd: replies queued, or stop
   const Callbacks callbacks_;
+  std::unique_ptr<ProcessServer> server_;  // set by Start
 
   mutable std::mutex mu_;
-  std::map<Pid, Process> processes_;                     // guarded by mu_
-  std::vector<std::pair<Pid, pb::SpawnReply>> replies_;  // guarded by mu_
-  bool stopping_ = false;                                // guarded by mu_
+  // The process table (hello, exit on close, never connected); its events go to collector_.
+  Collector collector_ ABSL_GUARDED_BY(mu_);
+  Bridge bridge_ ABSL_GUARDED_BY(mu_){&collector_};
+  std::map<Pid, Launched> launched_ ABSL_GUARDED_BY(mu_);  // registered, exit not yet reported
+  bool stopping_ ABSL_GUARDED_BY(mu_) = false;
 
   // Loop thread only.
-  std::map<int, Pid> conns_;                       // identified connections (-> pid); unidentified map to a null Pid
-  std::map<int, pid_t> peers_;                     // every connection's peer OS pid (SO_PEERCRED)
-  std::map<int, Pid> held_;                        // hello read, waiting for Started(): not read further
-  uint64_t refused_ = 0;                           // connections refused, for a rate-limited warning
-  std::map<int, RequestChunks> partial_requests_;  // spawn requests arriving in chunks, per connection
+  std::map<Conn, Pid> conns_;              // identified connections (-> pid); unidentified map to a null Pid
+  std::map<Conn, pid_t> peers_;            // every connection's peer OS pid (SO_PEERCRED)
+  std::map<Conn, pb::LocalMessage> held_;  // hello read, waiting for Started(): not read further
+  std::map<int, Pid> pidfds_;              // pidfds watched
+  uint64_t refused_ = 0;                   // connections refused, for a rate-limited warning
   std::thread thread_;
 };
 

@@ -20,7 +20,9 @@
 #include <cerrno>
 #include <condition_variable>
 #include <cstring>
+#include <memory>
 #include <mutex>
+#include <optional>
 #include <vector>
 
 #include "gtest/gtest.h"
@@ -171,6 +173,19 @@ class NodeAgentTest : public ::testing::Test {
     });
   }
 
+  // Waits (30 s failure guard) for `pid`'s exit event.
+  std::optional<pb::ExitEvent> ExitOf(const Pid& pid) {
+    std::unique_lock<std::mutex> lock(mu_);
+    std::optional<pb::ExitEvent> exit;
+    cv_.wait_for(lock, std::chrono::seconds(30), [&] {
+      for (const pb::ProcessEvent& e : events_) {
+        if (e.has_exit() && e.pid().port() == pid.port()) exit = e.exit();
+      }
+      return exit.has_value();
+    });
+    return exit;
+  }
+
   void Flood(bool launch_in_flight);
 
   std::mutex mu_;
@@ -294,6 +309,40 @@ void NodeAgentTest::Flood(bool launch_in_flight) {
   EXPECT_TRUE(SawOutput("still here")) << "the launched process was not heard";
   EXPECT_LE(OpenFds(), baseline + 8) << "the agent holds on to connections";
   setrlimit(RLIMIT_NOFILE, &saved);
+}
+
+// The process table's rules (lib/process/bridge.h), as the node reports them.
+TEST_F(NodeAgentTest, AProcessWhoseMonitorDiesIsReportedKilledOnce) {
+  Pid pid = MakePid(1003);
+  agent_->Register(pid, 7);
+  auto monitor = std::make_unique<FakeMonitor>(agent_->socket_name());
+  agent_->Started(pid, monitor->os_pid());
+  monitor->Go({Hello(pid, monitor->os_pid()), Output(pid, "up")});
+  ASSERT_TRUE(SawOutput("up"));
+  EXPECT_EQ(agent_->live(), 1u);
+  monitor.reset();  // SIGKILLed: its connection closes with no exit reported
+  std::optional<pb::ExitEvent> exit = ExitOf(pid);
+  ASSERT_TRUE(exit.has_value());
+  EXPECT_EQ(exit->signal(), SIGKILL);
+  EXPECT_EQ(exit->error(), "its monitor died");
+  EXPECT_EQ(agent_->live(), 0u);
+  std::lock_guard<std::mutex> lock(mu_);
+  int exits = 0;
+  for (const pb::ProcessEvent& e : events_) exits += e.has_exit() ? 1 : 0;
+  EXPECT_EQ(exits, 1);
+}
+
+TEST_F(NodeAgentTest, AProcessThatEndsWithoutConnectingExits127) {
+  Pid pid = MakePid(1004);
+  agent_->Register(pid, 7);
+  auto monitor = std::make_unique<FakeMonitor>(agent_->socket_name());
+  agent_->Started(pid, monitor->os_pid());
+  monitor.reset();  // dies before it connects
+  std::optional<pb::ExitEvent> exit = ExitOf(pid);
+  ASSERT_TRUE(exit.has_value());
+  EXPECT_EQ(exit->code(), 127);
+  EXPECT_EQ(exit->error(), "ended before init()");
+  EXPECT_EQ(agent_->live(), 0u);
 }
 
 TEST_F(NodeAgentTest, AFloodCostsNoFdsAndTheLaunchedProcessConnects) { Flood(/*launch_in_flight=*/false); }

@@ -13,8 +13,7 @@
 #include "absl/strings/str_cat.h"
 #include "daemon/grpc_util.h"
 #include "grpcpp/grpcpp.h"
-#include "lib/process/data_port.h"
-#include "lib/process/launch.h"
+#include "lib/process/launch_description.h"
 #include "lib/process/proto_convert.h"
 #include "lib/process/resources_query.h"
 
@@ -133,50 +132,47 @@ grpc::Status NodeService::Launch(grpc::ServerContext* context, const pb::LaunchR
     return grpc::Status(grpc::StatusCode::FAILED_PRECONDITION,
                         absl::StrCat("binary not uploaded to this node: ", binary.status().message()));
   }
-  absl::StatusOr<process_internal::DataPort> port = process_internal::BindDataPort(ipv4_);
-  if (!port.ok()) return ToGrpc(port.status());
-  pb::SpawnInfo info;
-  *info.mutable_self() = ToProto(port->pid);
-  if (request->has_parent()) *info.mutable_parent() = request->parent();
-  *info.mutable_resources() = request->resources();
-  if (request->has_call()) *info.mutable_call() = request->call();
-  info.set_listen_fd(port->fd);
-  info.set_bridge(agent_->socket_name());
-  info.set_fabric(true);
-  *info.mutable_cgroups() = cgroups_;
-  info.set_secret(request->secret());
-
-  process_internal::LaunchOptions options;
-  options.path = *binary;
-  options.argv.assign(request->argv().begin(), request->argv().end());
-  if (options.argv.empty()) options.argv.push_back(options.path);
-  options.env.assign(request->env().begin(), request->env().end());
-  options.env.push_back("CONSTELLATION=fabric");
+  process_internal::LaunchWhat what;
+  what.path = *binary;
+  what.argv.assign(request->argv().begin(), request->argv().end());
+  what.env.assign(request->env().begin(), request->env().end());
+  if (request->has_parent()) what.parent = request->parent();
+  what.resources = request->resources();
+  if (request->has_call()) what.call = request->call();
+  what.secret = request->secret();
   int stdin_pipe[2] = {-1, -1};
-  if (request->stdin_pipe() && pipe2(stdin_pipe, O_CLOEXEC) == 0) options.stdin_fd = stdin_pipe[0];
+  if (request->stdin_pipe() && pipe2(stdin_pipe, O_CLOEXEC) == 0) what.stdin_fd = stdin_pipe[0];
+  absl::StatusOr<process_internal::LaunchDescription> launch = process_internal::DescribeLaunch(
+      {.ipv4 = ipv4_, .bridge = agent_->socket_name(), .cgroups = cgroups_, .fabric = true}, std::move(what));
+  if (!launch.ok()) {
+    for (int fd : stdin_pipe) {
+      if (fd >= 0) close(fd);
+    }
+    return ToGrpc(launch.status());
+  }
+  const Pid pid = launch->port.pid;
 
   pb::RunningProcess running;
   running.set_deployment(request->deployment());
-  *running.mutable_pid() = info.self();
+  *running.mutable_pid() = launch->info.self();
   if (request->has_parent()) *running.mutable_parent() = request->parent();
   *running.mutable_resources() = request->resources();
-  link_->Launched(port->pid, std::move(running));
-  agent_->Register(port->pid, request->deployment());
-  absl::StatusOr<pid_t> os_pid = process_internal::LaunchWithHandOff(options, info);
-  close(port->fd);
+  link_->Launched(pid, std::move(running));
+  agent_->Register(pid, request->deployment());
+  absl::StatusOr<pid_t> os_pid = process_internal::Launch(*launch);
   if (stdin_pipe[0] >= 0) close(stdin_pipe[0]);
   if (!os_pid.ok()) {
-    agent_->Forget(port->pid);
-    link_->Forget(port->pid);
+    agent_->Forget(pid);
+    link_->Forget(pid);
     if (stdin_pipe[1] >= 0) close(stdin_pipe[1]);
     return ToGrpc(os_pid.status());
   }
-  agent_->Started(port->pid, *os_pid);
+  agent_->Started(pid, *os_pid);
   if (stdin_pipe[1] >= 0) {
     std::lock_guard<std::mutex> lock(mu_);
-    stdin_[port->pid] = stdin_pipe[1];
+    stdin_[pid] = stdin_pipe[1];
   }
-  *reply->mutable_pid() = ToProto(port->pid);
+  *reply->mutable_pid() = ToProto(pid);
   return grpc::Status::OK;
 }
 

@@ -49,7 +49,7 @@ absl::Status Bridge::OnHello(int conn, const pb::Hello& hello) {
     return absl::OkStatus();
   }
   it->second.conn = conn;
-  it->second.monitor_os_pid = hello.monitor_os_pid();
+  if (it->second.monitor_os_pid == 0) it->second.monitor_os_pid = hello.monitor_os_pid();
   return absl::OkStatus();
 }
 
@@ -85,11 +85,17 @@ absl::Status Bridge::OnEvent(const Pid& speaker, const pb::ProcessEvent& event) 
 
 void Bridge::Spawned(const Pid& parent, const Pid& child, pid_t monitor_os_pid) {
   out_->Spawn(parent, child);
-  Process& process = processes_[child];
+  announced_.emplace_back(child, monitor_os_pid);
+  Announce(child, monitor_os_pid);
+}
+
+void Bridge::Announce(const Pid& pid, pid_t monitor_os_pid) {
+  auto [it, added] = processes_.try_emplace(pid);
+  if (!added) return;  // known already
+  Process& process = it->second;
   process.monitor_os_pid = monitor_os_pid;
   ++live_;
-  announced_.emplace_back(child, monitor_os_pid);
-  if (auto waiting = waiting_.find(child); waiting != waiting_.end()) {
+  if (auto waiting = waiting_.find(pid); waiting != waiting_.end()) {
     process.conn = waiting->second;
     held_.erase(waiting->second);
     released_.push_back(waiting->second);
@@ -103,9 +109,36 @@ std::optional<Pid> Bridge::PidOf(int conn) const {
   return it->second;
 }
 
+void Bridge::SetMonitor(const Pid& pid, pid_t monitor_os_pid) {
+  auto it = processes_.find(pid);
+  if (it != processes_.end()) it->second.monitor_os_pid = monitor_os_pid;
+}
+
+void Bridge::Remove(const Pid& pid) {
+  auto it = processes_.find(pid);
+  if (it == processes_.end()) return;
+  if (!it->second.exited) --live_;
+  if (it->second.conn >= 0) {
+    conns_.erase(it->second.conn);
+    held_.erase(it->second.conn);
+  }
+  processes_.erase(it);
+}
+
+std::optional<int> Bridge::ConnOf(const Pid& pid) const {
+  auto it = processes_.find(pid);
+  if (it == processes_.end() || it->second.conn < 0) return std::nullopt;
+  return it->second.conn;
+}
+
 pid_t Bridge::MonitorOsPid(const Pid& pid) const {
   auto it = processes_.find(pid);
   return it == processes_.end() ? 0 : it->second.monitor_os_pid;
+}
+
+pid_t Bridge::OsPid(const Pid& pid) const {
+  auto it = processes_.find(pid);
+  return it == processes_.end() ? 0 : it->second.os_pid;
 }
 
 std::vector<Pid> Bridge::TakeExited() { return std::exchange(exited_, {}); }

@@ -24,6 +24,10 @@ namespace constellation {
 // the connection is "held": the caller stops reading it, which leaves its
 // packets in the kernel instead of buffering them here.
 //
+// The node daemon keeps its processes' table in a Bridge too: it Announce()s
+// what it launches (the master prints their spawn lines), and Remove()s each
+// once its exit is reported, so a long-lived daemon keeps no record of them.
+//
 // Not thread-safe; `out` must outlive the Bridge.
 class Bridge {
  public:
@@ -49,11 +53,27 @@ class Bridge {
   // prints the spawn line and expects the child's connection.
   void Spawned(const Pid& parent, const Pid& child, pid_t monitor_os_pid);
 
+  // Expects `pid`'s connection, with no spawn line (someone else prints it).
+  // Its monitor's OS pid may come later (SetMonitor); a hello never changes
+  // one that is known.
+  void Announce(const Pid& pid, pid_t monitor_os_pid = 0);
+  void SetMonitor(const Pid& pid, pid_t monitor_os_pid);
+
+  // Forgets `pid`: one whose exit was reported (TakeExited), or one announced
+  // whose launch failed. Its connection, if any, speaks for nobody after.
+  void Remove(const Pid& pid);
+
   // The process speaking on `conn`, once its hello has been read.
   std::optional<Pid> PidOf(int conn) const;
 
+  // The connection `pid` speaks on, once it has connected (it may have
+  // closed since: the caller's ids must not be reused).
+  std::optional<int> ConnOf(const Pid& pid) const;
+
   // The OS pid of `pid`'s monitor, 0 if unknown.
   pid_t MonitorOsPid(const Pid& pid) const;
+  // The OS pid of `pid`'s user process (as its monitor reported it), 0 if unknown.
+  pid_t OsPid(const Pid& pid) const;
 
   // Processes that exited since the last call, in order.
   std::vector<Pid> TakeExited();
@@ -73,6 +93,8 @@ class Bridge {
 
   // Every process announced and not yet exited has exited.
   bool Done() const { return live_ == 0; }
+  // Processes announced (or the root) and not yet exited.
+  int live() const { return live_; }
 
   // 0 if every process exited 0, else the first failure's code (128+n for signal n).
   int exit_code() const { return exit_code_; }

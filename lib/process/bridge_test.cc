@@ -240,5 +240,36 @@ TEST(OutputFormatTest, JsonLines) {
                       "{\"event\":\"exit\",\"pid\":\"" + B + "\",\"signal\":\"SIGABRT\"}\n");
 }
 
+// The node daemon's use: announced without a spawn line, its monitor known
+// later, removed once its exit is reported.
+TEST_F(BridgeTest, AnnouncedProcessesAreTrackedAndRemoved) {
+  bridge_.Announce(P(5));
+  EXPECT_EQ(bridge_.live(), 1);
+  bridge_.SetMonitor(P(5), 77);
+  Send(20, Hello(P(5)));  // claims monitor 1005: the known one stays
+  EXPECT_EQ(bridge_.MonitorOsPid(P(5)), 77);
+  EXPECT_EQ(bridge_.ConnOf(P(5)), 20);
+  pb::LocalMessage started;
+  started.mutable_child_started()->set_os_pid(78);
+  Send(20, started);
+  EXPECT_EQ(bridge_.OsPid(P(5)), 78);
+  Send(20, Output(P(5), "x"));
+  Send(20, Exit(P(5), 0));
+  EXPECT_EQ(bridge_.TakeExited(), std::vector<Pid>{P(5)});
+  bridge_.Remove(P(5));
+  EXPECT_EQ(bridge_.live(), 0);
+  EXPECT_FALSE(bridge_.PidOf(20).has_value());
+  bridge_.OnClose(20);  // after Remove: nothing more is reported
+  EXPECT_EQ(out_.log, (std::vector<std::string>{"p5 out1 x", "p5 exited"}));
+  EXPECT_TRUE(bridge_.TakeAnnounced().empty());
+}
+
+TEST_F(BridgeTest, RemovingALaunchThatFailedEndsIt) {
+  bridge_.Announce(P(6));
+  bridge_.Remove(P(6));
+  EXPECT_TRUE(bridge_.Done());
+  EXPECT_TRUE(out_.log.empty());
+}
+
 }  // namespace
 }  // namespace constellation

@@ -14,8 +14,7 @@
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
-#include "lib/process/data_port.h"
-#include "lib/process/launch.h"
+#include "lib/process/launch_description.h"
 #include "lib/process/local_socket.h"
 #include "lib/process/proto_convert.h"
 #include "lib/process/runtime.h"
@@ -187,26 +186,21 @@ absl::StatusOr<Pid> SpawnProcess(bool wait, const Resources& resources, Trampoli
 
 absl::StatusOr<LocalSpawner::Launched> LaunchLocal(const LocalLaunchContext& context, const Pid& parent,
                                                    const Resources& resources, const pb::SpawnRequest& request) {
-  absl::StatusOr<DataPort> port = BindDataPort();
-  if (!port.ok()) return port.status();
-  pb::SpawnInfo info;
-  *info.mutable_self() = ToProto(port->pid);
-  *info.mutable_parent() = ToProto(parent);
-  *info.mutable_resources() = ToProto(resources);
-  *info.mutable_call() = request.call();
-  info.set_listen_fd(port->fd);
-  info.set_bridge(context.bridge_name);
-  *info.mutable_cgroups() = context.cgroups;
-  info.set_secret(context.secret);
-  LaunchOptions options{"/proc/self/exe",
-                        {request.argv().begin(), request.argv().end()},
-                        {request.env().begin(), request.env().end()},
-                        -1};
-  if (options.argv.empty()) options.argv = context.argv;
-  absl::StatusOr<pid_t> os_pid = LaunchWithHandOff(options, info);
-  close(port->fd);  // the child's copy is the only one: the port dies with the child
+  LaunchWhat what;
+  what.path = "/proc/self/exe";
+  what.argv.assign(request.argv().begin(), request.argv().end());
+  what.default_argv = context.argv;
+  what.env.assign(request.env().begin(), request.env().end());
+  what.parent = ToProto(parent);
+  what.resources = ToProto(resources);
+  what.call = request.call();
+  what.secret = context.secret;
+  absl::StatusOr<LaunchDescription> launch =
+      DescribeLaunch({.bridge = context.bridge_name, .cgroups = context.cgroups}, std::move(what));
+  if (!launch.ok()) return launch.status();
+  absl::StatusOr<pid_t> os_pid = Launch(*launch);
   if (!os_pid.ok()) return os_pid.status();
-  return LocalSpawner::Launched{port->pid, *os_pid};
+  return LocalSpawner::Launched{launch->port.pid, *os_pid};
 }
 
 void RunSpawnedFunction(const pb::FunctionCall& call, const Pid& parent) {

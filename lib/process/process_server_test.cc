@@ -1,0 +1,300 @@
+// ProcessServer with a fake handler and real unix sockets: admission, holds,
+// spawn requests whole and in chunks, drops, replies from another thread, and
+// watched fds. The test thread is the loop thread; waits are Turn(), never
+// sleeps (Turn's timeout is a failure guard only).
+#include "lib/process/process_server.h"
+
+#include <poll.h>
+#include <sys/eventfd.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <functional>
+#include <set>
+#include <thread>
+
+#include "absl/strings/match.h"
+#include "gtest/gtest.h"
+#include "lib/process/proto_convert.h"
+
+namespace constellation {
+namespace {
+
+using Conn = ProcessServer::Conn;
+
+class FakeHandler : public ProcessServer::Handler {
+ public:
+  bool Admit(Conn conn, const PeerCredentials& peer) override {
+    admitted_peer = peer;
+    if (!admit) return false;
+    accepted.push_back(conn);
+    return true;
+  }
+  bool IsHeld(Conn conn) const override { return held.contains(conn); }
+  bool Identified(Conn conn) const override { return identified.contains(conn); }
+  absl::Status OnMessage(Conn conn, const pb::LocalMessage& message) override {
+    messages.emplace_back(conn, message);
+    if (message.has_hello()) identified.insert(conn);
+    return refuse_next ? absl::PermissionDeniedError("refused by the test") : absl::OkStatus();
+  }
+  void OnSpawnRequest(Conn conn, const pb::SpawnRequest& request) override { spawns.emplace_back(conn, request); }
+  void OnClose(Conn conn) override { closed.push_back(conn); }
+  void OnWake() override { ++wakes; }
+
+  bool admit = true;
+  bool refuse_next = false;
+  PeerCredentials admitted_peer;
+  std::vector<Conn> accepted;
+  std::set<Conn> held, identified;
+  std::vector<std::pair<Conn, pb::LocalMessage>> messages;
+  std::vector<std::pair<Conn, pb::SpawnRequest>> spawns;
+  std::vector<Conn> closed;
+  int wakes = 0;
+};
+
+pb::LocalMessage Hello() {
+  pb::LocalMessage m;
+  m.mutable_hello()->set_monitor_os_pid(getpid());
+  return m;
+}
+
+pb::LocalMessage Output(const std::string& text) {
+  pb::LocalMessage m;
+  m.mutable_event()->mutable_output()->set_fd(1);
+  m.mutable_event()->mutable_output()->set_data(text);
+  return m;
+}
+
+pb::LocalMessage Request(uint64_t id, size_t arg_bytes = 0) {
+  pb::LocalMessage m;
+  m.mutable_spawn_request()->set_id(id);
+  m.mutable_spawn_request()->mutable_call()->set_args(std::string(arg_bytes, 'a'));
+  return m;
+}
+
+// Sends `request` in chunks of `piece` bytes, as spawn() does for big ones.
+void SendChunked(int fd, const pb::SpawnRequest& request, size_t piece) {
+  std::string bytes = request.SerializeAsString();
+  for (size_t at = 0; at < bytes.size(); at += piece) {
+    pb::LocalMessage chunk;
+    chunk.mutable_spawn_request_chunk()->set_data(bytes.substr(at, piece));
+    chunk.mutable_spawn_request_chunk()->set_last(at + piece >= bytes.size());
+    chunk.mutable_spawn_request_chunk()->set_id(request.id());
+    ASSERT_TRUE(SendLocal(fd, chunk).ok());
+  }
+}
+
+// Whether the server closed `fd` (reads to its end).
+bool ClosedByServer(int fd) {
+  pb::LocalMessage m;
+  while (true) {
+    absl::StatusOr<bool> got = ReceiveLocal(fd, &m);
+    if (!got.ok() || !*got) return got.ok() || absl::StrContains(got.status().message(), "reset");
+  }
+}
+
+class ProcessServerTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    absl::StatusOr<LocalListener> listener = ListenLocal("process-server-test");
+    ASSERT_TRUE(listener.ok()) << listener.status();
+    listener_ = *listener;
+    absl::StatusOr<std::unique_ptr<ProcessServer>> server = ProcessServer::Create(listener_.fd, &handler_, "test");
+    ASSERT_TRUE(server.ok()) << server.status();
+    server_ = *std::move(server);
+  }
+  void TearDown() override {
+    server_.reset();
+    for (int fd : clients_) close(fd);
+    RemoveLocalListener(listener_);
+  }
+
+  int Connect() {
+    absl::StatusOr<int> fd = ConnectLocal(listener_.path);
+    EXPECT_TRUE(fd.ok()) << fd.status();
+    clients_.push_back(*fd);
+    return *fd;
+  }
+
+  // Turns until `done` (a failure guard bounds it).
+  bool TurnUntil(const std::function<bool()>& done) {
+    for (int i = 0; i < 100 && !done(); ++i) server_->Turn(10000);
+    return done();
+  }
+
+  FakeHandler handler_;
+  LocalListener listener_;
+  std::unique_ptr<ProcessServer> server_;
+  std::vector<int> clients_;
+};
+
+TEST_F(ProcessServerTest, PacketsArriveInOrderAndTheCloseIsReported) {
+  int fd = Connect();
+  ASSERT_TRUE(SendLocal(fd, Hello()).ok());
+  ASSERT_TRUE(SendLocal(fd, Output("one")).ok());
+  ASSERT_TRUE(SendLocal(fd, Output("two")).ok());
+  ASSERT_TRUE(TurnUntil([&] { return handler_.messages.size() == 3; }));
+  EXPECT_EQ(handler_.admitted_peer.pid, getpid());
+  EXPECT_EQ(handler_.admitted_peer.uid, geteuid());
+  EXPECT_EQ(handler_.messages[1].second.event().output().data(), "one");
+  EXPECT_EQ(handler_.messages[2].second.event().output().data(), "two");
+  EXPECT_EQ(server_->size(), 1u);
+  shutdown(fd, SHUT_RDWR);
+  ASSERT_TRUE(TurnUntil([&] { return !handler_.closed.empty(); }));
+  EXPECT_EQ(handler_.closed, handler_.accepted);
+  EXPECT_EQ(server_->size(), 0u);
+}
+
+TEST_F(ProcessServerTest, AConnectionNotAdmittedIsClosedAtOnce) {
+  handler_.admit = false;
+  int fd = Connect();
+  server_->Turn(10000);
+  EXPECT_TRUE(ClosedByServer(fd));
+  EXPECT_TRUE(handler_.closed.empty());
+  EXPECT_EQ(server_->size(), 0u);
+}
+
+TEST_F(ProcessServerTest, AHeldConnectionIsNotReadUntilReleased) {
+  int fd = Connect();
+  ASSERT_TRUE(SendLocal(fd, Hello()).ok());
+  ASSERT_TRUE(TurnUntil([&] { return handler_.messages.size() == 1; }));
+  Conn conn = handler_.accepted[0];
+  handler_.held.insert(conn);
+  ASSERT_TRUE(SendLocal(fd, Output("later")).ok());
+  // Another connection's packet comes through meanwhile.
+  int other = Connect();
+  ASSERT_TRUE(SendLocal(other, Hello()).ok());
+  ASSERT_TRUE(TurnUntil([&] { return handler_.messages.size() == 2; }));
+  EXPECT_NE(handler_.messages[1].first, conn);
+  server_->Read(conn);  // held: nothing read
+  EXPECT_EQ(handler_.messages.size(), 2u);
+  handler_.held.erase(conn);
+  server_->Read(conn);
+  ASSERT_EQ(handler_.messages.size(), 3u);
+  EXPECT_EQ(handler_.messages[2].second.event().output().data(), "later");
+}
+
+TEST_F(ProcessServerTest, SpawnRequestsBeforeAHelloGoToOnMessage) {
+  int fd = Connect();
+  ASSERT_TRUE(SendLocal(fd, Request(1)).ok());
+  ASSERT_TRUE(TurnUntil([&] { return handler_.messages.size() == 1; }));
+  EXPECT_TRUE(handler_.messages[0].second.has_spawn_request());
+  EXPECT_TRUE(handler_.spawns.empty());
+}
+
+TEST_F(ProcessServerTest, SpawnRequestsWholeAndInChunks) {
+  int fd = Connect();
+  ASSERT_TRUE(SendLocal(fd, Hello()).ok());
+  ASSERT_TRUE(SendLocal(fd, Request(1)).ok());
+  SendChunked(fd, Request(2, 3 * kMaxOutputChunk).spawn_request(), kMaxOutputChunk);
+  ASSERT_TRUE(TurnUntil([&] { return handler_.spawns.size() == 2; }));
+  EXPECT_EQ(handler_.spawns[0].second.id(), 1u);
+  EXPECT_EQ(handler_.spawns[1].second.id(), 2u);
+  EXPECT_EQ(handler_.spawns[1].second.call().args().size(), 3 * kMaxOutputChunk);
+}
+
+TEST_F(ProcessServerTest, ATooBigRequestIsRefusedAndAMalformedOneDropped) {
+  int fd = Connect();
+  ASSERT_TRUE(SendLocal(fd, Hello()).ok());
+  // More than kMaxSpawnRequest, more than the socket buffers: sent from a
+  // thread while this one turns; the reply's arrival wakes the loop.
+  int got_reply = eventfd(0, EFD_CLOEXEC);
+  bool woken = false;
+  server_->Watch(got_reply, [&] { woken = true; });
+  pb::LocalMessage reply;
+  std::thread client([&] {
+    pb::LocalMessage chunk;
+    chunk.mutable_spawn_request_chunk()->set_id(9);
+    chunk.mutable_spawn_request_chunk()->set_data(std::string(kMaxOutputChunk, 'x'));
+    for (size_t sent = 0; sent <= kMaxSpawnRequest; sent += kMaxOutputChunk) SendLocal(fd, chunk).IgnoreError();
+    chunk.mutable_spawn_request_chunk()->set_last(true);
+    SendLocal(fd, chunk).IgnoreError();
+    ReceiveLocal(fd, &reply).IgnoreError();
+    uint64_t one = 1;
+    (void)!write(got_reply, &one, sizeof(one));
+  });
+  EXPECT_TRUE(TurnUntil([&] { return woken; }));
+  client.join();
+  server_->Unwatch(got_reply);
+  close(got_reply);
+  EXPECT_EQ(reply.spawn_reply().id(), 9u);
+  EXPECT_EQ(reply.spawn_reply().code(), RequestChunks::TooBigReply(pb::RequestChunk()).code());
+  EXPECT_TRUE(handler_.spawns.empty());
+  EXPECT_TRUE(handler_.closed.empty());
+
+  pb::LocalMessage bad;
+  bad.mutable_spawn_request_chunk()->set_data("\xff\xff\xff");
+  bad.mutable_spawn_request_chunk()->set_last(true);
+  ASSERT_TRUE(SendLocal(fd, bad).ok());
+  ASSERT_TRUE(TurnUntil([&] { return !handler_.closed.empty(); }));
+  EXPECT_TRUE(ClosedByServer(fd));
+  EXPECT_TRUE(handler_.spawns.empty());
+}
+
+TEST_F(ProcessServerTest, AnErrorFromTheHandlerDropsTheConnection) {
+  int fd = Connect();
+  handler_.refuse_next = true;
+  ASSERT_TRUE(SendLocal(fd, Hello()).ok());
+  ASSERT_TRUE(SendLocal(fd, Output("never read")).ok());
+  ASSERT_TRUE(TurnUntil([&] { return !handler_.closed.empty(); }));
+  EXPECT_EQ(handler_.messages.size(), 1u);
+  EXPECT_TRUE(ClosedByServer(fd));
+  EXPECT_EQ(server_->size(), 0u);
+}
+
+TEST_F(ProcessServerTest, RepliesQueuedFromAnotherThreadReachTheirConnectionOnly) {
+  int first = Connect();
+  ASSERT_TRUE(SendLocal(first, Hello()).ok());
+  ASSERT_TRUE(TurnUntil([&] { return handler_.accepted.size() == 1; }));
+  Conn gone = handler_.accepted[0];
+  shutdown(first, SHUT_RDWR);
+  ASSERT_TRUE(TurnUntil([&] { return handler_.closed.size() == 1; }));
+  int second = Connect();  // may get the first one's fd on the server's side
+  ASSERT_TRUE(SendLocal(second, Hello()).ok());
+  ASSERT_TRUE(TurnUntil([&] { return handler_.accepted.size() == 2; }));
+  Conn live = handler_.accepted[1];
+  EXPECT_NE(live, gone);
+  std::thread other([&] {
+    pb::SpawnReply late, reply;
+    late.set_id(1);
+    reply.set_id(2);
+    server_->QueueReply(gone, late);
+    server_->QueueReply(live, reply);
+  });
+  other.join();
+  server_->Turn(10000);
+  EXPECT_EQ(handler_.wakes, 1);
+  pb::LocalMessage got;
+  ASSERT_TRUE(ReceiveLocal(second, &got).ok());
+  EXPECT_EQ(got.spawn_reply().id(), 2u);
+  EXPECT_TRUE(absl::IsUnavailable(ReceiveLocal(second, &got, /*dont_wait=*/true).status()));
+}
+
+TEST_F(ProcessServerTest, AWakeFromAnotherThreadEndsTheTurn) {
+  std::thread other([&] { server_->Wake(); });
+  server_->Turn(-1);
+  other.join();
+  EXPECT_EQ(handler_.wakes, 1);
+}
+
+TEST_F(ProcessServerTest, WatchedFdsAndAddedConnections) {
+  int pair[2];
+  ASSERT_EQ(socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, pair), 0);
+  Conn root = server_->AddConnection(pair[0]);
+  clients_.push_back(pair[1]);
+  int ready = eventfd(1, EFD_CLOEXEC | EFD_NONBLOCK);
+  int calls = 0;
+  server_->Watch(ready, [&] { ++calls; });
+  server_->Turn(10000);
+  EXPECT_EQ(calls, 1);
+  server_->Unwatch(ready);
+  ASSERT_TRUE(SendLocal(pair[1], Hello()).ok());
+  server_->Turn(10000);
+  EXPECT_EQ(calls, 1);
+  ASSERT_EQ(handler_.messages.size(), 1u);
+  EXPECT_EQ(handler_.messages[0].first, root);
+  close(ready);
+}
+
+}  // namespace
+}  // namespace constellation
