@@ -301,6 +301,23 @@ TEST_F(JobManagerTest, BadRequestsGetTheRightCodes) {
   v1::JobSpec bad_hash = Spec();
   bad_hash.mutable_binary()->set_sha256("xyz");
   EXPECT_TRUE(absl::IsInvalidArgument(jobs_->Submit(bad_hash, kAnn).status()));
+  // What a client could make the master keep is bounded, and named.
+  v1::JobSpec huge_argv = Spec();
+  huge_argv.add_argv(std::string(2 << 20, 'a'));
+  absl::Status argv_status = jobs_->Submit(huge_argv, kAnn).status();
+  EXPECT_TRUE(absl::IsInvalidArgument(argv_status)) << argv_status;
+  EXPECT_THAT(argv_status.message(), HasSubstr("spec.argv"));
+  v1::JobSpec many_labels = Spec();
+  for (int i = 0; i < 65; ++i) (*many_labels.mutable_labels())[absl::StrCat("k", i)] = "v";
+  EXPECT_TRUE(absl::IsInvalidArgument(jobs_->Submit(many_labels, kAnn).status()));
+  v1::JobSpec long_id = Spec();
+  long_id.set_request_id(std::string(129, 'r'));
+  EXPECT_TRUE(absl::IsInvalidArgument(jobs_->Submit(long_id, kAnn).status()));
+  v1::WriteStdinRequest big_stdin;
+  big_stdin.set_job("1");
+  big_stdin.set_data(std::string((1 << 20) + 1, 'x'));
+  EXPECT_TRUE(absl::IsInvalidArgument(jobs_->WriteStdin(big_stdin, kAnn)));
+  EXPECT_TRUE(absl::IsInvalidArgument(jobs_->Get(std::string(100, '9'), kAnn).status()));
   EXPECT_TRUE(absl::IsNotFound(jobs_->Get("999", kAnn).status()));
   EXPECT_TRUE(absl::IsInvalidArgument(jobs_->Get("abc", kAnn).status()));
 }
