@@ -39,8 +39,13 @@ void Peer::PushLocked(const FrameHeader& header, std::string* payload) {
 absl::Status Peer::Send(uint64_t fingerprint, std::string_view type_name, bool* opened, std::string* payload,
                         absl::Time deadline) {
   std::unique_lock<std::mutex> lock(send_mu_);
-  bool ready = WaitUntil(send_cv_, lock, deadline, [&] { return !send_status_.ok() || SendRoomLocked(); });
+  bool ready = WaitUntil(send_cv_, lock, deadline, [&] {
+    return !send_status_.ok() || SendRoomLocked() || has_report_.load(std::memory_order_relaxed);
+  });
   if (!send_status_.ok()) return send_status_;
+  if (has_report_.load(std::memory_order_relaxed)) {
+    if (absl::Status report = TakeReport(); !report.ok()) return report;
+  }
   if (!ready) {
     return absl::DeadlineExceededError(
         absl::StrCat("send to ", pid_.to_string(), ": the buffer bound is reached (the receiver is not reading)"));
@@ -141,7 +146,7 @@ Peer::WriteResult Peer::WriteLocked(std::unique_lock<std::mutex>& lock) {
 
 bool Peer::SendReady() {
   std::lock_guard<std::mutex> lock(send_mu_);
-  return !send_status_.ok() || SendRoomLocked();
+  return !send_status_.ok() || SendRoomLocked() || has_report_.load(std::memory_order_relaxed);
 }
 
 void Peer::AddSendWaiter(Waiter* w) {
@@ -257,6 +262,7 @@ void Peer::Fail(absl::Status status) {
     std::unique_lock<std::mutex> lock(send_mu_);
     send_cv_.wait(lock, [&] { return !writing_; });
     if (send_status_.ok()) send_status_ = status;
+    lost_bytes_ += out_bytes_;
     while (!out_.empty()) {
       ClearBuffer(&out_.front().payload, &spare_out_);
       out_.pop_front();
@@ -270,6 +276,37 @@ void Peer::Fail(absl::Status status) {
   if (recv_status_.ok()) recv_status_ = status;
   recv_cv_.notify_all();
   for (Waiter* w : recv_waiters_) w->Fire();
+}
+
+void Peer::ReportOnce(absl::Status status) {
+  {
+    std::lock_guard<std::mutex> lock(report_mu_);
+    report_ = std::move(status);
+    has_report_.store(true, std::memory_order_release);
+  }
+  {
+    std::lock_guard<std::mutex> lock(send_mu_);
+    NotifySendLocked();
+  }
+  std::lock_guard<std::mutex> lock(recv_mu_);
+  recv_cv_.notify_all();
+  for (Waiter* w : recv_waiters_) w->Fire();
+}
+
+absl::Status Peer::TakeReport() {
+  std::lock_guard<std::mutex> lock(report_mu_);
+  has_report_.store(false, std::memory_order_relaxed);
+  return std::exchange(report_, absl::OkStatus());
+}
+
+size_t Peer::QueuedBytes() {
+  std::lock_guard<std::mutex> lock(send_mu_);
+  return out_bytes_;
+}
+
+uint64_t Peer::LostBytes() {
+  std::lock_guard<std::mutex> lock(send_mu_);
+  return lost_bytes_;
 }
 
 bool Peer::failed() {

@@ -169,6 +169,15 @@ class Peer {
   // (after draining) get `status`. The first status sticks.
   void Fail(absl::Status status);
   bool failed();
+  // An error that ends one operation, not the peer (out of fds for its
+  // connection, data lost with a broken connection): the next Send or Recv on
+  // this peer returns `status` once (select sees it as ready). A later report
+  // replaces one not yet returned. Any thread.
+  void ReportOnce(absl::Status status);
+  // For the exit report: payload bytes queued and not yet written, and those
+  // dropped by Fail (queued when the peer was declared gone). Any thread.
+  size_t QueuedBytes();
+  uint64_t LostBytes();
 
  private:
   struct OutFrame {
@@ -268,6 +277,14 @@ class Peer {
   std::vector<Waiter*> recv_waiters_;
   absl::flat_hash_map<uint64_t, std::string> type_names_;
   absl::Status recv_status_;
+
+  // ReportOnce's status; has_report_ lets Send and Recv check it without the lock.
+  std::atomic<bool> has_report_{false};
+  std::mutex report_mu_;     // taken after send_mu_ or recv_mu_, never before
+  absl::Status report_;      // guarded by report_mu_
+  uint64_t lost_bytes_ = 0;  // guarded by send_mu_
+  // The report, if any, cleared. Any lock may be held.
+  absl::Status TakeReport();
 };
 
 }  // namespace constellation::net

@@ -18,6 +18,9 @@ absl::Status Peer::Recv(absl::Time deadline, InFrame* out) {
   std::unique_lock<std::mutex> lock(recv_mu_);
   bool looked = false;
   while (in_.empty() && recv_status_.ok()) {
+    if (has_report_.load(std::memory_order_relaxed)) {
+      if (absl::Status report = TakeReport(); !report.ok()) return report;
+    }
     if (deadline != absl::InfiniteFuture() && absl::Now() >= deadline) {
       // In user mode the loop does not watch the socket (see ReadAsUser):
       // look at it without waiting, once.
@@ -33,8 +36,9 @@ absl::Status Peer::Recv(absl::Time deadline, InFrame* out) {
       continue;
     }
     ++recv_waiting_;
-    bool ready =
-        WaitUntil(recv_cv_, lock, deadline, [&] { return !in_.empty() || !recv_status_.ok() || CanUserReadLocked(); });
+    bool ready = WaitUntil(recv_cv_, lock, deadline, [&] {
+      return !in_.empty() || !recv_status_.ok() || CanUserReadLocked() || has_report_.load(std::memory_order_relaxed);
+    });
     --recv_waiting_;
     if (!ready) break;
   }
@@ -201,7 +205,7 @@ std::string Peer::TypeName(uint64_t fingerprint) {
 
 bool Peer::RecvReady() {
   std::lock_guard<std::mutex> lock(recv_mu_);
-  return !in_.empty() || !recv_status_.ok();
+  return !in_.empty() || !recv_status_.ok() || has_report_.load(std::memory_order_relaxed);
 }
 
 bool Peer::UserReading() {
