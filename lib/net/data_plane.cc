@@ -12,6 +12,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <utility>
 
 #include "absl/strings/str_cat.h"
 
@@ -85,6 +86,8 @@ void DataPlane::Shutdown() {
   }
   listen_event_.reset();
   flush_timer_.reset();
+  accept_timer_.reset();
+  watched_fds_.clear();
   unauthenticated_.clear();
   loop_peers_.clear();
   links_.clear();
@@ -473,6 +476,7 @@ void DataPlane::Activate(Link* link) {
   lp.redial_delay = absl::ZeroDuration();
   if (lp.retry_timer) lp.retry_timer->Del();
   SetOpen(+1);
+  if (!lp.pending_loss.ok()) peer->ReportOnce(std::exchange(lp.pending_loss, absl::OkStatus()));
   if (peer->Attach(link->fd()) == Peer::WriteResult::kBlocked) link->ArmWrite();
   CheckIdle(remote);
 }
