@@ -230,7 +230,6 @@ void DataPlane::OnAcceptable() {
       }
       return;
     }
-    accept_warned_ = false;
     if (credentials_.secret.size() != kSecretSize) {  // fail closed
       close(fd);
       continue;
@@ -238,6 +237,10 @@ void DataPlane::OnAcceptable() {
     ConfigureSocket(fd, options_);
     auto link = std::make_unique<Link>(*loop_, fd, Link::Role::kAcceptor, Pid(), this, credentials_,
                                        options_.hello_timeout, options_.handshake_timeout, StallTimeout());
+    if (!link->usable()) {  // closes the connection: its dialer tries again
+      RestListener(errno);
+      return;
+    }
     Link* accepted = link.get();
     links_.emplace(accepted, std::move(link));
     AdmitUnauthenticated(accepted);
@@ -315,6 +318,12 @@ void DataPlane::Connect(const Pid& remote) {
   }
   auto link = std::make_unique<Link>(*loop_, fd, Link::Role::kDialer, remote, this, credentials_,
                                      options_.handshake_timeout, options_.handshake_timeout, StallTimeout());
+  if (!link->usable()) {
+    int error = errno;
+    link.reset();
+    ReportExhausted(remote, "epoll_create", error);
+    return;
+  }
   lp.dialing = link.get();
   link->WaitConnected();
   links_.emplace(link.get(), std::move(link));
@@ -466,9 +475,9 @@ void DataPlane::Activate(Link* link) {
   std::shared_ptr<Peer> peer = FindPeer(remote, nullptr);
   LoopPeer& lp = loop_peers_[remote];
   absl::Status status = link->Open(peer);
-  if (!status.ok()) {  // out of fds for its epoll set: not the peer's fault
+  if (!status.ok()) {  // out of kernel memory to watch it: not the peer's fault
     KillLink(link);
-    ReportExhausted(remote, "epoll_create", ENFILE);
+    ReportExhausted(remote, "epoll_ctl", ENOMEM);
     return;
   }
   lp.link = link;

@@ -243,7 +243,7 @@ class DataPlane : public LinkOwner {  // LinkOwner: for its own Links only
   std::unique_ptr<Event> flush_timer_;
   std::unique_ptr<Event> accept_timer_;
   std::vector<std::unique_ptr<Event>> watched_fds_;
-  bool accept_warned_ = false;
+  bool accept_warned_ = false;  // said once per process: the condition tends to last
 
   std::atomic<size_t> open_{0};
   std::atomic<uint64_t> opened_{0};

@@ -190,9 +190,12 @@ void DataPlane::BreakConnection(Link* link, const absl::Status& why) {
   }
   LoopPeer& lp = loop_peers_[remote];
   std::shared_ptr<Peer> peer = link->peer();
+  // Unacknowledged bytes may be lost with the connection; none were frames
+  // if nothing but the hello was written on it.
   int unacked = 0;
   if (ioctl(link->fd(), TIOCOUTQ, &unacked) != 0) unacked = 0;
   peer->Detach();
+  if (peer->WrittenOnConnection() == 0) unacked = 0;
   KillLink(link);
   lp.link = nullptr;
   lp.closing = Closing::kNone;

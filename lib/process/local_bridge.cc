@@ -215,6 +215,17 @@ void LocalBridgeLoop::WarnIfStalled() {
 }
 
 void LocalBridgeLoop::WatchAnnounced() {
+  // A process that connected reports its own exit: its pidfd is not needed
+  // (one fd per live process is what the bridge can afford under `ulimit -n`).
+  for (auto it = pidfds_.begin(); it != pidfds_.end();) {
+    if (!bridge_.HasConnected(it->second)) {
+      ++it;
+      continue;
+    }
+    server_->Unwatch(it->first);
+    close(it->first);
+    it = pidfds_.erase(it);
+  }
   for (const auto& [pid, os_pid] : bridge_.TakeAnnounced()) {
     if (bridge_.HasConnected(pid) || os_pid <= 0) continue;
     int pidfd = PidfdOpen(os_pid);
