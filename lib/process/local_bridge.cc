@@ -23,7 +23,7 @@
 #include "lib/process/local_socket.h"
 #include "lib/process/process_server.h"
 
-namespace constellation {
+namespace constellation::internal {
 namespace {
 
 // How long terminating waits for killed processes to close their connections.
@@ -246,4 +246,4 @@ int RunLocalBridge(int listen_fd, int root_fd, const Pid& root, OutputFormat for
   return loop.Run(listen_fd, root_fd, root);
 }
 
-}  // namespace constellation
+}  // namespace constellation::internal

@@ -31,7 +31,7 @@
 #include "proto/local.pb.h"
 #include "scheduler/scheduler.h"
 
-namespace constellation {
+namespace constellation::internal {
 
 class LocalSpawner {
  public:
@@ -97,4 +97,4 @@ class LocalSpawner {
   bool stopping_ = false;
 };
 
-}  // namespace constellation
+}  // namespace constellation::internal

@@ -7,8 +7,10 @@
 #include "proto/local.pb.h"
 
 namespace constellation {
-
 class Pid;
+}  // namespace constellation
+
+namespace constellation::internal {
 
 // The file descriptors a monitor serves; it owns them all.
 struct MonitorFds {
@@ -37,4 +39,4 @@ struct MonitorLimits {
 // Single-threaded.
 void RunMonitor(const MonitorFds& fds, MonitorLimits limits, const Pid& pid);
 
-}  // namespace constellation
+}  // namespace constellation::internal

@@ -30,6 +30,29 @@
 
 namespace constellation {
 namespace process_internal {
+
+using internal::CgroupLeaf;
+using internal::CgroupSetup;
+using internal::ConnectLocal;
+using internal::CreateCgroupBase;
+using internal::FromProto;
+using internal::JoinCgroup;
+using internal::kCapacityEnv;
+using internal::kCgroupsEnv;
+using internal::ListenLocal;
+using internal::LocalCapacity;
+using internal::LocalListener;
+using internal::LocalSpawner;
+using internal::OutputFormat;
+using internal::ParseOutputFormat;
+using internal::ReadCgroupLayout;
+using internal::RemoveCgroupBase;
+using internal::RemoveLocalListener;
+using internal::RunLocalBridge;
+using internal::RunMonitor;
+using internal::SendLocal;
+using internal::ToProto;
+
 namespace {
 
 std::atomic<bool> g_initialized{false};

@@ -22,6 +22,14 @@
 extern char** environ;
 
 namespace constellation::process_internal {
+
+using internal::FromProto;
+using internal::kMaxOutputChunk;
+using internal::LocalSpawner;
+using internal::ReceiveLocal;
+using internal::SendLocal;
+using internal::ToProto;
+
 namespace {
 
 struct FindByAddress {

@@ -35,8 +35,9 @@ struct LocalLaunchContext {
   pb::CgroupBase cgroups;
   std::string secret;  // the deployment's data-plane secret, handed to every process
 };
-absl::StatusOr<LocalSpawner::Launched> LaunchLocal(const LocalLaunchContext& context, const Pid& parent,
-                                                   const Resources& resources, const pb::SpawnRequest& request);
+absl::StatusOr<internal::LocalSpawner::Launched> LaunchLocal(const LocalLaunchContext& context, const Pid& parent,
+                                                             const Resources& resources,
+                                                             const pb::SpawnRequest& request);
 
 // In a spawned process: finds the function and runs it; returns when it returns.
 void RunSpawnedFunction(const pb::FunctionCall& call, const Pid& parent);
