@@ -26,6 +26,7 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "lib/core/internal_only.h"
 #include "lib/core/pid.h"
 #include "lib/core/resources.h"
 #include "proto/local.pb.h"

@@ -7,7 +7,6 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include <atomic>
 #include <cstdio>
 #include <cstdlib>
 #include <fstream>
@@ -25,7 +24,8 @@
 #include "lib/process/monitor.h"
 #include "lib/process/proto_convert.h"
 #include "lib/process/resources_query.h"
-#include "lib/process/spawn_internal.h"
+#include "lib/process/runtime_state.h"
+#include "lib/process/spawn_launch.h"
 #include "proto/local.pb.h"
 
 namespace constellation {
@@ -55,8 +55,7 @@ using internal::ToProto;
 
 namespace {
 
-std::atomic<bool> g_initialized{false};
-Runtime g_runtime;
+Runtime& g_runtime = MutableRuntime();
 
 [[noreturn]] void Die(const std::string& message) {
   fprintf(stderr, "constellation: %s\n", message.c_str());
@@ -145,7 +144,7 @@ void StartMonitoredProcess(int bridge_fd, int listen_fd) {
   // A pipe makes stdio buffer whole blocks; lines should reach the bridge as written.
   setvbuf(stdout, nullptr, _IOLBF, 0);
   g_runtime.monitor_fd = control[1];
-  g_initialized = true;
+  MarkInitialized();
   // Last: it starts the data plane's thread, and nothing may fork after that.
   net::StartDataPlane(listen_fd, g_runtime.self, g_runtime.secret);
 }
@@ -254,19 +253,11 @@ void InitSpawned(const char* init_fd, const Resources& requested) {
 
 }  // namespace
 
-void RequireInit(const char* api) {
-  if (!g_initialized.load(std::memory_order_acquire)) {
-    Die(std::string(api) + " called before init(): call constellation::init() first in main()");
-  }
-}
-
-const Runtime& runtime() { return g_runtime; }
-
 }  // namespace process_internal
 
 void init(Resources resources) {
   using namespace process_internal;
-  if (g_initialized.load()) Die("init() called twice: call it once, first in main()");
+  if (Initialized()) Die("init() called twice: call it once, first in main()");
   if (CountThreads() > 1) {
     Die("init() called after threads were started: call it first in main(), before anything starts a thread");
   }
@@ -285,12 +276,12 @@ void init(Resources resources) {
 
 Pid pid() {
   process_internal::RequireInit("pid()");
-  return process_internal::g_runtime.self;
+  return process_internal::runtime().self;
 }
 
 Resources resources() {
   process_internal::RequireInit("resources()");
-  return process_internal::g_runtime.resources;
+  return process_internal::runtime().resources;
 }
 
 }  // namespace constellation
