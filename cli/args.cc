@@ -12,6 +12,9 @@
 
 namespace constellation::cli {
 
+using internal::OutputFormat;
+using internal::ParseOutputFormat;
+
 const char kUsage[] = R"(usage: cdeploy [ADDR] BINARY|//label [options] [-- args...]
        cdeploy submit [ADDR] [--detach] [--label=K=V]... [--ttl=DUR] BINARY|//label [-- args...]
        cdeploy list [ADDR] [--state=S]... [--label=K=V]... [--format=json]

@@ -51,7 +51,7 @@ struct Args {
   std::map<std::string, std::string> labels;
 
   // run, submit, logs: how process events print.
-  OutputFormat output = OutputFormat::kHuman;
+  internal::OutputFormat output = internal::OutputFormat::kHuman;
   // list, status, nodes
   ListingFormat listing = ListingFormat::kAuto;
 

@@ -4,6 +4,9 @@
 #include "gtest/gtest.h"
 
 namespace constellation::cli {
+
+using internal::OutputFormat;
+
 namespace {
 
 using ::testing::ElementsAre;

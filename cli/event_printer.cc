@@ -9,6 +9,8 @@
 
 namespace constellation::cli {
 
+using internal::FromProto;
+
 void EventPrinter::Print(const v1::JobEvent& event) {
   switch (event.kind_case()) {
     case v1::JobEvent::kState:

@@ -25,7 +25,7 @@ inline constexpr int kCdeployError = 2;
 
 class EventPrinter {
  public:
-  EventPrinter(OutputFormatter* out, FILE* err) : out_(out), err_(err) {}
+  EventPrinter(internal::OutputFormatter* out, FILE* err) : out_(out), err_(err) {}
   EventPrinter(const EventPrinter&) = delete;
   EventPrinter& operator=(const EventPrinter&) = delete;
 
@@ -41,7 +41,7 @@ class EventPrinter {
  private:
   void PrintProcess(const pb::ProcessEvent& event);
 
-  OutputFormatter* out_;
+  internal::OutputFormatter* out_;
   FILE* err_;
   std::optional<v1::StateChange> last_state_;
   bool ran_ = false;

@@ -9,6 +9,12 @@
 #include "lib/process/proto_convert.h"
 
 namespace constellation::cli {
+
+using internal::MakeHumanFormatter;
+using internal::MakeJsonFormatter;
+using internal::OutputFormatter;
+using internal::ToProto;
+
 namespace {
 
 using ::testing::HasSubstr;

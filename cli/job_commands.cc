@@ -12,6 +12,14 @@
 #include "lib/process/output_format.h"
 
 namespace constellation::cli {
+
+using internal::kVerboseEnv;
+using internal::MakeHumanFormatter;
+using internal::MakeJsonFormatter;
+using internal::OutputFormat;
+using internal::OutputFormatter;
+using internal::VerboseFromEnv;
+
 namespace {
 
 int Fail(const absl::Status& status) { return cli::Fail(std::string(status.message())); }

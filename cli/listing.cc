@@ -14,6 +14,10 @@
 #include "lib/process/proto_convert.h"
 
 namespace constellation::cli {
+
+using internal::DescribeExit;
+using internal::FromProto;
+
 namespace {
 
 std::string Labels(const google::protobuf::Map<std::string, std::string>& labels) {

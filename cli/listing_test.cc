@@ -5,6 +5,9 @@
 #include "lib/process/proto_convert.h"
 
 namespace constellation::cli {
+
+using internal::ToProto;
+
 namespace {
 
 using ::testing::HasSubstr;

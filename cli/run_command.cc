@@ -17,6 +17,14 @@
 extern char** environ;
 
 namespace constellation::cli {
+
+using internal::kVerboseEnv;
+using internal::MakeHumanFormatter;
+using internal::MakeJsonFormatter;
+using internal::OutputFormat;
+using internal::OutputFormatter;
+using internal::VerboseFromEnv;
+
 namespace {
 
 constexpr size_t kStdinChunk = 1 << 20;  // WriteStdin's limit

@@ -14,6 +14,9 @@
 #include "lib/process/private_dir.h"
 
 namespace constellation::daemon {
+
+using internal::EnsurePrivateDir;
+
 namespace {
 
 absl::Status Errno(absl::string_view what) {

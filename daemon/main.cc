@@ -31,6 +31,13 @@
 #include "proto/jobs.grpc.pb.h"
 
 namespace constellation::daemon {
+
+using internal::CgroupSetup;
+using internal::CreateCgroupBase;
+using internal::kCgroupsEnv;
+using internal::ReadCgroupLayout;
+using internal::RemoveCgroupBase;
+
 namespace {
 
 constexpr char kVersion[] = "constellation 0.1.0";

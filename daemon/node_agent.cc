@@ -13,6 +13,14 @@
 
 namespace constellation::daemon {
 
+using internal::FromProto;
+using internal::ListenLocal;
+using internal::LocalListener;
+using internal::PeerCredentials;
+using internal::ProcessServer;
+using internal::RemoveLocalListener;
+using internal::ToProto;
+
 absl::StatusOr<std::unique_ptr<NodeAgent>> NodeAgent::Start(Callbacks callbacks) {
   absl::StatusOr<LocalListener> listener = ListenLocal("node");
   if (!listener.ok()) return listener.status();

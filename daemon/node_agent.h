@@ -48,7 +48,7 @@
 
 namespace constellation::daemon {
 
-class NodeAgent final : private ProcessServer::Handler {
+class NodeAgent final : private internal::ProcessServer::Handler {
  public:
   using Reply = std::function<void(const pb::SpawnReply&)>;
   struct Callbacks {
@@ -94,7 +94,7 @@ class NodeAgent final : private ProcessServer::Handler {
     int pidfd = -1;  // its monitor's, once Started()
   };
   // Receives the Bridge's events (under mu_), to be handed on by Deliver().
-  class Collector final : public OutputFormatter {
+  class Collector final : public internal::OutputFormatter {
    public:
     void Spawn(const Pid&, const Pid&) override {}  // the master's to print
     void Output(const Pid& pid, int fd, absl::string_view data) override;
@@ -104,12 +104,12 @@ class NodeAgent final : private ProcessServer::Handler {
     std::vector<pb::ProcessEvent> events;
   };
 
-  using Conn = ProcessServer::Conn;
+  using Conn = internal::ProcessServer::Conn;
 
-  NodeAgent(LocalListener listener, Callbacks callbacks)
+  NodeAgent(internal::LocalListener listener, Callbacks callbacks)
       : listener_(std::move(listener)), callbacks_(std::move(callbacks)) {}
   void Loop();
-  bool MayConnect(const PeerCredentials& peer) const;
+  bool MayConnect(const internal::PeerCredentials& peer) const;
   // Connections whose hello came before Started(): admitted or dropped once it has.
   void ResolveHeld();
   // Unidentified connections from processes that are no monitor of ours, once no launch is in flight.
@@ -126,7 +126,7 @@ class NodeAgent final : private ProcessServer::Handler {
   void Kill(const std::function<bool(const Pid&, const Launched&)>& which, int signal);
 
   // ProcessServer::Handler, on the loop thread.
-  bool Admit(Conn conn, const PeerCredentials& peer) override;
+  bool Admit(Conn conn, const internal::PeerCredentials& peer) override;
   bool IsHeld(Conn conn) const override { return held_.contains(conn); }
   bool Identified(Conn conn) const override;
   absl::Status OnMessage(Conn conn, const pb::LocalMessage& message) override;
@@ -134,14 +134,14 @@ class NodeAgent final : private ProcessServer::Handler {
   void OnClose(Conn conn) override;
   void OnWake() override { ResolveHeld(); }
 
-  const LocalListener listener_;
+  const internal::LocalListener listener_;
   const Callbacks callbacks_;
-  std::unique_ptr<ProcessServer> server_;  // set by Start
+  std::unique_ptr<internal::ProcessServer> server_;  // set by Start
 
   mutable std::mutex mu_;
   // The process table (hello, exit on close, never connected); its events go to collector_.
   Collector collector_ ABSL_GUARDED_BY(mu_);
-  Bridge bridge_ ABSL_GUARDED_BY(mu_){&collector_};
+  internal::Bridge bridge_ ABSL_GUARDED_BY(mu_){&collector_};
   std::map<Pid, Launched> launched_ ABSL_GUARDED_BY(mu_);  // registered, exit not yet reported
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;
 

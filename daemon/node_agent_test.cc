@@ -29,6 +29,9 @@
 #include "lib/process/proto_convert.h"
 
 namespace constellation::daemon {
+
+using internal::ToProto;
+
 namespace {
 
 constexpr int kFlood = 1100;

@@ -10,6 +10,8 @@
 
 namespace constellation::daemon {
 
+using internal::FromProto;
+
 std::string NewIncarnation() {
   char bytes[16];
   if (getrandom(bytes, sizeof(bytes), 0) != static_cast<ssize_t>(sizeof(bytes))) {

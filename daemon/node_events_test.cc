@@ -9,6 +9,10 @@
 #include "lib/process/proto_convert.h"
 
 namespace constellation::daemon {
+
+using internal::FromProto;
+using internal::ToProto;
+
 namespace {
 
 constexpr char kInc[] = "0123456789abcdef0123456789abcdef";

@@ -18,6 +18,16 @@
 #include "lib/process/resources_query.h"
 
 namespace constellation::daemon {
+
+using internal::CgroupLeaf;
+using internal::CgroupSetup;
+using internal::CreateCgroupBase;
+using internal::FromProto;
+using internal::kCgroupsEnv;
+using internal::ReadCgroupLayout;
+using internal::RemoveCgroupBase;
+using internal::ToProto;
+
 namespace {
 // What Node.Kill may send (0 means SIGKILL).
 const std::set<int> kSignals = {SIGKILL, SIGTERM, SIGINT, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2};

@@ -40,7 +40,7 @@ namespace constellation::daemon {
 struct NodeOptions {
   uint64_t max_binary_size = kDefaultMaxBinarySize;
   // A cgroup base made already (--run-as makes it as root); else made here.
-  std::optional<CgroupSetup> cgroups;
+  std::optional<internal::CgroupSetup> cgroups;
   uint64_t event_buffer = 64 * kMiB;                // --event-buffer
   absl::Duration master_grace = absl::Seconds(60);  // --master-grace
   std::unique_ptr<Alarm> alarm;                     // the grace's timer; null: a ThreadAlarm

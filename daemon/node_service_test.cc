@@ -19,6 +19,10 @@
 #include "lib/process/proto_convert.h"
 
 namespace constellation::daemon {
+
+using internal::FromProto;
+using internal::ToProto;
+
 namespace {
 
 std::string ProgramPath() {

@@ -29,6 +29,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
+#include "lib/core/internal_only.h"
 #include "lib/core/resources.h"
 
 namespace constellation::scheduler {

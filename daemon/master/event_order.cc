@@ -4,6 +4,8 @@
 
 namespace constellation::daemon::master {
 
+using internal::FromProto;
+
 std::vector<EventOrder::Item> EventOrder::Announce(const Pid& pid) {
   std::vector<Item> out;
   Release(pid, &out);

@@ -6,6 +6,9 @@
 #include "lib/process/proto_convert.h"
 
 namespace constellation::daemon::master {
+
+using internal::FromProto;
+
 namespace {
 
 // Deadlines: a launch may wait for a large binary's page-in; a resources

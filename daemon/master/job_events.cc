@@ -10,6 +10,11 @@
 
 namespace constellation::daemon::master {
 
+using internal::DescribeExit;
+using internal::ExitCodeOf;
+using internal::FromProto;
+using internal::ToProto;
+
 void JobManager::DeliverLocked(ActiveJob& job, EventOrder::Item item) {
   bool refused = false;
   std::string node = item.node;

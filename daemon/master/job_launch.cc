@@ -9,6 +9,9 @@
 
 namespace constellation::daemon::master {
 
+using internal::FromProto;
+using internal::ToProto;
+
 // Under mu_. The root may wait for room: a thread of its own (joined later).
 void JobManager::StartRoot(uint64_t id) {
   ReapStarters(/*all=*/false);

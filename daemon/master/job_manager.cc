@@ -12,6 +12,10 @@
 #include "lib/process/proto_convert.h"
 
 namespace constellation::daemon::master {
+
+using internal::FromProto;
+using internal::ToProto;
+
 namespace {
 
 // Bounds on what a spec may make the master keep.

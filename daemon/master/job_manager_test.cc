@@ -15,6 +15,9 @@
 #include "lib/process/proto_convert.h"
 
 namespace constellation::daemon::master {
+
+using internal::ToProto;
+
 namespace {
 
 using ::testing::ElementsAre;

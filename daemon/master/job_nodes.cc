@@ -8,6 +8,11 @@
 
 namespace constellation::daemon::master {
 
+using internal::DescribeExit;
+using internal::ExitCodeOf;
+using internal::FromProto;
+using internal::ToProto;
+
 void JobManager::Recover() {
   std::lock_guard<std::mutex> lock(mu_);
   for (JobRecord& record : parts_.store->Unfinished()) {

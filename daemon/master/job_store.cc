@@ -11,6 +11,9 @@
 #include "lib/process/private_dir.h"
 
 namespace constellation::daemon::master {
+
+using internal::EnsurePrivateDir;
+
 namespace {
 
 // A read that failed (the disk, or a damaged file): the caller gets nothing,

@@ -5,6 +5,8 @@
 
 namespace constellation::daemon::master {
 
+using internal::ToProto;
+
 grpc::Status MasterService::Spawn(grpc::ServerContext* context, const pb::MasterSpawnRequest* request,
                                   pb::SpawnReply* reply) {
   if (grpc::Status denied = authz_.Require(*context, {security::Role::kNode}, "Master.Spawn"); !denied.ok()) {

@@ -144,7 +144,7 @@ absl::Status InitCa(const std::string& dir, const CaOptions& options) {
     return absl::AlreadyExistsError(
         absl::StrCat(dir, " already holds a CA; --force replaces it, and every certificate it issued stops working"));
   }
-  absl::Status private_dir = constellation::EnsurePrivateDir(dir);
+  absl::Status private_dir = internal::EnsurePrivateDir(dir);
   if (!private_dir.ok()) return private_dir;
   absl::StatusOr<KeyPtr> key = NewKey();
   if (!key.ok()) return key.status();
@@ -183,7 +183,7 @@ absl::Status IssueBundle(const std::string& ca_dir, const std::string& name, con
     return absl::AlreadyExistsError(
         absl::StrCat(dir, " already holds a bundle; --force replaces it (certificate rotation)"));
   }
-  absl::Status private_dir = constellation::EnsurePrivateDir(dir);
+  absl::Status private_dir = internal::EnsurePrivateDir(dir);
   if (!private_dir.ok()) return private_dir;
 
   Identity identity{options.role, name};

@@ -138,18 +138,18 @@ TEST_F(CaTest, PrivateDirectoriesRefuseWhatOthersControl) {
   std::string open_dir = dir_ + "/open";
   ASSERT_EQ(mkdir(open_dir.c_str(), 0777), 0);
   ASSERT_EQ(chmod(open_dir.c_str(), 0777), 0);
-  EXPECT_TRUE(absl::IsFailedPrecondition(constellation::EnsurePrivateDir(open_dir)));
+  EXPECT_TRUE(absl::IsFailedPrecondition(internal::EnsurePrivateDir(open_dir)));
   std::string link = dir_ + "/link";
   ASSERT_EQ(symlink(dir_.c_str(), link.c_str()), 0);
-  EXPECT_FALSE(constellation::EnsurePrivateDir(link).ok());
+  EXPECT_FALSE(internal::EnsurePrivateDir(link).ok());
   if (geteuid() == 0) {
     std::string foreign = dir_ + "/foreign";
     ASSERT_EQ(mkdir(foreign.c_str(), 0700), 0);
     ASSERT_EQ(chown(foreign.c_str(), 4242, 4242), 0);
-    absl::Status status = constellation::EnsurePrivateDir(foreign);
+    absl::Status status = internal::EnsurePrivateDir(foreign);
     EXPECT_TRUE(absl::IsFailedPrecondition(status)) << status;
   }
-  EXPECT_TRUE(constellation::EnsurePrivateDir(dir_ + "/fresh/deeper").ok());
+  EXPECT_TRUE(internal::EnsurePrivateDir(dir_ + "/fresh/deeper").ok());
   EXPECT_EQ(ModeOf(dir_ + "/fresh/deeper"), 0700u);
 }
 

@@ -34,7 +34,6 @@
 #include <utility>
 #include <variant>
 
-#include <google/protobuf/message_lite.h>
 #include <cereal/cereal.hpp>
 #include <cereal/types/base_class.hpp>
 

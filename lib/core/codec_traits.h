@@ -15,7 +15,6 @@
 #include <variant>
 #include <vector>
 
-#include <google/protobuf/message_lite.h>
 #include <cereal/cereal.hpp>
 #include <cereal/types/base_class.hpp>
 
@@ -63,6 +62,17 @@ template <class T>
 inline constexpr bool is_base_class<cereal::base_class<T>> = true;
 template <class T>
 inline constexpr bool is_base_class<cereal::virtual_base_class<T>> = true;
+
+// A protobuf message: google::protobuf::MessageLite's interface, recognised
+// by its shape so that this header needs no protobuf header (a program that
+// sends messages includes their generated .pb.h, which brings protobuf in).
+template <class T>
+concept is_protobuf_message = requires(const T& message, T& target, const void* data, int size) {
+  { message.SerializeAsString() } -> std::convertible_to<std::string>;
+  { target.ParseFromArray(data, size) } -> std::convertible_to<bool>;
+  { message.ByteSizeLong() } -> std::convertible_to<size_t>;
+  message.GetTypeName();
+};
 
 template <class C>
 concept has_push_back = requires(C c, typename C::value_type v) {
@@ -129,7 +139,7 @@ constexpr Kind kind_of() {
     return Kind::kEnum;
   } else if constexpr (std::is_same_v<U, std::string>) {
     return Kind::kString;
-  } else if constexpr (std::is_base_of_v<google::protobuf::MessageLite, U>) {
+  } else if constexpr (is_protobuf_message<U>) {
     return Kind::kProtobuf;
   } else if constexpr (is_nvp<U>) {
     return Kind::kNameValuePair;

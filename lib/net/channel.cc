@@ -2,8 +2,45 @@
 
 #include <cstdio>
 #include <cstdlib>
+#include <utility>
+
+#include "lib/net/data_plane.h"
+#include "lib/net/peer.h"
 
 namespace constellation::net {
+namespace {
+
+DataPlane::Direction PlaneDirection(ChannelEnd::Direction direction) {
+  return direction == ChannelEnd::Direction::kSend ? DataPlane::Direction::kSend : DataPlane::Direction::kRecv;
+}
+
+}  // namespace
+
+ChannelEnd::ChannelEnd(DataPlane& plane, const Pid& remote, Direction direction, std::string_view type_name)
+    : plane_(&plane),
+      remote_(remote),
+      direction_(direction),
+      peer_(plane.Acquire(remote, PlaneDirection(direction), type_name)) {}
+
+ChannelEnd::~ChannelEnd() { ReleaseIfHeld(); }
+
+ChannelEnd::ChannelEnd(ChannelEnd&& other) noexcept
+    : plane_(other.plane_), remote_(other.remote_), direction_(other.direction_), peer_(std::move(other.peer_)) {}
+
+ChannelEnd& ChannelEnd::operator=(ChannelEnd&& other) noexcept {
+  if (this != &other) {
+    ReleaseIfHeld();
+    plane_ = other.plane_;
+    remote_ = other.remote_;
+    direction_ = other.direction_;
+    peer_ = std::move(other.peer_);
+  }
+  return *this;
+}
+
+void ChannelEnd::ReleaseIfHeld() {
+  if (peer_ != nullptr) plane_->Release(remote_, PlaneDirection(direction_));
+}
 
 Peer& ChannelEnd::peer() const {
   if (peer_ == nullptr) {
@@ -11,6 +48,22 @@ Peer& ChannelEnd::peer() const {
     std::abort();
   }
   return *peer_;
+}
+
+absl::Status ChannelEnd::Send(uint64_t fingerprint, std::string_view type_name, bool* opened, std::string* payload,
+                              absl::Time deadline) const {
+  return peer().Send(fingerprint, type_name, opened, payload, deadline);
+}
+
+std::string ChannelEnd::TypeName(uint64_t fingerprint) const { return peer().TypeName(fingerprint); }
+
+absl::Status ChannelEnd::Recv(absl::Time deadline, uint64_t* fingerprint, std::string* payload) const {
+  InFrame frame;
+  frame.payload.swap(*payload);  // Recv swaps it for the frame's buffer: the old one is reused
+  absl::Status status = peer().Recv(deadline, &frame);
+  payload->swap(frame.payload);
+  *fingerprint = frame.fingerprint;
+  return status;
 }
 
 }  // namespace constellation::net

@@ -16,9 +16,10 @@
 // the value received is of another type than T (the message names both) or
 // does not decode.
 
+#include <cstdint>
+#include <memory>
 #include <string>
 #include <string_view>
-#include <utility>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
@@ -27,42 +28,67 @@
 #include "lib/core/codec.h"
 #include "lib/core/pid.h"
 #include "lib/core/type_name.h"
-#include "lib/net/data_plane.h"
-#include "lib/net/peer.h"
 
 namespace constellation {
 
+template <class T>
+class Sender;
+template <class T>
+class Receiver;
+
 namespace net {
 
-// The registration of one channel end with a DataPlane; move-only.
+// The data plane's insides (data_plane.h, peer.h) stay out of this header, so
+// a user's translation unit sees none of them: the templates below reach them
+// only through ChannelEnd, whose members are defined in channel.cc.
+class DataPlane;
+class Peer;
+
+// The process-wide DataPlane (data_plane.h); aborts with a message before init().
+DataPlane& DefaultDataPlane();
+
+// The registration of one channel end with a DataPlane, and its way to the
+// remote process's Peer; move-only. `plane` must outlive it.
 class ChannelEnd {
  public:
-  ChannelEnd(DataPlane& plane, const Pid& remote, DataPlane::Direction direction, std::string_view type_name)
-      : plane_(&plane), remote_(remote), direction_(direction), peer_(plane.Acquire(remote, direction, type_name)) {}
-  ~ChannelEnd() {
-    if (peer_ != nullptr) plane_->Release(remote_, direction_);
-  }
-  ChannelEnd(ChannelEnd&& other) noexcept
-      : plane_(other.plane_), remote_(other.remote_), direction_(other.direction_), peer_(std::move(other.peer_)) {}
-  ChannelEnd& operator=(ChannelEnd&& other) noexcept {
-    if (this != &other) {
-      if (peer_ != nullptr) plane_->Release(remote_, direction_);
-      plane_ = other.plane_;
-      remote_ = other.remote_;
-      direction_ = other.direction_;
-      peer_ = std::move(other.peer_);
-    }
-    return *this;
-  }
+  enum class Direction { kSend, kRecv };
+  // Aborts for the plane's own pid or a second live end of `direction` to `remote`.
+  ChannelEnd(DataPlane& plane, const Pid& remote, Direction direction, std::string_view type_name);
+  ~ChannelEnd();
+  ChannelEnd(ChannelEnd&& other) noexcept;
+  ChannelEnd& operator=(ChannelEnd&& other) noexcept;
 
   const Pid& remote() const { return remote_; }
   Peer& peer() const;  // aborts on a moved-from channel
 
+  // Peer::Send and Peer::TypeName (peer.h); abort on a moved-from channel.
+  absl::Status Send(uint64_t fingerprint, std::string_view type_name, bool* opened, std::string* payload,
+                    absl::Time deadline) const;
+  std::string TypeName(uint64_t fingerprint) const;
+  // Peer::Recv: the oldest incoming value's type into *fingerprint and its
+  // bytes into *payload (swapping buffers, so *payload's old one is reused).
+  absl::Status Recv(absl::Time deadline, uint64_t* fingerprint, std::string* payload) const;
+
  private:
+  void ReleaseIfHeld();
+
   DataPlane* plane_;
   Pid remote_;
-  DataPlane::Direction direction_;
+  Direction direction_;
   std::shared_ptr<Peer> peer_;
+};
+
+// The Peer behind a channel, for select (select.h) and the data plane's tests;
+// users never need it.
+struct ChannelAccess {
+  template <class T>
+  static Peer& PeerOf(const Sender<T>& sender) {
+    return sender.end_.peer();
+  }
+  template <class T>
+  static Peer& PeerOf(const Receiver<T>& receiver) {
+    return receiver.end_.peer();
+  }
 };
 
 }  // namespace net
@@ -72,7 +98,7 @@ class Sender {
  public:
   // Aborts for pid() itself or when another Sender to `remote` is alive.
   explicit Sender(Pid remote) : Sender(remote, net::DefaultDataPlane()) {}
-  Sender(Pid remote, net::DataPlane& plane) : end_(plane, remote, net::DataPlane::Direction::kSend, type_name<T>()) {}
+  Sender(Pid remote, net::DataPlane& plane) : end_(plane, remote, net::ChannelEnd::Direction::kSend, type_name<T>()) {}
   Sender(Sender&&) noexcept = default;
   Sender& operator=(Sender&&) noexcept = default;
 
@@ -85,14 +111,14 @@ class Sender {
   absl::Status send_until(const T& value, absl::Time deadline) {
     buffer_.clear();
     encode(value, &buffer_);
-    return end_.peer().Send(type_fingerprint<T>(), type_name<T>(), &opened_, &buffer_, deadline);
+    return end_.Send(type_fingerprint<T>(), type_name<T>(), &opened_, &buffer_, deadline);
   }
 
   Pid remote() const { return end_.remote(); }
-  // Internal (select): the peer this channel talks to.
-  net::Peer& net_peer() const { return end_.peer(); }
 
  private:
+  friend struct net::ChannelAccess;
+
   net::ChannelEnd end_;
   std::string buffer_;   // the encoding of the value being sent; reused
   bool opened_ = false;  // the Open frame naming T was queued
@@ -103,7 +129,8 @@ class Receiver {
  public:
   // Aborts for pid() itself or when another Receiver from `remote` is alive.
   explicit Receiver(Pid remote) : Receiver(remote, net::DefaultDataPlane()) {}
-  Receiver(Pid remote, net::DataPlane& plane) : end_(plane, remote, net::DataPlane::Direction::kRecv, type_name<T>()) {}
+  Receiver(Pid remote, net::DataPlane& plane)
+      : end_(plane, remote, net::ChannelEnd::Direction::kRecv, type_name<T>()) {}
   Receiver(Receiver&&) noexcept = default;
   Receiver& operator=(Receiver&&) noexcept = default;
 
@@ -113,27 +140,27 @@ class Receiver {
   absl::StatusOr<T> try_recv() { return recv_until(absl::InfinitePast()); }
   absl::StatusOr<T> recv_for(absl::Duration timeout) { return recv_until(absl::Now() + timeout); }
   absl::StatusOr<T> recv_until(absl::Time deadline) {
-    net::Peer& peer = end_.peer();
-    absl::Status status = peer.Recv(deadline, &frame_);
+    absl::Status status = end_.Recv(deadline, &fingerprint_, &payload_);
     if (!status.ok()) return status;
-    if (frame_.fingerprint != type_fingerprint<T>()) {
+    if (fingerprint_ != type_fingerprint<T>()) {
       return absl::InvalidArgumentError(absl::StrCat("Receiver<", std::string(type_name<T>()), "> from process ",
                                                      remote().to_string(), " got a value sent by a Sender<",
-                                                     peer.TypeName(frame_.fingerprint), ">"));
+                                                     end_.TypeName(fingerprint_), ">"));
     }
     T value{};
-    status = decode_into(frame_.payload, &value);
+    status = decode_into(payload_, &value);
     if (!status.ok()) return status;
     return value;
   }
 
   Pid remote() const { return end_.remote(); }
-  // Internal (select): the peer this channel talks to.
-  net::Peer& net_peer() const { return end_.peer(); }
 
  private:
+  friend struct net::ChannelAccess;
+
   net::ChannelEnd end_;
-  net::InFrame frame_;  // the last frame received; its buffer is reused
+  uint64_t fingerprint_ = 0;  // the type of the last value received
+  std::string payload_;       // its encoding; the buffer is reused
 };
 
 }  // namespace constellation

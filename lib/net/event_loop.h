@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "absl/time/time.h"
+#include "lib/core/internal_only.h"
 
 namespace constellation::net {
 

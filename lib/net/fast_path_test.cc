@@ -47,13 +47,13 @@ TEST(FastPathTest, ReceiverBlockedBeforeTheFrameArrivesReadsItItself) {
   for (int i = 0; i < 20; ++i) {
     absl::StatusOr<int> got;
     std::thread reader([&] { got = rx.recv(); });
-    WaitUntilUserReading(rx.net_peer());
+    WaitUntilUserReading(net::ChannelAccess::PeerOf(rx));
     ASSERT_TRUE(tx.send(i).ok());
     reader.join();
     ASSERT_TRUE(got.ok()) << got.status();
     EXPECT_EQ(*got, i);
   }
-  EXPECT_GE(rx.net_peer().fast_path_frames(), 20u);
+  EXPECT_GE(net::ChannelAccess::PeerOf(rx).fast_path_frames(), 20u);
 }
 
 TEST(FastPathTest, PingPongUsesTheFastPath) {
@@ -75,7 +75,7 @@ TEST(FastPathTest, PingPongUsesTheFastPath) {
   echo.join();
   // Most replies arrive while the receiver waits in recv (not all: the echo
   // may answer before recv is called, and then the loop reads it).
-  EXPECT_GT(rx.net_peer().fast_path_frames(), 0u);
+  EXPECT_GT(net::ChannelAccess::PeerOf(rx).fast_path_frames(), 0u);
 }
 
 TEST(FastPathTest, TypeNameOfAFrameReadByTheReceiverItself) {
@@ -85,7 +85,7 @@ TEST(FastPathTest, TypeNameOfAFrameReadByTheReceiverItself) {
   ASSERT_TRUE(p.b->WaitForOpenConnections(1, absl::Seconds(30)));
   absl::StatusOr<int> got;
   std::thread reader([&] { got = rx.recv(); });
-  WaitUntilUserReading(rx.net_peer());
+  WaitUntilUserReading(net::ChannelAccess::PeerOf(rx));
   ASSERT_TRUE(tx.send("hello").ok());  // Open + data, read by the receiver's thread
   reader.join();
   ASSERT_TRUE(absl::IsInvalidArgument(got.status())) << got.status();
@@ -143,13 +143,13 @@ TEST(FastPathTest, LoopTakesTheSocketBackWhenNoRecvComes) {
   for (int i = 0; i < 5; ++i) {
     absl::StatusOr<int> got;
     std::thread reader([&] { got = rx.recv(); });
-    WaitUntilUserReading(rx.net_peer());
+    WaitUntilUserReading(net::ChannelAccess::PeerOf(rx));
     ASSERT_TRUE(tx.send(i).ok());
     reader.join();
     ASSERT_TRUE(got.ok()) << got.status();
     ASSERT_TRUE(tx.send(100 + i).ok());
     absl::Time give_up = absl::Now() + absl::Seconds(30);
-    while (!rx.net_peer().RecvReady()) {
+    while (!net::ChannelAccess::PeerOf(rx).RecvReady()) {
       ASSERT_LT(absl::Now(), give_up) << "nobody read the socket";
       std::this_thread::yield();
     }
@@ -210,7 +210,7 @@ TEST(FastPathTest, CloseArrivingWhileTheReceiverReadsIsHandled) {
   for (int round = 0; round < 5; ++round) {
     absl::StatusOr<int> got;
     std::thread reader([&] { got = rx.recv(); });
-    WaitUntilUserReading(rx.net_peer());
+    WaitUntilUserReading(net::ChannelAccess::PeerOf(rx));
     // Idle timers run on b while a's thread waits in recv (nothing to wait on:
     // the Close and its refusal are internal).
     absl::SleepFor(absl::Milliseconds(30));
@@ -257,7 +257,7 @@ TEST(FastPathTest, PeerDyingWhileTheReceiverReads) {
   }
   absl::StatusOr<int> got;
   std::thread reader([&] { got = rx.recv(); });
-  WaitUntilUserReading(rx.net_peer());
+  WaitUntilUserReading(net::ChannelAccess::PeerOf(rx));
   p.b.reset();  // EOF, seen by the reading thread and handed to the loop
   reader.join();
   EXPECT_TRUE(absl::IsUnavailable(got.status())) << got.status();
@@ -338,7 +338,7 @@ TEST(FastPathTest, BackPressureWithTheFastPath) {
   ASSERT_TRUE(p.b->WaitForOpenConnections(1, absl::Seconds(30)));
   absl::StatusOr<std::string> first;
   std::thread reader([&] { first = rx.recv(); });
-  WaitUntilUserReading(rx.net_peer());
+  WaitUntilUserReading(net::ChannelAccess::PeerOf(rx));
   std::thread sender([&] {
     for (int i = 0; i < kCount; ++i) ASSERT_TRUE(tx.send(std::to_string(i) + std::string(i % 100, '.')).ok());
   });
@@ -364,7 +364,7 @@ TEST(FastPathTest, SenderBlocksAtTheBoundAfterFastPathReads) {
   for (int i = 0; i < 10; ++i) {
     absl::StatusOr<std::string> got;
     std::thread reader([&] { got = rx.recv(); });
-    WaitUntilUserReading(rx.net_peer());
+    WaitUntilUserReading(net::ChannelAccess::PeerOf(rx));
     ASSERT_TRUE(tx.send(chunk).ok());
     reader.join();
     ASSERT_TRUE(got.ok());
@@ -392,7 +392,7 @@ TEST(FastPathTest, BigValueReadByTheReceiver) {
   ASSERT_TRUE(p.b->WaitForOpenConnections(1, absl::Seconds(30)));
   absl::StatusOr<std::string> got;
   std::thread reader([&] { got = rx.recv(); });
-  WaitUntilUserReading(rx.net_peer());
+  WaitUntilUserReading(net::ChannelAccess::PeerOf(rx));
   ASSERT_TRUE(tx.send(big).ok());
   reader.join();
   ASSERT_TRUE(got.ok()) << got.status();

@@ -26,6 +26,7 @@
 
 #include "absl/status/status.h"
 #include "absl/time/time.h"
+#include "lib/core/internal_only.h"
 #include "lib/core/pid.h"
 #include "lib/net/event_loop.h"
 #include "lib/net/frame.h"

@@ -44,6 +44,7 @@
 #include "absl/container/flat_hash_map.h"
 #include "absl/status/status.h"
 #include "absl/time/time.h"
+#include "lib/core/internal_only.h"
 #include "lib/core/pid.h"
 #include "lib/net/frame.h"
 #include "lib/net/ring.h"

@@ -2,6 +2,7 @@
 
 #include <atomic>
 
+#include "lib/net/peer.h"
 #include "lib/net/waiter.h"
 
 namespace constellation {

@@ -23,7 +23,6 @@
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
 #include "lib/net/channel.h"
-#include "lib/net/peer.h"
 
 namespace constellation {
 
@@ -43,7 +42,7 @@ class SelectCase {
 
 template <class T, class F>
 SelectCase on_recv(Receiver<T>& receiver, F callback) {
-  return SelectCase(&receiver.net_peer(), false, [&receiver, callback]() mutable {
+  return SelectCase(&net::ChannelAccess::PeerOf(receiver), false, [&receiver, callback]() mutable {
     absl::StatusOr<T> value = receiver.try_recv();
     if (absl::IsDeadlineExceeded(value.status())) return false;
     callback(std::move(value));
@@ -53,7 +52,7 @@ SelectCase on_recv(Receiver<T>& receiver, F callback) {
 
 template <class T, class F>
 SelectCase on_send(Sender<T>& sender, T value, F callback) {
-  return SelectCase(&sender.net_peer(), true, [&sender, value = std::move(value), callback]() mutable {
+  return SelectCase(&net::ChannelAccess::PeerOf(sender), true, [&sender, value = std::move(value), callback]() mutable {
     absl::Status status = sender.try_send(value);
     if (absl::IsDeadlineExceeded(status)) return false;
     callback(std::move(status));

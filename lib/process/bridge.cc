@@ -5,7 +5,7 @@
 #include "absl/strings/str_cat.h"
 #include "lib/process/proto_convert.h"
 
-namespace constellation {
+namespace constellation::internal {
 
 void Bridge::AddRoot(const Pid& root) {
   processes_[root] = Process{};
@@ -208,4 +208,4 @@ std::vector<pid_t> Bridge::LiveOsPids() const {
   return pids;
 }
 
-}  // namespace constellation
+}  // namespace constellation::internal

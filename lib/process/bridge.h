@@ -12,7 +12,7 @@
 #include "lib/process/output_format.h"
 #include "proto/local.pb.h"
 
-namespace constellation {
+namespace constellation::internal {
 
 // The bridge's bookkeeping, free of I/O so tests can drive it message by
 // message: which processes exist, which connection speaks for which, what to
@@ -133,4 +133,4 @@ class Bridge {
   int exit_code_ = 0;
 };
 
-}  // namespace constellation
+}  // namespace constellation::internal

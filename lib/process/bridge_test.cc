@@ -8,7 +8,7 @@
 #include "gtest/gtest.h"
 #include "lib/process/proto_convert.h"
 
-namespace constellation {
+namespace constellation::internal {
 namespace {
 
 // Records what the bridge asks to print, one string per call.
@@ -272,4 +272,4 @@ TEST_F(BridgeTest, RemovingALaunchThatFailedEndsIt) {
 }
 
 }  // namespace
-}  // namespace constellation
+}  // namespace constellation::internal

@@ -11,7 +11,7 @@
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
 
-namespace constellation {
+namespace constellation::internal {
 namespace {
 
 // This process's memory cgroup limit (v1 or v2), or 0 when there is none or
@@ -73,4 +73,4 @@ absl::StatusOr<Resources> LocalCapacity(const char* env) {
   return ParseCapacity(env);
 }
 
-}  // namespace constellation
+}  // namespace constellation::internal

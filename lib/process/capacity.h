@@ -8,7 +8,7 @@
 #include "absl/strings/string_view.h"
 #include "lib/core/resources.h"
 
-namespace constellation {
+namespace constellation::internal {
 
 inline constexpr char kCapacityEnv[] = "CONSTELLATION_CAPACITY";
 
@@ -23,4 +23,4 @@ Resources MachineCapacity();
 // ParseCapacity(env) when `env` is set and not empty, else MachineCapacity().
 absl::StatusOr<Resources> LocalCapacity(const char* env);
 
-}  // namespace constellation
+}  // namespace constellation::internal

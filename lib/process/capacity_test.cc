@@ -5,7 +5,7 @@
 
 #include "gtest/gtest.h"
 
-namespace constellation {
+namespace constellation::internal {
 namespace {
 
 TEST(CapacityTest, ParsesMemoryAndCores) {
@@ -50,4 +50,4 @@ TEST(CapacityTest, EnvironmentOverridesTheMachine) {
 }
 
 }  // namespace
-}  // namespace constellation
+}  // namespace constellation::internal

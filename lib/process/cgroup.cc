@@ -19,7 +19,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 
-namespace constellation {
+namespace constellation::internal {
 namespace {
 
 constexpr char kBasePrefix[] = "constellation-";
@@ -291,4 +291,4 @@ absl::Status JoinCgroup(const std::string& memory_dir, const std::string& cpu_di
   return absl::OkStatus();
 }
 
-}  // namespace constellation
+}  // namespace constellation::internal

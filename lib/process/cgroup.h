@@ -33,7 +33,7 @@
 #include "lib/core/resources.h"
 #include "proto/local.pb.h"
 
-namespace constellation {
+namespace constellation::internal {
 
 inline constexpr char kCgroupsEnv[] = "CONSTELLATION_CGROUPS";
 
@@ -113,4 +113,4 @@ void RemoveCgroupLeaf(const pb::CgroupBase& base, absl::string_view name);
 // A monitor whose launcher is gone: removes the base if nothing else uses it.
 void RemoveCgroupBaseIfUnused(const pb::CgroupBase& base);
 
-}  // namespace constellation
+}  // namespace constellation::internal

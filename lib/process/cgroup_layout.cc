@@ -9,7 +9,7 @@
 #include "absl/strings/str_split.h"
 #include "lib/process/cgroup.h"
 
-namespace constellation {
+namespace constellation::internal {
 namespace {
 
 struct Mount {
@@ -86,4 +86,4 @@ CgroupLayout ReadCgroupLayout() {
   return ParseCgroupLayout(ReadAll("/proc/self/mountinfo"), ReadAll("/proc/self/cgroup"));
 }
 
-}  // namespace constellation
+}  // namespace constellation::internal

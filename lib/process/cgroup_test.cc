@@ -12,7 +12,7 @@
 #include "absl/strings/str_cat.h"
 #include "gtest/gtest.h"
 
-namespace constellation {
+namespace constellation::internal {
 namespace {
 
 // This machine kind: v1 controllers each mounted alone, a container's memory cgroup.
@@ -152,4 +152,4 @@ TEST_F(CgroupFilesTest, NoLeafWithoutABase) {
 }
 
 }  // namespace
-}  // namespace constellation
+}  // namespace constellation::internal

@@ -12,6 +12,13 @@
 
 namespace constellation::process_internal {
 
+using internal::FromProto;
+using internal::kMaxOutputChunk;
+using internal::ReceiveLocal;
+using internal::SendLocal;
+using internal::SignalName;
+using internal::ToProto;
+
 uint64_t ControlLink::NextRequestId() {
   std::lock_guard<std::mutex> lock(mu_);
   return next_request_++;

@@ -2,7 +2,7 @@
 
 #include "absl/strings/str_cat.h"
 
-namespace constellation {
+namespace constellation::internal {
 
 absl::Status ExitWatches::Add(int conn, const Pid& pid) {
   std::set<Pid>& mine = by_conn_[conn];
@@ -41,4 +41,4 @@ void ExitWatches::Forget(int conn) {
   by_conn_.erase(mine);
 }
 
-}  // namespace constellation
+}  // namespace constellation::internal

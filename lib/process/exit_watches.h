@@ -16,7 +16,7 @@
 #include "absl/status/status.h"
 #include "lib/core/pid.h"
 
-namespace constellation {
+namespace constellation::internal {
 
 class ExitWatches {
  public:
@@ -37,4 +37,4 @@ class ExitWatches {
   std::map<int, std::set<Pid>> by_conn_;
 };
 
-}  // namespace constellation
+}  // namespace constellation::internal

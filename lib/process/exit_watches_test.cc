@@ -2,7 +2,7 @@
 
 #include <gtest/gtest.h>
 
-namespace constellation {
+namespace constellation::internal {
 namespace {
 
 Pid At(uint16_t port) { return Pid::FromIpv4(0x7f000001, port, 1); }
@@ -40,4 +40,4 @@ TEST(ExitWatchesTest, OneConnectionsWatchesAreBounded) {
 }
 
 }  // namespace
-}  // namespace constellation
+}  // namespace constellation::internal

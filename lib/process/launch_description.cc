@@ -8,6 +8,8 @@
 
 namespace constellation::process_internal {
 
+using internal::ToProto;
+
 LaunchDescription::LaunchDescription(LaunchDescription&& other) noexcept
     : port(std::exchange(other.port, DataPort{})), info(std::move(other.info)), options(std::move(other.options)) {}
 

@@ -25,7 +25,7 @@
 #include "lib/process/process_server.h"
 #include "lib/process/proto_convert.h"
 
-namespace constellation {
+namespace constellation::internal {
 namespace {
 
 // At most this many pids per watch request (local.proto).
@@ -298,4 +298,4 @@ int RunLocalBridge(int listen_fd, int root_fd, const Pid& root, OutputFormat for
   return loop.Run(listen_fd, root_fd, root);
 }
 
-}  // namespace constellation
+}  // namespace constellation::internal

@@ -7,7 +7,7 @@
 #include "lib/process/output_format.h"
 #include "proto/local.pb.h"
 
-namespace constellation {
+namespace constellation::internal {
 
 // Runs local mode's bridge in the calling process (the one the shell waits
 // on) until every process of the program has exited, and returns the exit
@@ -26,4 +26,4 @@ namespace constellation {
 int RunLocalBridge(int listen_fd, int root_fd, const Pid& root, OutputFormat format,
                    std::unique_ptr<LocalSpawner> spawner, const pb::CgroupBase& cgroups);
 
-}  // namespace constellation
+}  // namespace constellation::internal

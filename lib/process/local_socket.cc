@@ -11,7 +11,7 @@
 #include "absl/strings/str_format.h"
 #include "lib/process/private_dir.h"
 
-namespace constellation {
+namespace constellation::internal {
 namespace {
 
 absl::StatusOr<sockaddr_un> PathAddress(absl::string_view path, socklen_t* len) {
@@ -128,4 +128,4 @@ absl::StatusOr<bool> ReceiveLocal(int fd, pb::LocalMessage* message, bool dont_w
   return true;
 }
 
-}  // namespace constellation
+}  // namespace constellation::internal

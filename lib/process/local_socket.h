@@ -20,7 +20,7 @@
 #include "absl/strings/string_view.h"
 #include "proto/local.pb.h"
 
-namespace constellation {
+namespace constellation::internal {
 
 // Largest packet: an output chunk plus headers. Monitors read output in
 // chunks of kMaxOutputChunk.
@@ -66,4 +66,4 @@ absl::Status SendLocal(int fd, const pb::LocalMessage& message);
 // `dont_wait` makes this one call non-blocking on a blocking socket.
 absl::StatusOr<bool> ReceiveLocal(int fd, pb::LocalMessage* message, bool dont_wait = false);
 
-}  // namespace constellation
+}  // namespace constellation::internal

@@ -5,7 +5,7 @@
 #include "absl/strings/str_cat.h"
 #include "lib/process/proto_convert.h"
 
-namespace constellation {
+namespace constellation::internal {
 namespace {
 
 constexpr char kNode[] = "local";
@@ -148,4 +148,4 @@ void LocalSpawner::Fail(const Pid& requester, uint64_t id, const absl::Status& s
 
 std::vector<LocalSpawner::Outcome> LocalSpawner::TakeOutcomes() { return std::exchange(outcomes_, {}); }
 
-}  // namespace constellation
+}  // namespace constellation::internal

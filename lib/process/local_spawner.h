@@ -26,12 +26,13 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "lib/core/internal_only.h"
 #include "lib/core/pid.h"
 #include "lib/core/resources.h"
 #include "proto/local.pb.h"
 #include "scheduler/scheduler.h"
 
-namespace constellation {
+namespace constellation::internal {
 
 class LocalSpawner {
  public:
@@ -97,4 +98,4 @@ class LocalSpawner {
   bool stopping_ = false;
 };
 
-}  // namespace constellation
+}  // namespace constellation::internal

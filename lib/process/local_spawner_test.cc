@@ -7,7 +7,7 @@
 #include "gtest/gtest.h"
 #include "lib/process/proto_convert.h"
 
-namespace constellation {
+namespace constellation::internal {
 namespace {
 
 Pid MakePid(uint16_t port) {
@@ -189,4 +189,4 @@ TEST_F(LocalSpawnerTest, ShutdownFailsWaitersAndLaunchesNothingMore) {
 }
 
 }  // namespace
-}  // namespace constellation
+}  // namespace constellation::internal

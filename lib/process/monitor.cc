@@ -18,7 +18,7 @@
 #include "lib/process/local_socket.h"
 #include "lib/process/proto_convert.h"
 
-namespace constellation {
+namespace constellation::internal {
 namespace {
 
 class Monitor {
@@ -227,4 +227,4 @@ void RunMonitor(const MonitorFds& fds, MonitorLimits limits, const Pid& pid) {
   Monitor(fds, std::move(limits), pid).Run();
 }
 
-}  // namespace constellation
+}  // namespace constellation::internal

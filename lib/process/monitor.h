@@ -7,8 +7,10 @@
 #include "proto/local.pb.h"
 
 namespace constellation {
-
 class Pid;
+}  // namespace constellation
+
+namespace constellation::internal {
 
 // The file descriptors a monitor serves; it owns them all.
 struct MonitorFds {
@@ -44,4 +46,4 @@ inline constexpr int kUndeliveredExitCode = 74;
 // Single-threaded.
 void RunMonitor(const MonitorFds& fds, MonitorLimits limits, const Pid& pid);
 
-}  // namespace constellation
+}  // namespace constellation::internal

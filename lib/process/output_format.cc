@@ -11,7 +11,7 @@
 #include "absl/strings/str_format.h"
 #include "lib/core/resources.h"
 
-namespace constellation {
+namespace constellation::internal {
 namespace {
 
 constexpr absl::string_view kIndent = "   ";
@@ -204,4 +204,4 @@ int ExitCodeOf(const pb::ExitEvent& exit) {
   return exit.code();
 }
 
-}  // namespace constellation
+}  // namespace constellation::internal

@@ -13,7 +13,7 @@
 #include "lib/core/pid.h"
 #include "proto/process.pb.h"
 
-namespace constellation {
+namespace constellation::internal {
 
 enum class OutputFormat { kHuman, kJson };
 
@@ -54,4 +54,4 @@ std::string SignalName(int signal);
 // The bridge's exit code for one process's exit: its code, 128+n for signal n.
 int ExitCodeOf(const pb::ExitEvent& exit);
 
-}  // namespace constellation
+}  // namespace constellation::internal

@@ -14,7 +14,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/strip.h"
 
-namespace constellation {
+namespace constellation::internal {
 namespace {
 
 absl::Status Errno(absl::string_view what) {
@@ -132,4 +132,4 @@ absl::StatusOr<std::string> MakePrivateTempDir(absl::string_view tag) {
   return base;
 }
 
-}  // namespace constellation
+}  // namespace constellation::internal

@@ -15,7 +15,7 @@
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 
-namespace constellation {
+namespace constellation::internal {
 
 // Creates `path` (and missing parents) with mode 0700 and checks it. A
 // directory that already exists is accepted only if it passes the checks
@@ -37,4 +37,4 @@ absl::Status CheckPrivateDir(const std::string& path);
 // removed here first.
 absl::StatusOr<std::string> MakePrivateTempDir(absl::string_view tag);
 
-}  // namespace constellation
+}  // namespace constellation::internal

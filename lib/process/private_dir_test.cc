@@ -10,7 +10,7 @@
 #include "absl/strings/str_cat.h"
 #include "gtest/gtest.h"
 
-namespace constellation {
+namespace constellation::internal {
 namespace {
 
 bool Exists(const std::string& path) {
@@ -71,4 +71,4 @@ TEST(EnsurePrivateDir, RefusesWhatOthersControl) {
 }
 
 }  // namespace
-}  // namespace constellation
+}  // namespace constellation::internal

@@ -12,7 +12,7 @@
 
 #include "absl/strings/str_cat.h"
 
-namespace constellation {
+namespace constellation::internal {
 
 absl::StatusOr<std::unique_ptr<ProcessServer>> ProcessServer::Create(int listen_fd, Handler* handler,
                                                                      std::string name) {
@@ -214,4 +214,4 @@ void ProcessServer::Woken() {
   for (const auto& [conn, reply] : replies) Reply(conn, reply);
 }
 
-}  // namespace constellation
+}  // namespace constellation::internal

@@ -33,7 +33,7 @@
 #include "lib/process/request_chunks.h"
 #include "proto/local.pb.h"
 
-namespace constellation {
+namespace constellation::internal {
 
 class ProcessServer {
  public:
@@ -140,4 +140,4 @@ class ProcessServer {
   std::vector<std::pair<Conn, pb::SpawnReply>> replies_ ABSL_GUARDED_BY(mu_);
 };
 
-}  // namespace constellation
+}  // namespace constellation::internal

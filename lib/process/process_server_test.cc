@@ -17,7 +17,7 @@
 #include "gtest/gtest.h"
 #include "lib/process/proto_convert.h"
 
-namespace constellation {
+namespace constellation::internal {
 namespace {
 
 using Conn = ProcessServer::Conn;
@@ -297,4 +297,4 @@ TEST_F(ProcessServerTest, WatchedFdsAndAddedConnections) {
 }
 
 }  // namespace
-}  // namespace constellation
+}  // namespace constellation::internal

@@ -4,7 +4,7 @@
 
 #include "absl/strings/str_cat.h"
 
-namespace constellation {
+namespace constellation::internal {
 
 pb::Pid ToProto(const Pid& pid) {
   pb::Pid out;
@@ -33,4 +33,4 @@ absl::StatusOr<Pid> FromProto(const pb::Pid& pid) {
 
 Resources FromProto(const pb::Resources& resources) { return Resources{resources.mem(), resources.cpu()}; }
 
-}  // namespace constellation
+}  // namespace constellation::internal

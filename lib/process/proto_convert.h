@@ -5,7 +5,7 @@
 #include "lib/core/resources.h"
 #include "proto/process.pb.h"
 
-namespace constellation {
+namespace constellation::internal {
 
 // Conversions between the core types and their control-plane messages.
 pb::Pid ToProto(const Pid& pid);
@@ -15,4 +15,4 @@ pb::Resources ToProto(const Resources& resources);
 absl::StatusOr<Pid> FromProto(const pb::Pid& pid);
 Resources FromProto(const pb::Resources& resources);
 
-}  // namespace constellation
+}  // namespace constellation::internal

@@ -4,7 +4,7 @@
 
 #include "absl/strings/str_cat.h"
 
-namespace constellation {
+namespace constellation::internal {
 
 RequestChunks::State RequestChunks::Add(const pb::RequestChunk& chunk, pb::SpawnRequest* whole) {
   if (!too_big_) bytes_ += chunk.data();
@@ -27,4 +27,4 @@ pb::SpawnReply RequestChunks::TooBigReply(const pb::RequestChunk& chunk) {
   return refusal;
 }
 
-}  // namespace constellation
+}  // namespace constellation::internal

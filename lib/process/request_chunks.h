@@ -10,7 +10,7 @@
 #include "absl/status/statusor.h"
 #include "proto/local.pb.h"
 
-namespace constellation {
+namespace constellation::internal {
 
 // The largest spawn request (arguments, argv and environment) accepted; the
 // master's gRPC messages are capped at 64 MiB.
@@ -33,4 +33,4 @@ class RequestChunks {
   bool too_big_ = false;
 };
 
-}  // namespace constellation
+}  // namespace constellation::internal

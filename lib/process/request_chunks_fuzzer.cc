@@ -23,6 +23,8 @@
 namespace constellation {
 namespace {
 
+using internal::RequestChunks;
+
 void Feed(const uint8_t* data, size_t size) {
   RequestChunks chunks;
   std::string model;  // the bytes since the last `last`

@@ -2,7 +2,7 @@
 
 #include "gtest/gtest.h"
 
-namespace constellation {
+namespace constellation::internal {
 namespace {
 
 pb::RequestChunk Chunk(const std::string& data, bool last, uint64_t id = 7) {
@@ -48,4 +48,4 @@ TEST(RequestChunksTest, GarbageIsMalformed) {
 }
 
 }  // namespace
-}  // namespace constellation
+}  // namespace constellation::internal

@@ -8,7 +8,6 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include <atomic>
 #include <cstdio>
 #include <cstdlib>
 #include <fstream>
@@ -27,15 +26,38 @@
 #include "lib/process/monitor.h"
 #include "lib/process/proto_convert.h"
 #include "lib/process/resources_query.h"
-#include "lib/process/spawn_internal.h"
+#include "lib/process/runtime_state.h"
+#include "lib/process/spawn_launch.h"
 #include "proto/local.pb.h"
 
 namespace constellation {
 namespace process_internal {
+
+using internal::CgroupLeaf;
+using internal::CgroupSetup;
+using internal::ConnectLocal;
+using internal::CreateCgroupBase;
+using internal::FromProto;
+using internal::JoinCgroup;
+using internal::kCapacityEnv;
+using internal::kCgroupsEnv;
+using internal::ListenLocal;
+using internal::LocalCapacity;
+using internal::LocalListener;
+using internal::LocalSpawner;
+using internal::OutputFormat;
+using internal::ParseOutputFormat;
+using internal::ReadCgroupLayout;
+using internal::RemoveCgroupBase;
+using internal::RemoveLocalListener;
+using internal::RunLocalBridge;
+using internal::RunMonitor;
+using internal::SendLocal;
+using internal::ToProto;
+
 namespace {
 
-std::atomic<bool> g_initialized{false};
-Runtime g_runtime;
+Runtime& g_runtime = MutableRuntime();
 
 [[noreturn]] void Die(const std::string& message) {
   fprintf(stderr, "constellation: %s\n", message.c_str());
@@ -154,7 +176,7 @@ void StartMonitoredProcess(int bridge_fd, int listen_fd) {
   // A pipe makes stdio buffer whole blocks; lines should reach the bridge as written.
   setvbuf(stdout, nullptr, _IOLBF, 0);
   g_runtime.monitor_fd = control[1];
-  g_initialized = true;
+  MarkInitialized();
   StartDataPlaneWithVerdicts(listen_fd, control[1]);
 }
 
@@ -262,19 +284,11 @@ void InitSpawned(const char* init_fd, const Resources& requested) {
 
 }  // namespace
 
-void RequireInit(const char* api) {
-  if (!g_initialized.load(std::memory_order_acquire)) {
-    Die(std::string(api) + " called before init(): call constellation::init() first in main()");
-  }
-}
-
-const Runtime& runtime() { return g_runtime; }
-
 }  // namespace process_internal
 
 void init(Resources resources) {
   using namespace process_internal;
-  if (g_initialized.load()) Die("init() called twice: call it once, first in main()");
+  if (Initialized()) Die("init() called twice: call it once, first in main()");
   if (CountThreads() > 1) {
     Die("init() called after threads were started: call it first in main(), before anything starts a thread");
   }
@@ -294,12 +308,12 @@ void init(Resources resources) {
 
 Pid pid() {
   process_internal::RequireInit("pid()");
-  return process_internal::g_runtime.self;
+  return process_internal::runtime().self;
 }
 
 Resources resources() {
   process_internal::RequireInit("resources()");
-  return process_internal::g_runtime.resources;
+  return process_internal::runtime().resources;
 }
 
 }  // namespace constellation

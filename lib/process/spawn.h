@@ -2,7 +2,10 @@
 
 // spawn() and try_spawn(): run a function in a new process.
 
+#include <unistd.h>
+
 #include <cstddef>
+#include <cstdio>
 #include <string>
 #include <tuple>
 #include <type_traits>
@@ -80,8 +83,13 @@ absl::StatusOr<Pid> Spawn(bool wait, const Resources& resources, F&& fn, Args&&.
 // and decoded in the child. The child exits 0 when fn returns. Thread-safe.
 //
 // spawn() waits for capacity and try_spawn() answers ResourceExhausted at
-// once when nothing fits. (In cluster mode the master decides; local mode
-// does not account for resources yet and starts the process at once.)
+// once when nothing fits. In cluster mode the master places the process on a
+// node with room. In local mode the bridge accounts every process of the
+// program, the root's init() resources included, against the machine's
+// memory and CPUs (or CONSTELLATION_CAPACITY="8 GiB,4"): waiting spawn()s
+// are served in order as exits free room, and one that only an exit could
+// serve fails with ResourceExhausted once every process holding room is
+// itself waiting in spawn().
 template <class F, class... Args>
 absl::StatusOr<Pid> spawn(Resources resources, F&& fn, Args&&... args) {
   return process_internal::Spawn(/*wait=*/true, resources, std::forward<F>(fn), std::forward<Args>(args)...);

@@ -22,7 +22,7 @@
 #include "constellation/constellation.h"
 #include "lib/net/frame.h"
 #include "lib/net/handshake.h"
-#include "lib/process/runtime.h"
+#include "lib/process/runtime_state.h"
 #include "tests/channels/intruder.h"
 #include "tests/channels/scenarios.h"
 #include "tests/channels/scenarios_util.h"

@@ -4,6 +4,9 @@
 
 namespace constellation::testing {
 
+using internal::ReadCgroupLayout;
+using internal::SweepStaleCgroupBases;
+
 void RemoveStaleCgroups() { SweepStaleCgroupBases(ReadCgroupLayout()); }
 
 }  // namespace constellation::testing
