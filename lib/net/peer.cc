@@ -13,13 +13,13 @@ Peer::Peer(const Pid& pid, const PeerLimits& limits, Hooks hooks)
     : pid_(pid),
       limits_(limits),
       hooks_(std::move(hooks)),
-      out_(limits.max_frames + 2 + kControlReserve),
-      in_(limits.max_frames) {}
+      out_(kInitialSlots, limits.max_frames + 2 + kControlReserve),
+      in_(kInitialSlots, limits.max_frames) {}
 
 // ---- Senders ----
 
 bool Peer::SendRoomLocked() const {
-  return out_.size() + 2 + kControlReserve <= out_.capacity() && out_bytes_ < limits_.max_bytes;
+  return out_.size() + 2 + kControlReserve <= out_.max_capacity() && out_bytes_ < limits_.max_bytes;
 }
 
 void Peer::NotifySendLocked() {
@@ -34,6 +34,7 @@ void Peer::PushLocked(const FrameHeader& header, std::string* payload) {
   TakeSpare(payload, &spare_out_);
   frame.held = holding_;
   out_bytes_ += frame.payload.size();
+  ++pushes_;
 }
 
 absl::Status Peer::Send(uint64_t fingerprint, std::string_view type_name, bool* opened, std::string* payload,
@@ -307,6 +308,43 @@ size_t Peer::QueuedBytes() {
 uint64_t Peer::LostBytes() {
   std::lock_guard<std::mutex> lock(send_mu_);
   return lost_bytes_;
+}
+
+void Peer::ReleaseIdleMemory() {
+  {
+    std::lock_guard<std::mutex> lock(send_mu_);
+    // Quiet since the last call, and nothing queued or being written (a
+    // writer holds pointers into queued slots only, and there are none).
+    if (pushes_ == pushes_at_release_ && out_.empty() && !writing_) {
+      out_.ShrinkIfEmpty();
+      std::string().swap(spare_out_);
+    }
+    pushes_at_release_ = pushes_;
+  }
+  std::lock_guard<std::mutex> lock(recv_mu_);
+  const uint64_t deliveries = deliveries_.load(std::memory_order_relaxed);
+  if (deliveries == deliveries_at_release_ && in_.empty()) {
+    in_.ShrinkIfEmpty();
+    std::string().swap(spare_in_);
+    // Nobody holds the read role, and nobody can claim it while we hold
+    // recv_mu_: the reader is ours for this call.
+    if (reader_ == Reader::kNone) read_.ReleaseIfIdle();
+  }
+  deliveries_at_release_ = deliveries;
+}
+
+Peer::Memory Peer::HeldMemory() {
+  Memory m;
+  {
+    std::lock_guard<std::mutex> lock(send_mu_);
+    m.send_slots = out_.capacity();
+    m.spare_bytes += AllocatedBytes(spare_out_);
+  }
+  std::lock_guard<std::mutex> lock(recv_mu_);
+  m.recv_slots = in_.capacity();
+  m.spare_bytes += AllocatedBytes(spare_in_);
+  if (reader_ == Reader::kNone) m.reader_bytes = read_.HeldBytes();
+  return m;
 }
 
 bool Peer::failed() {

@@ -46,6 +46,7 @@
 #include "absl/time/time.h"
 #include "lib/core/pid.h"
 #include "lib/net/frame.h"
+#include "lib/net/frame_reader.h"
 #include "lib/net/ring.h"
 #include "lib/net/waiter.h"
 
@@ -146,8 +147,8 @@ class Peer {
   absl::Duration LeaseTick();
   // For the stall check (any thread; a snapshot): bytes read from the current
   // connection, and whether its parser waits for the rest of a frame.
-  uint64_t bytes_read() const { return bytes_read_.load(std::memory_order_relaxed); }
-  bool mid_frame() const { return mid_frame_.load(std::memory_order_relaxed); }
+  uint64_t bytes_read() const { return read_.bytes_read(); }
+  bool mid_frame() const { return read_.mid_frame(); }
   // Stops writing to and reading from the connection; waits for a user thread's
   // write in progress (a non-blocking writev, short) and takes the read role
   // back from a user thread (shutdown(SHUT_RD) wakes its poll). The fd stays
@@ -179,6 +180,22 @@ class Peer {
   size_t QueuedBytes();
   uint64_t LostBytes();
 
+  // Loop thread, from a timer (the Link's stall check, when the connection is
+  // not in the middle of a frame): an idle connection costs little. What was
+  // quiet since the last call gives back what traffic made it take: queue
+  // slots beyond the first few (with their recycled buffers), the spare
+  // buffers, and the read buffer (if the read role is free and the parser is
+  // between frames). Never per message: a busy connection keeps its buffers.
+  void ReleaseIdleMemory();
+  // For tests: what the peer holds now (reader_bytes: 0 while the read role is held).
+  struct Memory {
+    size_t send_slots = 0;
+    size_t recv_slots = 0;
+    size_t spare_bytes = 0;
+    size_t reader_bytes = 0;
+  };
+  Memory HeldMemory();
+
  private:
   struct OutFrame {
     char header[kFrameHeaderSize];
@@ -195,29 +212,11 @@ class Peer {
   // ---- The read role ----
   enum class Reader { kNone, kLoop, kUser };
   enum class Parse { kNeedMore, kTook, kControl, kPaused, kBad };
-  // The frame parser; touched only by the holder of the read role.
-  struct ReadState {
-    std::unique_ptr<char[]> buffer;  // bytes read but not yet parsed: [pos, end)
-    size_t pos = 0;
-    size_t end = 0;
-    bool in_frame = false;  // header parsed, payload being read
-    FrameHeader header;
-    // [0, filled) read; the size grows as bytes arrive (MakeRoom), never
-    // ahead of them to what the header claims.
-    std::string payload;
-    size_t filled = 0;
-  };
-  // Role held, in a frame: at least one byte of room after `filled`.
-  void MakeRoom();
   bool CanUserReadLocked() const;
   // Role held. Parses buffered bytes until a control frame, a full queue, bad
   // bytes or the end of the buffer. Data frames are queued, except that the
   // first goes to *take when take is not null (kTook).
   Parse ParseBuffered(InFrame* take, FrameHeader* control, absl::Status* bad);
-  // Role held. One recv(MSG_DONTWAIT) of at most `max` bytes into the buffer,
-  // or straight into the payload of a big frame; *asked: the size asked for.
-  // Returns what recv returned (errno kept).
-  ssize_t ReadSocket(int fd, size_t max, size_t* asked);
   // Role just claimed by this user thread (lock held, and held again on return,
   // the role released). True when a data frame was taken into *out.
   bool ReadAsUser(std::unique_lock<std::mutex>& lock, absl::Time deadline, InFrame* out);
@@ -245,7 +244,9 @@ class Peer {
   bool flush_posted_ = false;  // the loop will write what is queued (batching a stream)
   int64_t last_direct_write_ns_ = 0;
   uint64_t deliveries_at_write_ = 0;
-  absl::Status send_status_;  // the peer's error
+  absl::Status send_status_;        // the peer's error
+  uint64_t pushes_ = 0;             // frames queued, ever
+  uint64_t pushes_at_release_ = 0;  // pushes_ at the last ReleaseIdleMemory
 
   std::mutex recv_mu_;
   std::condition_variable recv_cv_;  // frames, failure, the read role coming free
@@ -264,15 +265,14 @@ class Peer {
   bool lease_active_ = false;  // the loop's lease timer runs (or is about to)
   uint64_t lease_seen_ = 0;    // claims_ at the last tick
   int recv_waiting_ = 0;       // threads waiting on recv_cv_ in Recv
-  ReadState read_;             // the read role's
+  FrameReader read_;           // the read role's holder's (buffer and parser)
   Ring<InFrame> in_;           // guarded by recv_mu_
   size_t in_bytes_ = 0;
   std::string spare_in_;                 // guarded by recv_mu_; a big buffer kept for reuse
   std::atomic<uint64_t> deliveries_{0};  // frames received, ever: tells a ping-pong from a stream
   std::atomic<uint64_t> fast_path_frames_{0};
-  std::atomic<uint64_t> bytes_read_{0};  // written by the read role's holder
-  std::atomic<bool> mid_frame_{false};   // likewise
-  bool read_paused_ = false;             // reading stopped: in_ was full
+  uint64_t deliveries_at_release_ = 0;  // guarded by recv_mu_; deliveries_ at the last ReleaseIdleMemory
+  bool read_paused_ = false;            // reading stopped: in_ was full
   bool discard_ = false;
   std::vector<Waiter*> recv_waiters_;
   absl::flat_hash_map<uint64_t, std::string> type_names_;

@@ -100,23 +100,17 @@ bool Peer::ReadAsUser(std::unique_lock<std::mutex>& lock, absl::Time deadline, I
       }
       if (!PollReadable(fd, deadline)) break;
     }
-    size_t asked = 0;
-    ssize_t n = ReadSocket(fd, std::numeric_limits<size_t>::max(), &asked);
-    if (n > 0) {
-      may_read = static_cast<size_t>(n) == asked;
+    FrameReader::ReadResult read = read_.ReadSome(fd, std::numeric_limits<size_t>::max());
+    if (read.what == FrameReader::Read::kData) {
+      may_read = read.filled;
       continue;
     }
-    if (n == 0) {
-      down = EndOfStreamStatus(read_.in_frame || read_.pos < read_.end);
-      break;
-    }
-    if (errno == EINTR) continue;
-    if (errno == EAGAIN || errno == EWOULDBLOCK) {
+    if (read.what == FrameReader::Read::kWouldBlock) {
       if (may_read && deadline == absl::InfinitePast()) break;
       may_read = false;
       continue;
     }
-    down = absl::UnavailableError(absl::StrCat("read: ", std::strerror(errno)));
+    down = std::move(read.down);  // kEnd, kError
     break;
   }
   // After a short wait (a ping-pong, a stream) the socket stays out of the
@@ -242,59 +236,36 @@ void Peer::DeliverLocked(uint64_t fingerprint, std::string* payload) {
 }
 
 Peer::Parse Peer::ParseBuffered(InFrame* take, FrameHeader* control, absl::Status* bad) {
-  ReadState& r = read_;
+  // (A frame for `take` needs no room: it never enters the queue.)
+  auto admit = [&] {
+    if (take != nullptr) return true;
+    std::lock_guard<std::mutex> lock(recv_mu_);
+    if (HasRoomLocked()) return true;
+    read_paused_ = true;
+    return false;
+  };
   while (true) {
-    size_t available = r.end - r.pos;
-    if (!r.in_frame) {
-      if (available < kFrameHeaderSize) {
-        mid_frame_.store(available > 0, std::memory_order_relaxed);
+    switch (read_.Parse(admit, bad)) {
+      case FrameReader::Parsed::kNeedMore:
         return Parse::kNeedMore;
-      }
-      FrameHeader header;
-      absl::Status status = DecodeFrameHeader(r.buffer.get() + r.pos, &header);
-      if (!status.ok()) {
-        *bad = absl::InvalidArgumentError(absl::StrCat("bad frame: ", status.message()));
+      case FrameReader::Parsed::kRefused:
+        return Parse::kPaused;
+      case FrameReader::Parsed::kBad:
         return Parse::kBad;
-      }
-      if (header.kind == FrameKind::kData && take == nullptr) {
-        // (A frame for `take` needs no room: it never enters the queue.)
-        std::lock_guard<std::mutex> lock(recv_mu_);
-        if (!HasRoomLocked()) {
-          read_paused_ = true;
-          mid_frame_.store(false, std::memory_order_relaxed);  // we stopped reading, nobody stalls
-          return Parse::kPaused;
-        }
-      }
-      r.pos += kFrameHeaderSize;
-      r.header = header;
-      r.payload.clear();  // keeps its capacity; nothing is allocated on the header's claim
-      r.filled = 0;
-      r.in_frame = true;
-      available -= kFrameHeaderSize;
+      case FrameReader::Parsed::kFrame:
+        break;
     }
-    size_t take_bytes = std::min<size_t>(available, r.header.length - r.filled);
-    while (take_bytes > 0) {
-      MakeRoom();
-      size_t n = std::min(take_bytes, r.payload.size() - r.filled);
-      std::memcpy(r.payload.data() + r.filled, r.buffer.get() + r.pos, n);
-      r.pos += n;
-      r.filled += n;
-      take_bytes -= n;
-    }
-    if (r.filled < r.header.length) {
-      mid_frame_.store(true, std::memory_order_relaxed);
-      return Parse::kNeedMore;
-    }
-    r.in_frame = false;
-    switch (r.header.kind) {
+    const FrameHeader& header = read_.header();
+    std::string* payload = read_.payload();
+    switch (header.kind) {
       case FrameKind::kData:
         if (take != nullptr) {
           {
             std::lock_guard<std::mutex> lock(recv_mu_);
-            take->fingerprint = r.header.fingerprint;
-            take->payload.swap(r.payload);  // the parser gets the caller's old buffer
-            ClearBuffer(&r.payload, &spare_in_);
-            TakeSpare(&r.payload, &spare_in_);
+            take->fingerprint = header.fingerprint;
+            take->payload.swap(*payload);  // the parser gets the caller's old buffer
+            ClearBuffer(payload, &spare_in_);
+            TakeSpare(payload, &spare_in_);
             deliveries_.fetch_add(1, std::memory_order_relaxed);
             fast_path_frames_.fetch_add(1, std::memory_order_relaxed);
             for (Waiter* w : recv_waiters_) w->Fire();
@@ -303,54 +274,20 @@ Peer::Parse Peer::ParseBuffered(InFrame* take, FrameHeader* control, absl::Statu
         }
         {
           std::lock_guard<std::mutex> lock(recv_mu_);
-          DeliverLocked(r.header.fingerprint, &r.payload);
+          DeliverLocked(header.fingerprint, payload);
         }
         // After unlocking, so the woken receiver does not block again on recv_mu_.
         recv_cv_.notify_all();
         continue;
       case FrameKind::kOpen:
         // Handled here, not by the loop: a receiver may need the name at once.
-        SetTypeName(r.header.fingerprint, std::string(r.payload));
-        r.payload.clear();
+        SetTypeName(header.fingerprint, std::string(*payload));
         continue;
       default:
-        *control = r.header;
-        r.payload.clear();
+        *control = header;
         return Parse::kControl;
     }
   }
-}
-
-void Peer::MakeRoom() {
-  ReadState& r = read_;
-  if (r.filled < r.payload.size()) return;
-  // Geometric growth as bytes arrive: at most about twice what has arrived
-  // (or the capacity this buffer already has, a recycled one's), capped at
-  // the frame's length. A resize within the capacity allocates nothing.
-  size_t target = std::max({r.payload.capacity(), 2 * r.payload.size(), kReadBufferSize});
-  r.payload.resize(std::min<uint64_t>(target, r.header.length));
-}
-
-ssize_t Peer::ReadSocket(int fd, size_t max, size_t* asked) {
-  ReadState& r = read_;
-  ssize_t n;
-  if (r.in_frame && r.pos == r.end && r.header.length - r.filled >= kDirectRead) {
-    MakeRoom();
-    *asked = std::min<size_t>(r.payload.size() - r.filled, max);
-    n = recv(fd, r.payload.data() + r.filled, *asked, MSG_DONTWAIT);
-    if (n > 0) r.filled += n;
-  } else {
-    if (r.pos > 0) {
-      std::memmove(r.buffer.get(), r.buffer.get() + r.pos, r.end - r.pos);
-      r.end -= r.pos;
-      r.pos = 0;
-    }
-    *asked = std::min<size_t>(kReadBufferSize - r.end, max);
-    n = recv(fd, r.buffer.get() + r.end, *asked, MSG_DONTWAIT);
-    if (n > 0) r.end += n;
-  }
-  if (n > 0) bytes_read_.fetch_add(static_cast<uint64_t>(n), std::memory_order_relaxed);
-  return n;
 }
 
 void Peer::AttachRead(int fd, int ep, uint64_t conn) {
@@ -364,14 +301,7 @@ void Peer::AttachRead(int fd, int ep, uint64_t conn) {
     loop_parked_ = false;
     user_mode_ = false;
     lease_active_ = false;
-    if (read_.buffer == nullptr) read_.buffer.reset(new char[kReadBufferSize]);
-    read_.pos = 0;
-    read_.end = 0;
-    read_.in_frame = false;
-    read_.filled = 0;
-    read_.payload.clear();
-    bytes_read_.store(0, std::memory_order_relaxed);
-    mid_frame_.store(false, std::memory_order_relaxed);
+    read_.Reset();
   }
   recv_cv_.notify_all();  // a receiver waiting for a connection may read it now
 }
@@ -424,24 +354,17 @@ Peer::ReadOutcome Peer::LoopRead(size_t* budget, FrameHeader* control, absl::Sta
       outcome = ReadOutcome::kDrained;
       break;
     }
-    size_t asked = 0;
-    ssize_t n = ReadSocket(fd, *budget, &asked);
-    if (n > 0) {
-      *budget -= n;
-      drained = static_cast<size_t>(n) < asked;
+    FrameReader::ReadResult read = read_.ReadSome(fd, *budget);
+    if (read.what == FrameReader::Read::kData) {
+      *budget -= read.bytes;
+      drained = !read.filled;
       continue;
     }
-    if (n == 0) {
-      *down = EndOfStreamStatus(read_.in_frame || read_.pos < read_.end);
-      outcome = ReadOutcome::kDown;
-      break;
-    }
-    if (errno == EINTR) continue;
-    if (errno == EAGAIN || errno == EWOULDBLOCK) {
+    if (read.what == FrameReader::Read::kWouldBlock) {
       outcome = ReadOutcome::kDrained;
       break;
     }
-    *down = absl::UnavailableError(absl::StrCat("read: ", std::strerror(errno)));
+    *down = std::move(read.down);  // kEnd, kError
     outcome = ReadOutcome::kDown;
     break;
   }
