@@ -15,7 +15,7 @@ bool Peer::CanUserReadLocked() const {
 }
 
 absl::Status Peer::Recv(absl::Time deadline, InFrame* out) {
-  std::unique_lock<std::mutex> lock(recv_mu_);
+  UniqueLock lock(&recv_mu_);
   bool looked = false;
   while (in_.empty() && recv_status_.ok()) {
     if (has_report_.load(std::memory_order_relaxed)) {
@@ -26,19 +26,19 @@ absl::Status Peer::Recv(absl::Time deadline, InFrame* out) {
       // look at it without waiting, once.
       if (looked || !user_mode_ || !CanUserReadLocked()) break;
       looked = true;
-      if (ReadAsUser(lock, absl::InfinitePast(), out)) return absl::OkStatus();
+      if (ReadAsUser(absl::InfinitePast(), out)) return absl::OkStatus();
       continue;
     }
     if (CanUserReadLocked()) {
       // The fast path: nothing queued and nobody reading, so this thread reads
       // the socket itself instead of waiting for the loop to wake it.
-      if (ReadAsUser(lock, deadline, out)) return absl::OkStatus();
+      if (ReadAsUser(deadline, out)) return absl::OkStatus();
       continue;
     }
     ++recv_waiting_;
-    bool ready = WaitUntil(recv_cv_, lock, deadline, [&] {
-      return !in_.empty() || !recv_status_.ok() || CanUserReadLocked() || has_report_.load(std::memory_order_relaxed);
-    });
+    while (!RecvWakeLocked() && recv_cv_.WaitUntil(&recv_mu_, deadline)) {
+    }
+    const bool ready = RecvWakeLocked();
     --recv_waiting_;
     if (!ready) break;
   }
@@ -57,12 +57,16 @@ absl::Status Peer::Recv(absl::Time deadline, InFrame* out) {
     read_paused_ = false;
     resume = true;
   }
-  lock.unlock();
+  lock.Unlock();
   if (resume) hooks_.resume_read(pid_);
   return absl::OkStatus();
 }
 
-bool Peer::ReadAsUser(std::unique_lock<std::mutex>& lock, absl::Time deadline, InFrame* out) {
+bool Peer::RecvWakeLocked() const {
+  return !in_.empty() || !recv_status_.ok() || CanUserReadLocked() || has_report_.load(std::memory_order_relaxed);
+}
+
+bool Peer::ReadAsUser(absl::Time deadline, InFrame* out) {
   reader_ = Reader::kUser;
   ++claims_;
   const int64_t claimed_ns = absl::GetCurrentTimeNanos();
@@ -70,7 +74,7 @@ bool Peer::ReadAsUser(std::unique_lock<std::mutex>& lock, absl::Time deadline, I
   const int ep = read_ep_;
   const uint64_t conn = read_conn_;
   bool loop_watches = !user_mode_;  // the socket is in the epoll set the loop watches
-  lock.unlock();
+  recv_mu_.Unlock();
   bool got = false;
   // recv before poll: a deadline already past, or the last recv filled what it asked for.
   bool may_read = deadline == absl::InfinitePast();
@@ -125,7 +129,7 @@ bool Peer::ReadAsUser(std::unique_lock<std::mutex>& lock, absl::Time deadline, I
     SetInterest(ep, fd, EPOLLIN);  // level-triggered: bytes already waiting wake the loop
     loop_watches = true;
   }
-  lock.lock();
+  recv_mu_.Lock();
   reader_ = Reader::kNone;
   user_mode_ = !loop_watches;
   if (!down.ok()) read_broken_ = true;
@@ -133,47 +137,47 @@ bool Peer::ReadAsUser(std::unique_lock<std::mutex>& lock, absl::Time deadline, I
   if (lease) lease_active_ = true;
   const bool resume = loop_parked_;
   loop_parked_ = false;
-  if (detach_waiting_) recv_cv_.notify_all();
+  if (detach_waiting_) recv_cv_.NotifyAll();
   if (resume || lease || !down.ok()) {
-    lock.unlock();
+    recv_mu_.Unlock();
     if (!down.ok()) hooks_.read_down(pid_, conn, std::move(down));
     if (lease) hooks_.lease(pid_, conn);
     if (resume) hooks_.resume_read(pid_);
-    lock.lock();
+    recv_mu_.Lock();
   }
   return got;
 }
 
-void Peer::LeaveUserModeLocked(std::unique_lock<std::mutex>& lock, Reader as) {
+void Peer::LeaveUserModeLocked(Reader as) {
   // Called with the role free (reader_ kNone) and user_mode_ set: claims the
   // role for the epoll_ctl, which only a role holder makes.
   reader_ = as;
   user_mode_ = false;
   const int fd = read_fd_;
   const int ep = read_ep_;
-  lock.unlock();
+  recv_mu_.Unlock();
   SetInterest(ep, fd, EPOLLIN);  // level-triggered: bytes already waiting wake the loop now
-  lock.lock();
+  recv_mu_.Lock();
   reader_ = Reader::kNone;
   // Detach, or a receiver that found the role taken, waits for it.
-  if (detach_waiting_ || recv_waiting_ > 0) recv_cv_.notify_all();
+  if (detach_waiting_ || recv_waiting_ > 0) recv_cv_.NotifyAll();
   if (loop_parked_) {  // the loop found the role taken meanwhile
     loop_parked_ = false;
-    lock.unlock();
+    recv_mu_.Unlock();
     hooks_.resume_read(pid_);
-    lock.lock();
+    recv_mu_.Lock();
   }
 }
 
 absl::Duration Peer::LeaseStart() {
-  std::lock_guard<std::mutex> lock(recv_mu_);
+  MutexLock lock(&recv_mu_);
   lease_active_ = true;
   lease_seen_ = claims_;
   return kLeasePeriod;
 }
 
 absl::Duration Peer::LeaseTick() {
-  std::unique_lock<std::mutex> lock(recv_mu_);
+  UniqueLock lock(&recv_mu_);
   if (!user_mode_ || read_fd_ < 0) {
     lease_active_ = false;
     return absl::ZeroDuration();
@@ -187,35 +191,35 @@ absl::Duration Peer::LeaseTick() {
   // back to the loop when it returns (a long wait, see ReadAsUser).
   if (reader_ != Reader::kNone) return absl::ZeroDuration();
   // No recv for a whole period: the loop watches the socket again.
-  LeaveUserModeLocked(lock, Reader::kLoop);
+  LeaveUserModeLocked(Reader::kLoop);
   return absl::ZeroDuration();
 }
 
 std::string Peer::TypeName(uint64_t fingerprint) {
-  std::lock_guard<std::mutex> lock(recv_mu_);
+  MutexLock lock(&recv_mu_);
   auto it = type_names_.find(fingerprint);
   return it == type_names_.end() ? "<unknown type>" : it->second;
 }
 
 bool Peer::RecvReady() {
-  std::lock_guard<std::mutex> lock(recv_mu_);
+  MutexLock lock(&recv_mu_);
   return !in_.empty() || !recv_status_.ok() || has_report_.load(std::memory_order_relaxed);
 }
 
 bool Peer::UserReading() {
-  std::lock_guard<std::mutex> lock(recv_mu_);
+  MutexLock lock(&recv_mu_);
   return reader_ == Reader::kUser;
 }
 
 void Peer::AddRecvWaiter(Waiter* w) {
-  std::unique_lock<std::mutex> lock(recv_mu_);
+  UniqueLock lock(&recv_mu_);
   recv_waiters_.push_back(w);
   // select waits for the loop to deliver: the loop must watch the socket.
-  if (user_mode_ && reader_ == Reader::kNone && read_fd_ >= 0) LeaveUserModeLocked(lock, Reader::kUser);
+  if (user_mode_ && reader_ == Reader::kNone && read_fd_ >= 0) LeaveUserModeLocked(Reader::kUser);
 }
 
 void Peer::RemoveRecvWaiter(Waiter* w) {
-  std::lock_guard<std::mutex> lock(recv_mu_);
+  MutexLock lock(&recv_mu_);
   recv_waiters_.erase(std::find(recv_waiters_.begin(), recv_waiters_.end(), w));
 }
 
@@ -239,7 +243,7 @@ Peer::Parse Peer::ParseBuffered(InFrame* take, FrameHeader* control, absl::Statu
   // (A frame for `take` needs no room: it never enters the queue.)
   auto admit = [&] {
     if (take != nullptr) return true;
-    std::lock_guard<std::mutex> lock(recv_mu_);
+    MutexLock lock(&recv_mu_);
     if (HasRoomLocked()) return true;
     read_paused_ = true;
     return false;
@@ -261,7 +265,7 @@ Peer::Parse Peer::ParseBuffered(InFrame* take, FrameHeader* control, absl::Statu
       case FrameKind::kData:
         if (take != nullptr) {
           {
-            std::lock_guard<std::mutex> lock(recv_mu_);
+            MutexLock lock(&recv_mu_);
             take->fingerprint = header.fingerprint;
             take->payload.swap(*payload);  // the parser gets the caller's old buffer
             ClearBuffer(payload, &spare_in_);
@@ -273,11 +277,11 @@ Peer::Parse Peer::ParseBuffered(InFrame* take, FrameHeader* control, absl::Statu
           return Parse::kTook;
         }
         {
-          std::lock_guard<std::mutex> lock(recv_mu_);
+          MutexLock lock(&recv_mu_);
           DeliverLocked(header.fingerprint, payload);
         }
         // After unlocking, so the woken receiver does not block again on recv_mu_.
-        recv_cv_.notify_all();
+        recv_cv_.NotifyAll();
         continue;
       case FrameKind::kOpen:
         // Handled here, not by the loop: a receiver may need the name at once.
@@ -292,7 +296,7 @@ Peer::Parse Peer::ParseBuffered(InFrame* take, FrameHeader* control, absl::Statu
 
 void Peer::AttachRead(int fd, int ep, uint64_t conn) {
   {
-    std::lock_guard<std::mutex> lock(recv_mu_);
+    MutexLock lock(&recv_mu_);
     // reader_ is kNone: Detach took the role back from the last connection.
     read_fd_ = fd;
     read_ep_ = ep;
@@ -303,7 +307,7 @@ void Peer::AttachRead(int fd, int ep, uint64_t conn) {
     lease_active_ = false;
     read_.Reset();
   }
-  recv_cv_.notify_all();  // a receiver waiting for a connection may read it now
+  recv_cv_.NotifyAll();  // a receiver waiting for a connection may read it now
 }
 
 Peer::ReadOutcome Peer::LoopRead(size_t* budget, FrameHeader* control, absl::Status* down) {
@@ -312,7 +316,7 @@ Peer::ReadOutcome Peer::LoopRead(size_t* budget, FrameHeader* control, absl::Sta
   bool rearm;
   uint64_t deliveries;
   {
-    std::lock_guard<std::mutex> lock(recv_mu_);
+    MutexLock lock(&recv_mu_);
     if (read_fd_ < 0 || read_broken_) return ReadOutcome::kBroken;
     if (reader_ == Reader::kUser) {
       loop_parked_ = true;
@@ -370,13 +374,13 @@ Peer::ReadOutcome Peer::LoopRead(size_t* budget, FrameHeader* control, absl::Sta
   }
   bool notify;
   {
-    std::lock_guard<std::mutex> lock(recv_mu_);
+    MutexLock lock(&recv_mu_);
     reader_ = Reader::kNone;
     if (outcome == ReadOutcome::kDown) read_broken_ = true;
     // A receiver that waited because the loop held the role may take it now.
     notify = recv_waiting_ > 0 && deliveries == deliveries_.load(std::memory_order_relaxed);
   }
-  if (notify) recv_cv_.notify_all();
+  if (notify) recv_cv_.NotifyAll();
   return outcome;
 }
 
