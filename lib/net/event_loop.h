@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "absl/time/time.h"
+#include "lib/net/unique_fd.h"
 
 namespace constellation::net {
 
@@ -36,7 +37,7 @@ class EventLoop {
   void RunTasks();
 
   event_base* base_ = nullptr;
-  int wake_fd_ = -1;  // eventfd: written by Post, read by the loop
+  UniqueFd wake_fd_;  // eventfd: written by Post, read by the loop
   event* wake_event_ = nullptr;
   std::mutex mu_;
   std::vector<std::function<void()>> tasks_;  // guarded by mu_
