@@ -30,6 +30,7 @@ constexpr size_t kInitialSlots = 4;
 // message: a ring slot keeps a buffer up to kSlotKeep (1024 slots: 16 MiB at
 // most per direction), and one spare per direction keeps the biggest buffer
 // up to kKeepCapacity, so a stream of values up to the byte bound reuses it.
+// An idle peer gives them back (ReleaseIdleMemory).
 constexpr size_t kSlotKeep = 16 << 10;
 // Sends closer together than this, with nothing received in between, are a
 // stream: they are batched (see Send).
