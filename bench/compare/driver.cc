@@ -158,9 +158,10 @@ void PrintMachine(FILE* out, const Options& o, const std::string& load_before, c
 }
 
 std::string Describe(const Measurement& m) {
-  return absl::StrCat(
-      m.system->name, " ", m.test, " ", m.pinning, " ",
-      m.test == "all_to_all" || m.test == "memory" ? absl::StrCat(m.size, " processes") : SizeName(m.size));
+  return absl::StrCat(m.system->name, " ", m.test, " ", m.pinning, " ",
+                      m.test == "all_to_all" || m.test == "memory" ? absl::StrCat(m.size, " processes")
+                      : m.test == "connections"                    ? absl::StrCat(m.size, " connections")
+                                                                   : SizeName(m.size));
 }
 
 // Runs every round of measurements into `report`, each program writing its

@@ -118,6 +118,9 @@ class Planner {
     }
     int64_t k = quick_ ? 8 : 16;
     Add(ours, "memory", "unpinned", k, {"--scale=memory", absl::StrCat("--n=", k)}, binary);
+    int64_t connections = quick_ ? 50 : 200;
+    Add(ours, "connections", "unpinned", connections, {"--scale=connections", absl::StrCat("--n=", connections)},
+        binary);
   }
 
  private:

@@ -201,6 +201,17 @@ void Report::PrintScale(FILE* out) const {
   }
 }
 
+void Report::PrintConnections(FILE* out) const {
+  for (const Row* r : Select("connections")) {
+    std::fprintf(out, "\n### Ours: memory per idle connection, each end (KiB), %lld connections\n\n",
+                 static_cast<long long>(r->size));
+    std::fprintf(out, "| heap, busy | RSS, busy | heap, idle | RSS, idle |\n|---|---|---|---|\n");
+    std::fprintf(out, "| %s | %s | %s | %s |\n", Cell(r->Get("busy_heap_kib"), 1).c_str(),
+                 Cell(r->Get("busy_rss_kib"), 1).c_str(), Cell(r->Get("idle_heap_kib"), 1).c_str(),
+                 Cell(r->Get("idle_rss_kib"), 1).c_str());
+  }
+}
+
 void Report::PrintTargets(FILE* out) const {
   std::fprintf(out, "\n### Targets (from the medians)\n\n");
   for (const Row* r : Select("latency")) {
@@ -246,12 +257,13 @@ void Report::PrintTables(FILE* out) const {
   PrintStreams(out);
   PrintStart(out);
   PrintScale(out);
+  PrintConnections(out);
   PrintTargets(out);
 }
 
 void Report::PrintJson(FILE* out) const {
   std::vector<const Row*> rows;
-  for (const char* test : {"latency", "throughput", "rate", "start", "all_to_all", "memory"}) {
+  for (const char* test : {"latency", "throughput", "rate", "start", "all_to_all", "memory", "connections"}) {
     for (const Row* r : Select(test)) rows.push_back(r);
   }
   for (const Row* r : rows) {
@@ -280,7 +292,7 @@ void Report::PrintJson(FILE* out) const {
     } else {
       line += ",\"throughput\":null";
     }
-    if (r->test == "memory") {
+    if (r->test == "memory" || r->test == "connections") {
       for (const auto& [name, values] : r->figures) add(name, bench::Summarize(values));
     }
     std::fprintf(out, "%s}\n", line.c_str());

@@ -53,6 +53,7 @@ class Report {
   void PrintStreams(FILE* out) const;
   void PrintStart(FILE* out) const;
   void PrintScale(FILE* out) const;
+  void PrintConnections(FILE* out) const;
   void PrintTargets(FILE* out) const;
 
   std::vector<Row> rows_;

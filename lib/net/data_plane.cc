@@ -48,11 +48,11 @@ DataPlane::DataPlane(int listen_fd, const Pid& self, Options options)
       credentials_{self, options.secret},
       listen_fd_(listen_fd),
       loop_(std::make_unique<EventLoop>()) {
-  fcntl(listen_fd_, F_SETFL, fcntl(listen_fd_, F_GETFL) | O_NONBLOCK);
-  fcntl(listen_fd_, F_SETFD, FD_CLOEXEC);
+  fcntl(listen_fd_.get(), F_SETFL, fcntl(listen_fd_.get(), F_GETFL) | O_NONBLOCK);
+  fcntl(listen_fd_.get(), F_SETFD, FD_CLOEXEC);
   loop_->Post([this] {
     listen_event_ =
-        std::make_unique<Event>(*loop_, listen_fd_, EV_READ | EV_PERSIST, [this](short) { OnAcceptable(); });
+        std::make_unique<Event>(*loop_, listen_fd_.get(), EV_READ | EV_PERSIST, [this](short) { OnAcceptable(); });
     listen_event_->Add();
   });
 }
@@ -72,7 +72,7 @@ DataPlane::~DataPlane() {
     done_cv.wait(lock, [&] { return done; });
   }
   loop_.reset();
-  close(listen_fd_);
+  listen_fd_.reset();
 }
 
 void DataPlane::Shutdown() {
@@ -220,7 +220,7 @@ void DataPlane::OnAcceptable() {
   // A few at a time (the event is level-triggered): under a flood, the
   // hellos already under way get their turn between batches.
   for (int budget = 16; budget > 0; --budget) {
-    int fd = accept4(listen_fd_, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
+    int fd = accept4(listen_fd_.get(), nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
     if (fd < 0) {
       if (errno == EINTR || errno == ECONNABORTED) continue;
       if (IsExhaustion(errno)) {
@@ -235,7 +235,7 @@ void DataPlane::OnAcceptable() {
       continue;
     }
     ConfigureSocket(fd, options_);
-    auto link = std::make_unique<Link>(*loop_, fd, Link::Role::kAcceptor, Pid(), this, credentials_,
+    auto link = std::make_unique<Link>(*loop_, UniqueFd(fd), Link::Role::kAcceptor, Pid(), this, credentials_,
                                        options_.hello_timeout, options_.handshake_timeout, StallTimeout());
     if (!link->usable()) {  // closes the connection: its dialer tries again
       RestListener(errno);
@@ -316,7 +316,7 @@ void DataPlane::Connect(const Pid& remote) {
     DialFailed(remote, absl::UnavailableError(std::strerror(error)));
     return;
   }
-  auto link = std::make_unique<Link>(*loop_, fd, Link::Role::kDialer, remote, this, credentials_,
+  auto link = std::make_unique<Link>(*loop_, UniqueFd(fd), Link::Role::kDialer, remote, this, credentials_,
                                      options_.handshake_timeout, options_.handshake_timeout, StallTimeout());
   if (!link->usable()) {
     int error = errno;

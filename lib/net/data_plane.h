@@ -31,6 +31,7 @@
 #include "lib/net/event_loop.h"
 #include "lib/net/link.h"
 #include "lib/net/peer.h"
+#include "lib/net/unique_fd.h"
 
 namespace constellation::net {
 
@@ -225,7 +226,7 @@ class DataPlane : public LinkOwner {  // LinkOwner: for its own Links only
   const Pid self_;
   const Options options_;
   const Link::Credentials credentials_;
-  const int listen_fd_;
+  UniqueFd listen_fd_;
   std::unique_ptr<EventLoop> loop_;
 
   std::mutex mu_;

@@ -17,13 +17,13 @@ EventLoop::EventLoop() {
     std::fprintf(stderr, "constellation: event_base_new failed\n");
     std::abort();
   }
-  wake_fd_ = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-  if (wake_fd_ < 0) {
+  wake_fd_.reset(eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC));
+  if (!wake_fd_.valid()) {
     std::fprintf(stderr, "constellation: eventfd failed: %s\n", std::strerror(errno));
     std::abort();
   }
   wake_event_ = event_new(
-      base_, wake_fd_, EV_READ | EV_PERSIST,
+      base_, wake_fd_.get(), EV_READ | EV_PERSIST,
       [](evutil_socket_t, short, void* self) { static_cast<EventLoop*>(self)->RunTasks(); }, this);
   event_add(wake_event_, nullptr);
   thread_ = std::thread([this] {
@@ -36,7 +36,7 @@ EventLoop::~EventLoop() {
   thread_.join();
   event_free(wake_event_);
   event_base_free(base_);
-  close(wake_fd_);
+  wake_fd_.reset();
 }
 
 void EventLoop::Post(std::function<void()> task) {
@@ -50,14 +50,14 @@ void EventLoop::Post(std::function<void()> task) {
   if (wake) {
     uint64_t one = 1;
     // Cannot fail short of a full counter (2^64 posts); EAGAIN would still leave it readable.
-    ssize_t ignored = write(wake_fd_, &one, sizeof(one));
+    ssize_t ignored = write(wake_fd_.get(), &one, sizeof(one));
     (void)ignored;
   }
 }
 
 void EventLoop::RunTasks() {
   uint64_t count;
-  ssize_t ignored = read(wake_fd_, &count, sizeof(count));
+  ssize_t ignored = read(wake_fd_.get(), &count, sizeof(count));
   (void)ignored;
   std::vector<std::function<void()>> tasks;
   {

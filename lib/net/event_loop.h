@@ -17,6 +17,7 @@
 
 #include "absl/time/time.h"
 #include "lib/core/internal_only.h"
+#include "lib/net/unique_fd.h"
 
 namespace constellation::net {
 
@@ -37,7 +38,7 @@ class EventLoop {
   void RunTasks();
 
   event_base* base_ = nullptr;
-  int wake_fd_ = -1;  // eventfd: written by Post, read by the loop
+  UniqueFd wake_fd_;  // eventfd: written by Post, read by the loop
   event* wake_event_ = nullptr;
   std::mutex mu_;
   std::vector<std::function<void()>> tasks_;  // guarded by mu_

@@ -20,22 +20,22 @@ std::atomic<uint64_t> g_next_link_id{1};
 
 }  // namespace
 
-Link::Link(EventLoop& loop, int fd, Role role, const Pid& remote, LinkOwner* owner, const Credentials& credentials,
+Link::Link(EventLoop& loop, UniqueFd fd, Role role, const Pid& remote, LinkOwner* owner, const Credentials& credentials,
            absl::Duration hello_timeout, absl::Duration handshake_timeout, absl::Duration stall_timeout)
     : loop_(loop),
-      fd_(fd),
+      fd_(std::move(fd)),
       id_(g_next_link_id.fetch_add(1, std::memory_order_relaxed)),
       role_(role),
       remote_(remote),
       owner_(owner),
       stage_(role == Role::kDialer ? Stage::kConnecting : Stage::kHello),
-      read_event_(loop, fd, EV_READ | EV_PERSIST, [this](short) { OnHelloReadable(); }),
-      write_event_(loop, fd, EV_WRITE,
+      read_event_(loop, fd_.get(), EV_READ | EV_PERSIST, [this](short) { OnHelloReadable(); }),
+      write_event_(loop, fd_.get(), EV_WRITE,
                    [this](short) {
                      if (stage_ == Stage::kConnecting) {
                        int error = 0;
                        socklen_t len = sizeof(error);
-                       getsockopt(fd_, SOL_SOCKET, SO_ERROR, &error, &len);
+                       getsockopt(fd_.get(), SOL_SOCKET, SO_ERROR, &error, &len);
                        if (error != 0) {
                          Fail(absl::UnavailableError(absl::StrCat("cannot connect: ", std::strerror(error))));
                          return;
@@ -56,8 +56,8 @@ Link::Link(EventLoop& loop, int fd, Role role, const Pid& remote, LinkOwner* own
       awaiting_(role == Role::kDialer ? HelloKind::kChallenge : HelloKind::kDial) {
   // The epoll set the open connection will need, made now: a connection that
   // could not be watched once open must not get as far as its hello.
-  ep_ = epoll_create1(EPOLL_CLOEXEC);
-  if (ep_ < 0) {
+  ep_.reset(epoll_create1(EPOLL_CLOEXEC));
+  if (!ep_.valid()) {
     stage_ = Stage::kDead;
     return;
   }
@@ -69,12 +69,11 @@ Link::~Link() {
   frame_event_.reset();  // before its fd
   lease_timer_.reset();
   stall_timer_.reset();
-  if (ep_ >= 0) close(ep_);
-  close(fd_);
+  // fd_ and ep_ close after the events on them (declared before them, they are destroyed after).
 }
 
 std::string Link::Describe() const {
-  if (remote_.is_null()) return absl::StrCat("connection fd ", fd_);
+  if (remote_.is_null()) return absl::StrCat("connection fd ", fd_.get());
   return absl::StrCat("connection ", role_ == Role::kDialer ? "to " : "from ", remote_.to_string(), " (",
                       remote_.to_full_string(), ")");
 }
@@ -84,7 +83,7 @@ void Link::WaitConnected() { write_event_.Add(); }
 absl::Status Link::Write(const HelloMessage& message) {
   char bytes[kMaxHelloSize];
   size_t size = EncodeHello(message, bytes);
-  ssize_t n = send(fd_, bytes, size, MSG_NOSIGNAL | MSG_DONTWAIT);
+  ssize_t n = send(fd_.get(), bytes, size, MSG_NOSIGNAL | MSG_DONTWAIT);
   if (n != static_cast<ssize_t>(size)) {
     return absl::UnavailableError(absl::StrCat("cannot send hello: ", n < 0 ? std::strerror(errno) : "short write"));
   }
@@ -124,18 +123,18 @@ absl::Status Link::Open(std::shared_ptr<Peer> peer) {
   read_event_.Del();
   epoll_event event{};
   event.events = EPOLLIN;
-  event.data.fd = fd_;
-  if (epoll_ctl(ep_, EPOLL_CTL_ADD, fd_, &event) != 0) {
+  event.data.fd = fd_.get();
+  if (epoll_ctl(ep_.get(), EPOLL_CTL_ADD, fd_.get(), &event) != 0) {
     return absl::ResourceExhaustedError(absl::StrCat("cannot watch the connection: ", std::strerror(errno)));
   }
-  frame_event_ = std::make_unique<Event>(loop_, ep_, EV_READ | EV_PERSIST, [this](short) { OnFramesReadable(); });
+  frame_event_ = std::make_unique<Event>(loop_, ep_.get(), EV_READ | EV_PERSIST, [this](short) { OnFramesReadable(); });
   lease_timer_ = std::make_unique<Event>(loop_, -1, 0, [this](short) {
     absl::Duration next = peer_->LeaseTick();
     if (next > absl::ZeroDuration() && stage_ == Stage::kOpen) lease_timer_->AddTimeout(next);
   });
   // Frames right behind the Hello are still in the socket (Hellos are read
   // exactly): the event reports them.
-  peer_->AttachRead(fd_, ep_, id_);
+  peer_->AttachRead(fd_.get(), ep_.get(), id_);
   frame_event_->Add();
   if (stall_timeout_ != absl::InfiniteDuration()) {
     stall_timer_ = std::make_unique<Event>(loop_, -1, EV_PERSIST, [this](short) { OnStallTick(); });
@@ -188,7 +187,7 @@ bool Link::Fail(absl::Status why) {
 
 void Link::OnHelloReadable() {
   while (stage_ == Stage::kHello) {
-    ssize_t n = read(fd_, hello_ + hello_filled_, hello_size_ - hello_filled_);
+    ssize_t n = read(fd_.get(), hello_ + hello_filled_, hello_size_ - hello_filled_);
     if (n == 0) {
       if (hello_filled_ > 0) {
         Fail(absl::DataLossError("connection closed in the middle of a hello"));
@@ -285,6 +284,7 @@ bool Link::OnHelloMessage(const HelloMessage& m) {
 
 void Link::OnStallTick() {
   if (stage_ != Stage::kOpen) return;
+  if (!peer_->mid_frame()) peer_->ReleaseIdleMemory();  // what was quiet for a tick gives back memory
   uint64_t bytes = peer_->bytes_read();
   if (paused_ || !peer_->mid_frame() || bytes != stall_bytes_) {
     stall_bytes_ = bytes;

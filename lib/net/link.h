@@ -16,7 +16,7 @@
 // woken again) without reaching into the loop's state.
 //
 // Ownership and threading: owned by the DataPlane, used only on its loop
-// thread. Owns its socket and epoll set (closed by the destructor). After
+// thread. Owns its socket and epoll set (closed when it is destroyed). After
 // Kill() the link does nothing more; the owner deletes it later (never inside a
 // callback of its own).
 
@@ -32,6 +32,7 @@
 #include "lib/net/frame.h"
 #include "lib/net/handshake.h"
 #include "lib/net/peer.h"
+#include "lib/net/unique_fd.h"
 
 namespace constellation::net {
 
@@ -60,19 +61,19 @@ class Link {
     Pid self;
     std::string secret;  // the deployment's (kSecretSize bytes); anything else fails every hello
   };
-  // Takes ownership of `fd` (non-blocking). `remote` is the Pid dialled (dialer) or null (acceptor).
+  // `fd` is the connection (non-blocking). `remote` is the Pid dialled (dialer) or null (acceptor).
   // The hello must be done within `hello_timeout`; an acceptor whose dialer
   // proved itself then gets `handshake_timeout` more (a deferred hello).
-  Link(EventLoop& loop, int fd, Role role, const Pid& remote, LinkOwner* owner, const Credentials& credentials,
+  Link(EventLoop& loop, UniqueFd fd, Role role, const Pid& remote, LinkOwner* owner, const Credentials& credentials,
        absl::Duration hello_timeout, absl::Duration handshake_timeout, absl::Duration stall_timeout);
   ~Link();
   Link(const Link&) = delete;
   Link& operator=(const Link&) = delete;
 
-  int fd() const { return fd_; }
+  int fd() const { return fd_.get(); }
   // False when the link could not get the fd it needs (its epoll set): it is
   // dead from the start; the owner deletes it (this process is out of fds).
-  bool usable() const { return ep_ >= 0; }
+  bool usable() const { return ep_.valid(); }
   // Unique among the links of this process; names the connection in posted work.
   uint64_t id() const { return id_; }
   Role role() const { return role_; }
@@ -121,9 +122,9 @@ class Link {
   bool Fail(absl::Status why);
 
   EventLoop& loop_;
-  const int fd_;
+  const UniqueFd fd_;
   const uint64_t id_;
-  int ep_ = -1;  // made at once; once open it holds only fd_, watched by frame_event_
+  UniqueFd ep_;  // made at once; once open it holds only fd_, watched by frame_event_
   const Role role_;
   Pid remote_;
   LinkOwner* const owner_;

@@ -13,17 +13,17 @@ Peer::Peer(const Pid& pid, const PeerLimits& limits, Hooks hooks)
     : pid_(pid),
       limits_(limits),
       hooks_(std::move(hooks)),
-      out_(limits.max_frames + 2 + kControlReserve),
-      in_(limits.max_frames) {}
+      out_(kInitialSlots, limits.max_frames + 2 + kControlReserve),
+      in_(kInitialSlots, limits.max_frames) {}
 
 // ---- Senders ----
 
 bool Peer::SendRoomLocked() const {
-  return out_.size() + 2 + kControlReserve <= out_.capacity() && out_bytes_ < limits_.max_bytes;
+  return out_.size() + 2 + kControlReserve <= out_.max_capacity() && out_bytes_ < limits_.max_bytes;
 }
 
 void Peer::NotifySendLocked() {
-  send_cv_.notify_all();
+  send_cv_.NotifyAll();
   for (Waiter* w : send_waiters_) w->Fire();
 }
 
@@ -34,14 +34,15 @@ void Peer::PushLocked(const FrameHeader& header, std::string* payload) {
   TakeSpare(payload, &spare_out_);
   frame.held = holding_;
   out_bytes_ += frame.payload.size();
+  ++pushes_;
 }
 
 absl::Status Peer::Send(uint64_t fingerprint, std::string_view type_name, bool* opened, std::string* payload,
                         absl::Time deadline) {
-  std::unique_lock<std::mutex> lock(send_mu_);
-  bool ready = WaitUntil(send_cv_, lock, deadline, [&] {
-    return !send_status_.ok() || SendRoomLocked() || has_report_.load(std::memory_order_relaxed);
-  });
+  UniqueLock lock(&send_mu_);
+  while (!SendReadyLocked() && send_cv_.WaitUntil(&send_mu_, deadline)) {
+  }
+  const bool ready = SendReadyLocked();
   if (!send_status_.ok()) {
     told_.store(true, std::memory_order_relaxed);
     return send_status_;
@@ -69,7 +70,7 @@ absl::Status Peer::Send(uint64_t fingerprint, std::string_view type_name, bool* 
     if (now - last_direct_write_ns_ < kBatchWindowNs && deliveries == deliveries_at_write_) {
       if (!flush_posted_) {
         flush_posted_ = true;
-        lock.unlock();
+        lock.Unlock();
         hooks_.want_flush(pid_);
       }
       return absl::OkStatus();
@@ -77,9 +78,9 @@ absl::Status Peer::Send(uint64_t fingerprint, std::string_view type_name, bool* 
     last_direct_write_ns_ = now;
     deliveries_at_write_ = deliveries;
     writing_ = true;
-    if (WriteLocked(lock) == WriteResult::kBlocked) {
+    if (WriteLocked() == WriteResult::kBlocked) {
       write_armed_ = true;
-      lock.unlock();
+      lock.Unlock();
       hooks_.want_write(pid_);
     }
     // kError: the loop sees the broken socket on its read side and fails the peer.
@@ -104,7 +105,7 @@ void Peer::ConsumeLocked(size_t written) {
   }
 }
 
-Peer::WriteResult Peer::WriteLocked(std::unique_lock<std::mutex>& lock) {
+Peer::WriteResult Peer::WriteLocked() {
   WriteResult result = WriteResult::kDone;
   while (true) {
     if (fd_ < 0) {
@@ -129,13 +130,13 @@ Peer::WriteResult Peer::WriteLocked(std::unique_lock<std::mutex>& lock) {
     // Unlocked while writing. Safe: the write role makes this thread the only one
     // that pops out_ or writes fd; other threads only fill slots past those in
     // iov (Ring slots never move), and Detach/Fail wait for the role first.
-    lock.unlock();
+    send_mu_.Unlock();
     msghdr msg{};
     msg.msg_iov = iov;
     msg.msg_iovlen = n;
     ssize_t written = sendmsg(fd, &msg, MSG_NOSIGNAL | MSG_DONTWAIT);
     int error = errno;
-    lock.lock();
+    send_mu_.Lock();
     if (written < 0) {
       if (error == EINTR) continue;
       result = (error == EAGAIN || error == EWOULDBLOCK) ? WriteResult::kBlocked : WriteResult::kError;
@@ -148,44 +149,48 @@ Peer::WriteResult Peer::WriteLocked(std::unique_lock<std::mutex>& lock) {
   return result;
 }
 
-bool Peer::SendReady() {
-  std::lock_guard<std::mutex> lock(send_mu_);
+bool Peer::SendReadyLocked() const {
   return !send_status_.ok() || SendRoomLocked() || has_report_.load(std::memory_order_relaxed);
 }
 
+bool Peer::SendReady() {
+  MutexLock lock(&send_mu_);
+  return SendReadyLocked();
+}
+
 void Peer::AddSendWaiter(Waiter* w) {
-  std::lock_guard<std::mutex> lock(send_mu_);
+  MutexLock lock(&send_mu_);
   send_waiters_.push_back(w);
 }
 
 void Peer::RemoveSendWaiter(Waiter* w) {
-  std::lock_guard<std::mutex> lock(send_mu_);
+  MutexLock lock(&send_mu_);
   send_waiters_.erase(std::find(send_waiters_.begin(), send_waiters_.end(), w));
 }
 
 // ---- Loop thread ----
 
 Peer::WriteResult Peer::Attach(int fd) {
-  std::unique_lock<std::mutex> lock(send_mu_);
-  send_cv_.wait(lock, [&] { return !writing_; });
+  UniqueLock lock(&send_mu_);
+  while (writing_) send_cv_.Wait(&send_mu_);
   fd_ = fd;
   written_on_connection_ = 0;
   holding_ = false;
   write_armed_ = false;
   for (size_t i = 0; i < out_.size(); ++i) out_.at(i).held = false;
   writing_ = true;
-  return WriteLocked(lock);
+  return WriteLocked();
 }
 
 void Peer::Detach() {
   {
-    std::unique_lock<std::mutex> lock(send_mu_);
-    send_cv_.wait(lock, [&] { return !writing_; });  // a non-blocking sendmsg: short
+    UniqueLock lock(&send_mu_);
+    while (writing_) send_cv_.Wait(&send_mu_);  // a non-blocking sendmsg: short
     fd_ = -1;
     write_armed_ = false;
     out_offset_ = 0;  // a partly written frame is lost with its connection; see Fail
   }
-  std::unique_lock<std::mutex> lock(recv_mu_);
+  UniqueLock lock(&recv_mu_);
   const int fd = read_fd_;
   read_fd_ = -1;
   read_ep_ = -1;
@@ -197,30 +202,30 @@ void Peer::Detach() {
     // A user thread is reading (perhaps blocked in poll): end its reads with
     // EOF and wait until it lets go of the socket, which closes after this.
     detach_waiting_ = true;
-    lock.unlock();
+    lock.Unlock();
     shutdown(fd, SHUT_RD);
-    lock.lock();
-    recv_cv_.wait(lock, [&] { return reader_ != Reader::kUser; });
+    lock.Lock();
+    while (reader_ == Reader::kUser) recv_cv_.Wait(&recv_mu_);
     detach_waiting_ = false;
   }
 }
 
 Peer::WriteResult Peer::Flush() {
-  std::unique_lock<std::mutex> lock(send_mu_);
+  UniqueLock lock(&send_mu_);
   write_armed_ = false;
   flush_posted_ = false;
   if (writing_) return WriteResult::kDone;  // that writer asks for POLLOUT if it blocks
   writing_ = true;
-  WriteResult result = WriteLocked(lock);
+  WriteResult result = WriteLocked();
   if (result == WriteResult::kBlocked) write_armed_ = true;
   return result;
 }
 
 bool Peer::QueueIfIdle(FrameKind kind) {
-  std::lock_guard<std::mutex> lock(send_mu_);
+  MutexLock lock(&send_mu_);
   if (!out_.empty() || writing_ || holding_ || !send_status_.ok()) return false;
   {
-    std::lock_guard<std::mutex> recv_lock(recv_mu_);
+    MutexLock recv_lock(&recv_mu_);
     if (!in_.empty()) return false;
   }
   std::string empty;
@@ -230,42 +235,42 @@ bool Peer::QueueIfIdle(FrameKind kind) {
 }
 
 void Peer::QueueControl(FrameKind kind) {
-  std::lock_guard<std::mutex> lock(send_mu_);
+  MutexLock lock(&send_mu_);
   if (out_.full()) return;  // cannot happen: kControlReserve slots stay free for us
   std::string empty;
   PushLocked(FrameHeader{kind, kChannelForward, 0, 0}, &empty);
 }
 
 void Peer::EndHold() {
-  std::lock_guard<std::mutex> lock(send_mu_);
+  MutexLock lock(&send_mu_);
   holding_ = false;
   for (size_t i = 0; i < out_.size(); ++i) out_.at(i).held = false;
 }
 
 bool Peer::HasOutgoing() {
-  std::lock_guard<std::mutex> lock(send_mu_);
+  MutexLock lock(&send_mu_);
   return send_status_.ok() && (!out_.empty() || writing_);
 }
 
 bool Peer::InboundEmpty() {
-  std::lock_guard<std::mutex> lock(recv_mu_);
+  MutexLock lock(&recv_mu_);
   return in_.empty();
 }
 
 void Peer::SetTypeName(uint64_t fingerprint, std::string name) {
-  std::lock_guard<std::mutex> lock(recv_mu_);
+  MutexLock lock(&recv_mu_);
   type_names_[fingerprint] = std::move(name);
 }
 
 void Peer::DiscardInbound() {
-  std::lock_guard<std::mutex> lock(recv_mu_);
+  MutexLock lock(&recv_mu_);
   discard_ = true;
 }
 
 void Peer::Fail(absl::Status status) {
   {
-    std::unique_lock<std::mutex> lock(send_mu_);
-    send_cv_.wait(lock, [&] { return !writing_; });
+    UniqueLock lock(&send_mu_);
+    while (writing_) send_cv_.Wait(&send_mu_);
     if (send_status_.ok()) send_status_ = status;
     lost_bytes_ += out_bytes_;
     while (!out_.empty()) {
@@ -277,55 +282,92 @@ void Peer::Fail(absl::Status status) {
     fd_ = -1;
     NotifySendLocked();
   }
-  std::lock_guard<std::mutex> lock(recv_mu_);
+  MutexLock lock(&recv_mu_);
   if (recv_status_.ok()) recv_status_ = status;
-  recv_cv_.notify_all();
+  recv_cv_.NotifyAll();
   for (Waiter* w : recv_waiters_) w->Fire();
 }
 
 void Peer::ReportOnce(absl::Status status) {
   {
-    std::lock_guard<std::mutex> lock(report_mu_);
+    MutexLock lock(&report_mu_);
     report_ = std::move(status);
     has_report_.store(true, std::memory_order_release);
   }
   {
-    std::lock_guard<std::mutex> lock(send_mu_);
+    MutexLock lock(&send_mu_);
     NotifySendLocked();
   }
-  std::lock_guard<std::mutex> lock(recv_mu_);
-  recv_cv_.notify_all();
+  MutexLock lock(&recv_mu_);
+  recv_cv_.NotifyAll();
   for (Waiter* w : recv_waiters_) w->Fire();
 }
 
 absl::Status Peer::TakeReport() {
-  std::lock_guard<std::mutex> lock(report_mu_);
+  MutexLock lock(&report_mu_);
   has_report_.store(false, std::memory_order_relaxed);
   return std::exchange(report_, absl::OkStatus());
 }
 
 size_t Peer::QueuedBytes() {
-  std::lock_guard<std::mutex> lock(send_mu_);
+  MutexLock lock(&send_mu_);
   return out_bytes_;
 }
 
 uint64_t Peer::LostBytes() {
-  std::lock_guard<std::mutex> lock(send_mu_);
+  MutexLock lock(&send_mu_);
   return told_.load(std::memory_order_relaxed) ? 0 : lost_bytes_;
 }
 
 uint64_t Peer::WrittenOnConnection() {
-  std::lock_guard<std::mutex> lock(send_mu_);
+  MutexLock lock(&send_mu_);
   return written_on_connection_;
 }
 
 absl::Status Peer::status() {
-  std::lock_guard<std::mutex> lock(send_mu_);
+  MutexLock lock(&send_mu_);
   return send_status_;
 }
 
+void Peer::ReleaseIdleMemory() {
+  {
+    MutexLock lock(&send_mu_);
+    // Quiet since the last call, and nothing queued or being written (a
+    // writer holds pointers into queued slots only, and there are none).
+    if (pushes_ == pushes_at_release_ && out_.empty() && !writing_) {
+      out_.ShrinkIfEmpty();
+      std::string().swap(spare_out_);
+    }
+    pushes_at_release_ = pushes_;
+  }
+  MutexLock lock(&recv_mu_);
+  const uint64_t deliveries = deliveries_.load(std::memory_order_relaxed);
+  if (deliveries == deliveries_at_release_ && in_.empty()) {
+    in_.ShrinkIfEmpty();
+    std::string().swap(spare_in_);
+    // Nobody holds the read role, and nobody can claim it while we hold
+    // recv_mu_: the reader is ours for this call.
+    if (reader_ == Reader::kNone) read_.ReleaseIfIdle();
+  }
+  deliveries_at_release_ = deliveries;
+}
+
+Peer::Memory Peer::HeldMemory() {
+  Memory m;
+  {
+    MutexLock lock(&send_mu_);
+    m.send_slots = out_.capacity();
+    m.spare_bytes += AllocatedBytes(spare_out_);
+  }
+  MutexLock lock(&recv_mu_);
+  m.recv_slots = in_.capacity();
+  m.spare_bytes += AllocatedBytes(spare_in_);
+  if (reader_ == Reader::kNone) m.reader_bytes = read_.HeldBytes();
+  return m;
+}
+
 bool Peer::failed() {
-  std::lock_guard<std::mutex> lock(send_mu_);
+  MutexLock lock(&send_mu_);
   return !send_status_.ok();
 }
 

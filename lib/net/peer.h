@@ -9,7 +9,11 @@
 // Threading: the "Senders" and "Receivers" sections are called by user threads,
 // several at once; the "loop" section only by the DataPlane's loop thread.
 // Locks: send_mu_ and recv_mu_ are independent (a thread holding send_mu_ may
-// take recv_mu_, never the reverse). Nobody holds either during a syscall: a
+// take recv_mu_, never the reverse); report_mu_ is taken last, under either or
+// none. Members are annotated with the lock that guards them (checked by
+// clang's -Wthread-safety, tools/thread_safety.sh); read_ follows the read
+// role instead, and the write role decides who pops out_ and writes the
+// socket. Hooks are called with no lock held. Nobody holds a lock during a syscall: a
 // thread writes the socket while holding the *write role* (writing_), which it
 // claims and releases under send_mu_.
 //
@@ -33,20 +37,21 @@
 #include <sys/uio.h>
 
 #include <atomic>
-#include <condition_variable>
 #include <cstdint>
 #include <functional>
 #include <memory>
-#include <mutex>
 #include <string>
 #include <vector>
 
+#include "absl/base/thread_annotations.h"
 #include "absl/container/flat_hash_map.h"
 #include "absl/status/status.h"
 #include "absl/time/time.h"
 #include "lib/core/internal_only.h"
 #include "lib/core/pid.h"
 #include "lib/net/frame.h"
+#include "lib/net/frame_reader.h"
+#include "lib/net/mutex.h"
 #include "lib/net/ring.h"
 #include "lib/net/waiter.h"
 
@@ -147,8 +152,8 @@ class Peer {
   absl::Duration LeaseTick();
   // For the stall check (any thread; a snapshot): bytes read from the current
   // connection, and whether its parser waits for the rest of a frame.
-  uint64_t bytes_read() const { return bytes_read_.load(std::memory_order_relaxed); }
-  bool mid_frame() const { return mid_frame_.load(std::memory_order_relaxed); }
+  uint64_t bytes_read() const { return read_.bytes_read(); }
+  bool mid_frame() const { return read_.mid_frame(); }
   // Stops writing to and reading from the connection; waits for a user thread's
   // write in progress (a non-blocking writev, short) and takes the read role
   // back from a user thread (shutdown(SHUT_RD) wakes its poll). The fd stays
@@ -185,114 +190,130 @@ class Peer {
   // Frame bytes written to the current (or last) connection since Attach.
   uint64_t WrittenOnConnection();
 
+  // Loop thread, from a timer (the Link's stall check, when the connection is
+  // not in the middle of a frame): an idle connection costs little. What was
+  // quiet since the last call gives back what traffic made it take: queue
+  // slots beyond the first few (with their recycled buffers), the spare
+  // buffers, and the read buffer (if the read role is free and the parser is
+  // between frames). Never per message: a busy connection keeps its buffers.
+  void ReleaseIdleMemory();
+  // For tests: what the peer holds now (reader_bytes: 0 while the read role is held).
+  struct Memory {
+    size_t send_slots = 0;
+    size_t recv_slots = 0;
+    size_t spare_bytes = 0;
+    size_t reader_bytes = 0;
+  };
+  Memory HeldMemory();
+
  private:
   struct OutFrame {
     char header[kFrameHeaderSize];
     std::string payload;
     bool held = false;
   };
-  void PushLocked(const FrameHeader& header, std::string* payload);
-  void ConsumeLocked(size_t written);
-  // Called with the write role claimed; releases it. Drops and retakes `lock`.
-  WriteResult WriteLocked(std::unique_lock<std::mutex>& lock);
-  bool SendRoomLocked() const;
-  void NotifySendLocked();
+  void PushLocked(const FrameHeader& header, std::string* payload) ABSL_EXCLUSIVE_LOCKS_REQUIRED(send_mu_);
+  void ConsumeLocked(size_t written) ABSL_EXCLUSIVE_LOCKS_REQUIRED(send_mu_);
+  // Called with the write role claimed; releases it. Drops send_mu_ during
+  // each sendmsg and holds it again on return.
+  WriteResult WriteLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(send_mu_);
+  bool SendRoomLocked() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(send_mu_);
+  // A sender may go on: room, the peer's error, or a report to return.
+  bool SendReadyLocked() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(send_mu_);
+  void NotifySendLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(send_mu_);
 
   // ---- The read role ----
   enum class Reader { kNone, kLoop, kUser };
   enum class Parse { kNeedMore, kTook, kControl, kPaused, kBad };
-  // The frame parser; touched only by the holder of the read role.
-  struct ReadState {
-    std::unique_ptr<char[]> buffer;  // bytes read but not yet parsed: [pos, end)
-    size_t pos = 0;
-    size_t end = 0;
-    bool in_frame = false;  // header parsed, payload being read
-    FrameHeader header;
-    // [0, filled) read; the size grows as bytes arrive (MakeRoom), never
-    // ahead of them to what the header claims.
-    std::string payload;
-    size_t filled = 0;
-  };
-  // Role held, in a frame: at least one byte of room after `filled`.
-  void MakeRoom();
-  bool CanUserReadLocked() const;
-  // Role held. Parses buffered bytes until a control frame, a full queue, bad
-  // bytes or the end of the buffer. Data frames are queued, except that the
-  // first goes to *take when take is not null (kTook).
-  Parse ParseBuffered(InFrame* take, FrameHeader* control, absl::Status* bad);
-  // Role held. One recv(MSG_DONTWAIT) of at most `max` bytes into the buffer,
-  // or straight into the payload of a big frame; *asked: the size asked for.
-  // Returns what recv returned (errno kept).
-  ssize_t ReadSocket(int fd, size_t max, size_t* asked);
-  // Role just claimed by this user thread (lock held, and held again on return,
-  // the role released). True when a data frame was taken into *out.
-  bool ReadAsUser(std::unique_lock<std::mutex>& lock, absl::Time deadline, InFrame* out);
+  bool CanUserReadLocked() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(recv_mu_);
+  // What a receiver waiting in Recv waits for: a frame, an error, a report,
+  // or the read role to take.
+  bool RecvWakeLocked() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(recv_mu_);
+  // Role held, recv_mu_ not. Parses buffered bytes until a control frame, a
+  // full queue, bad bytes or the end of the buffer. Data frames are queued,
+  // except that the first goes to *take when take is not null (kTook).
+  Parse ParseBuffered(InFrame* take, FrameHeader* control, absl::Status* bad) ABSL_LOCKS_EXCLUDED(recv_mu_);
+  // Role just claimed by this user thread (recv_mu_ held; dropped while it
+  // reads and held again on return, the role released). True when a data
+  // frame was taken into *out.
+  bool ReadAsUser(absl::Time deadline, InFrame* out) ABSL_EXCLUSIVE_LOCKS_REQUIRED(recv_mu_);
   // Puts the socket back in the loop's epoll set (user_mode_ set, role free),
-  // holding the role as `as` meanwhile; drops and retakes `lock`.
-  void LeaveUserModeLocked(std::unique_lock<std::mutex>& lock, Reader as);
-  bool HasRoomLocked() const;
-  void DeliverLocked(uint64_t fingerprint, std::string* payload);
+  // holding the role as `as` meanwhile; drops and retakes recv_mu_.
+  void LeaveUserModeLocked(Reader as) ABSL_EXCLUSIVE_LOCKS_REQUIRED(recv_mu_);
+  bool HasRoomLocked() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(recv_mu_);
+  void DeliverLocked(uint64_t fingerprint, std::string* payload) ABSL_EXCLUSIVE_LOCKS_REQUIRED(recv_mu_);
 
   const Pid pid_;
   const PeerLimits limits_;
   const Hooks hooks_;
 
-  std::mutex send_mu_;
-  std::condition_variable send_cv_;
-  Ring<OutFrame> out_;     // guarded by send_mu_; slots never move (see WriteLocked)
-  size_t out_offset_ = 0;  // bytes of out_.front() already written
-  size_t out_bytes_ = 0;   // payload bytes in out_
-  std::string spare_out_;  // a big buffer kept for reuse (see peer.cc)
-  std::vector<Waiter*> send_waiters_;
-  int fd_ = -1;                // the connection's socket, or -1
-  bool writing_ = false;       // a thread holds the write role
-  bool write_armed_ = false;   // the loop waits for POLLOUT; user threads only queue
-  bool holding_ = false;       // frames queued now are held (a Close is in flight)
-  bool flush_posted_ = false;  // the loop will write what is queued (batching a stream)
-  int64_t last_direct_write_ns_ = 0;
-  uint64_t deliveries_at_write_ = 0;
-  absl::Status send_status_;  // the peer's error
+  // ---- The send side: send_mu_ ----
+  Mutex send_mu_;
+  CondVar send_cv_;  // room, failure, the write role coming free
+  // The queue. Its slots never move (Ring): the holder of the write role
+  // writes from them with send_mu_ dropped (see WriteLocked), and only it pops.
+  Ring<OutFrame> out_ ABSL_GUARDED_BY(send_mu_);
+  size_t out_offset_ ABSL_GUARDED_BY(send_mu_) = 0;  // bytes of out_.front() already written
+  size_t out_bytes_ ABSL_GUARDED_BY(send_mu_) = 0;   // payload bytes in out_
+  std::string spare_out_ ABSL_GUARDED_BY(send_mu_);  // a big buffer kept for reuse (see peer.cc)
+  std::vector<Waiter*> send_waiters_ ABSL_GUARDED_BY(send_mu_);
+  int fd_ ABSL_GUARDED_BY(send_mu_) = -1;  // the connection's socket, or -1
+  // The write role: claimed and released under send_mu_; its holder alone
+  // pops out_ and writes fd_ (with send_mu_ dropped during the syscall).
+  bool writing_ ABSL_GUARDED_BY(send_mu_) = false;
+  bool write_armed_ ABSL_GUARDED_BY(send_mu_) = false;   // the loop waits for POLLOUT; user threads only queue
+  bool holding_ ABSL_GUARDED_BY(send_mu_) = false;       // frames queued now are held (a Close is in flight)
+  bool flush_posted_ ABSL_GUARDED_BY(send_mu_) = false;  // the loop will write what is queued (batching a stream)
+  int64_t last_direct_write_ns_ ABSL_GUARDED_BY(send_mu_) = 0;
+  uint64_t deliveries_at_write_ ABSL_GUARDED_BY(send_mu_) = 0;
+  absl::Status send_status_ ABSL_GUARDED_BY(send_mu_);        // the peer's error
+  uint64_t pushes_ ABSL_GUARDED_BY(send_mu_) = 0;             // frames queued, ever
+  uint64_t pushes_at_release_ ABSL_GUARDED_BY(send_mu_) = 0;  // pushes_ at the last ReleaseIdleMemory
+  uint64_t lost_bytes_ ABSL_GUARDED_BY(send_mu_) = 0;
+  uint64_t written_on_connection_ ABSL_GUARDED_BY(send_mu_) = 0;  // frame bytes since Attach
 
-  std::mutex recv_mu_;
-  std::condition_variable recv_cv_;  // frames, failure, the read role coming free
-  // The read side of the connection, guarded by recv_mu_.
-  int read_fd_ = -1;  // -1: no open connection
-  int read_ep_ = -1;
-  uint64_t read_conn_ = 0;
-  Reader reader_ = Reader::kNone;
-  bool loop_parked_ = false;     // the loop found the role taken and stopped watching
-  bool read_broken_ = false;     // the connection's end was seen (and reported): nobody reads it
-  bool detach_waiting_ = false;  // Detach waits for a user thread to release the role
+  // ---- The receive side: recv_mu_ (taken after send_mu_, never before) ----
+  Mutex recv_mu_ ABSL_ACQUIRED_AFTER(send_mu_);
+  CondVar recv_cv_;                             // frames, failure, the read role coming free
+  int read_fd_ ABSL_GUARDED_BY(recv_mu_) = -1;  // -1: no open connection
+  int read_ep_ ABSL_GUARDED_BY(recv_mu_) = -1;
+  uint64_t read_conn_ ABSL_GUARDED_BY(recv_mu_) = 0;
+  // The read role: claimed and released under recv_mu_ (see the top).
+  Reader reader_ ABSL_GUARDED_BY(recv_mu_) = Reader::kNone;
+  bool loop_parked_ ABSL_GUARDED_BY(recv_mu_) = false;  // the loop found the role taken and stopped watching
+  // The connection's end was seen (and reported): nobody reads it.
+  bool read_broken_ ABSL_GUARDED_BY(recv_mu_) = false;
+  bool detach_waiting_ ABSL_GUARDED_BY(recv_mu_) = false;  // Detach waits for a user thread to release the role
   // User mode: the socket is out of the loop's epoll set although perhaps
   // nobody holds the role (see ReadAsUser); changed only by a role holder.
-  bool user_mode_ = false;
-  uint64_t claims_ = 0;        // the role taken by user threads, ever
-  bool lease_active_ = false;  // the loop's lease timer runs (or is about to)
-  uint64_t lease_seen_ = 0;    // claims_ at the last tick
-  int recv_waiting_ = 0;       // threads waiting on recv_cv_ in Recv
-  ReadState read_;             // the read role's
-  Ring<InFrame> in_;           // guarded by recv_mu_
-  size_t in_bytes_ = 0;
-  std::string spare_in_;                 // guarded by recv_mu_; a big buffer kept for reuse
-  std::atomic<uint64_t> deliveries_{0};  // frames received, ever: tells a ping-pong from a stream
+  bool user_mode_ ABSL_GUARDED_BY(recv_mu_) = false;
+  uint64_t claims_ ABSL_GUARDED_BY(recv_mu_) = 0;        // the role taken by user threads, ever
+  bool lease_active_ ABSL_GUARDED_BY(recv_mu_) = false;  // the loop's lease timer runs (or is about to)
+  uint64_t lease_seen_ ABSL_GUARDED_BY(recv_mu_) = 0;    // claims_ at the last tick
+  int recv_waiting_ ABSL_GUARDED_BY(recv_mu_) = 0;       // threads waiting on recv_cv_ in Recv
+  // Not guarded by a lock but by the read role: only its holder touches it
+  // (or a thread holding recv_mu_ while nobody holds the role).
+  FrameReader read_;
+  Ring<InFrame> in_ ABSL_GUARDED_BY(recv_mu_);
+  size_t in_bytes_ ABSL_GUARDED_BY(recv_mu_) = 0;
+  std::string spare_in_ ABSL_GUARDED_BY(recv_mu_);  // a big buffer kept for reuse
+  std::atomic<uint64_t> deliveries_{0};             // frames received, ever: tells a ping-pong from a stream
   std::atomic<uint64_t> fast_path_frames_{0};
-  std::atomic<uint64_t> bytes_read_{0};  // written by the read role's holder
-  std::atomic<bool> mid_frame_{false};   // likewise
-  bool read_paused_ = false;             // reading stopped: in_ was full
-  bool discard_ = false;
-  std::vector<Waiter*> recv_waiters_;
-  absl::flat_hash_map<uint64_t, std::string> type_names_;
-  absl::Status recv_status_;
+  uint64_t deliveries_at_release_ ABSL_GUARDED_BY(recv_mu_) = 0;  // deliveries_ at the last ReleaseIdleMemory
+  bool read_paused_ ABSL_GUARDED_BY(recv_mu_) = false;            // reading stopped: in_ was full
+  bool discard_ ABSL_GUARDED_BY(recv_mu_) = false;
+  std::vector<Waiter*> recv_waiters_ ABSL_GUARDED_BY(recv_mu_);
+  absl::flat_hash_map<uint64_t, std::string> type_names_ ABSL_GUARDED_BY(recv_mu_);
+  absl::Status recv_status_ ABSL_GUARDED_BY(recv_mu_);
 
-  // ReportOnce's status; has_report_ lets Send and Recv check it without the lock.
+  // ---- ReportOnce's status: report_mu_ (taken after either, never before) ----
+  // has_report_ lets Send and Recv check for one without the lock.
   std::atomic<bool> has_report_{false};
-  std::mutex report_mu_;                // taken after send_mu_ or recv_mu_, never before
-  absl::Status report_;                 // guarded by report_mu_
-  uint64_t lost_bytes_ = 0;             // guarded by send_mu_
-  uint64_t written_on_connection_ = 0;  // guarded by send_mu_
-  std::atomic<bool> told_{false};       // a Send or Recv returned the peer's error
+  Mutex report_mu_ ABSL_ACQUIRED_AFTER(send_mu_, recv_mu_);
+  absl::Status report_ ABSL_GUARDED_BY(report_mu_);
+  std::atomic<bool> told_{false};  // a Send or Recv returned the peer's error
   // The report, if any, cleared. Any lock may be held.
-  absl::Status TakeReport();
+  absl::Status TakeReport() ABSL_LOCKS_EXCLUDED(report_mu_);
 };
 
 }  // namespace constellation::net

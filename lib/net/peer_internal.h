@@ -23,10 +23,14 @@ namespace constellation::net::peer_internal {
 constexpr int kMaxIov = 128;
 // Slots kept free for the loop's control frames.
 constexpr size_t kControlReserve = 2;
+// Queue slots an idle peer keeps (per direction): the queues grow from this
+// with traffic, doubling, and shrink back when idle (Ring, ReleaseIdleMemory).
+constexpr size_t kInitialSlots = 4;
 // Buffers are recycled, not freed, so the steady state allocates nothing per
 // message: a ring slot keeps a buffer up to kSlotKeep (1024 slots: 16 MiB at
 // most per direction), and one spare per direction keeps the biggest buffer
 // up to kKeepCapacity, so a stream of values up to the byte bound reuses it.
+// An idle peer gives them back (ReleaseIdleMemory).
 constexpr size_t kSlotKeep = 16 << 10;
 // Sends closer together than this, with nothing received in between, are a
 // stream: they are batched (see Send).
@@ -43,6 +47,11 @@ inline void ClearBuffer(std::string* buffer, std::string* spare) {
   std::string().swap(*buffer);
 }
 
+// What a buffer holds on the heap (an empty string's inline room is none).
+inline size_t AllocatedBytes(const std::string& buffer) {
+  return buffer.capacity() > std::string().capacity() ? buffer.capacity() : 0;
+}
+
 // Gives a buffer about to be filled the spare, if the spare is bigger.
 inline void TakeSpare(std::string* buffer, std::string* spare) {
   if (spare->capacity() > buffer->capacity()) buffer->swap(*spare);
@@ -54,11 +63,6 @@ inline void TakeSpare(std::string* buffer, std::string* spare) {
 // held it longer than kStickyHoldNs, so it gives the socket back itself.
 constexpr int64_t kStickyHoldNs = 500'000;
 constexpr absl::Duration kLeasePeriod = absl::Milliseconds(1);
-
-// The read side: bytes asked of the socket at once, and the payload bytes
-// still missing above which a frame is read straight into its payload.
-constexpr size_t kReadBufferSize = 64 << 10;
-constexpr size_t kDirectRead = 16 << 10;
 
 // Sets which events of `fd` (registered in the epoll set `ep`) are watched.
 inline void SetInterest(int ep, int fd, uint32_t events) {
@@ -85,12 +89,6 @@ inline bool PollReadable(int fd, absl::Time deadline) {
     if (n > 0) return true;
     if (n < 0 && errno != EINTR) return true;  // let recv report it
   }
-}
-
-// Why a connection that ended (recv returned 0) ended.
-inline absl::Status EndOfStreamStatus(bool mid_frame) {
-  if (mid_frame) return absl::DataLossError("connection closed in the middle of a frame");
-  return absl::UnavailableError("connection closed");
 }
 
 }  // namespace constellation::net::peer_internal

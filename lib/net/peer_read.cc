@@ -15,7 +15,7 @@ bool Peer::CanUserReadLocked() const {
 }
 
 absl::Status Peer::Recv(absl::Time deadline, InFrame* out) {
-  std::unique_lock<std::mutex> lock(recv_mu_);
+  UniqueLock lock(&recv_mu_);
   bool looked = false;
   while (in_.empty() && recv_status_.ok()) {
     if (has_report_.load(std::memory_order_relaxed)) {
@@ -26,19 +26,19 @@ absl::Status Peer::Recv(absl::Time deadline, InFrame* out) {
       // look at it without waiting, once.
       if (looked || !user_mode_ || !CanUserReadLocked()) break;
       looked = true;
-      if (ReadAsUser(lock, absl::InfinitePast(), out)) return absl::OkStatus();
+      if (ReadAsUser(absl::InfinitePast(), out)) return absl::OkStatus();
       continue;
     }
     if (CanUserReadLocked()) {
       // The fast path: nothing queued and nobody reading, so this thread reads
       // the socket itself instead of waiting for the loop to wake it.
-      if (ReadAsUser(lock, deadline, out)) return absl::OkStatus();
+      if (ReadAsUser(deadline, out)) return absl::OkStatus();
       continue;
     }
     ++recv_waiting_;
-    bool ready = WaitUntil(recv_cv_, lock, deadline, [&] {
-      return !in_.empty() || !recv_status_.ok() || CanUserReadLocked() || has_report_.load(std::memory_order_relaxed);
-    });
+    while (!RecvWakeLocked() && recv_cv_.WaitUntil(&recv_mu_, deadline)) {
+    }
+    const bool ready = RecvWakeLocked();
     --recv_waiting_;
     if (!ready) break;
   }
@@ -60,12 +60,16 @@ absl::Status Peer::Recv(absl::Time deadline, InFrame* out) {
     read_paused_ = false;
     resume = true;
   }
-  lock.unlock();
+  lock.Unlock();
   if (resume) hooks_.resume_read(pid_);
   return absl::OkStatus();
 }
 
-bool Peer::ReadAsUser(std::unique_lock<std::mutex>& lock, absl::Time deadline, InFrame* out) {
+bool Peer::RecvWakeLocked() const {
+  return !in_.empty() || !recv_status_.ok() || CanUserReadLocked() || has_report_.load(std::memory_order_relaxed);
+}
+
+bool Peer::ReadAsUser(absl::Time deadline, InFrame* out) {
   reader_ = Reader::kUser;
   ++claims_;
   const int64_t claimed_ns = absl::GetCurrentTimeNanos();
@@ -73,7 +77,7 @@ bool Peer::ReadAsUser(std::unique_lock<std::mutex>& lock, absl::Time deadline, I
   const int ep = read_ep_;
   const uint64_t conn = read_conn_;
   bool loop_watches = !user_mode_;  // the socket is in the epoll set the loop watches
-  lock.unlock();
+  recv_mu_.Unlock();
   bool got = false;
   // recv before poll: a deadline already past, or the last recv filled what it asked for.
   bool may_read = deadline == absl::InfinitePast();
@@ -103,23 +107,17 @@ bool Peer::ReadAsUser(std::unique_lock<std::mutex>& lock, absl::Time deadline, I
       }
       if (!PollReadable(fd, deadline)) break;
     }
-    size_t asked = 0;
-    ssize_t n = ReadSocket(fd, std::numeric_limits<size_t>::max(), &asked);
-    if (n > 0) {
-      may_read = static_cast<size_t>(n) == asked;
+    FrameReader::ReadResult read = read_.ReadSome(fd, std::numeric_limits<size_t>::max());
+    if (read.what == FrameReader::Read::kData) {
+      may_read = read.filled;
       continue;
     }
-    if (n == 0) {
-      down = EndOfStreamStatus(read_.in_frame || read_.pos < read_.end);
-      break;
-    }
-    if (errno == EINTR) continue;
-    if (errno == EAGAIN || errno == EWOULDBLOCK) {
+    if (read.what == FrameReader::Read::kWouldBlock) {
       if (may_read && deadline == absl::InfinitePast()) break;
       may_read = false;
       continue;
     }
-    down = absl::UnavailableError(absl::StrCat("read: ", std::strerror(errno)));
+    down = std::move(read.down);  // kEnd, kError
     break;
   }
   // After a short wait (a ping-pong, a stream) the socket stays out of the
@@ -134,7 +132,7 @@ bool Peer::ReadAsUser(std::unique_lock<std::mutex>& lock, absl::Time deadline, I
     SetInterest(ep, fd, EPOLLIN);  // level-triggered: bytes already waiting wake the loop
     loop_watches = true;
   }
-  lock.lock();
+  recv_mu_.Lock();
   reader_ = Reader::kNone;
   user_mode_ = !loop_watches;
   if (!down.ok()) read_broken_ = true;
@@ -142,47 +140,47 @@ bool Peer::ReadAsUser(std::unique_lock<std::mutex>& lock, absl::Time deadline, I
   if (lease) lease_active_ = true;
   const bool resume = loop_parked_;
   loop_parked_ = false;
-  if (detach_waiting_) recv_cv_.notify_all();
+  if (detach_waiting_) recv_cv_.NotifyAll();
   if (resume || lease || !down.ok()) {
-    lock.unlock();
+    recv_mu_.Unlock();
     if (!down.ok()) hooks_.read_down(pid_, conn, std::move(down));
     if (lease) hooks_.lease(pid_, conn);
     if (resume) hooks_.resume_read(pid_);
-    lock.lock();
+    recv_mu_.Lock();
   }
   return got;
 }
 
-void Peer::LeaveUserModeLocked(std::unique_lock<std::mutex>& lock, Reader as) {
+void Peer::LeaveUserModeLocked(Reader as) {
   // Called with the role free (reader_ kNone) and user_mode_ set: claims the
   // role for the epoll_ctl, which only a role holder makes.
   reader_ = as;
   user_mode_ = false;
   const int fd = read_fd_;
   const int ep = read_ep_;
-  lock.unlock();
+  recv_mu_.Unlock();
   SetInterest(ep, fd, EPOLLIN);  // level-triggered: bytes already waiting wake the loop now
-  lock.lock();
+  recv_mu_.Lock();
   reader_ = Reader::kNone;
   // Detach, or a receiver that found the role taken, waits for it.
-  if (detach_waiting_ || recv_waiting_ > 0) recv_cv_.notify_all();
+  if (detach_waiting_ || recv_waiting_ > 0) recv_cv_.NotifyAll();
   if (loop_parked_) {  // the loop found the role taken meanwhile
     loop_parked_ = false;
-    lock.unlock();
+    recv_mu_.Unlock();
     hooks_.resume_read(pid_);
-    lock.lock();
+    recv_mu_.Lock();
   }
 }
 
 absl::Duration Peer::LeaseStart() {
-  std::lock_guard<std::mutex> lock(recv_mu_);
+  MutexLock lock(&recv_mu_);
   lease_active_ = true;
   lease_seen_ = claims_;
   return kLeasePeriod;
 }
 
 absl::Duration Peer::LeaseTick() {
-  std::unique_lock<std::mutex> lock(recv_mu_);
+  UniqueLock lock(&recv_mu_);
   if (!user_mode_ || read_fd_ < 0) {
     lease_active_ = false;
     return absl::ZeroDuration();
@@ -196,35 +194,35 @@ absl::Duration Peer::LeaseTick() {
   // back to the loop when it returns (a long wait, see ReadAsUser).
   if (reader_ != Reader::kNone) return absl::ZeroDuration();
   // No recv for a whole period: the loop watches the socket again.
-  LeaveUserModeLocked(lock, Reader::kLoop);
+  LeaveUserModeLocked(Reader::kLoop);
   return absl::ZeroDuration();
 }
 
 std::string Peer::TypeName(uint64_t fingerprint) {
-  std::lock_guard<std::mutex> lock(recv_mu_);
+  MutexLock lock(&recv_mu_);
   auto it = type_names_.find(fingerprint);
   return it == type_names_.end() ? "<unknown type>" : it->second;
 }
 
 bool Peer::RecvReady() {
-  std::lock_guard<std::mutex> lock(recv_mu_);
+  MutexLock lock(&recv_mu_);
   return !in_.empty() || !recv_status_.ok() || has_report_.load(std::memory_order_relaxed);
 }
 
 bool Peer::UserReading() {
-  std::lock_guard<std::mutex> lock(recv_mu_);
+  MutexLock lock(&recv_mu_);
   return reader_ == Reader::kUser;
 }
 
 void Peer::AddRecvWaiter(Waiter* w) {
-  std::unique_lock<std::mutex> lock(recv_mu_);
+  UniqueLock lock(&recv_mu_);
   recv_waiters_.push_back(w);
   // select waits for the loop to deliver: the loop must watch the socket.
-  if (user_mode_ && reader_ == Reader::kNone && read_fd_ >= 0) LeaveUserModeLocked(lock, Reader::kUser);
+  if (user_mode_ && reader_ == Reader::kNone && read_fd_ >= 0) LeaveUserModeLocked(Reader::kUser);
 }
 
 void Peer::RemoveRecvWaiter(Waiter* w) {
-  std::lock_guard<std::mutex> lock(recv_mu_);
+  MutexLock lock(&recv_mu_);
   recv_waiters_.erase(std::find(recv_waiters_.begin(), recv_waiters_.end(), w));
 }
 
@@ -245,59 +243,36 @@ void Peer::DeliverLocked(uint64_t fingerprint, std::string* payload) {
 }
 
 Peer::Parse Peer::ParseBuffered(InFrame* take, FrameHeader* control, absl::Status* bad) {
-  ReadState& r = read_;
+  // (A frame for `take` needs no room: it never enters the queue.)
+  auto admit = [&] {
+    if (take != nullptr) return true;
+    MutexLock lock(&recv_mu_);
+    if (HasRoomLocked()) return true;
+    read_paused_ = true;
+    return false;
+  };
   while (true) {
-    size_t available = r.end - r.pos;
-    if (!r.in_frame) {
-      if (available < kFrameHeaderSize) {
-        mid_frame_.store(available > 0, std::memory_order_relaxed);
+    switch (read_.Parse(admit, bad)) {
+      case FrameReader::Parsed::kNeedMore:
         return Parse::kNeedMore;
-      }
-      FrameHeader header;
-      absl::Status status = DecodeFrameHeader(r.buffer.get() + r.pos, &header);
-      if (!status.ok()) {
-        *bad = absl::InvalidArgumentError(absl::StrCat("bad frame: ", status.message()));
+      case FrameReader::Parsed::kRefused:
+        return Parse::kPaused;
+      case FrameReader::Parsed::kBad:
         return Parse::kBad;
-      }
-      if (header.kind == FrameKind::kData && take == nullptr) {
-        // (A frame for `take` needs no room: it never enters the queue.)
-        std::lock_guard<std::mutex> lock(recv_mu_);
-        if (!HasRoomLocked()) {
-          read_paused_ = true;
-          mid_frame_.store(false, std::memory_order_relaxed);  // we stopped reading, nobody stalls
-          return Parse::kPaused;
-        }
-      }
-      r.pos += kFrameHeaderSize;
-      r.header = header;
-      r.payload.clear();  // keeps its capacity; nothing is allocated on the header's claim
-      r.filled = 0;
-      r.in_frame = true;
-      available -= kFrameHeaderSize;
+      case FrameReader::Parsed::kFrame:
+        break;
     }
-    size_t take_bytes = std::min<size_t>(available, r.header.length - r.filled);
-    while (take_bytes > 0) {
-      MakeRoom();
-      size_t n = std::min(take_bytes, r.payload.size() - r.filled);
-      std::memcpy(r.payload.data() + r.filled, r.buffer.get() + r.pos, n);
-      r.pos += n;
-      r.filled += n;
-      take_bytes -= n;
-    }
-    if (r.filled < r.header.length) {
-      mid_frame_.store(true, std::memory_order_relaxed);
-      return Parse::kNeedMore;
-    }
-    r.in_frame = false;
-    switch (r.header.kind) {
+    const FrameHeader& header = read_.header();
+    std::string* payload = read_.payload();
+    switch (header.kind) {
       case FrameKind::kData:
         if (take != nullptr) {
           {
-            std::lock_guard<std::mutex> lock(recv_mu_);
-            take->fingerprint = r.header.fingerprint;
-            take->payload.swap(r.payload);  // the parser gets the caller's old buffer
-            ClearBuffer(&r.payload, &spare_in_);
-            TakeSpare(&r.payload, &spare_in_);
+            MutexLock lock(&recv_mu_);
+            take->fingerprint = header.fingerprint;
+            take->payload.swap(*payload);  // the parser gets the caller's old buffer
+            ClearBuffer(payload, &spare_in_);
+            TakeSpare(payload, &spare_in_);
             deliveries_.fetch_add(1, std::memory_order_relaxed);
             fast_path_frames_.fetch_add(1, std::memory_order_relaxed);
             for (Waiter* w : recv_waiters_) w->Fire();
@@ -305,60 +280,26 @@ Peer::Parse Peer::ParseBuffered(InFrame* take, FrameHeader* control, absl::Statu
           return Parse::kTook;
         }
         {
-          std::lock_guard<std::mutex> lock(recv_mu_);
-          DeliverLocked(r.header.fingerprint, &r.payload);
+          MutexLock lock(&recv_mu_);
+          DeliverLocked(header.fingerprint, payload);
         }
         // After unlocking, so the woken receiver does not block again on recv_mu_.
-        recv_cv_.notify_all();
+        recv_cv_.NotifyAll();
         continue;
       case FrameKind::kOpen:
         // Handled here, not by the loop: a receiver may need the name at once.
-        SetTypeName(r.header.fingerprint, std::string(r.payload));
-        r.payload.clear();
+        SetTypeName(header.fingerprint, std::string(*payload));
         continue;
       default:
-        *control = r.header;
-        r.payload.clear();
+        *control = header;
         return Parse::kControl;
     }
   }
 }
 
-void Peer::MakeRoom() {
-  ReadState& r = read_;
-  if (r.filled < r.payload.size()) return;
-  // Geometric growth as bytes arrive: at most about twice what has arrived
-  // (or the capacity this buffer already has, a recycled one's), capped at
-  // the frame's length. A resize within the capacity allocates nothing.
-  size_t target = std::max({r.payload.capacity(), 2 * r.payload.size(), kReadBufferSize});
-  r.payload.resize(std::min<uint64_t>(target, r.header.length));
-}
-
-ssize_t Peer::ReadSocket(int fd, size_t max, size_t* asked) {
-  ReadState& r = read_;
-  ssize_t n;
-  if (r.in_frame && r.pos == r.end && r.header.length - r.filled >= kDirectRead) {
-    MakeRoom();
-    *asked = std::min<size_t>(r.payload.size() - r.filled, max);
-    n = recv(fd, r.payload.data() + r.filled, *asked, MSG_DONTWAIT);
-    if (n > 0) r.filled += n;
-  } else {
-    if (r.pos > 0) {
-      std::memmove(r.buffer.get(), r.buffer.get() + r.pos, r.end - r.pos);
-      r.end -= r.pos;
-      r.pos = 0;
-    }
-    *asked = std::min<size_t>(kReadBufferSize - r.end, max);
-    n = recv(fd, r.buffer.get() + r.end, *asked, MSG_DONTWAIT);
-    if (n > 0) r.end += n;
-  }
-  if (n > 0) bytes_read_.fetch_add(static_cast<uint64_t>(n), std::memory_order_relaxed);
-  return n;
-}
-
 void Peer::AttachRead(int fd, int ep, uint64_t conn) {
   {
-    std::lock_guard<std::mutex> lock(recv_mu_);
+    MutexLock lock(&recv_mu_);
     // reader_ is kNone: Detach took the role back from the last connection.
     read_fd_ = fd;
     read_ep_ = ep;
@@ -367,16 +308,9 @@ void Peer::AttachRead(int fd, int ep, uint64_t conn) {
     loop_parked_ = false;
     user_mode_ = false;
     lease_active_ = false;
-    if (read_.buffer == nullptr) read_.buffer.reset(new char[kReadBufferSize]);
-    read_.pos = 0;
-    read_.end = 0;
-    read_.in_frame = false;
-    read_.filled = 0;
-    read_.payload.clear();
-    bytes_read_.store(0, std::memory_order_relaxed);
-    mid_frame_.store(false, std::memory_order_relaxed);
+    read_.Reset();
   }
-  recv_cv_.notify_all();  // a receiver waiting for a connection may read it now
+  recv_cv_.NotifyAll();  // a receiver waiting for a connection may read it now
 }
 
 Peer::ReadOutcome Peer::LoopRead(size_t* budget, FrameHeader* control, absl::Status* down) {
@@ -385,7 +319,7 @@ Peer::ReadOutcome Peer::LoopRead(size_t* budget, FrameHeader* control, absl::Sta
   bool rearm;
   uint64_t deliveries;
   {
-    std::lock_guard<std::mutex> lock(recv_mu_);
+    MutexLock lock(&recv_mu_);
     if (read_fd_ < 0 || read_broken_) return ReadOutcome::kBroken;
     if (reader_ == Reader::kUser) {
       loop_parked_ = true;
@@ -427,36 +361,29 @@ Peer::ReadOutcome Peer::LoopRead(size_t* budget, FrameHeader* control, absl::Sta
       outcome = ReadOutcome::kDrained;
       break;
     }
-    size_t asked = 0;
-    ssize_t n = ReadSocket(fd, *budget, &asked);
-    if (n > 0) {
-      *budget -= n;
-      drained = static_cast<size_t>(n) < asked;
+    FrameReader::ReadResult read = read_.ReadSome(fd, *budget);
+    if (read.what == FrameReader::Read::kData) {
+      *budget -= read.bytes;
+      drained = !read.filled;
       continue;
     }
-    if (n == 0) {
-      *down = EndOfStreamStatus(read_.in_frame || read_.pos < read_.end);
-      outcome = ReadOutcome::kDown;
-      break;
-    }
-    if (errno == EINTR) continue;
-    if (errno == EAGAIN || errno == EWOULDBLOCK) {
+    if (read.what == FrameReader::Read::kWouldBlock) {
       outcome = ReadOutcome::kDrained;
       break;
     }
-    *down = absl::UnavailableError(absl::StrCat("read: ", std::strerror(errno)));
+    *down = std::move(read.down);  // kEnd, kError
     outcome = ReadOutcome::kDown;
     break;
   }
   bool notify;
   {
-    std::lock_guard<std::mutex> lock(recv_mu_);
+    MutexLock lock(&recv_mu_);
     reader_ = Reader::kNone;
     if (outcome == ReadOutcome::kDown) read_broken_ = true;
     // A receiver that waited because the loop held the role may take it now.
     notify = recv_waiting_ > 0 && deliveries == deliveries_.load(std::memory_order_relaxed);
   }
-  if (notify) recv_cv_.notify_all();
+  if (notify) recv_cv_.NotifyAll();
   return outcome;
 }
 

@@ -6,11 +6,14 @@
 #include <condition_variable>
 #include <mutex>
 
+#include "absl/base/thread_annotations.h"
 #include "absl/time/time.h"
+#include "lib/net/mutex.h"
 
 namespace constellation::net {
 
-// Waits on `cv` with `lock` until pred() or `deadline`; returns pred().
+// Waits on `cv` with `lock` until pred() or `deadline`; returns pred(). (For
+// the std::mutex users; Mutex's CondVar has WaitUntil.)
 template <class Pred>
 bool WaitUntil(std::condition_variable& cv, std::unique_lock<std::mutex>& lock, absl::Time deadline, Pred pred) {
   if (deadline == absl::InfiniteFuture()) {
@@ -23,24 +26,26 @@ bool WaitUntil(std::condition_variable& cv, std::unique_lock<std::mutex>& lock, 
 class Waiter {
  public:
   void Fire() {
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(&mu_);
     fired_ = true;
-    cv_.notify_all();  // under the lock: the waiter may destroy *this once it sees fired_
+    cv_.NotifyAll();  // under the lock: the waiter may destroy *this once it sees fired_
   }
   // True if fired before `deadline`.
   bool WaitUntil(absl::Time deadline) {
-    std::unique_lock<std::mutex> lock(mu_);
-    return net::WaitUntil(cv_, lock, deadline, [this] { return fired_; });
+    MutexLock lock(&mu_);
+    while (!fired_ && cv_.WaitUntil(&mu_, deadline)) {
+    }
+    return fired_;
   }
   void Reset() {
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(&mu_);
     fired_ = false;
   }
 
  private:
-  std::mutex mu_;
-  std::condition_variable cv_;
-  bool fired_ = false;
+  Mutex mu_;
+  CondVar cv_;
+  bool fired_ ABSL_GUARDED_BY(mu_) = false;
 };
 
 }  // namespace constellation::net

@@ -1,0 +1,127 @@
+#include "lib/net/frame_reader.h"
+
+#include <sys/socket.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+
+#include "absl/strings/str_cat.h"
+
+namespace constellation::net {
+
+FrameReader::Parsed FrameReader::Parse(absl::FunctionRef<bool()> admit_data, absl::Status* bad) {
+  size_t available = end_ - pos_;
+  if (!in_frame_) {
+    if (available < kFrameHeaderSize) {
+      mid_frame_.store(available > 0, std::memory_order_relaxed);
+      return Parsed::kNeedMore;
+    }
+    FrameHeader header;
+    absl::Status status = DecodeFrameHeader(buffer_.get() + pos_, &header);
+    if (!status.ok()) {
+      *bad = absl::InvalidArgumentError(absl::StrCat("bad frame: ", status.message()));
+      return Parsed::kBad;
+    }
+    if (header.kind == FrameKind::kData && !admit_data()) {
+      mid_frame_.store(false, std::memory_order_relaxed);  // the reader stopped reading: nobody stalls
+      return Parsed::kRefused;
+    }
+    pos_ += kFrameHeaderSize;
+    header_ = header;
+    payload_.clear();  // keeps its capacity; nothing is allocated on the header's claim
+    filled_ = 0;
+    in_frame_ = true;
+    available -= kFrameHeaderSize;
+  }
+  size_t take = std::min<uint64_t>(available, header_.length - filled_);
+  while (take > 0) {
+    MakeRoom();
+    size_t n = std::min(take, payload_.size() - filled_);
+    std::memcpy(payload_.data() + filled_, buffer_.get() + pos_, n);
+    pos_ += n;
+    filled_ += n;
+    take -= n;
+  }
+  if (filled_ < header_.length) {
+    mid_frame_.store(true, std::memory_order_relaxed);
+    return Parsed::kNeedMore;
+  }
+  in_frame_ = false;
+  return Parsed::kFrame;
+}
+
+void FrameReader::MakeRoom() {
+  if (filled_ < payload_.size()) return;
+  // Geometric growth as bytes arrive: at most about twice what has arrived
+  // (or the capacity this buffer already has, a recycled one's), capped at
+  // the frame's length. A resize within the capacity allocates nothing.
+  size_t target = std::max({payload_.capacity(), 2 * payload_.size(), kBufferSize});
+  payload_.resize(std::min<uint64_t>(target, header_.length));
+}
+
+FrameReader::ReadResult FrameReader::ReadSome(int fd, size_t max) {
+  ReadResult result;
+  while (true) {
+    ssize_t n;
+    size_t asked;
+    if (in_frame_ && pos_ == end_ && header_.length - filled_ >= kDirectRead) {
+      MakeRoom();
+      asked = std::min(payload_.size() - filled_, max);
+      n = recv(fd, payload_.data() + filled_, asked, MSG_DONTWAIT);
+      if (n > 0) filled_ += n;
+    } else {
+      if (buffer_ == nullptr) buffer_.reset(new char[kBufferSize]);
+      if (pos_ > 0) {
+        std::memmove(buffer_.get(), buffer_.get() + pos_, end_ - pos_);
+        end_ -= pos_;
+        pos_ = 0;
+      }
+      asked = std::min(kBufferSize - end_, max);
+      n = recv(fd, buffer_.get() + end_, asked, MSG_DONTWAIT);
+      if (n > 0) end_ += n;
+    }
+    if (n > 0) {
+      bytes_read_.fetch_add(static_cast<uint64_t>(n), std::memory_order_relaxed);
+      result.what = Read::kData;
+      result.bytes = static_cast<size_t>(n);
+      result.filled = result.bytes == asked;
+      return result;
+    }
+    if (n == 0) {
+      result.what = Read::kEnd;
+      result.down = !Idle() ? absl::DataLossError("connection closed in the middle of a frame")
+                            : absl::UnavailableError("connection closed");
+      return result;
+    }
+    if (errno == EINTR) continue;
+    if (errno == EAGAIN || errno == EWOULDBLOCK) {
+      result.what = Read::kWouldBlock;
+      return result;
+    }
+    result.what = Read::kError;
+    result.down = absl::UnavailableError(absl::StrCat("read: ", std::strerror(errno)));
+    return result;
+  }
+}
+
+void FrameReader::Reset() {
+  pos_ = 0;
+  end_ = 0;
+  in_frame_ = false;
+  filled_ = 0;
+  payload_.clear();
+  bytes_read_.store(0, std::memory_order_relaxed);
+  mid_frame_.store(false, std::memory_order_relaxed);
+}
+
+bool FrameReader::ReleaseIfIdle() {
+  if (!Idle() || (buffer_ == nullptr && payload_.capacity() <= kInline())) return false;
+  buffer_.reset();
+  pos_ = 0;
+  end_ = 0;
+  std::string().swap(payload_);
+  return true;
+}
+
+}  // namespace constellation::net

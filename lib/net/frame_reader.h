@@ -1,0 +1,108 @@
+#pragma once
+
+// FrameReader: the read side of one connection's byte stream: the read
+// buffer, the frame parser, and one read step (a recv, its result classified).
+// Peer's two readers (the loop, and a user thread blocked in Recv; see peer.h)
+// both drive one FrameReader, so parsing and the errno ladder live here once.
+//
+// Memory follows bytes, not claims: the read buffer is allocated when the
+// first bytes are read and freed by ReleaseIfIdle (the Peer calls it from a
+// timer, never per message); a frame's payload buffer grows as its bytes
+// arrive (MakeRoom), capped at the header's length.
+//
+// Threading: thread-compatible. The Peer's read role makes its holder the only
+// user (see peer.h). bytes_read() and mid_frame() may be read by any thread
+// (a snapshot, for the stall check).
+
+#include <sys/types.h>
+
+#include <atomic>
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include "absl/functional/function_ref.h"
+#include "absl/status/status.h"
+#include "lib/net/frame.h"
+
+namespace constellation::net {
+
+class FrameReader {
+ public:
+  // Bytes asked of the socket at once, and the payload bytes still missing
+  // above which a frame is read straight into its payload.
+  static constexpr size_t kBufferSize = 64 << 10;
+  static constexpr size_t kDirectRead = 16 << 10;
+
+  FrameReader() = default;
+  FrameReader(const FrameReader&) = delete;
+  FrameReader& operator=(const FrameReader&) = delete;
+
+  enum class Parsed {
+    kNeedMore,  // the buffered bytes end before the next frame does
+    kFrame,     // a whole frame: header() and *payload()
+    kRefused,   // admit_data() refused the next data frame; its header stays buffered
+    kBad,       // a bad header: *bad says why (the stream is unusable)
+  };
+  // Parses buffered bytes up to the end of the next frame. A data frame's
+  // header is taken only if admit_data() is true (the receiver's queue has
+  // room); other kinds are always taken.
+  Parsed Parse(absl::FunctionRef<bool()> admit_data, absl::Status* bad);
+  // The last frame Parse returned (kFrame). The caller may swap the payload
+  // out for another buffer, which the reader then reuses (cleared).
+  const FrameHeader& header() const { return header_; }
+  std::string* payload() { return &payload_; }
+
+  enum class Read {
+    kData,        // bytes arrived (and were buffered, or read into the payload)
+    kWouldBlock,  // EAGAIN: nothing to read now
+    kEnd,         // EOF: *down says whether it came in the middle of a frame
+    kError,       // a socket error: *down names errno
+  };
+  struct ReadResult {
+    Read what = Read::kWouldBlock;
+    size_t bytes = 0;     // kData
+    bool filled = false;  // kData: recv returned all it was asked for (more may be waiting)
+    absl::Status down;    // kEnd, kError
+  };
+  // One recv(MSG_DONTWAIT) of at most `max` (> 0) bytes into the buffer, or
+  // straight into the payload of a big frame. EINTR is retried.
+  ReadResult ReadSome(int fd, size_t max);
+
+  // A new connection: the parser starts afresh (buffers are kept).
+  void Reset();
+  // Nothing buffered and not in the middle of a frame.
+  bool Idle() const { return !in_frame_ && pos_ == end_; }
+  // If Idle(), frees the read buffer and the payload buffer. True if anything was freed.
+  bool ReleaseIfIdle();
+  // For tests: bytes of buffers held.
+  size_t HeldBytes() const {
+    return (buffer_ != nullptr ? kBufferSize : 0) + (payload_.capacity() > kInline() ? payload_.capacity() : 0);
+  }
+
+  // Any thread (a snapshot): bytes read since Reset, and whether the parser
+  // waits for the rest of a frame.
+  uint64_t bytes_read() const { return bytes_read_.load(std::memory_order_relaxed); }
+  bool mid_frame() const { return mid_frame_.load(std::memory_order_relaxed); }
+
+ private:
+  // What an empty std::string holds without allocating.
+  static size_t kInline() { return std::string().capacity(); }
+  // In a frame: at least one byte of room after filled_.
+  void MakeRoom();
+
+  std::unique_ptr<char[]> buffer_;  // bytes read but not yet parsed: [pos_, end_); null until needed
+  size_t pos_ = 0;
+  size_t end_ = 0;
+  bool in_frame_ = false;  // header parsed, payload being read
+  FrameHeader header_;
+  // [0, filled_) read; the size grows as bytes arrive (MakeRoom), never ahead
+  // of them to what the header claims.
+  std::string payload_;
+  size_t filled_ = 0;
+  std::atomic<uint64_t> bytes_read_{0};
+  std::atomic<bool> mid_frame_{false};
+};
+
+}  // namespace constellation::net

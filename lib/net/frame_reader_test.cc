@@ -1,0 +1,204 @@
+// FrameReader: frames split across reads, many frames in one read, bad
+// headers, the end of the stream in and between frames, refusal, big frames
+// read straight into their payload, and giving memory back when idle. Over a
+// non-blocking socketpair, written by hand.
+#include "lib/net/frame_reader.h"
+
+#include <gtest/gtest.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <string>
+
+namespace constellation::net {
+namespace {
+
+using Parsed = FrameReader::Parsed;
+using Read = FrameReader::Read;
+
+std::string Frame(FrameKind kind, const std::string& payload, uint64_t fingerprint = 7) {
+  FrameHeader header;
+  header.kind = kind;
+  header.fingerprint = fingerprint;
+  header.length = payload.size();
+  char bytes[kFrameHeaderSize];
+  EncodeFrameHeader(header, bytes);
+  return std::string(bytes, kFrameHeaderSize) + payload;
+}
+
+class FrameReaderTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    int fds[2];
+    ASSERT_EQ(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, fds), 0);
+    in_ = fds[0];
+    out_ = fds[1];
+  }
+  void TearDown() override {
+    close(in_);
+    if (out_ >= 0) close(out_);
+  }
+  void Write(const std::string& bytes) {
+    ASSERT_EQ(write(out_, bytes.data(), bytes.size()), static_cast<ssize_t>(bytes.size()));
+  }
+  void CloseWriter() {
+    close(out_);
+    out_ = -1;
+  }
+  Parsed Parse() {
+    absl::Status bad;
+    Parsed parsed = reader_.Parse([] { return true; }, &bad);
+    bad_ = bad;
+    return parsed;
+  }
+  // Reads once (all there is, for these small writes) and checks it read something.
+  void ReadExpectingData() {
+    FrameReader::ReadResult r = reader_.ReadSome(in_, SIZE_MAX);
+    ASSERT_EQ(r.what, Read::kData) << r.down;
+    EXPECT_GT(r.bytes, 0u);
+  }
+
+  int in_ = -1;
+  int out_ = -1;
+  FrameReader reader_;
+  absl::Status bad_;
+};
+
+TEST_F(FrameReaderTest, NothingToReadWouldBlock) {
+  EXPECT_EQ(reader_.ReadSome(in_, SIZE_MAX).what, Read::kWouldBlock);
+  EXPECT_EQ(Parse(), Parsed::kNeedMore);
+}
+
+TEST_F(FrameReaderTest, FrameSplitAcrossReads) {
+  const std::string frame = Frame(FrameKind::kData, "hello, world");
+  Write(frame.substr(0, 10));  // part of the header
+  ReadExpectingData();
+  EXPECT_EQ(Parse(), Parsed::kNeedMore);
+  EXPECT_TRUE(reader_.mid_frame());
+  Write(frame.substr(10, 20));  // the rest of the header and some payload
+  ReadExpectingData();
+  EXPECT_EQ(Parse(), Parsed::kNeedMore);
+  EXPECT_TRUE(reader_.mid_frame());
+  EXPECT_FALSE(reader_.Idle());
+  Write(frame.substr(30));
+  ReadExpectingData();
+  ASSERT_EQ(Parse(), Parsed::kFrame);
+  EXPECT_EQ(reader_.header().fingerprint, 7u);
+  EXPECT_EQ(*reader_.payload(), "hello, world");
+  EXPECT_EQ(Parse(), Parsed::kNeedMore);
+  EXPECT_FALSE(reader_.mid_frame());
+  EXPECT_EQ(reader_.bytes_read(), frame.size());
+}
+
+TEST_F(FrameReaderTest, ManyFramesInOneRead) {
+  Write(Frame(FrameKind::kOpen, "int") + Frame(FrameKind::kData, "a") + Frame(FrameKind::kData, "") +
+        Frame(FrameKind::kClose, ""));
+  ReadExpectingData();
+  ASSERT_EQ(Parse(), Parsed::kFrame);
+  EXPECT_EQ(reader_.header().kind, FrameKind::kOpen);
+  EXPECT_EQ(*reader_.payload(), "int");
+  ASSERT_EQ(Parse(), Parsed::kFrame);
+  EXPECT_EQ(*reader_.payload(), "a");
+  ASSERT_EQ(Parse(), Parsed::kFrame);
+  EXPECT_EQ(*reader_.payload(), "");
+  ASSERT_EQ(Parse(), Parsed::kFrame);
+  EXPECT_EQ(reader_.header().kind, FrameKind::kClose);
+  EXPECT_EQ(Parse(), Parsed::kNeedMore);
+  EXPECT_TRUE(reader_.Idle());
+}
+
+TEST_F(FrameReaderTest, BadHeaderIsReported) {
+  std::string frame = Frame(FrameKind::kData, "x");
+  frame[0] = 99;  // no such kind
+  Write(frame);
+  ReadExpectingData();
+  EXPECT_EQ(Parse(), Parsed::kBad);
+  EXPECT_EQ(bad_.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_NE(bad_.message().find("bad frame"), std::string::npos) << bad_;
+}
+
+TEST_F(FrameReaderTest, EndOfStreamInTheMiddleOfAFrameIsDataLoss) {
+  Write(Frame(FrameKind::kData, "truncated").substr(0, kFrameHeaderSize + 3));
+  CloseWriter();
+  ReadExpectingData();
+  EXPECT_EQ(Parse(), Parsed::kNeedMore);
+  FrameReader::ReadResult r = reader_.ReadSome(in_, SIZE_MAX);
+  EXPECT_EQ(r.what, Read::kEnd);
+  EXPECT_EQ(r.down.code(), absl::StatusCode::kDataLoss) << r.down;
+}
+
+TEST_F(FrameReaderTest, EndOfStreamInsideAHeaderIsDataLoss) {
+  Write(Frame(FrameKind::kData, "x").substr(0, 5));
+  CloseWriter();
+  ReadExpectingData();
+  FrameReader::ReadResult r = reader_.ReadSome(in_, SIZE_MAX);
+  EXPECT_EQ(r.what, Read::kEnd);
+  EXPECT_EQ(r.down.code(), absl::StatusCode::kDataLoss) << r.down;
+}
+
+TEST_F(FrameReaderTest, EndOfStreamBetweenFramesIsUnavailable) {
+  Write(Frame(FrameKind::kData, "whole"));
+  CloseWriter();
+  ReadExpectingData();
+  ASSERT_EQ(Parse(), Parsed::kFrame);
+  FrameReader::ReadResult r = reader_.ReadSome(in_, SIZE_MAX);
+  EXPECT_EQ(r.what, Read::kEnd);
+  EXPECT_EQ(r.down.code(), absl::StatusCode::kUnavailable) << r.down;
+}
+
+TEST_F(FrameReaderTest, RefusedDataFrameStaysBuffered) {
+  Write(Frame(FrameKind::kData, "later"));
+  ReadExpectingData();
+  absl::Status bad;
+  EXPECT_EQ(reader_.Parse([] { return false; }, &bad), Parsed::kRefused);
+  EXPECT_FALSE(reader_.mid_frame());  // a refusing reader is not stalled
+  ASSERT_EQ(Parse(), Parsed::kFrame);
+  EXPECT_EQ(*reader_.payload(), "later");
+}
+
+TEST_F(FrameReaderTest, BigFrameArrivesWhole) {
+  std::string payload(300 << 10, '\0');
+  for (size_t i = 0; i < payload.size(); ++i) payload[i] = static_cast<char>(i * 131);
+  const std::string frame = Frame(FrameKind::kData, payload);
+  size_t written = 0;
+  Parsed parsed = Parsed::kNeedMore;
+  // Feeds the socket as the reader drains it (its buffer is smaller than the frame).
+  while (parsed != Parsed::kFrame) {
+    if (written < frame.size()) {
+      ssize_t n = write(out_, frame.data() + written, frame.size() - written);
+      if (n > 0) written += n;
+    }
+    FrameReader::ReadResult r = reader_.ReadSome(in_, SIZE_MAX);
+    ASSERT_NE(r.what, Read::kEnd);
+    ASSERT_NE(r.what, Read::kError);
+    parsed = Parse();
+    ASSERT_NE(parsed, Parsed::kBad) << bad_;
+  }
+  EXPECT_EQ(written, frame.size());
+  EXPECT_TRUE(*reader_.payload() == payload);
+}
+
+TEST_F(FrameReaderTest, BuffersAreAllocatedWithBytesAndFreedWhenIdle) {
+  EXPECT_EQ(reader_.HeldBytes(), 0u);  // nothing before the first byte
+  Write(Frame(FrameKind::kData, std::string(100, 'x')) + Frame(FrameKind::kData, "y").substr(0, 4));
+  ReadExpectingData();
+  EXPECT_GE(reader_.HeldBytes(), FrameReader::kBufferSize);
+  ASSERT_EQ(Parse(), Parsed::kFrame);
+  EXPECT_EQ(Parse(), Parsed::kNeedMore);
+  EXPECT_FALSE(reader_.ReleaseIfIdle());  // in the middle of the next header: kept
+  EXPECT_GE(reader_.HeldBytes(), FrameReader::kBufferSize);
+  Write(Frame(FrameKind::kData, "y").substr(4));
+  ReadExpectingData();
+  ASSERT_EQ(Parse(), Parsed::kFrame);
+  EXPECT_EQ(*reader_.payload(), "y");
+  EXPECT_TRUE(reader_.ReleaseIfIdle());
+  EXPECT_EQ(reader_.HeldBytes(), 0u);
+  // And it reads on afterwards.
+  Write(Frame(FrameKind::kData, "z"));
+  ReadExpectingData();
+  ASSERT_EQ(Parse(), Parsed::kFrame);
+  EXPECT_EQ(*reader_.payload(), "z");
+}
+
+}  // namespace
+}  // namespace constellation::net
