@@ -18,10 +18,26 @@
 namespace constellation::net {
 namespace {
 
-void SetNoDelay(int fd) {
+int Seconds(absl::Duration d) { return std::max(1, static_cast<int>(absl::ToInt64Seconds(d))); }
+
+// No Nagle (frames are written whole, in batches), and keepalive so that a
+// connection to a host that vanished fails instead of looking alive for ever.
+void ConfigureSocket(int fd, const DataPlane::Options& options) {
   int one = 1;
   setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+  setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &one, sizeof(one));
+  int idle = Seconds(options.keepalive_idle);
+  int interval = Seconds(options.keepalive_interval);
+  int count = std::max(1, options.keepalive_count);
+  unsigned user_timeout = static_cast<unsigned>(absl::ToInt64Milliseconds(options.user_timeout));
+  setsockopt(fd, IPPROTO_TCP, TCP_KEEPIDLE, &idle, sizeof(idle));
+  setsockopt(fd, IPPROTO_TCP, TCP_KEEPINTVL, &interval, sizeof(interval));
+  setsockopt(fd, IPPROTO_TCP, TCP_KEEPCNT, &count, sizeof(count));
+  setsockopt(fd, IPPROTO_TCP, TCP_USER_TIMEOUT, &user_timeout, sizeof(user_timeout));
 }
+
+// Errors that mean "this process ran out of something", not "the peer is gone".
+bool IsExhaustion(int error) { return error == EMFILE || error == ENFILE || error == ENOBUFS || error == ENOMEM; }
 
 }  // namespace
 
@@ -143,7 +159,10 @@ std::shared_ptr<Peer> DataPlane::Acquire(const Pid& remote, Direction direction,
     if (dead != dead_.end()) {
       entry.peer->Fail(dead->second);
     } else {
-      loop_->Post([this, remote] { Connect(remote); });
+      loop_->Post([this, remote] {
+        Watch(remote);
+        Connect(remote);
+      });
     }
   }
   return entry.peer;
@@ -201,18 +220,21 @@ void DataPlane::OnAcceptable() {
     int fd = accept4(listen_fd_, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
     if (fd < 0) {
       if (errno == EINTR || errno == ECONNABORTED) continue;
-      if (errno != EAGAIN && errno != EWOULDBLOCK) {
+      if (IsExhaustion(errno)) {
+        RestListener(errno);
+      } else if (errno != EAGAIN && errno != EWOULDBLOCK) {
         std::fprintf(stderr, "constellation: accept: %s\n", std::strerror(errno));
       }
       return;
     }
+    accept_warned_ = false;
     if (credentials_.secret.size() != kSecretSize) {  // fail closed
       close(fd);
       continue;
     }
-    SetNoDelay(fd);
+    ConfigureSocket(fd, options_);
     auto link = std::make_unique<Link>(*loop_, fd, Link::Role::kAcceptor, Pid(), this, credentials_,
-                                       options_.hello_timeout, options_.handshake_timeout, options_.stall_timeout);
+                                       options_.hello_timeout, options_.handshake_timeout, StallTimeout());
     Link* accepted = link.get();
     links_.emplace(accepted, std::move(link));
     AdmitUnauthenticated(accepted);
@@ -255,10 +277,14 @@ void DataPlane::Connect(const Pid& remote) {
   }
   int fd = socket(remote.is_ipv4() ? AF_INET : AF_INET6, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
   if (fd < 0) {
-    FailPeer(remote, absl::UnavailableError(absl::StrCat("socket: ", std::strerror(errno))));
+    if (IsExhaustion(errno)) {
+      ReportExhausted(remote, "socket", errno);
+    } else {
+      DialFailed(remote, absl::UnavailableError(absl::StrCat("socket: ", std::strerror(errno))));
+    }
     return;
   }
-  SetNoDelay(fd);
+  ConfigureSocket(fd, options_);
   sockaddr_storage addr{};
   socklen_t len;
   if (remote.is_ipv4()) {
@@ -277,12 +303,15 @@ void DataPlane::Connect(const Pid& remote) {
   if (connect(fd, reinterpret_cast<sockaddr*>(&addr), len) != 0 && errno != EINPROGRESS) {
     int error = errno;
     close(fd);
-    FailPeer(remote, absl::UnavailableError(absl::StrCat("cannot connect to process ", remote.to_string(), " at ",
-                                                         remote.to_full_string(), ": ", std::strerror(error))));
+    if (IsExhaustion(error)) {
+      ReportExhausted(remote, "connect", error);
+      return;
+    }
+    DialFailed(remote, absl::UnavailableError(std::strerror(error)));
     return;
   }
   auto link = std::make_unique<Link>(*loop_, fd, Link::Role::kDialer, remote, this, credentials_,
-                                     options_.handshake_timeout, options_.handshake_timeout, options_.stall_timeout);
+                                     options_.handshake_timeout, options_.handshake_timeout, StallTimeout());
   lp.dialing = link.get();
   link->WaitConnected();
   links_.emplace(link.get(), std::move(link));
@@ -367,7 +396,7 @@ void DataPlane::OnBusy(Link* link) {
   KillLink(link);
   absl::Time now = absl::Now();
   if (lp.busy_since == absl::InfiniteFuture()) lp.busy_since = now;
-  if (now - lp.busy_since >= options_.handshake_timeout) {
+  if (!verdicts() && now - lp.busy_since >= options_.handshake_timeout) {
     FailPeer(remote, absl::UnavailableError(absl::StrCat("cannot connect to process ", remote.to_string(), " at ",
                                                          remote.to_full_string(), ": it stayed busy for ",
                                                          absl::FormatDuration(options_.handshake_timeout))));
@@ -424,6 +453,7 @@ void DataPlane::HandleIncoming(Link* link) {
     OnLinkDown(link, absl::FailedPreconditionError("that process was already declared gone"));
     return;
   }
+  Watch(remote);
   if (!Reply(link, HelloKind::kAccept)) return;
   Activate(link);
 }
@@ -432,15 +462,17 @@ void DataPlane::Activate(Link* link) {
   const Pid remote = link->remote();
   std::shared_ptr<Peer> peer = FindPeer(remote, nullptr);
   LoopPeer& lp = loop_peers_[remote];
-  lp.link = link;
-  lp.closing = Closing::kNone;
-  if (lp.retry_timer) lp.retry_timer->Del();
-  SetOpen(+1);
   absl::Status status = link->Open(peer);
-  if (!status.ok()) {
-    OnLinkDown(link, status);
+  if (!status.ok()) {  // out of fds for its epoll set: not the peer's fault
+    KillLink(link);
+    ReportExhausted(remote, "epoll_create", ENFILE);
     return;
   }
+  lp.link = link;
+  lp.closing = Closing::kNone;
+  lp.redial_delay = absl::ZeroDuration();
+  if (lp.retry_timer) lp.retry_timer->Del();
+  SetOpen(+1);
   if (peer->Attach(link->fd()) == Peer::WriteResult::kBlocked) link->ArmWrite();
   CheckIdle(remote);
 }

@@ -15,6 +15,7 @@
 #include <condition_variable>
 #include <cstdint>
 #include <deque>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -23,6 +24,7 @@
 
 #include "absl/container/flat_hash_map.h"
 #include "absl/status/status.h"
+#include "absl/strings/string_view.h"
 #include "absl/time/time.h"
 #include "lib/core/pid.h"
 #include "lib/net/event_loop.h"
@@ -54,6 +56,43 @@ class DataPlane : public LinkOwner {  // LinkOwner: for its own Links only
     absl::Duration tie_break_retry = absl::Seconds(1);
     // At exit, how long a stuck peer may delay the process.
     absl::Duration exit_flush_timeout = absl::Seconds(10);
+
+    // Where this process learns that its peers are gone (the runtime's link to
+    // its monitor, which asks the bridge or node agent): called on the loop
+    // thread once per remote pid, the first time this data plane has a channel
+    // or a connection with it; the answer comes back through OnGone. With it,
+    // only OnGone declares a peer gone (and facts no live process could cause:
+    // its port answered as another process): a dial that fails, a slow
+    // handshake, a connection that breaks or stalls only make the data plane
+    // dial again, backing off from redial_min to redial_max, for as long as
+    // the peer is alive. Without it (tests of the data plane alone) a
+    // connection's failure is taken as the peer's end, as a connection alone
+    // cannot tell a slow peer from a dead one.
+    std::function<void(const Pid&)> watch;
+    absl::Duration redial_min = absl::Milliseconds(5);
+    absl::Duration redial_max = absl::Seconds(1);
+    // After OnGone for a peer whose connection is open, how long its last
+    // bytes may take to arrive: the connection's end (its process closed it by
+    // exiting) normally comes first, and then the peer fails at once.
+    absl::Duration gone_drain = absl::Seconds(2);
+    // TCP keepalive on every connection: an idle connection to a host that
+    // vanished fails after idle + interval * count; one with data unacknowledged
+    // after user_timeout (TCP_USER_TIMEOUT). A failed connection is redialed
+    // (see watch), so this bounds how long a channel can wait on a vanished
+    // host when nobody can tell it is gone.
+    absl::Duration keepalive_idle = absl::Seconds(10);
+    absl::Duration keepalive_interval = absl::Seconds(5);
+    int keepalive_count = 3;
+    absl::Duration user_timeout = absl::Seconds(30);
+    // While accept() fails for want of fds, the listener rests this long
+    // between tries (the dialers' connections wait in the backlog).
+    absl::Duration accept_backoff = absl::Milliseconds(100);
+  };
+  // What an exit flush could not deliver to one peer.
+  struct Undelivered {
+    Pid peer;
+    uint64_t bytes = 0;
+    std::string why;  // "not read in time", or the peer's end
   };
   enum class Direction { kSend, kRecv };
 
@@ -78,6 +117,17 @@ class DataPlane : public LinkOwner {  // LinkOwner: for its own Links only
   // peer's kernel (TIOCOUTQ 0), every peer has failed, or `timeout`. Then
   // incoming frames are dropped. For process exit; true if all was flushed.
   bool FlushForExit(absl::Duration timeout);
+  // After FlushForExit: per peer, the channel data that did not reach it
+  // (still queued or unacknowledged, or dropped when it was declared gone
+  // and never reported to a send or recv). Empty when all was delivered.
+  std::vector<Undelivered> UndeliveredAtExit();
+
+  // The system's verdict that `remote` is gone (`why`: UNAVAILABLE with the
+  // reason). Any thread. Channels to it end with `why` once what it sent has
+  // been received (its connection's end, at most gone_drain later); a
+  // node_lost verdict ends them at once (nothing more can come from a lost
+  // node).
+  void OnGone(const Pid& remote, absl::Status why, bool node_lost);
 
   // Connections open now (handshake done), and ever opened.
   size_t open_connections() const { return open_.load(); }
@@ -108,6 +158,10 @@ class DataPlane : public LinkOwner {  // LinkOwner: for its own Links only
     // since when, and how often; we dial again, within handshake_timeout.
     absl::Time busy_since = absl::InfiniteFuture();
     int busy_retries = 0;
+    absl::Duration redial_delay;  // the next redial's backoff (zero: redial_min)
+    bool watched = false;         // options_.watch was called for it
+    // OnGone came while the connection was open: fail at its end or at gone_timer.
+    std::unique_ptr<Event> gone_timer;
   };
 
   // LinkOwner
@@ -118,6 +172,22 @@ class DataPlane : public LinkOwner {  // LinkOwner: for its own Links only
   void OnLinkDown(Link* link, absl::Status why) override;
 
   void OnAcceptable();
+  // accept() ran out of fds: rest the listener for accept_backoff.
+  void RestListener(int error);
+  // Verdict mode (options_.watch set): only OnGone and facts declare a peer gone.
+  bool verdicts() const { return static_cast<bool>(options_.watch); }
+  // A stalled connection is a paused peer, not a dead one, once verdicts decide.
+  absl::Duration StallTimeout() const { return verdicts() ? absl::InfiniteDuration() : options_.stall_timeout; }
+  void Watch(const Pid& remote);
+  // Verdict mode: dial `remote` again after a backoff (if anything still uses it).
+  void ScheduleRedial(const Pid& remote);
+  // Verdict mode: the open connection to `remote` failed, `remote` is not known gone.
+  void BreakConnection(Link* link, const absl::Status& why);
+  // A dial failed before its connection opened: redial (verdict mode) or fail the peer.
+  void DialFailed(const Pid& remote, absl::Status why);
+  void ApplyGone(const Pid& remote, const absl::Status& why, bool node_lost);
+  // Out of fds or memory for `remote`'s connection: its next operation says so; we redial.
+  void ReportExhausted(const Pid& remote, absl::string_view what, int error);
   // A new accepted connection: evicts the oldest unauthenticated one beyond the bound.
   void AdmitUnauthenticated(Link* link);
   void ForgetUnauthenticated(Link* link);
@@ -163,6 +233,8 @@ class DataPlane : public LinkOwner {  // LinkOwner: for its own Links only
   bool sweep_posted_ = false;
   bool exiting_ = false;
   std::unique_ptr<Event> flush_timer_;
+  std::unique_ptr<Event> accept_timer_;
+  bool accept_warned_ = false;
 
   std::atomic<size_t> open_{0};
   std::atomic<uint64_t> opened_{0};
@@ -178,7 +250,11 @@ class DataPlane : public LinkOwner {  // LinkOwner: for its own Links only
 // Starts this process's data plane: takes ownership of listen_fd, starts the one
 // libevent loop thread, registers the atexit flush. Called once, by init(), with
 // the deployment's secret (without one, every connection fails, loudly).
-void StartDataPlane(int listen_fd, const Pid& self, std::string secret);
+// `watch` (see Options::watch) connects it to the system's exit verdicts;
+// `on_undelivered` is told, at exit, what the exit flush could not deliver
+// (after the data plane printed it), so the runtime can make the exit a failure.
+void StartDataPlane(int listen_fd, const Pid& self, std::string secret, std::function<void(const Pid&)> watch = nullptr,
+                    std::function<void(const std::vector<DataPlane::Undelivered>&)> on_undelivered = nullptr);
 
 // The process-wide DataPlane; aborts with a message if StartDataPlane has not run.
 DataPlane& DefaultDataPlane();

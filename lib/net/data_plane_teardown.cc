@@ -4,8 +4,13 @@
 
 #include <algorithm>
 #include <atomic>
+#include <condition_variable>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
+#include <functional>
+#include <mutex>
+#include <optional>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
@@ -89,13 +94,18 @@ void DataPlane::OnLinkDown(Link* link, absl::Status why) {
       return;
     }
     if (!absl::IsUnavailable(why)) LogDrop(*link, why);
+    if (verdicts()) {
+      BreakConnection(link, why);
+      return;
+    }
     FailPeer(remote,
              absl::UnavailableError(absl::StrCat("process ", remote.to_string(), " is gone (", why.message(), ")")));
     return;
   }
   if (it != loop_peers_.end() && it->second.dialing == link) {
-    FailPeer(remote, absl::UnavailableError(absl::StrCat("cannot connect to process ", remote.to_string(), " at ",
-                                                         remote.to_full_string(), ": ", why.message())));
+    it->second.dialing = nullptr;
+    KillLink(link);
+    DialFailed(remote, why);
     return;
   }
   if (it != loop_peers_.end()) {
@@ -110,8 +120,130 @@ void DataPlane::OnLinkDown(Link* link, absl::Status why) {
   KillLink(link);
 }
 
+// ---- Verdicts and redials ----
+
+void DataPlane::Watch(const Pid& remote) {
+  if (!verdicts()) return;
+  LoopPeer& lp = loop_peers_[remote];
+  if (lp.watched) return;
+  lp.watched = true;
+  options_.watch(remote);
+}
+
+void DataPlane::OnGone(const Pid& remote, absl::Status why, bool node_lost) {
+  loop_->Post([this, remote, why = std::move(why), node_lost] { ApplyGone(remote, why, node_lost); });
+}
+
+void DataPlane::ApplyGone(const Pid& remote, const absl::Status& why, bool node_lost) {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (dead_.contains(remote)) return;
+    dead_.emplace(remote, why);  // refuses its connections from now on
+  }
+  auto it = loop_peers_.find(remote);
+  if (node_lost || it == loop_peers_.end() || it->second.link == nullptr) {
+    FailPeer(remote, why);
+    return;
+  }
+  // It exited: its kernel closed the connection, whose end (after the last
+  // bytes it sent) arrives next; OnLinkDown then fails the peer with `why`.
+  LoopPeer& lp = it->second;
+  lp.gone_timer = std::make_unique<Event>(*loop_, -1, 0, [this, remote](short) {
+    absl::Status status;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      status = dead_[remote];
+    }
+    FailPeer(remote, status);
+  });
+  lp.gone_timer->AddTimeout(options_.gone_drain);
+}
+
+void DataPlane::DialFailed(const Pid& remote, absl::Status why) {
+  if (verdicts()) {
+    ScheduleRedial(remote);  // a slow or restarting peer is not a dead one
+    return;
+  }
+  FailPeer(remote, absl::UnavailableError(absl::StrCat("cannot connect to process ", remote.to_string(), " at ",
+                                                       remote.to_full_string(), ": ", why.message())));
+}
+
+void DataPlane::BreakConnection(Link* link, const absl::Status& why) {
+  const Pid remote = link->remote();
+  std::optional<absl::Status> gone;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (auto dead = dead_.find(remote); dead != dead_.end()) gone = dead->second;
+  }
+  if (gone) {
+    FailPeer(remote, *gone);  // the end of a process known gone: what it sent has been read
+    return;
+  }
+  LoopPeer& lp = loop_peers_[remote];
+  std::shared_ptr<Peer> peer = link->peer();
+  int unacked = 0;
+  if (ioctl(link->fd(), TIOCOUTQ, &unacked) != 0) unacked = 0;
+  peer->Detach();
+  KillLink(link);
+  lp.link = nullptr;
+  lp.closing = Closing::kNone;
+  SetOpen(-1);
+  if (unacked > 0) {
+    peer->ReportOnce(absl::DataLossError(
+        absl::StrCat("the connection to process ", remote.to_string(), " broke (", why.message(), ") with ", unacked,
+                     " bytes unacknowledged: values sent before may not have been delivered; the channel reconnects")));
+  }
+  ScheduleRedial(remote);
+}
+
+void DataPlane::ScheduleRedial(const Pid& remote) {
+  int endpoints = 0;
+  std::shared_ptr<Peer> peer = FindPeer(remote, &endpoints);
+  if (peer == nullptr || peer->failed() || (endpoints == 0 && !peer->HasOutgoing())) {
+    MaybeForget(remote);
+    return;
+  }
+  LoopPeer& lp = loop_peers_[remote];
+  lp.redial_delay = std::clamp(2 * lp.redial_delay, options_.redial_min, options_.redial_max);
+  if (!lp.retry_timer) {
+    lp.retry_timer = std::make_unique<Event>(*loop_, -1, 0, [this, remote](short) { Connect(remote); });
+  }
+  if (!lp.retry_timer->pending()) lp.retry_timer->AddTimeout(lp.redial_delay);
+}
+
+void DataPlane::ReportExhausted(const Pid& remote, absl::string_view what, int error) {
+  std::shared_ptr<Peer> peer = FindPeer(remote, nullptr);
+  if (peer != nullptr) {
+    peer->ReportOnce(absl::ResourceExhaustedError(absl::StrCat(
+        "cannot connect to process ", remote.to_string(), ": ", what, ": ", std::strerror(error),
+        " (this process is out of file descriptors or memory; raise `ulimit -n`, or hold fewer channels at once); "
+        "the channel tries again")));
+  }
+  LoopPeer& lp = loop_peers_[remote];
+  lp.redial_delay = std::max(lp.redial_delay, options_.redial_max / 2);  // no point hammering
+  ScheduleRedial(remote);
+}
+
+void DataPlane::RestListener(int error) {
+  if (!accept_warned_) {
+    accept_warned_ = true;
+    std::fprintf(stderr,
+                 "constellation: cannot accept a channel connection: %s; connections wait until this process has "
+                 "file descriptors to spare (raise `ulimit -n`)\n",
+                 std::strerror(error));
+  }
+  listen_event_->Del();
+  if (!accept_timer_) {
+    accept_timer_ = std::make_unique<Event>(*loop_, -1, 0, [this](short) {
+      if (listen_event_) listen_event_->Add();
+    });
+  }
+  accept_timer_->AddTimeout(options_.accept_backoff);
+}
+
 void DataPlane::FailPeer(const Pid& remote, absl::Status status) {
   LoopPeer& lp = loop_peers_[remote];
+  Bury(std::move(lp.gone_timer));
   std::shared_ptr<Peer> peer = FindPeer(remote, nullptr);
   if (lp.link != nullptr) {
     if (peer) peer->Detach();
@@ -188,6 +320,42 @@ bool DataPlane::FlushForExit(absl::Duration timeout) {
   return WaitUntil(state_cv_, lock, absl::Now() + timeout, [&] { return flushed_; });
 }
 
+std::vector<DataPlane::Undelivered> DataPlane::UndeliveredAtExit() {
+  std::mutex done_mu;
+  std::condition_variable done_cv;
+  bool done = false;
+  std::vector<Undelivered> report;
+  loop_->Post([&] {
+    std::vector<std::pair<Pid, std::shared_ptr<Peer>>> peers;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      for (auto& [pid, entry] : peers_) peers.emplace_back(pid, entry.peer);
+    }
+    for (auto& [pid, peer] : peers) {
+      uint64_t bytes = peer->QueuedBytes() + peer->LostBytes();
+      auto lp = loop_peers_.find(pid);
+      int unacked = 0;
+      if (lp != loop_peers_.end() && lp->second.link != nullptr &&
+          ioctl(lp->second.link->fd(), TIOCOUTQ, &unacked) == 0 && unacked > 0) {
+        bytes += static_cast<uint64_t>(unacked);
+      }
+      if (bytes == 0) continue;
+      absl::Status status = peer->status();
+      std::string why = status.ok()
+                            ? absl::StrCat("not delivered within ", absl::FormatDuration(options_.exit_flush_timeout),
+                                           " (it did not read them, or could not be reached)")
+                            : std::string(status.message());
+      report.push_back(Undelivered{pid, bytes, std::move(why)});
+    }
+    std::lock_guard<std::mutex> lock(done_mu);
+    done = true;
+    done_cv.notify_all();
+  });
+  std::unique_lock<std::mutex> lock(done_mu);
+  done_cv.wait(lock, [&] { return done; });
+  return report;
+}
+
 void DataPlane::CheckFlushed() {
   if (!exiting_ || flush_timer_ == nullptr) return;
   bool done = true;
@@ -213,18 +381,26 @@ void DataPlane::CheckFlushed() {
 namespace {
 
 std::atomic<DataPlane*> g_data_plane{nullptr};
+std::function<void(const std::vector<DataPlane::Undelivered>&)> g_on_undelivered;
 
+// At exit: waits (boundedly) for what channels still hold to be delivered,
+// then says what was not, peer by peer.
 void FlushAtExit() {
   DataPlane* plane = g_data_plane.load(std::memory_order_acquire);
-  if (plane != nullptr && !plane->FlushForExit(plane->options().exit_flush_timeout)) {
-    std::fprintf(stderr, "constellation: exit: some channel data could not be delivered within %s\n",
-                 absl::FormatDuration(plane->options().exit_flush_timeout).c_str());
+  if (plane == nullptr) return;
+  plane->FlushForExit(plane->options().exit_flush_timeout);
+  std::vector<DataPlane::Undelivered> undelivered = plane->UndeliveredAtExit();
+  for (const DataPlane::Undelivered& u : undelivered) {
+    std::fprintf(stderr, "constellation: exit: %llu bytes of channel data to process %s were not delivered: %s\n",
+                 static_cast<unsigned long long>(u.bytes), u.peer.to_string().c_str(), u.why.c_str());
   }
+  if (!undelivered.empty() && g_on_undelivered) g_on_undelivered(undelivered);
 }
 
 }  // namespace
 
-void StartDataPlane(int listen_fd, const Pid& self, std::string secret) {
+void StartDataPlane(int listen_fd, const Pid& self, std::string secret, std::function<void(const Pid&)> watch,
+                    std::function<void(const std::vector<DataPlane::Undelivered>&)> on_undelivered) {
   if (g_data_plane.load() != nullptr) {
     std::fprintf(stderr, "constellation: StartDataPlane called twice (init() runs once per process)\n");
     std::abort();
@@ -236,6 +412,8 @@ void StartDataPlane(int listen_fd, const Pid& self, std::string secret) {
   }
   DataPlane::Options options;
   options.secret = std::move(secret);
+  options.watch = std::move(watch);
+  g_on_undelivered = std::move(on_undelivered);
   // Never destroyed: channels may be used until exit, and the atexit flush needs it.
   g_data_plane.store(new DataPlane(listen_fd, self, std::move(options)), std::memory_order_release);
   std::atexit(FlushAtExit);

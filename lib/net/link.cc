@@ -131,8 +131,10 @@ absl::Status Link::Open(std::shared_ptr<Peer> peer) {
   // exactly): the event reports them.
   peer_->AttachRead(fd_, ep_, id_);
   frame_event_->Add();
-  stall_timer_ = std::make_unique<Event>(loop_, -1, EV_PERSIST, [this](short) { OnStallTick(); });
-  stall_timer_->AddTimeout(stall_timeout_ / 4);
+  if (stall_timeout_ != absl::InfiniteDuration()) {
+    stall_timer_ = std::make_unique<Event>(loop_, -1, EV_PERSIST, [this](short) { OnStallTick(); });
+    stall_timer_->AddTimeout(stall_timeout_ / 4);
+  }
   return absl::OkStatus();
 }
 

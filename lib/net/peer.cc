@@ -42,7 +42,10 @@ absl::Status Peer::Send(uint64_t fingerprint, std::string_view type_name, bool* 
   bool ready = WaitUntil(send_cv_, lock, deadline, [&] {
     return !send_status_.ok() || SendRoomLocked() || has_report_.load(std::memory_order_relaxed);
   });
-  if (!send_status_.ok()) return send_status_;
+  if (!send_status_.ok()) {
+    told_.store(true, std::memory_order_relaxed);
+    return send_status_;
+  }
   if (has_report_.load(std::memory_order_relaxed)) {
     if (absl::Status report = TakeReport(); !report.ok()) return report;
   }
@@ -306,7 +309,12 @@ size_t Peer::QueuedBytes() {
 
 uint64_t Peer::LostBytes() {
   std::lock_guard<std::mutex> lock(send_mu_);
-  return lost_bytes_;
+  return told_.load(std::memory_order_relaxed) ? 0 : lost_bytes_;
+}
+
+absl::Status Peer::status() {
+  std::lock_guard<std::mutex> lock(send_mu_);
+  return send_status_;
 }
 
 bool Peer::failed() {

@@ -175,9 +175,12 @@ class Peer {
   // replaces one not yet returned. Any thread.
   void ReportOnce(absl::Status status);
   // For the exit report: payload bytes queued and not yet written, and those
-  // dropped by Fail (queued when the peer was declared gone). Any thread.
+  // dropped by Fail (queued when the peer was declared gone) unless a Send or
+  // Recv has returned the peer's error since (the program was told). Any thread.
   size_t QueuedBytes();
   uint64_t LostBytes();
+  // The peer's error (OK while it is not gone).
+  absl::Status status();
 
  private:
   struct OutFrame {
@@ -280,9 +283,10 @@ class Peer {
 
   // ReportOnce's status; has_report_ lets Send and Recv check it without the lock.
   std::atomic<bool> has_report_{false};
-  std::mutex report_mu_;     // taken after send_mu_ or recv_mu_, never before
-  absl::Status report_;      // guarded by report_mu_
-  uint64_t lost_bytes_ = 0;  // guarded by send_mu_
+  std::mutex report_mu_;           // taken after send_mu_ or recv_mu_, never before
+  absl::Status report_;            // guarded by report_mu_
+  uint64_t lost_bytes_ = 0;        // guarded by send_mu_
+  std::atomic<bool> told_{false};  // a Send or Recv returned the peer's error
   // The report, if any, cleared. Any lock may be held.
   absl::Status TakeReport();
 };

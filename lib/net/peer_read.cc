@@ -43,7 +43,10 @@ absl::Status Peer::Recv(absl::Time deadline, InFrame* out) {
     if (!ready) break;
   }
   if (in_.empty()) {
-    if (!recv_status_.ok()) return recv_status_;
+    if (!recv_status_.ok()) {
+      told_.store(true, std::memory_order_relaxed);
+      return recv_status_;
+    }
     return absl::DeadlineExceededError(absl::StrCat("recv from ", pid_.to_string(), ": nothing arrived in time"));
   }
   InFrame& frame = in_.front();

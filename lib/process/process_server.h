@@ -98,6 +98,8 @@ class ProcessServer {
   // Sends `reply` to `conn` now; a full socket gets a bounded wait (monitors
   // read promptly). Nothing if `conn` is gone.
   void Reply(Conn conn, const pb::SpawnReply& reply);
+  // Sends any packet to `conn` now (e.g. a ProcessGone), with Reply's bounded wait.
+  void Send(Conn conn, const pb::LocalMessage& message);
   // From any thread: Reply() from the loop thread, soon.
   void QueueReply(Conn conn, pb::SpawnReply reply);
   // From any thread: the loop's current or next Turn() calls OnWake and returns.
