@@ -12,6 +12,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <utility>
 
 #include "absl/strings/str_cat.h"
 
@@ -85,6 +86,8 @@ void DataPlane::Shutdown() {
   }
   listen_event_.reset();
   flush_timer_.reset();
+  accept_timer_.reset();
+  watched_fds_.clear();
   unauthenticated_.clear();
   loop_peers_.clear();
   links_.clear();
@@ -227,7 +230,6 @@ void DataPlane::OnAcceptable() {
       }
       return;
     }
-    accept_warned_ = false;
     if (credentials_.secret.size() != kSecretSize) {  // fail closed
       close(fd);
       continue;
@@ -235,6 +237,10 @@ void DataPlane::OnAcceptable() {
     ConfigureSocket(fd, options_);
     auto link = std::make_unique<Link>(*loop_, fd, Link::Role::kAcceptor, Pid(), this, credentials_,
                                        options_.hello_timeout, options_.handshake_timeout, StallTimeout());
+    if (!link->usable()) {  // closes the connection: its dialer tries again
+      RestListener(errno);
+      return;
+    }
     Link* accepted = link.get();
     links_.emplace(accepted, std::move(link));
     AdmitUnauthenticated(accepted);
@@ -312,6 +318,12 @@ void DataPlane::Connect(const Pid& remote) {
   }
   auto link = std::make_unique<Link>(*loop_, fd, Link::Role::kDialer, remote, this, credentials_,
                                      options_.handshake_timeout, options_.handshake_timeout, StallTimeout());
+  if (!link->usable()) {
+    int error = errno;
+    link.reset();
+    ReportExhausted(remote, "epoll_create", error);
+    return;
+  }
   lp.dialing = link.get();
   link->WaitConnected();
   links_.emplace(link.get(), std::move(link));
@@ -463,9 +475,9 @@ void DataPlane::Activate(Link* link) {
   std::shared_ptr<Peer> peer = FindPeer(remote, nullptr);
   LoopPeer& lp = loop_peers_[remote];
   absl::Status status = link->Open(peer);
-  if (!status.ok()) {  // out of fds for its epoll set: not the peer's fault
+  if (!status.ok()) {  // out of kernel memory to watch it: not the peer's fault
     KillLink(link);
-    ReportExhausted(remote, "epoll_create", ENFILE);
+    ReportExhausted(remote, "epoll_ctl", ENOMEM);
     return;
   }
   lp.link = link;
@@ -473,6 +485,7 @@ void DataPlane::Activate(Link* link) {
   lp.redial_delay = absl::ZeroDuration();
   if (lp.retry_timer) lp.retry_timer->Del();
   SetOpen(+1);
+  if (!lp.pending_loss.ok()) peer->ReportOnce(std::exchange(lp.pending_loss, absl::OkStatus()));
   if (peer->Attach(link->fd()) == Peer::WriteResult::kBlocked) link->ArmWrite();
   CheckIdle(remote);
 }

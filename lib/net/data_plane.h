@@ -117,10 +117,11 @@ class DataPlane : public LinkOwner {  // LinkOwner: for its own Links only
   // peer's kernel (TIOCOUTQ 0), every peer has failed, or `timeout`. Then
   // incoming frames are dropped. For process exit; true if all was flushed.
   bool FlushForExit(absl::Duration timeout);
-  // After FlushForExit: per peer, the channel data that did not reach it
-  // (still queued or unacknowledged, or dropped when it was declared gone
-  // and never reported to a send or recv). Empty when all was delivered.
-  std::vector<Undelivered> UndeliveredAtExit();
+  // After FlushForExit (which returned `flushed`): per peer, the channel
+  // data that did not reach it (still queued or unacknowledged, unless the
+  // flush completed; or dropped when it was declared gone and never reported
+  // to a send or recv). Empty when all was delivered.
+  std::vector<Undelivered> UndeliveredAtExit(bool flushed);
 
   // The system's verdict that `remote` is gone (`why`: UNAVAILABLE with the
   // reason). Any thread. Channels to it end with `why` once what it sent has
@@ -128,6 +129,11 @@ class DataPlane : public LinkOwner {  // LinkOwner: for its own Links only
   // node_lost verdict ends them at once (nothing more can come from a lost
   // node).
   void OnGone(const Pid& remote, absl::Status why, bool node_lost);
+
+  // Calls `on_readable` on the loop thread whenever `fd` (not owned; open
+  // for the data plane's life) is readable: the runtime reads its monitor
+  // connection here, so no thread of its own waits on it.
+  void WatchReadable(int fd, std::function<void()> on_readable);
 
   // Connections open now (handshake done), and ever opened.
   size_t open_connections() const { return open_.load(); }
@@ -162,6 +168,8 @@ class DataPlane : public LinkOwner {  // LinkOwner: for its own Links only
     bool watched = false;         // options_.watch was called for it
     // OnGone came while the connection was open: fail at its end or at gone_timer.
     std::unique_ptr<Event> gone_timer;
+    // A connection broke with data unacknowledged: reported when the redial opens.
+    absl::Status pending_loss;
   };
 
   // LinkOwner
@@ -234,7 +242,8 @@ class DataPlane : public LinkOwner {  // LinkOwner: for its own Links only
   bool exiting_ = false;
   std::unique_ptr<Event> flush_timer_;
   std::unique_ptr<Event> accept_timer_;
-  bool accept_warned_ = false;
+  std::vector<std::unique_ptr<Event>> watched_fds_;
+  bool accept_warned_ = false;  // said once per process: the condition tends to last
 
   std::atomic<size_t> open_{0};
   std::atomic<uint64_t> opened_{0};

@@ -159,6 +159,15 @@ void DataPlane::ApplyGone(const Pid& remote, const absl::Status& why, bool node_
   lp.gone_timer->AddTimeout(options_.gone_drain);
 }
 
+void DataPlane::WatchReadable(int fd, std::function<void()> on_readable) {
+  loop_->Post([this, fd, on_readable = std::move(on_readable)]() mutable {
+    auto event = std::make_unique<Event>(*loop_, fd, EV_READ | EV_PERSIST,
+                                         [on_readable = std::move(on_readable)](short) { on_readable(); });
+    event->Add();
+    watched_fds_.push_back(std::move(event));
+  });
+}
+
 void DataPlane::DialFailed(const Pid& remote, absl::Status why) {
   if (verdicts()) {
     ScheduleRedial(remote);  // a slow or restarting peer is not a dead one
@@ -181,17 +190,22 @@ void DataPlane::BreakConnection(Link* link, const absl::Status& why) {
   }
   LoopPeer& lp = loop_peers_[remote];
   std::shared_ptr<Peer> peer = link->peer();
+  // Unacknowledged bytes may be lost with the connection; none were frames
+  // if nothing but the hello was written on it.
   int unacked = 0;
   if (ioctl(link->fd(), TIOCOUTQ, &unacked) != 0) unacked = 0;
   peer->Detach();
+  if (peer->WrittenOnConnection() == 0) unacked = 0;
   KillLink(link);
   lp.link = nullptr;
   lp.closing = Closing::kNone;
   SetOpen(-1);
   if (unacked > 0) {
-    peer->ReportOnce(absl::DataLossError(
+    // Said once the peer is known alive (the redial opens): if it exited
+    // instead, its verdict says so, and that covers what it did not read.
+    lp.pending_loss = absl::DataLossError(
         absl::StrCat("the connection to process ", remote.to_string(), " broke (", why.message(), ") with ", unacked,
-                     " bytes unacknowledged: values sent before may not have been delivered; the channel reconnects")));
+                     " bytes unacknowledged: values sent before may not have been delivered; the channel reconnected"));
   }
   ScheduleRedial(remote);
 }
@@ -244,6 +258,7 @@ void DataPlane::RestListener(int error) {
 void DataPlane::FailPeer(const Pid& remote, absl::Status status) {
   LoopPeer& lp = loop_peers_[remote];
   Bury(std::move(lp.gone_timer));
+  lp.pending_loss = absl::OkStatus();
   std::shared_ptr<Peer> peer = FindPeer(remote, nullptr);
   if (lp.link != nullptr) {
     if (peer) peer->Detach();
@@ -320,7 +335,7 @@ bool DataPlane::FlushForExit(absl::Duration timeout) {
   return WaitUntil(state_cv_, lock, absl::Now() + timeout, [&] { return flushed_; });
 }
 
-std::vector<DataPlane::Undelivered> DataPlane::UndeliveredAtExit() {
+std::vector<DataPlane::Undelivered> DataPlane::UndeliveredAtExit(bool flushed) {
   std::mutex done_mu;
   std::condition_variable done_cv;
   bool done = false;
@@ -332,12 +347,17 @@ std::vector<DataPlane::Undelivered> DataPlane::UndeliveredAtExit() {
       for (auto& [pid, entry] : peers_) peers.emplace_back(pid, entry.peer);
     }
     for (auto& [pid, peer] : peers) {
-      uint64_t bytes = peer->QueuedBytes() + peer->LostBytes();
+      uint64_t bytes = peer->LostBytes();
+      // After a flush that completed, what a connection opened since holds is
+      // its hello, not channel data.
       auto lp = loop_peers_.find(pid);
       int unacked = 0;
-      if (lp != loop_peers_.end() && lp->second.link != nullptr &&
-          ioctl(lp->second.link->fd(), TIOCOUTQ, &unacked) == 0 && unacked > 0) {
-        bytes += static_cast<uint64_t>(unacked);
+      if (!flushed) {
+        bytes += peer->QueuedBytes();
+        if (lp != loop_peers_.end() && lp->second.link != nullptr &&
+            ioctl(lp->second.link->fd(), TIOCOUTQ, &unacked) == 0 && unacked > 0) {
+          bytes += static_cast<uint64_t>(unacked);
+        }
       }
       if (bytes == 0) continue;
       absl::Status status = peer->status();
@@ -388,8 +408,8 @@ std::function<void(const std::vector<DataPlane::Undelivered>&)> g_on_undelivered
 void FlushAtExit() {
   DataPlane* plane = g_data_plane.load(std::memory_order_acquire);
   if (plane == nullptr) return;
-  plane->FlushForExit(plane->options().exit_flush_timeout);
-  std::vector<DataPlane::Undelivered> undelivered = plane->UndeliveredAtExit();
+  bool flushed = plane->FlushForExit(plane->options().exit_flush_timeout);
+  std::vector<DataPlane::Undelivered> undelivered = plane->UndeliveredAtExit(flushed);
   for (const DataPlane::Undelivered& u : undelivered) {
     std::fprintf(stderr, "constellation: exit: %llu bytes of channel data to process %s were not delivered: %s\n",
                  static_cast<unsigned long long>(u.bytes), u.peer.to_string().c_str(), u.why.c_str());

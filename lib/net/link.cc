@@ -54,6 +54,13 @@ Link::Link(EventLoop& loop, int fd, Role role, const Pid& remote, LinkOwner* own
       handshake_timeout_(handshake_timeout),
       stall_timeout_(stall_timeout),
       awaiting_(role == Role::kDialer ? HelloKind::kChallenge : HelloKind::kDial) {
+  // The epoll set the open connection will need, made now: a connection that
+  // could not be watched once open must not get as far as its hello.
+  ep_ = epoll_create1(EPOLL_CLOEXEC);
+  if (ep_ < 0) {
+    stage_ = Stage::kDead;
+    return;
+  }
   timer_.AddTimeout(hello_timeout);
   if (role == Role::kAcceptor) read_event_.Add();
 }
@@ -115,11 +122,10 @@ absl::Status Link::Open(std::shared_ptr<Peer> peer) {
   stage_ = Stage::kOpen;
   timer_.Del();
   read_event_.Del();
-  ep_ = epoll_create1(EPOLL_CLOEXEC);
   epoll_event event{};
   event.events = EPOLLIN;
   event.data.fd = fd_;
-  if (ep_ < 0 || epoll_ctl(ep_, EPOLL_CTL_ADD, fd_, &event) != 0) {
+  if (epoll_ctl(ep_, EPOLL_CTL_ADD, fd_, &event) != 0) {
     return absl::ResourceExhaustedError(absl::StrCat("cannot watch the connection: ", std::strerror(errno)));
   }
   frame_event_ = std::make_unique<Event>(loop_, ep_, EV_READ | EV_PERSIST, [this](short) { OnFramesReadable(); });

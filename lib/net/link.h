@@ -69,6 +69,9 @@ class Link {
   Link& operator=(const Link&) = delete;
 
   int fd() const { return fd_; }
+  // False when the link could not get the fd it needs (its epoll set): it is
+  // dead from the start; the owner deletes it (this process is out of fds).
+  bool usable() const { return ep_ >= 0; }
   // Unique among the links of this process; names the connection in posted work.
   uint64_t id() const { return id_; }
   Role role() const { return role_; }
@@ -119,7 +122,7 @@ class Link {
   EventLoop& loop_;
   const int fd_;
   const uint64_t id_;
-  int ep_ = -1;  // once open: an epoll set holding only fd_, watched by frame_event_
+  int ep_ = -1;  // made at once; once open it holds only fd_, watched by frame_event_
   const Role role_;
   Pid remote_;
   LinkOwner* const owner_;

@@ -88,6 +88,7 @@ absl::Status Peer::Send(uint64_t fingerprint, std::string_view type_name, bool* 
 }
 
 void Peer::ConsumeLocked(size_t written) {
+  written_on_connection_ += written;
   while (written > 0) {
     OutFrame& frame = out_.front();
     size_t rest = kFrameHeaderSize + frame.payload.size() - out_offset_;
@@ -168,6 +169,7 @@ Peer::WriteResult Peer::Attach(int fd) {
   std::unique_lock<std::mutex> lock(send_mu_);
   send_cv_.wait(lock, [&] { return !writing_; });
   fd_ = fd;
+  written_on_connection_ = 0;
   holding_ = false;
   write_armed_ = false;
   for (size_t i = 0; i < out_.size(); ++i) out_.at(i).held = false;
@@ -310,6 +312,11 @@ size_t Peer::QueuedBytes() {
 uint64_t Peer::LostBytes() {
   std::lock_guard<std::mutex> lock(send_mu_);
   return told_.load(std::memory_order_relaxed) ? 0 : lost_bytes_;
+}
+
+uint64_t Peer::WrittenOnConnection() {
+  std::lock_guard<std::mutex> lock(send_mu_);
+  return written_on_connection_;
 }
 
 absl::Status Peer::status() {

@@ -181,6 +181,8 @@ class Peer {
   uint64_t LostBytes();
   // The peer's error (OK while it is not gone).
   absl::Status status();
+  // Frame bytes written to the current (or last) connection since Attach.
+  uint64_t WrittenOnConnection();
 
  private:
   struct OutFrame {
@@ -283,10 +285,11 @@ class Peer {
 
   // ReportOnce's status; has_report_ lets Send and Recv check it without the lock.
   std::atomic<bool> has_report_{false};
-  std::mutex report_mu_;           // taken after send_mu_ or recv_mu_, never before
-  absl::Status report_;            // guarded by report_mu_
-  uint64_t lost_bytes_ = 0;        // guarded by send_mu_
-  std::atomic<bool> told_{false};  // a Send or Recv returned the peer's error
+  std::mutex report_mu_;                // taken after send_mu_ or recv_mu_, never before
+  absl::Status report_;                 // guarded by report_mu_
+  uint64_t lost_bytes_ = 0;             // guarded by send_mu_
+  uint64_t written_on_connection_ = 0;  // guarded by send_mu_
+  std::atomic<bool> told_{false};       // a Send or Recv returned the peer's error
   // The report, if any, cleared. Any lock may be held.
   absl::Status TakeReport();
 };

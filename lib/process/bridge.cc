@@ -28,6 +28,8 @@ absl::Status Bridge::OnMessage(int conn, const pb::LocalMessage& message) {
       return absl::OkStatus();
     case pb::LocalMessage::kEvent:
       return OnEvent(speaker, message.event());
+    case pb::LocalMessage::kWatch:
+      return absl::OkStatus();  // answered by whoever runs the Bridge (it knows the connections)
     default:
       return absl::InvalidArgumentError("unexpected packet on a bridge connection");
   }
@@ -141,12 +143,21 @@ pid_t Bridge::OsPid(const Pid& pid) const {
   return it == processes_.end() ? 0 : it->second.os_pid;
 }
 
+bool Bridge::Knows(const Pid& pid) const { return processes_.contains(pid) || waiting_.contains(pid); }
+
+const pb::ExitEvent* Bridge::ExitOf(const Pid& pid) const {
+  auto it = processes_.find(pid);
+  if (it == processes_.end() || !it->second.exited) return nullptr;
+  return &it->second.exit;
+}
+
 std::vector<Pid> Bridge::TakeExited() { return std::exchange(exited_, {}); }
 
 void Bridge::Exited(const Pid& pid, const pb::ExitEvent& exit) {
   Process& process = processes_[pid];
   if (process.exited) return;
   process.exited = true;
+  process.exit = exit;
   --live_;
   exited_.push_back(pid);
   out_->Exit(pid, exit);

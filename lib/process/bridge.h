@@ -75,6 +75,12 @@ class Bridge {
   // The OS pid of `pid`'s user process (as its monitor reported it), 0 if unknown.
   pid_t OsPid(const Pid& pid) const;
 
+  // Whether `pid` is a process of the program (announced, the root, or
+  // waiting for its parent's spawn line), exited or not.
+  bool Knows(const Pid& pid) const;
+  // How `pid` ended, once its exit is known; null before (or if unknown).
+  const pb::ExitEvent* ExitOf(const Pid& pid) const;
+
   // Processes that exited since the last call, in order.
   std::vector<Pid> TakeExited();
 
@@ -108,6 +114,7 @@ class Bridge {
     bool exited = false;
     pid_t monitor_os_pid = 0;
     pid_t os_pid = 0;
+    pb::ExitEvent exit;  // once exited
   };
 
   absl::Status OnHello(int conn, const pb::Hello& hello);

@@ -8,6 +8,7 @@
 
 #include <cerrno>
 #include <cstring>
+#include <string>
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
@@ -15,8 +16,13 @@
 namespace constellation::process_internal {
 namespace {
 
+// Out of fds or memory is the machine's state, not a bug: RESOURCE_EXHAUSTED.
 absl::Status Errno(absl::string_view what) {
-  return absl::InternalError(absl::StrCat(what, ": ", std::strerror(errno)));
+  std::string message = absl::StrCat(what, ": ", std::strerror(errno));
+  if (errno == EMFILE || errno == ENFILE || errno == ENOMEM || errno == EAGAIN) {
+    return absl::ResourceExhaustedError(message);
+  }
+  return absl::InternalError(message);
 }
 
 absl::StatusOr<int> WriteMemfd(const std::string& bytes) {

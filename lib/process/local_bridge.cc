@@ -20,12 +20,16 @@
 #include "absl/strings/str_cat.h"
 #include "lib/process/bridge.h"
 #include "lib/process/cgroup.h"
+#include "lib/process/exit_watches.h"
 #include "lib/process/local_socket.h"
 #include "lib/process/process_server.h"
+#include "lib/process/proto_convert.h"
 
 namespace constellation {
 namespace {
 
+// At most this many pids per watch request (local.proto).
+constexpr int kMaxWatchPids = 1024;
 // How long terminating waits for killed processes to close their connections.
 constexpr auto kKillGrace = std::chrono::seconds(3);
 // How long spawn() calls may wait with no exit before the bridge warns.
@@ -48,12 +52,20 @@ class LocalBridgeLoop final : public ProcessServer::Handler {
   bool IsHeld(int conn) const override { return bridge_.IsHeld(conn); }
   bool Identified(int conn) const override { return bridge_.PidOf(conn).has_value(); }
   absl::Status OnMessage(int conn, const pb::LocalMessage& message) override {
+    if (message.has_watch() && bridge_.PidOf(conn)) return OnWatch(conn, message.watch());
     return bridge_.OnMessage(conn, message);
   }
   void OnSpawnRequest(int conn, const pb::SpawnRequest& request) override;
-  void OnClose(int conn) override { bridge_.OnClose(conn); }
+  void OnClose(int conn) override {
+    watches_.Forget(conn);
+    bridge_.OnClose(conn);
+  }
 
  private:
+  // A process watches processes (its channel peers): each is answered once,
+  // now if it is gone or unknown, else when it exits (FeedExits).
+  absl::Status OnWatch(int conn, const pb::WatchRequest& watch);
+  void SendGone(int conn, const Pid& pid, const pb::ExitEvent* exit);
   void FeedExits();
   void Settle();
   // spawn() calls waiting long with nothing exiting: say so once per stall.
@@ -67,6 +79,7 @@ class LocalBridgeLoop final : public ProcessServer::Handler {
 
   int signal_fd_ = -1;
   Bridge bridge_;
+  ExitWatches watches_;
   OutputFormatter* out_;
   std::unique_ptr<LocalSpawner> spawner_;
   std::unique_ptr<ProcessServer> server_;
@@ -136,8 +149,36 @@ void LocalBridgeLoop::OnSpawnRequest(int conn, const pb::SpawnRequest& request) 
   Settle();
 }
 
+absl::Status LocalBridgeLoop::OnWatch(int conn, const pb::WatchRequest& watch) {
+  if (watch.pids_size() > kMaxWatchPids) return absl::InvalidArgumentError("a watch request of too many pids");
+  for (const pb::Pid& proto : watch.pids()) {
+    absl::StatusOr<Pid> pid = FromProto(proto);
+    if (!pid.ok()) return pid.status();
+    if (!bridge_.Knows(*pid) || bridge_.ExitOf(*pid) != nullptr) {
+      SendGone(conn, *pid, bridge_.ExitOf(*pid));
+      continue;
+    }
+    absl::Status added = watches_.Add(conn, *pid);
+    if (!added.ok()) return added;
+  }
+  return absl::OkStatus();
+}
+
+void LocalBridgeLoop::SendGone(int conn, const Pid& pid, const pb::ExitEvent* exit) {
+  pb::LocalMessage message;
+  pb::ProcessGone* gone = message.mutable_gone();
+  *gone->mutable_pid() = ToProto(pid);
+  if (exit == nullptr) {
+    gone->set_no_process(true);
+  } else {
+    *gone->mutable_exit() = *exit;
+  }
+  server_->Send(conn, message);
+}
+
 void LocalBridgeLoop::FeedExits() {
   for (const Pid& pid : bridge_.TakeExited()) {
+    for (int conn : watches_.Take(pid)) SendGone(conn, pid, bridge_.ExitOf(pid));
     spawner_->Exited(pid);
     // A monitor that died could not remove its process's cgroup (a no-op otherwise).
     RemoveCgroupLeaf(cgroups_, absl::StrCat("p", bridge_.MonitorOsPid(pid)));
@@ -174,6 +215,17 @@ void LocalBridgeLoop::WarnIfStalled() {
 }
 
 void LocalBridgeLoop::WatchAnnounced() {
+  // A process that connected reports its own exit: its pidfd is not needed
+  // (one fd per live process is what the bridge can afford under `ulimit -n`).
+  for (auto it = pidfds_.begin(); it != pidfds_.end();) {
+    if (!bridge_.HasConnected(it->second)) {
+      ++it;
+      continue;
+    }
+    server_->Unwatch(it->first);
+    close(it->first);
+    it = pidfds_.erase(it);
+  }
   for (const auto& [pid, os_pid] : bridge_.TakeAnnounced()) {
     if (bridge_.HasConnected(pid) || os_pid <= 0) continue;
     int pidfd = PidfdOpen(os_pid);

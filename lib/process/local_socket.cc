@@ -100,12 +100,26 @@ absl::Status SendLocal(int fd, const pb::LocalMessage& message) {
 absl::StatusOr<bool> ReceiveLocal(int fd, pb::LocalMessage* message, bool dont_wait) {
   char buf[kMaxPacket];
   ssize_t n;
-  do {
+  bool reset = false;
+  while (true) {
     n = recv(fd, buf, sizeof(buf), MSG_TRUNC | (dont_wait ? MSG_DONTWAIT : 0));
-  } while (n < 0 && errno == EINTR);
+    if (n >= 0 || errno == EINTR) {
+      if (n >= 0) break;
+      continue;
+    }
+    // The peer closed with packets of ours unread: the kernel reports that
+    // once, before the packets it had sent us. Read those (they may be its
+    // last words: an exit event), then its end.
+    if (errno == ECONNRESET && !reset) {
+      reset = true;
+      continue;
+    }
+    break;
+  }
   if (n < 0) {
-    if (errno == EAGAIN || errno == EWOULDBLOCK) return absl::UnavailableError("no packet");
     if (errno == ECONNRESET) return false;
+    if (errno == EAGAIN || errno == EWOULDBLOCK)
+      return reset ? absl::StatusOr<bool>(false) : absl::UnavailableError("no packet");
     return Errno("recv");
   }
   if (n == 0) return false;

@@ -10,8 +10,10 @@
 #include <unistd.h>
 
 #include <cstdio>
+#include <optional>
 #include <utility>
 
+#include "absl/strings/str_cat.h"
 #include "lib/core/pid.h"
 #include "lib/process/local_socket.h"
 #include "lib/process/proto_convert.h"
@@ -38,6 +40,7 @@ class Monitor {
   bool RelayControl();
   // Hands packets from the bridge (spawn replies) to the child.
   void RelayReplies();
+  void SendToChild(const pb::LocalMessage& message);
   void Send(pb::ProcessEvent&& event);
   void SendEof(int i);
   pb::ExitEvent WaitExit();
@@ -49,6 +52,7 @@ class Monitor {
   int bridge_fd_;
   pb::Pid pid_;
   bool bridge_gone_ = false;
+  std::optional<pb::Undelivered> undelivered_;  // the child's exit flush left data undelivered
 };
 
 void Monitor::Run() {
@@ -100,6 +104,13 @@ void Monitor::Run() {
     exit.set_memory_exceeded(true);
     exit.set_error("exceeded its memory limit of " + format_mem(limits_.resources.mem));
   }
+  if (undelivered_ && exit.status_case() == pb::ExitEvent::kCode && exit.code() == 0) {
+    // It exited "successfully" with channel data it could not deliver
+    // (its exit flush said which, on stderr): that is a failure.
+    exit.set_code(kUndeliveredExitCode);
+    exit.set_error(absl::StrCat("exited with ", undelivered_->bytes(), " bytes of channel data undelivered to ",
+                                undelivered_->peers(), " process(es)"));
+  }
   limits_.leaf.Remove();
   if (bridge_gone_) RemoveCgroupBaseIfUnused(limits_.base);
   if (pidfd >= 0) close(pidfd);
@@ -115,6 +126,10 @@ bool Monitor::RelayControl() {
     absl::StatusOr<bool> got = ReceiveLocal(control_fd_, &message);
     if (!got.ok() && absl::IsUnavailable(got.status())) return true;  // drained
     if (!got.ok() || !*got) return false;
+    if (message.has_undelivered()) {  // for the monitor itself: see WaitExit
+      undelivered_ = message.undelivered();
+      continue;
+    }
     // Output written before the packet was sent goes first.
     for (int i = 0; i < 2; ++i) {
       if (pipes_[i] >= 0 && !Drain(i)) SendEof(i);
@@ -133,8 +148,20 @@ void Monitor::RelayReplies() {
       bridge_gone_ = true;
       return;
     }
-    if (control_fd_ >= 0) SendLocal(control_fd_, message).IgnoreError();
+    if (control_fd_ >= 0) SendToChild(message);
   }
+}
+
+void Monitor::SendToChild(const pb::LocalMessage& message) {
+  // control_fd_ is non-blocking; the child's data-plane loop reads it
+  // promptly, so a full socket gets a bounded wait, not a dropped verdict.
+  for (int attempt = 0; attempt < 50; ++attempt) {
+    if (SendLocal(control_fd_, message).ok()) return;
+    if (errno != EAGAIN && errno != EWOULDBLOCK) return;  // the child is gone
+    pollfd p{control_fd_, POLLOUT, 0};
+    poll(&p, 1, 100);
+  }
+  fprintf(stderr, "constellation: monitor: the process does not read its monitor connection; a packet was dropped\n");
 }
 
 bool Monitor::Drain(int i) {

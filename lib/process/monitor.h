@@ -26,12 +26,19 @@ struct MonitorLimits {
   pb::CgroupBase base;  // its launcher's; removed if the launcher dies and this was last
 };
 
+// The exit code a process that exited 0 is reported with when its exit flush
+// left channel data undelivered (EX_IOERR; docs/channels.md).
+inline constexpr int kUndeliveredExitCode = 74;
+
 // The monitor of one user process, run in the process's parent after fork:
 // forwards the child's stdout and stderr to the bridge as output events as
 // soon as they are written, relays the child's own packets (spawn events)
 // after forwarding the output written before them, waits for the child, and
 // reports its exit code or signal, with the child's peak memory and CPU time,
-// and whether the kernel killed it for exceeding its memory limit. If the
+// and whether the kernel killed it for exceeding its memory limit (or, when
+// it exited 0 but said its exit flush left channel data undelivered, exit
+// code kUndeliveredExitCode). Packets from the bridge (spawn replies, verdicts)
+// are relayed to the child. If the
 // bridge goes away it kills the child. Returns when the child has exited, its
 // cgroup is gone and everything is reported; the caller then exits.
 // Single-threaded.

@@ -174,15 +174,19 @@ void ProcessServer::Drop(Conn conn, absl::string_view why) {
 void ProcessServer::Reply(Conn conn, const pb::SpawnReply& spawn_reply) {
   pb::LocalMessage reply;
   *reply.mutable_spawn_reply() = spawn_reply;
+  Send(conn, reply);
+}
+
+void ProcessServer::Send(Conn conn, const pb::LocalMessage& message) {
   for (int attempt = 0; attempt < 50; ++attempt) {
     auto it = conns_.find(conn);
-    if (it == conns_.end()) return;  // gone: nobody to answer
-    if (SendLocal(it->second.fd, reply).ok()) return;
+    if (it == conns_.end()) return;  // gone: nobody to tell
+    if (SendLocal(it->second.fd, message).ok()) return;
     if (errno != EAGAIN && errno != EWOULDBLOCK) return;  // broken: its next read says so
     pollfd p{it->second.fd, POLLOUT, 0};
     poll(&p, 1, 100);
   }
-  fprintf(stderr, "%s: a process does not read its spawn replies\n", name_.c_str());
+  fprintf(stderr, "%s: a process does not read what it is sent (its monitor is stuck)\n", name_.c_str());
 }
 
 void ProcessServer::QueueReply(Conn conn, pb::SpawnReply reply) {

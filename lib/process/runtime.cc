@@ -4,6 +4,7 @@
 #include <fcntl.h>
 #include <signal.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -18,6 +19,7 @@
 #include "lib/net/handshake.h"
 #include "lib/process/capacity.h"
 #include "lib/process/cgroup.h"
+#include "lib/process/control_link.h"
 #include "lib/process/data_port.h"
 #include "lib/process/launch.h"
 #include "lib/process/local_bridge.h"
@@ -72,6 +74,36 @@ std::vector<std::string> ReadArgv() {
   return argv;
 }
 
+// Starts the data plane, connected to the system's verdicts: each peer it
+// has is watched through the monitor connection, and the ProcessGone answers
+// (read on the data plane's loop) end the channels to it; what the exit
+// flush could not deliver makes the monitor report a failed exit. Last in
+// init(): it starts the data plane's thread, and nothing may fork after that.
+void StartDataPlaneWithVerdicts(int listen_fd, int control_fd) {
+  InstallControlLink(control_fd, g_runtime.fabric);
+  DefaultControlLink().SetGoneHandler([](const Pid& pid, absl::Status why, bool node_lost) {
+    net::DefaultDataPlane().OnGone(pid, std::move(why), node_lost);
+  });
+  std::function<void(const Pid&)> watch = [](const Pid& pid) { DefaultControlLink().Watch(pid); };
+  if (g_runtime.fabric) watch = nullptr;  // TEMPORARY: until the node agent answers watches
+  net::StartDataPlane(listen_fd, g_runtime.self, g_runtime.secret, std::move(watch),
+                      [](const std::vector<net::DataPlane::Undelivered>& undelivered) {
+                        uint64_t bytes = 0;
+                        for (const net::DataPlane::Undelivered& u : undelivered) bytes += u.bytes;
+                        DefaultControlLink().ReportUndelivered(bytes, static_cast<uint32_t>(undelivered.size()));
+                      });
+  net::DefaultDataPlane().WatchReadable(control_fd, [] { DefaultControlLink().OnReadable(); });
+}
+
+// Channels and connections need fds (a socket and an epoll set per peer):
+// take the most the hard limit allows, for this process and all it starts.
+void RaiseFileLimit() {
+  rlimit limit{};
+  if (getrlimit(RLIMIT_NOFILE, &limit) != 0 || limit.rlim_cur >= limit.rlim_max) return;
+  limit.rlim_cur = limit.rlim_max;
+  setrlimit(RLIMIT_NOFILE, &limit);
+}
+
 // Forks the monitor. Returns in the user process (the child); the monitor
 // runs in the parent and exits there. `listen_fd` stays with the user process.
 void StartMonitoredProcess(int bridge_fd, int listen_fd) {
@@ -123,8 +155,7 @@ void StartMonitoredProcess(int bridge_fd, int listen_fd) {
   setvbuf(stdout, nullptr, _IOLBF, 0);
   g_runtime.monitor_fd = control[1];
   g_initialized = true;
-  // Last: it starts the data plane's thread, and nothing may fork after that.
-  net::StartDataPlane(listen_fd, g_runtime.self, g_runtime.secret);
+  StartDataPlaneWithVerdicts(listen_fd, control[1]);
 }
 
 // The bridge's spawn service: the machine as a one-node cluster, with the
@@ -247,6 +278,7 @@ void init(Resources resources) {
   if (CountThreads() > 1) {
     Die("init() called after threads were started: call it first in main(), before anything starts a thread");
   }
+  RaiseFileLimit();
   if (getenv(kResourcesQueryEnv) != nullptr) {  // a master asks before placing this root
     fputs(FormatResourcesAnswer(resources).c_str(), stdout);
     fflush(stdout);

@@ -28,5 +28,9 @@ int RunFailureScenario(const std::string& name, int argc, char** argv);   // sce
 int RunBulkScenario(const std::string& name, int argc, char** argv);      // scenarios_bulk.cc
 int RunHostileScenario(const std::string& name, int argc, char** argv);   // scenarios_hostile.cc
 int RunIntruderScenario(const std::string& name, int argc, char** argv);  // scenarios_intruder.cc
+int RunLivenessScenario(const std::string& name, int argc, char** argv);  // scenarios_liveness.cc
+
+// fd_limit's `ulimit -n`: before init(), so that every process has it.
+void LimitFilesForScenario(int argc, char** argv);
 
 }  // namespace channel_scenarios

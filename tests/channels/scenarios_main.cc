@@ -17,7 +17,7 @@ int Run(int argc, char** argv) {
   }
   std::string name = argv[1];
   for (auto* run : {RunBasicScenario, RunManyScenario, RunFailureScenario, RunBulkScenario, RunHostileScenario,
-                    RunIntruderScenario}) {
+                    RunIntruderScenario, RunLivenessScenario}) {
     int code = run(name, argc, argv);
     if (code != kUnknownScenario) return code;
   }
@@ -31,6 +31,7 @@ int Run(int argc, char** argv) {
 int main(int argc, char** argv) {
   // Resources are enforced: the 100 MiB value needs more than the default.
   bool big = argc > 1 && std::string(argv[1]) == "big_value";
+  channel_scenarios::LimitFilesForScenario(argc, argv);
   constellation::init(big ? channel_scenarios::kBigValueResources : constellation::Resources());
   return channel_scenarios::Run(argc, argv);
 }
