@@ -66,6 +66,13 @@ void NodeAgent::Started(const Pid& pid, pid_t monitor_os_pid) {
 
 void NodeAgent::Forget(const Pid& pid) {
   std::lock_guard<std::mutex> lock(mu_);
+  if (auto it = launched_.find(pid); it != launched_.end()) {
+    // Its launch failed: a process of the deployment that waits on it hears it is none.
+    pb::ProcessGone none;
+    *none.mutable_pid() = ToProto(pid);
+    none.set_no_process(true);
+    verdicts_in_.emplace_back(it->second.deployment, std::vector<pb::ProcessGone>{none});
+  }
   launched_.erase(pid);
   bridge_.Remove(pid);
   server_->Wake();  // a connection held for it is dropped
@@ -234,6 +241,7 @@ absl::Status NodeAgent::Hello(Conn conn, const pb::LocalMessage& message) {
 absl::Status NodeAgent::OnMessage(Conn conn, const pb::LocalMessage& message) {
   const Pid speaker = conns_[conn];
   if (speaker.is_null()) return Hello(conn, message);
+  if (message.has_watch()) return OnWatch(conn, speaker, message.watch());
   std::vector<std::pair<uint64_t, pb::ProcessEvent>> events;
   absl::Status status;
   {
@@ -262,6 +270,7 @@ void NodeAgent::OnSpawnRequest(Conn conn, const pb::SpawnRequest& request) {
 }
 
 void NodeAgent::OnClose(Conn conn) {
+  gone_.Close(conn);
   Pid pid = conns_[conn];
   conns_.erase(conn);
   peers_.erase(conn);
@@ -308,7 +317,18 @@ std::vector<std::pair<uint64_t, pb::ProcessEvent>> NodeAgent::Collect() {
 }
 
 void NodeAgent::Deliver(const std::vector<std::pair<uint64_t, pb::ProcessEvent>>& events) {
-  for (const auto& [deployment, event] : events) callbacks_.on_event(deployment, event);
+  std::set<uint64_t> exits;
+  for (const auto& [deployment, event] : events) {
+    callbacks_.on_event(deployment, event);
+    if (!event.has_exit()) continue;
+    // This node knows first: its processes that watch this one hear it now.
+    pb::ProcessGone gone;
+    *gone.mutable_pid() = event.pid();
+    *gone.mutable_exit() = event.exit();
+    Tell(gone_.Gone(deployment, gone));
+    exits.insert(deployment);
+  }
+  DropEnded(exits);
 }
 
 void NodeAgent::Collector::Output(const Pid& pid, int fd, absl::string_view data) {

@@ -24,9 +24,18 @@
 // exit was reported is reported killed ("its monitor died"), one that ended
 // without connecting exited 127 ("ended before init()").
 //
+// Exit verdicts: a process's `watch` packet names the processes it holds
+// channels to; the agent answers each pid once with a `gone` packet, from its
+// GoneTable (daemon/gone_table.h): at once if the verdict is known, else when
+// it comes, from this node's own processes' exits, the master's Node.Gone
+// (Gone()) or the master's answers to what the agent asks it through
+// on_watch (pids that are not this node's own live processes). After the
+// master comes back, AskAgain() asks it again about every pid still waited
+// on. A deployment's table goes when the node runs no process of it.
+//
 // Threading: one thread of its own runs the socket loop and calls the
-// callbacks. Register, KillDeployment, KillAll, Signal and the reply functions may be
-// called from any thread.
+// callbacks. Register, KillDeployment, KillAll, Signal, Gone, AskAgain and
+// the reply functions may be called from any thread.
 
 #include <sys/types.h>
 
@@ -34,12 +43,14 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <set>
 #include <string>
 #include <thread>
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
 #include "absl/status/statusor.h"
+#include "daemon/gone_table.h"
 #include "lib/core/pid.h"
 #include "lib/process/bridge.h"
 #include "lib/process/local_socket.h"
@@ -55,6 +66,9 @@ class NodeAgent final : private internal::ProcessServer::Handler {
     std::function<void(uint64_t deployment, const pb::ProcessEvent& event)> on_event;
     // Must not block the loop: answer through `reply`, from any thread, once.
     std::function<void(uint64_t deployment, const pb::SpawnRequest& request, Reply reply)> on_spawn;
+    // Ask the master which of `pids` (at most 1024) are gone; answers come
+    // back through Gone(). Must not block the loop. May be null (nothing asked).
+    std::function<void(uint64_t deployment, const std::vector<Pid>& pids)> on_watch;
   };
 
   // Connections kept at once from processes not (yet) known to be monitors.
@@ -83,6 +97,12 @@ class NodeAgent final : private internal::ProcessServer::Handler {
   // reports how it ended), or to the monitor if the user process has not
   // started yet.
   void Signal(uint64_t deployment, const std::vector<Pid>& pids, int signal);
+
+  // Verdicts on processes of `deployment` (the master's Node.Gone, or its
+  // answer to on_watch): applied on the loop, if the node runs a process of it.
+  void Gone(uint64_t deployment, std::vector<pb::ProcessGone> gone);
+  // The master is back: ask it again about every pid still waited on.
+  void AskAgain();
 
   // Processes registered and not yet exited.
   size_t live() const;
@@ -123,6 +143,13 @@ class NodeAgent final : private internal::ProcessServer::Handler {
   // Hands events to on_event (loop thread, mu_ not held).
   void Deliver(const std::vector<std::pair<uint64_t, pb::ProcessEvent>>& events);
   void CheckNeverConnected(const Pid& pid);
+  // Exit verdicts (loop thread): a watch packet; the verdicts from Gone() and AskAgain().
+  absl::Status OnWatch(Conn conn, const Pid& speaker, const pb::WatchRequest& watch);
+  void ApplyVerdicts();
+  void Tell(const std::vector<GoneTable::Notice>& notices);
+  // Drops the tables of deployments among `deployments` the node runs nothing of any more.
+  void DropEnded(const std::set<uint64_t>& deployments);
+  bool RunsDeploymentLocked(uint64_t deployment) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void Kill(const std::function<bool(const Pid&, const Launched&)>& which, int signal);
 
   // ProcessServer::Handler, on the loop thread.
@@ -132,7 +159,10 @@ class NodeAgent final : private internal::ProcessServer::Handler {
   absl::Status OnMessage(Conn conn, const pb::LocalMessage& message) override;
   void OnSpawnRequest(Conn conn, const pb::SpawnRequest& request) override;
   void OnClose(Conn conn) override;
-  void OnWake() override { ResolveHeld(); }
+  void OnWake() override {
+    ResolveHeld();
+    ApplyVerdicts();
+  }
 
   const internal::LocalListener listener_;
   const Callbacks callbacks_;
@@ -144,6 +174,9 @@ class NodeAgent final : private internal::ProcessServer::Handler {
   internal::Bridge bridge_ ABSL_GUARDED_BY(mu_){&collector_};
   std::map<Pid, Launched> launched_ ABSL_GUARDED_BY(mu_);  // registered, exit not yet reported
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;
+  // From Gone() and AskAgain(), for the loop.
+  std::vector<std::pair<uint64_t, std::vector<pb::ProcessGone>>> verdicts_in_ ABSL_GUARDED_BY(mu_);
+  bool ask_again_ ABSL_GUARDED_BY(mu_) = false;
 
   // Loop thread only.
   std::map<Conn, Pid> conns_;              // identified connections (-> pid); unidentified map to a null Pid
@@ -151,6 +184,7 @@ class NodeAgent final : private internal::ProcessServer::Handler {
   std::map<Conn, pb::LocalMessage> held_;  // hello read, waiting for Started(): not read further
   std::map<int, Pid> pidfds_;              // pidfds watched
   uint64_t refused_ = 0;                   // connections refused, for a rate-limited warning
+  GoneTable gone_;                         // verdicts and who waits on them
   std::thread thread_;
 };
 

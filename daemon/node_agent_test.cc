@@ -87,7 +87,7 @@ class FakeMonitor {
       // agent closes it, as a real monitor, which execs, never does.
       if (dup2(go[0], 3) != 3) _exit(4);
       close_range(4, ~0U, 0);
-      char buf[8192];
+      char buf[65536];
       size_t n = 0;
       ssize_t got;
       while ((got = read(3, buf + n, sizeof(buf) - n)) > 0) n += got;
@@ -143,6 +143,12 @@ std::string Hello(const Pid& pid, pid_t monitor) {
   return m.SerializeAsString();
 }
 
+std::string Watch(const std::vector<Pid>& pids) {
+  pb::LocalMessage m;
+  for (const Pid& pid : pids) *m.mutable_watch()->add_pids() = ToProto(pid);
+  return m.SerializeAsString();
+}
+
 std::string Output(const Pid& pid, const std::string& text) {
   pb::LocalMessage m;
   *m.mutable_event()->mutable_pid() = ToProto(pid);
@@ -160,7 +166,12 @@ class NodeAgentTest : public ::testing::Test {
                             events_.push_back(event);
                             cv_.notify_all();
                           },
-                          [](uint64_t, const pb::SpawnRequest&, NodeAgent::Reply) {}});
+                          [](uint64_t, const pb::SpawnRequest&, NodeAgent::Reply) {},
+                          [this](uint64_t deployment, const std::vector<Pid>& pids) {
+                            std::lock_guard<std::mutex> lock(mu_);
+                            for (const Pid& pid : pids) asked_.emplace_back(deployment, pid);
+                            cv_.notify_all();
+                          }});
     ASSERT_TRUE(agent.ok()) << agent.status();
     agent_ = *std::move(agent);
   }
@@ -189,12 +200,19 @@ class NodeAgentTest : public ::testing::Test {
     return exit;
   }
 
+  // Waits (30 s failure guard) until the master has been asked `n` times in all.
+  bool Asked(size_t n) {
+    std::unique_lock<std::mutex> lock(mu_);
+    return cv_.wait_for(lock, std::chrono::seconds(30), [&] { return asked_.size() >= n; });
+  }
+
   void Flood(bool launch_in_flight);
 
   std::mutex mu_;
   std::condition_variable cv_;
   std::vector<pb::ProcessEvent> events_;
-  std::unique_ptr<NodeAgent> agent_;  // last: its thread calls into the members above
+  std::vector<std::pair<uint64_t, Pid>> asked_;  // what on_watch asked the master
+  std::unique_ptr<NodeAgent> agent_;             // last: its thread calls into the members above
 };
 
 TEST_F(NodeAgentTest, SocketIsAFileInAPrivateDirectoryRemovedAtTheEnd) {
@@ -351,6 +369,50 @@ TEST_F(NodeAgentTest, AProcessThatEndsWithoutConnectingExits127) {
 TEST_F(NodeAgentTest, AFloodCostsNoFdsAndTheLaunchedProcessConnects) { Flood(/*launch_in_flight=*/false); }
 
 TEST_F(NodeAgentTest, AFloodDuringALaunchIsBoundedAndDroppedWhenItSettles) { Flood(/*launch_in_flight=*/true); }
+
+}  // namespace
+}  // namespace constellation::daemon
+
+namespace constellation::daemon {
+namespace {
+
+// Exit verdicts: the master is asked about the pids a process watches that
+// are not this node's own, once, and again when it comes back (AskAgain).
+TEST_F(NodeAgentTest, AWatchAsksTheMasterAboutOtherNodesProcessesOnly) {
+  Pid a = MakePid(1100), b = MakePid(1101), elsewhere = MakePid(1102);
+  agent_->Register(a, 7);
+  agent_->Register(b, 7);
+  FakeMonitor monitor(agent_->socket_name());
+  agent_->Started(a, monitor.os_pid());
+  monitor.Go({Hello(a, monitor.os_pid()), Watch({b, elsewhere}), Watch({elsewhere}), Output(a, "watched")});
+  ASSERT_TRUE(SawOutput("watched"));
+  ASSERT_TRUE(Asked(1));
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    ASSERT_EQ(asked_.size(), 1u) << "b runs here (its monitor tells), and asking twice asks once";
+    EXPECT_EQ(asked_[0].first, 7u);
+    EXPECT_EQ(asked_[0].second, elsewhere);
+  }
+  agent_->AskAgain();  // the master came back
+  ASSERT_TRUE(Asked(2));
+  std::lock_guard<std::mutex> lock(mu_);
+  EXPECT_EQ(asked_[1].second, elsewhere);
+}
+
+TEST_F(NodeAgentTest, AWatchOfMoreThan1024PidsDropsTheConnection) {
+  Pid a = MakePid(1110);
+  agent_->Register(a, 7);
+  FakeMonitor monitor(agent_->socket_name());
+  agent_->Started(a, monitor.os_pid());
+  std::vector<Pid> many;
+  for (int i = 0; i <= GoneTable::kMaxPidsPerPacket; ++i) many.push_back(MakePid(static_cast<uint16_t>(2000 + i)));
+  monitor.Go({Hello(a, monitor.os_pid()), Watch(many)});
+  std::optional<pb::ExitEvent> exit = ExitOf(a);
+  ASSERT_TRUE(exit.has_value());
+  EXPECT_EQ(exit->error(), "its monitor died") << "its connection was dropped";
+  std::lock_guard<std::mutex> lock(mu_);
+  EXPECT_TRUE(asked_.empty());
+}
 
 }  // namespace
 }  // namespace constellation::daemon

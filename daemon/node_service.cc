@@ -68,26 +68,37 @@ absl::StatusOr<std::unique_ptr<NodeService>> NodeService::Create(uint32_t ipv4, 
   std::unique_ptr<Alarm> alarm = options.alarm ? std::move(options.alarm) : std::make_unique<ThreadAlarm>();
   service->grace_ =
       std::make_unique<MasterGrace>(options.master_grace, std::move(alarm), [self] { self->MasterGone(); });
-  service->link_ = std::make_unique<MasterLink>(
-      NewIncarnation(), options.event_buffer,
-      MasterLink::Hooks{[self] { self->grace_->Attached(); }, [self] { self->grace_->Detached(); }});
+  service->watches_ = std::make_unique<WatchRelay>(credentials.ChannelCredentials(), [self](const pb::GoneBatch& gone) {
+    self->agent_->Gone(gone.deployment(), {gone.gone().begin(), gone.gone().end()});
+  });
+  service->link_ = std::make_unique<MasterLink>(NewIncarnation(), options.event_buffer,
+                                                MasterLink::Hooks{[self] {
+                                                                    self->grace_->Attached();
+                                                                    // A master that comes back knows what ended
+                                                                    // meanwhile.
+                                                                    if (self->agent_) self->agent_->AskAgain();
+                                                                  },
+                                                                  [self] { self->grace_->Detached(); }});
   absl::StatusOr<std::unique_ptr<NodeAgent>> agent = NodeAgent::Start(
       {[self](uint64_t deployment, const pb::ProcessEvent& event) { self->link_->Push(deployment, event); },
        [self](uint64_t deployment, const pb::SpawnRequest& request, NodeAgent::Reply reply) {
          self->relay_->Relay(deployment, request, std::move(reply));
-       }});
+       },
+       [self](uint64_t deployment, const std::vector<Pid>& pids) { self->watches_->Ask(deployment, pids); }});
   if (!agent.ok()) return agent.status();
   service->agent_ = *std::move(agent);
   return service;
 }
 
 NodeService::~NodeService() {
-  if (link_) link_->CheckQuiet();  // the server has shut down: no stream calls the hooks any more
-  relay_->Shutdown();              // its last replies go through the agent, still running
-  grace_.reset();                  // a grace expiring now finishes first
-  if (agent_) agent_->KillAll();   // null when Create() failed to start it
+  if (link_) link_->CheckQuiet();      // the server has shut down: no stream calls the hooks any more
+  relay_->Shutdown();                  // its last replies go through the agent, still running
+  if (watches_) watches_->Shutdown();  // so do its answers
+  grace_.reset();                      // a grace expiring now finishes first
+  if (agent_) agent_->KillAll();       // null when Create() failed to start it
   agent_.reset();
   link_.reset();  // aborts if an Attach stream is not done: the server must have shut down
+  watches_.reset();
   relay_.reset();
   std::lock_guard<std::mutex> lock(mu_);  // orders the handlers' last writes before what is destroyed here
   for (const auto& [pid, fd] : stdin_) close(fd);
@@ -240,6 +251,24 @@ grpc::Status NodeService::Ack(grpc::ServerContext* context, const pb::AckRequest
   return grpc::Status::OK;
 }
 
+grpc::Status NodeService::Gone(grpc::ServerContext* context, const pb::GoneBatch* batch, pb::Empty*) {
+  if (grpc::Status denied = Admit(*context, "Node.Gone"); !denied.ok()) {
+    return denied;
+  }
+  if (batch->gone_size() > GoneTable::kMaxPidsPerPacket) {
+    return grpc::Status(
+        grpc::StatusCode::INVALID_ARGUMENT,
+        absl::StrCat("Node.Gone carries ", batch->gone_size(), " verdicts; at most ", GoneTable::kMaxPidsPerPacket));
+  }
+  std::vector<pb::ProcessGone> gone;
+  for (const pb::ProcessGone& g : batch->gone()) {
+    if (!FromProto(g.pid()).ok()) return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "Node.Gone: a bad pid");
+    gone.push_back(g);
+  }
+  agent_->Gone(batch->deployment(), std::move(gone));
+  return grpc::Status::OK;
+}
+
 grpc::Status NodeService::QueryResources(grpc::ServerContext* context, const pb::ResourcesQuery* query,
                                          pb::Resources* reply) {
   if (grpc::Status denied = Admit(*context, "Node.QueryResources"); !denied.ok()) {
@@ -276,6 +305,7 @@ grpc::ServerWriteReactor<pb::NodeEvent>* NodeService::Attach(grpc::CallbackServe
     if (!caller.ok()) return MasterLink::Refuse(ToGrpc(caller.status()));
   }
   relay_->SetMaster(request->master_addr());
+  watches_->SetMaster(request->master_addr());  // before Attach: its hook asks the master again
   return link_->Attach(*request);
 }
 

@@ -5,7 +5,10 @@
 // mode (with CONSTELLATION=fabric), streams their events to the master over
 // the Attach stream (MasterLink: numbered, kept until the master acks them,
 // replayed to a master that attaches again), and relays their spawn requests
-// to the master (SpawnRelay). When the master's Attach stream ends, it keeps
+// to the master (SpawnRelay). Exit verdicts: it asks the master about the
+// processes its processes watch (WatchRelay, Master.Watch), again each time
+// the master attaches, and takes the master's Node.Gone; the agent answers
+// the watches. When the master's Attach stream ends, it keeps
 // its processes for the master grace (MasterGrace) and kills them past it.
 // Every call is the master's business alone: each handler checks that the
 // caller holds a master certificate of the cluster (security/authz.h).
@@ -29,6 +32,7 @@
 #include "daemon/node_attach.h"
 #include "daemon/node_grace.h"
 #include "daemon/node_spawns.h"
+#include "daemon/node_watches.h"
 #include "daemon/security/authz.h"
 #include "daemon/security/credentials.h"
 #include "lib/core/resources.h"
@@ -73,6 +77,9 @@ class NodeService final : public pb::Node::WithCallbackMethod_Attach<pb::Node::S
   grpc::ServerWriteReactor<pb::NodeEvent>* Attach(grpc::CallbackServerContext* context,
                                                   const pb::AttachRequest* request) override;
   grpc::Status Ack(grpc::ServerContext* context, const pb::AckRequest* request, pb::Empty*) override;
+  // The master's verdicts on processes of a deployment (at most 1024), for
+  // the agent to answer its processes' watches (NodeAgent::Gone).
+  grpc::Status Gone(grpc::ServerContext* context, const pb::GoneBatch* batch, pb::Empty*) override;
 
  private:
   NodeService(uint32_t ipv4, std::unique_ptr<BinaryCache> cache, pb::CgroupBase cgroups,
@@ -97,9 +104,10 @@ class NodeService final : public pb::Node::WithCallbackMethod_Attach<pb::Node::S
   const security::Authorizer authz_;
   // Made in this order by Create, taken apart in the reverse by the destructor.
   std::unique_ptr<SpawnRelay> relay_;
-  std::unique_ptr<MasterGrace> grace_;  // its expiry uses agent_ and relay_
-  std::unique_ptr<MasterLink> link_;    // its hooks use grace_
-  std::unique_ptr<NodeAgent> agent_;    // its callbacks use link_ and relay_
+  std::unique_ptr<WatchRelay> watches_;  // its answers go to agent_
+  std::unique_ptr<MasterGrace> grace_;   // its expiry uses agent_ and relay_
+  std::unique_ptr<MasterLink> link_;     // its hooks use grace_
+  std::unique_ptr<NodeAgent> agent_;     // its callbacks use link_, relay_ and watches_
 
   std::mutex mu_;
   std::map<Pid, int> stdin_ ABSL_GUARDED_BY(mu_);  // roots' stdin pipes

@@ -108,6 +108,44 @@ std::unique_ptr<AttachStream> FakeNodeClient::Attach(const pb::AttachRequest& re
   return std::make_unique<FakeStream>(this, stream);
 }
 
+void FakeNodeClient::Gone(const pb::GoneBatch& batch, std::function<void(absl::Status)> done) {
+  absl::Status answer;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    gone_.push_back(batch);
+    cv_.notify_all();
+    if (hold_gone) {
+      held_gone_.push_back(std::move(done));
+      return;
+    }
+    answer = gone_error;
+  }
+  done(answer);
+}
+
+std::vector<std::string> FakeNodeClient::gone_pids() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  std::vector<std::string> pids;
+  for (const pb::GoneBatch& batch : gone_) {
+    for (const pb::ProcessGone& gone : batch.gone()) {
+      const char* why = gone.node_lost() ? "node_lost" : gone.no_process() ? "no_process" : "exit";
+      absl::StatusOr<Pid> pid = FromProto(gone.pid());
+      pids.push_back(pid.ok() ? absl::StrCat(pid->ip_string(), ":", pid->port(), " ", why) : "?");
+    }
+  }
+  return pids;
+}
+
+size_t FakeNodeClient::ReleaseGone(absl::Status status) {
+  std::vector<std::function<void(absl::Status)>> held;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    held.swap(held_gone_);
+  }
+  for (auto& done : held) done(status);
+  return held.size();
+}
+
 void FakeNodeClient::Push(pb::NodeEvent event) {
   std::lock_guard<std::mutex> lock(mu_);
   if (stream_ == nullptr) stream_ = std::make_shared<Stream>();
@@ -157,6 +195,7 @@ FAKE_GETTER(std::vector<pb::AckRequest>, acks, acks_)
 FAKE_GETTER(std::vector<pb::AttachRequest>, attaches, attaches_)
 FAKE_GETTER(std::set<std::string>, binaries, binaries_)
 FAKE_GETTER(int, uploads, uploads_)
+FAKE_GETTER(std::vector<pb::GoneBatch>, gone_batches, gone_)
 #undef FAKE_GETTER
 
 }  // namespace constellation::daemon::master

@@ -7,6 +7,7 @@
 //
 // Thread-safe: the master's threads call it while the test drives it.
 
+#include <atomic>
 #include <condition_variable>
 #include <deque>
 #include <functional>
@@ -33,6 +34,8 @@ class FakeNodeClient final : public NodeClient {
   absl::StatusOr<Resources> QueryResources(const pb::ResourcesQuery& query) override;
   absl::Status Ack(const pb::AckRequest& request) override;
   std::unique_ptr<AttachStream> Attach(const pb::AttachRequest& request) override;
+  // Recorded; answered at once with `gone_error`, or held while `hold_gone` is set (a slow node).
+  void Gone(const pb::GoneBatch& batch, std::function<void(absl::Status)> done) override;
 
   // --- The test's side ---
   // Queues a message for the current (or next) Attach stream.
@@ -54,10 +57,17 @@ class FakeNodeClient final : public NodeClient {
   std::vector<pb::AttachRequest> attaches() const;
   std::set<std::string> binaries() const;
   int uploads() const;
+  std::vector<pb::GoneBatch> gone_batches() const;
+  // The pids of every ProcessGone received, in order, as "ip:port why" (why: exit, node_lost, no_process).
+  std::vector<std::string> gone_pids() const;
+  // Answers the Gone calls held (hold_gone) with `status`; returns how many.
+  size_t ReleaseGone(absl::Status status = absl::OkStatus());
 
   absl::Status launch_error;  // set before the call it should fail
   absl::Status attach_error;  // Attach streams end at once with it
   Resources query_answer{1 << 30, 1};
+  std::atomic<bool> hold_gone{false};
+  absl::Status gone_error;  // set before the call it should fail
 
  private:
   struct Stream;
@@ -75,6 +85,8 @@ class FakeNodeClient final : public NodeClient {
   std::vector<pb::StdinChunk> stdin_;
   std::vector<pb::AckRequest> acks_;
   std::vector<pb::AttachRequest> attaches_;
+  std::vector<pb::GoneBatch> gone_;
+  std::vector<std::function<void(absl::Status)>> held_gone_;
   pb::NodeHello hello_;
   std::shared_ptr<Stream> stream_;  // the current Attach
   int waiting_readers_ = 0;

@@ -89,6 +89,51 @@ absl::Status GrpcNodeClient::Ack(const pb::AckRequest& request) {
   return FromGrpc(stub_->Ack(&context, request, &empty));
 }
 
+struct GrpcNodeClient::GoneCall {
+  grpc::ClientContext context;
+  pb::GoneBatch request;
+  pb::Empty reply;
+  std::function<void(absl::Status)> done;
+};
+
+void GrpcNodeClient::Gone(const pb::GoneBatch& batch, std::function<void(absl::Status)> done) {
+  auto call = std::make_shared<GoneCall>();
+  call->request = batch;
+  call->done = std::move(done);
+  SetDeadline(call->context, kQuick);
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    calls_.insert(call);
+  }
+  // Unlocked: the callback may run before Gone() returns. It holds the call.
+  GoneCall* raw = call.get();
+  stub_->async()->Gone(&raw->context, &raw->request, &raw->reply, [this, call](grpc::Status status) mutable {
+    std::function<void(absl::Status)> done;
+    {
+      // Locked: Gone() filled the call in before it took the lock (gRPC's hand-over is invisible to TSan).
+      std::lock_guard<std::mutex> lock(mu_);
+      done = std::move(call->done);
+    }
+    done(FromGrpc(status));
+    std::lock_guard<std::mutex> lock(mu_);
+    calls_.erase(call);
+    call.reset();      // the context goes here, with the stub (and its channel) still held: see node_spawns.h
+    cv_.notify_all();  // under the lock: once the destructor sees no calls, this no longer touches the client
+  });
+}
+
+GrpcNodeClient::~GrpcNodeClient() {
+  std::set<std::shared_ptr<GoneCall>> calls;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    calls = calls_;
+  }
+  for (const std::shared_ptr<GoneCall>& call : calls) call->context.TryCancel();
+  calls.clear();
+  std::unique_lock<std::mutex> lock(mu_);
+  cv_.wait(lock, [this] { return calls_.empty(); });
+}
+
 std::unique_ptr<AttachStream> GrpcNodeClient::Attach(const pb::AttachRequest& request) {
   return std::make_unique<GrpcAttachStream>(*stub_, request);
 }

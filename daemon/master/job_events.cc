@@ -77,6 +77,9 @@ void JobManager::ExitedLocked(ActiveJob& job, const Pid& pid, const pb::ExitEven
   *record.mutable_exit() = exit;
   job.live.erase(it);
   job.gone.insert(pid);
+  pb::ProcessGone gone;
+  *gone.mutable_exit() = exit;
+  VerdictLocked(job, pid, std::move(gone));  // none if it was lost: that verdict stands
   int code = ExitCodeOf(exit);
   if (job.record.job.exit_code() == 0 && code != 0) {
     job.record.job.set_exit_code(code);
@@ -90,13 +93,21 @@ void JobManager::ExitedLocked(ActiveJob& job, const Pid& pid, const pb::ExitEven
 }
 
 // The process is gone without a word from its node: its exit is reported for
-// it, and whatever the node may still say of it is ignored.
-void JobManager::LostLocked(ActiveJob& job, const Pid& pid, const std::string& why) {
+// it, and whatever the node may still say of it is ignored. The verdict goes
+// out at once (its exit event may wait in the log's order).
+void JobManager::LostLocked(ActiveJob& job, const Pid& pid, const std::string& why, bool node_lost) {
   job.gone.insert(pid);
   EventOrder::Item item;
   *item.event.mutable_pid() = ToProto(pid);
   item.event.mutable_exit()->set_signal(SIGKILL);
   item.event.mutable_exit()->set_error(why);
+  pb::ProcessGone gone;
+  if (node_lost) {
+    gone.set_node_lost(true);
+  } else {
+    *gone.mutable_exit() = item.event.exit();
+  }
+  VerdictLocked(job, pid, std::move(gone));
   DeliverLocked(job, std::move(item));
 }
 
@@ -120,6 +131,7 @@ void JobManager::FinishLocked(uint64_t id, v1::JobState state, const std::string
   ActiveJob& job = it->second;
   job.stop->store(true);
   parts_.placement->Wake();
+  parts_.gone->Forget(id);              // every process of it is gone: no node needs its verdicts
   UnholdLocked(job.order.ForgetAll());  // events of processes never announced: nothing to show them after
   v1::Job& view = job.record.job;
   view.set_state(state);

@@ -68,6 +68,7 @@ void JobManager::RunStarter(uint64_t id) {
 
   std::vector<std::string> kill_on;
   {
+    FlushGone flush(parts_.gone);
     std::lock_guard<std::mutex> lock(mu_);
     ActiveJob& job = active_.at(id);
     job.starting = false;
@@ -86,6 +87,7 @@ void JobManager::RunStarter(uint64_t id) {
     job.record.job.set_started_ms(absl::ToUnixMillis(parts_.timers->Now()));
     AppendStateEventLocked(job);                 // "running" before anything the root says
     RecordLaunchLocked(job, *launched, launch);  // the root before the job says it runs
+    LaunchingLocked(job, launched->node, -1);
     PutJobLocked(job);
     if (!job.cancelled_by.empty()) kill_on.push_back(launched->node);  // cancelled while it started
   }
@@ -124,6 +126,13 @@ absl::StatusOr<JobManager::Launched> JobManager::PlaceAndLaunch(uint64_t job, pb
   absl::StatusOr<scheduler::Allocation> allocation =
       parts_.placement->Place(FromProto(launch.resources()), wait, [stop] { return stop->load(); });
   if (!allocation.ok()) return allocation.status();
+  {
+    // Until the launch is recorded (or fails), the node may run a process of
+    // the job that watches others: it gets the job's verdicts.
+    std::lock_guard<std::mutex> lock(mu_);
+    auto it = active_.find(job);
+    if (it != active_.end()) LaunchingLocked(it->second, allocation->node, +1);
+  }
   NodeClient* node = parts_.nodes->client(allocation->node);
   absl::Status ready = parts_.binaries->EnsureOn(*node, launch.binary());
   absl::StatusOr<Pid> pid = absl::CancelledError("the job ended while the process started");
@@ -135,6 +144,10 @@ absl::StatusOr<JobManager::Launched> JobManager::PlaceAndLaunch(uint64_t job, pb
   }
   if (!pid.ok()) {
     parts_.placement->Release(allocation->id);
+    FlushGone flush(parts_.gone);
+    std::lock_guard<std::mutex> lock(mu_);
+    auto it = active_.find(job);
+    if (it != active_.end()) LaunchingLocked(it->second, allocation->node, -1);
     return pid.status();
   }
   return Launched{*pid, allocation->node, allocation->id};
@@ -199,6 +212,7 @@ absl::StatusOr<Pid> JobManager::Spawn(uint64_t id, const pb::SpawnRequest& reque
 
   std::string kill_on;
   {
+    FlushGone flush(parts_.gone);
     std::lock_guard<std::mutex> lock(mu_);
     auto it = active_.find(id);
     if (it != active_.end()) --it->second.launching;
@@ -208,6 +222,7 @@ absl::StatusOr<Pid> JobManager::Spawn(uint64_t id, const pb::SpawnRequest& reque
     }
     if (it != active_.end() && it->second.cancelled_by.empty()) {
       RecordLaunchLocked(it->second, *launched, launch);
+      LaunchingLocked(it->second, launched->node, -1);
       return launched->pid;
     }
     // The job ended or was cancelled while this process started, after its
@@ -216,6 +231,11 @@ absl::StatusOr<Pid> JobManager::Spawn(uint64_t id, const pb::SpawnRequest& reque
     if (it != active_.end()) {
       it->second.gone.insert(launched->pid);
       it->second.order.Forget(launched->pid);
+      pb::ProcessGone killed;
+      killed.mutable_exit()->set_signal(SIGKILL);
+      killed.mutable_exit()->set_error("killed: the job was cancelled while it started");
+      VerdictLocked(it->second, launched->pid, std::move(killed));
+      LaunchingLocked(it->second, launched->node, -1);
       MaybeFinishLocked(id);
     }
     kill_on = launched->node;

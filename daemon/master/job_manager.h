@@ -40,6 +40,7 @@
 #include "daemon/master/binary_distribution.h"
 #include "daemon/master/commit_notifier.h"
 #include "daemon/master/event_order.h"
+#include "daemon/master/gone_broadcast.h"
 #include "daemon/master/job_store.h"
 #include "daemon/master/node_set.h"
 #include "daemon/master/placement.h"
@@ -70,6 +71,7 @@ class JobManager : public NodeEventHandler {
     BinaryCache* cache;
     Timers* timers;
     CommitNotifier* notifier;
+    GoneBroadcast* gone;
   };
   JobManager(Parts parts, Options options);
   ~JobManager() override;  // Shutdown()
@@ -96,6 +98,19 @@ class JobManager : public NodeEventHandler {
   // Master.Spawn: a process of job `job` asks for a child.
   absl::StatusOr<Pid> Spawn(uint64_t job, const pb::SpawnRequest& request);
 
+  // Master.Watch: which of `pids` (at most kMaxWatch) are gone, as far as
+  // the master knows: exited (its exit), its node lost (node_lost), or no
+  // process of job `job` (no_process; also when the job is over or unknown).
+  // Those alive are left out: their end is broadcast (Parts::gone) to every
+  // node that runs, or is being asked to launch, a process of the job, which
+  // includes the caller's. A pid not known while launches of the job are in
+  // flight may be one of them: it is left out too, and declared no_process
+  // (broadcast) once they have settled without it (at most kMaxUnresolved
+  // per job; past that, no_process at once).
+  static constexpr size_t kMaxWatch = 1024;
+  static constexpr size_t kMaxUnresolved = 65536;
+  absl::StatusOr<pb::GoneBatch> Watch(uint64_t job, const std::vector<Pid>& pids);
+
   // NodeEventHandler (NodeSet's threads).
   pb::AttachRequest AttachRequestFor(const std::string& addr) override;
   void OnNodeUp(const std::string& addr, const pb::NodeHello& hello) override;
@@ -114,6 +129,11 @@ class JobManager : public NodeEventHandler {
     EventOrder order;
     std::map<Pid, LiveProcess> live;
     std::set<Pid> gone;  // exited, lost or killed: their events are ignored
+    // What was said of each process that is gone (or of a pid found no
+    // process), once, for Master.Watch and the broadcast; one per process.
+    std::map<Pid, pb::ProcessGone> verdicts;
+    std::map<std::string, int> launching_on;  // nodes asked to launch a process of the job right now
+    std::set<Pid> unresolved;                 // watched while unknown with launches in flight
     std::optional<Pid> root;
     std::string root_node;
     bool starting = false;  // its root is being started
@@ -156,7 +176,8 @@ class JobManager : public NodeEventHandler {
   void DeliverLocked(ActiveJob& job, EventOrder::Item item);
   void AppendReadyLocked(ActiveJob& job, std::vector<EventOrder::Item> items);
   void ExitedLocked(ActiveJob& job, const Pid& pid, const pb::ExitEvent& exit);
-  void LostLocked(ActiveJob& job, const Pid& pid, const std::string& why);
+  // `node_lost`: the master declared its node lost (or never back), rather than knowing it killed.
+  void LostLocked(ActiveJob& job, const Pid& pid, const std::string& why, bool node_lost);
   void MaybeFinishLocked(uint64_t id);
   void FinishLocked(uint64_t id, v1::JobState state, const std::string& reason);
   // The job's state change into its log, and its record (which commits the log).
@@ -168,6 +189,15 @@ class JobManager : public NodeEventHandler {
   // Its items came from nodes: they no longer hold back acknowledgements.
   void UnholdLocked(const std::vector<EventOrder::Item>& items);
   void Sweep();
+
+  // --- job_verdicts.cc: what is said of processes that are gone (Watch, the broadcast).
+  // Records the verdict on `pid` (the first one stands) and queues it for the
+  // job's nodes; the caller flushes (parts_.gone->Flush()) once unlocked.
+  void VerdictLocked(ActiveJob& job, const Pid& pid, pb::ProcessGone gone);
+  // The nodes that run, or are being asked to launch, a process of the job, and are up.
+  std::set<std::string> TargetsLocked(const ActiveJob& job);
+  // A launch on `node` starts (+1) or has settled (-1: recorded, or failed).
+  void LaunchingLocked(ActiveJob& job, const std::string& node, int delta);
 
   // --- job_nodes.cc: recovery and membership (OnNode*).
   void GiveUpUnconfirmed();

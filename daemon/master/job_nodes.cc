@@ -34,6 +34,10 @@ void JobManager::Recover() {
         live.record = stored.process;
       } else {
         job.gone.insert(*pid);
+        pb::ProcessGone gone;
+        *gone.mutable_exit() = stored.process.exit();
+        *gone.mutable_pid() = ToProto(*pid);
+        job.verdicts.emplace(*pid, std::move(gone));  // for Master.Watch (no node is up to tell)
         int code = ExitCodeOf(stored.process.exit());
         if (job.failure.empty() && code != 0) {
           job.failure = absl::StrCat(pid->to_full_string(), " ", DescribeExit(stored.process.exit()));
@@ -69,6 +73,7 @@ pb::AttachRequest JobManager::AttachRequestFor(const std::string& addr) {
 }
 
 void JobManager::OnNodeUp(const std::string& addr, const pb::NodeHello& hello) {
+  FlushGone flush(parts_.gone);
   std::map<uint64_t, std::vector<Pid>> to_kill;
   {
     std::lock_guard<std::mutex> lock(mu_);
@@ -96,7 +101,8 @@ void JobManager::OnNodeUp(const std::string& addr, const pb::NodeHello& hello) {
       absl::StatusOr<scheduler::Allocation> adopted = parts_.placement->Adopt(addr, FromProto(running.resources()));
       if (!adopted.ok()) {
         to_kill[running.deployment()].push_back(*pid);
-        LostLocked(job->second, *pid, absl::StrCat("cannot take it back on ", addr, ": ", adopted.status().message()));
+        LostLocked(job->second, *pid, absl::StrCat("cannot take it back on ", addr, ": ", adopted.status().message()),
+                   /*node_lost=*/false);
         continue;
       }
       live->allocation = adopted->id;
@@ -109,7 +115,8 @@ void JobManager::OnNodeUp(const std::string& addr, const pb::NodeHello& hello) {
         if (live.node == addr && !live.confirmed && !runs.contains({id, pid})) vanished.push_back(pid);
       }
       for (const Pid& pid : vanished) {
-        LostLocked(job, pid, absl::StrCat("node ", addr, " no longer runs it (the node restarted)"));
+        LostLocked(job, pid, absl::StrCat("node ", addr, " no longer runs it (the node restarted)"),
+                   /*node_lost=*/false);
       }
       if (!vanished.empty()) touched.push_back(id);
     }
@@ -125,6 +132,7 @@ void JobManager::OnNodeUp(const std::string& addr, const pb::NodeHello& hello) {
 }
 
 void JobManager::OnNodeEvent(const std::string& addr, const std::string& incarnation, const pb::NodeEvent& event) {
+  FlushGone flush(parts_.gone);
   std::lock_guard<std::mutex> lock(mu_);
   uint64_t seq = event.seq();
   auto mark_only = [&] {
@@ -150,9 +158,11 @@ void JobManager::OnNodeEvent(const std::string& addr, const std::string& incarna
 }
 
 void JobManager::OnNodeDown(const std::string& addr, const absl::Status& why) {
+  FlushGone flush(parts_.gone);  // after the lock: the node-lost verdicts go out at once
   std::lock_guard<std::mutex> lock(mu_);
   parts_.placement->RemoveNode(addr);
-  progress_.erase(addr);
+  progress_.erase(addr);  // before the verdicts: nothing is queued for the node that is lost
+  parts_.gone->NodeDown(addr);
   std::string reason = absl::StrCat("node ", addr, " was lost", why.message().empty() ? "" : ": ", why.message());
   std::vector<uint64_t> touched;
   for (auto& [id, job] : active_) {
@@ -160,13 +170,14 @@ void JobManager::OnNodeDown(const std::string& addr, const absl::Status& why) {
     for (const auto& [pid, live] : job.live) {
       if (live.node == addr) lost.push_back(pid);
     }
-    for (const Pid& pid : lost) LostLocked(job, pid, reason);
+    for (const Pid& pid : lost) LostLocked(job, pid, reason, /*node_lost=*/true);
     if (!lost.empty()) touched.push_back(id);
   }
   for (uint64_t id : touched) MaybeFinishLocked(id);
 }
 
 void JobManager::GiveUpUnconfirmed() {
+  FlushGone flush(parts_.gone);
   std::lock_guard<std::mutex> lock(mu_);
   std::vector<uint64_t> touched;
   for (auto& [id, job] : active_) {
@@ -177,7 +188,8 @@ void JobManager::GiveUpUnconfirmed() {
     for (const auto& [pid, node] : lost) {
       LostLocked(job, pid,
                  absl::StrCat("node ", node, " did not come back within ", absl::FormatDuration(options_.master_grace),
-                              " of the master's restart"));
+                              " of the master's restart"),
+                 /*node_lost=*/true);
     }
     if (!lost.empty()) touched.push_back(id);
   }

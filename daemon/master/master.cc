@@ -20,6 +20,9 @@ absl::StatusOr<std::unique_ptr<Master>> Master::Create(const ClusterConfig& conf
   master->placement_ = std::make_unique<Placement>();
   master->binaries_ = std::make_unique<BinaryDistribution>(master->cache_.get());
   master->timers_ = std::make_unique<RealTimers>();
+  NodeSet* node_set = master->nodes_.get();
+  master->gone_ = std::make_unique<GoneBroadcast>(
+      [node_set](const std::string& addr) { return node_set->client(addr); }, master->timers_.get());
   master->notifier_ = std::make_unique<CommitNotifier>(master->nodes_.get());
   CommitNotifier* notifier = master->notifier_.get();
   master->store_->SetCommitListener([notifier](const std::vector<uint64_t>& jobs, const std::vector<NodeMark>& marks) {
@@ -27,7 +30,7 @@ absl::StatusOr<std::unique_ptr<Master>> Master::Create(const ClusterConfig& conf
   });
   JobManager::Parts parts{master->store_.get(),    master->nodes_.get(), master->placement_.get(),
                           master->binaries_.get(), master->cache_.get(), master->timers_.get(),
-                          master->notifier_.get()};
+                          master->notifier_.get(), master->gone_.get()};
   JobManager::Options manager_options;
   manager_options.master_grace = options.master_grace;
   master->jobs_ = std::make_unique<JobManager>(parts, manager_options);
@@ -47,7 +50,8 @@ size_t Master::Start(const std::string& self_addr, absl::Duration timeout) {
 Master::~Master() {
   // The servers are shut down already: no RPC handler runs.
   jobs_->Shutdown();  // starters joined: nothing calls the nodes for the jobs any more
-  timers_.reset();    // no timer fires into the manager
+  gone_->Shutdown();  // no verdict starts out; those in flight are done (bounded by their deadline)
+  timers_.reset();    // no timer fires into the manager or the broadcast
   nodes_->Stop();     // no node event reaches the manager; the nodes keep their processes for their grace
   store_->Flush().IgnoreError();
   store_->SetCommitListener(nullptr);  // waits for a note being delivered to the notifier

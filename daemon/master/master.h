@@ -22,6 +22,7 @@
 #include "daemon/config.h"
 #include "daemon/master/binary_distribution.h"
 #include "daemon/master/commit_notifier.h"
+#include "daemon/master/gone_broadcast.h"
 #include "daemon/master/job_manager.h"
 #include "daemon/master/job_store.h"
 #include "daemon/master/jobs_service.h"
@@ -61,6 +62,7 @@ class Master {
   std::unique_ptr<Placement> placement_;
   std::unique_ptr<BinaryDistribution> binaries_;
   std::unique_ptr<Timers> timers_;
+  std::unique_ptr<GoneBroadcast> gone_;  // its retries run on timers_
   std::unique_ptr<CommitNotifier> notifier_;
   std::unique_ptr<JobManager> jobs_;
   std::unique_ptr<MasterService> master_service_;

@@ -1,5 +1,6 @@
 #include "daemon/master/master_service.h"
 
+#include "absl/strings/str_cat.h"
 #include "daemon/grpc_util.h"
 #include "lib/process/proto_convert.h"
 
@@ -15,6 +16,29 @@ grpc::Status MasterService::Spawn(grpc::ServerContext* context, const pb::Master
   absl::StatusOr<Pid> child = jobs_->Spawn(request->deployment(), request->request());
   if (!child.ok()) return ToGrpc(child.status());
   *reply->mutable_child() = ToProto(*child);
+  return grpc::Status::OK;
+}
+
+grpc::Status MasterService::Watch(grpc::ServerContext* context, const pb::MasterWatchRequest* request,
+                                  pb::GoneBatch* reply) {
+  if (grpc::Status denied = authz_.Require(*context, {security::Role::kNode}, "Master.Watch"); !denied.ok()) {
+    return denied;
+  }
+  if (static_cast<size_t>(request->pids_size()) > JobManager::kMaxWatch) {
+    return grpc::Status(
+        grpc::StatusCode::INVALID_ARGUMENT,
+        absl::StrCat("Master.Watch names ", request->pids_size(), " processes; at most ", JobManager::kMaxWatch));
+  }
+  std::vector<Pid> pids;
+  pids.reserve(request->pids_size());
+  for (const pb::Pid& p : request->pids()) {
+    absl::StatusOr<Pid> pid = FromProto(p);
+    if (!pid.ok()) return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, std::string(pid.status().message()));
+    pids.push_back(*pid);
+  }
+  absl::StatusOr<pb::GoneBatch> answer = jobs_->Watch(request->deployment(), pids);
+  if (!answer.ok()) return ToGrpc(answer.status());
+  *reply = *std::move(answer);
   return grpc::Status::OK;
 }
 

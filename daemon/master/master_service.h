@@ -3,6 +3,8 @@
 // MasterService: the gRPC adapter of the Master service (proto/cluster.proto),
 // which node daemons call on behalf of their processes: node certificates
 // only (security/authz.h). The call blocks while the spawn waits for room.
+// Watch answers which processes a node's processes watch are gone
+// (JobManager::Watch).
 
 #include "daemon/master/job_manager.h"
 #include "daemon/security/authz.h"
@@ -15,6 +17,8 @@ class MasterService final : public pb::Master::Service {
   MasterService(JobManager* jobs, bool insecure) : jobs_(jobs), authz_(insecure) {}
   grpc::Status Spawn(grpc::ServerContext* context, const pb::MasterSpawnRequest* request,
                      pb::SpawnReply* reply) override;
+  grpc::Status Watch(grpc::ServerContext* context, const pb::MasterWatchRequest* request,
+                     pb::GoneBatch* reply) override;
 
  private:
   JobManager* const jobs_;

@@ -9,6 +9,7 @@
 //
 // Thread-safe: calls may come from any thread at once.
 
+#include <functional>
 #include <memory>
 #include <string>
 
@@ -46,6 +47,11 @@ class NodeClient {
   virtual absl::StatusOr<Resources> QueryResources(const pb::ResourcesQuery& query) = 0;
   virtual absl::Status Ack(const pb::AckRequest& request) = 0;
   virtual std::unique_ptr<AttachStream> Attach(const pb::AttachRequest& request) = 0;
+  // Node.Gone, asynchronous (the master's verdicts must not wait on a slow
+  // node): `done` is called once, on another thread or (for a call that fails
+  // at once) on the caller's; the caller must not hold a lock `done` takes.
+  // The client waits for its calls' `done` before it is destroyed.
+  virtual void Gone(const pb::GoneBatch& batch, std::function<void(absl::Status)> done) = 0;
 };
 
 }  // namespace constellation::daemon::master

@@ -107,6 +107,10 @@ NetnsLab::~NetnsLab() {
   EXPECT_TRUE(left.empty()) << "left behind: " << absl::StrJoin(left, ", ");
 }
 
+bool NetnsLab::Cut(int i) { return Run({"ip", "-n", switch_ns_, "link", "set", absl::StrCat(tag_, "b", i), "down"}); }
+
+bool NetnsLab::Heal(int i) { return Run({"ip", "-n", switch_ns_, "link", "set", absl::StrCat(tag_, "b", i), "up"}); }
+
 bool NetnsLab::Run(const std::vector<std::string>& argv) {
   CommandResult r = RunCommand(argv);
   if (r.code == 0) return true;

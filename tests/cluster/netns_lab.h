@@ -29,6 +29,10 @@ class NetnsLab {
   std::string ip(int i) const;                                   // of ns(i)
   std::string root_ip() const;                                   // the root namespace's end
   std::string subnet() const { return subnet_; }                 // "10.77.N"
+  // A partition: host i's link to the switch goes down (nothing reaches it
+  // or leaves it, its processes keep running), or up again. False on error.
+  bool Cut(int i);
+  bool Heal(int i);
   // Every namespace and link this lab created that still exists (for the cleanup check).
   std::vector<std::string> Leftovers() const;
 

@@ -1,0 +1,70 @@
+#pragma once
+
+// WatchRelay: asks the master which processes the node's processes watch are
+// gone (Master.Watch), for the NodeAgent, without a thread per call: each is
+// an asynchronous call of gRPC's callback API whose answer goes to `answer`.
+// Calls wait for the master to be ready (wait_for_ready). A call that fails
+// is not repeated here: the node asks again for every pid still watched when
+// the master attaches again (NodeAgent::AskAgain), and meanwhile the master's
+// Node.Gone broadcast carries the verdicts it reaches.
+//
+// Ownership: the relay owns its calls; `answer` must stay callable until the
+// relay is destroyed.
+// Threading: any method from any thread; answers are given on gRPC's
+// threads. Shutdown() (and the destructor) cancels the calls in flight and
+// waits for their callbacks: none runs after it returns.
+
+#include <condition_variable>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "grpcpp/grpcpp.h"
+#include "lib/core/pid.h"
+#include "proto/cluster.grpc.pb.h"
+
+namespace constellation::daemon {
+
+class WatchRelay {
+ public:
+  using Answer = std::function<void(const pb::GoneBatch& gone)>;
+  // `credentials`: this node's, for its calls to the master.
+  WatchRelay(std::shared_ptr<grpc::ChannelCredentials> credentials, Answer answer);
+  ~WatchRelay();  // Shutdown()
+  WatchRelay(const WatchRelay&) = delete;
+  WatchRelay& operator=(const WatchRelay&) = delete;
+
+  // Where the master is (AttachRequest.master_addr). A new address cancels
+  // the calls waiting for the old one.
+  void SetMaster(const std::string& addr);
+  // Asks about `pids` (at most 1024) of `deployment`. Nothing before a master is set.
+  void Ask(uint64_t deployment, const std::vector<Pid>& pids);
+  void Shutdown();
+
+  size_t in_flight() const;
+
+ private:
+  struct Call {
+    grpc::ClientContext context;
+    pb::MasterWatchRequest request;
+    pb::GoneBatch answer;
+  };
+  void Done(std::shared_ptr<Call> call, const grpc::Status& status);
+
+  const std::shared_ptr<grpc::ChannelCredentials> credentials_;
+  const Answer answer_;
+  mutable std::mutex mu_;
+  std::condition_variable cv_;
+  std::string addr_ ABSL_GUARDED_BY(mu_);
+  std::shared_ptr<pb::Master::Stub> master_ ABSL_GUARDED_BY(mu_);
+  // Every stub made, kept until Shutdown (see node_spawns.h: grpc/grpc#32584).
+  std::vector<std::shared_ptr<pb::Master::Stub>> stubs_ ABSL_GUARDED_BY(mu_);
+  std::set<std::shared_ptr<Call>> calls_ ABSL_GUARDED_BY(mu_);
+  bool shut_down_ ABSL_GUARDED_BY(mu_) = false;
+};
+
+}  // namespace constellation::daemon
