@@ -5,6 +5,8 @@
 
 namespace constellation::daemon {
 
+using internal::FromProto;
+
 absl::StatusOr<GoneTable::WatchResult> GoneTable::Watch(Conn conn, uint64_t deployment, const std::vector<Pid>& pids,
                                                         const std::function<bool(const Pid&)>& local) {
   if (pids.size() > static_cast<size_t>(kMaxPidsPerPacket)) {

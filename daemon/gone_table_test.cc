@@ -7,6 +7,8 @@
 #include "lib/process/proto_convert.h"
 
 namespace constellation::daemon {
+
+using internal::ToProto;
 namespace {
 
 using ::testing::ElementsAre;

@@ -9,6 +9,8 @@
 
 namespace constellation::daemon {
 
+using internal::FromProto;
+
 absl::Status NodeAgent::OnWatch(Conn conn, const Pid& speaker, const pb::WatchRequest& watch) {
   if (watch.pids_size() > GoneTable::kMaxPidsPerPacket) {
     return absl::InvalidArgumentError(absl::StrCat("a watch request names ", watch.pids_size(), " processes; at most ",

@@ -5,6 +5,8 @@
 
 namespace constellation::daemon {
 
+using internal::ToProto;
+
 WatchRelay::WatchRelay(std::shared_ptr<grpc::ChannelCredentials> credentials, Answer answer)
     : credentials_(std::move(credentials)), answer_(std::move(answer)) {}
 

@@ -7,6 +7,8 @@
 
 namespace constellation::daemon::master {
 
+using internal::FromProto;
+
 struct FakeNodeClient::Stream {
   std::deque<pb::NodeEvent> queue;
   std::optional<absl::Status> end;  // set: ends once the queue is read

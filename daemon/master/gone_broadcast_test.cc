@@ -10,6 +10,8 @@
 #include "lib/process/proto_convert.h"
 
 namespace constellation::daemon::master {
+
+using internal::ToProto;
 namespace {
 
 using ::testing::ElementsAre;

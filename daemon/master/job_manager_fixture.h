@@ -20,6 +20,8 @@
 
 namespace constellation::daemon::master {
 
+using internal::ToProto;
+
 inline const Identity kAnn{security::Role::kClient, "ann"};
 inline const Identity kBob{security::Role::kClient, "bob"};
 

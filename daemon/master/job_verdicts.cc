@@ -8,6 +8,8 @@
 
 namespace constellation::daemon::master {
 
+using internal::ToProto;
+
 void JobManager::VerdictLocked(ActiveJob& job, const Pid& pid, pb::ProcessGone gone) {
   *gone.mutable_pid() = ToProto(pid);
   auto [it, added] = job.verdicts.emplace(pid, std::move(gone));

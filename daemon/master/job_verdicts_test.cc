@@ -4,6 +4,9 @@
 #include "daemon/master/job_manager_fixture.h"
 
 namespace constellation::daemon::master {
+
+using internal::FromProto;
+using internal::ToProto;
 namespace {
 
 using ::testing::Contains;

@@ -6,6 +6,8 @@
 
 namespace constellation::daemon::master {
 
+using internal::FromProto;
+
 using internal::ToProto;
 
 grpc::Status MasterService::Spawn(grpc::ServerContext* context, const pb::MasterSpawnRequest* request,

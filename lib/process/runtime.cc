@@ -107,7 +107,6 @@ void StartDataPlaneWithVerdicts(int listen_fd, int control_fd) {
     net::DefaultDataPlane().OnGone(pid, std::move(why), node_lost);
   });
   std::function<void(const Pid&)> watch = [](const Pid& pid) { DefaultControlLink().Watch(pid); };
-  if (g_runtime.fabric) watch = nullptr;  // TEMPORARY: until the node agent answers watches
   net::StartDataPlane(listen_fd, g_runtime.self, g_runtime.secret, std::move(watch),
                       [](const std::vector<net::DataPlane::Undelivered>& undelivered) {
                         uint64_t bytes = 0;
