@@ -1,38 +1,16 @@
 #include "daemon/node_spawns.h"
 
 #include "absl/status/status.h"
-#include "daemon/grpc_util.h"
 
 namespace constellation::daemon {
 
-SpawnRelay::SpawnRelay(std::shared_ptr<grpc::ChannelCredentials> credentials) : credentials_(std::move(credentials)) {}
+SpawnRelay::SpawnRelay(std::shared_ptr<grpc::ChannelCredentials> credentials) : master_(std::move(credentials)) {}
 
 SpawnRelay::~SpawnRelay() { Shutdown(); }
 
-void SpawnRelay::Shutdown() {
-  {
-    std::lock_guard<std::mutex> lock(mu_);
-    shut_down_ = true;
-  }
-  CancelAll();
-  std::unique_lock<std::mutex> lock(mu_);
-  cv_.wait(lock, [this] { return calls_.empty(); });
-  master_.reset();
-  stubs_.clear();
-}
+void SpawnRelay::Shutdown() { master_.Shutdown(); }
 
-void SpawnRelay::SetMaster(const std::string& addr) {
-  std::set<std::shared_ptr<Call>> stale;
-  {
-    std::lock_guard<std::mutex> lock(mu_);
-    if (shut_down_ || (master_ != nullptr && addr == addr_)) return;
-    addr_ = addr;
-    master_ = pb::Master::NewStub(NodeChannel(addr, credentials_));
-    stubs_.push_back(master_);
-    stale = calls_;  // they wait for an address no master answers at any more
-  }
-  Cancel(stale);
-}
+void SpawnRelay::SetMaster(const std::string& addr) { master_.SetMaster(addr); }
 
 void SpawnRelay::Relay(uint64_t deployment, const pb::SpawnRequest& request, NodeAgent::Reply reply) {
   auto call = std::make_shared<Call>();
@@ -41,73 +19,37 @@ void SpawnRelay::Relay(uint64_t deployment, const pb::SpawnRequest& request, Nod
   call->reply = std::move(reply);
   // A master that is restarting: wait for it (NodeService cancels past the grace).
   call->context.set_wait_for_ready(true);
-  std::shared_ptr<pb::Master::Stub> master;
-  const char* refused = nullptr;
-  {
-    std::lock_guard<std::mutex> lock(mu_);
-    if (shut_down_) {
-      refused = "this node is shutting down";
-    } else if (master_ == nullptr) {
-      refused = "this node has no master";
-    } else {
-      master = master_;
-      calls_.insert(call);
-    }
-  }
-  if (refused != nullptr) {
+  absl::StatusOr<MasterCalls::Stub> master = master_.Start(call);
+  if (!master.ok()) {
     pb::SpawnReply failed;
     failed.set_id(request.id());
-    failed.set_code(static_cast<int>(absl::StatusCode::kUnavailable));
-    failed.set_message(refused);
+    failed.set_code(static_cast<int>(master.status().code()));
+    failed.set_message(std::string(master.status().message()));
     call->reply(failed);
     return;
   }
-  // Unlocked: the callback may run before Spawn() returns. It holds the call.
+  // The callback may run before Spawn() returns. It holds the call.
   Call* raw = call.get();
-  master->async()->Spawn(
+  (*master)->async()->Spawn(
       &raw->context, &raw->request, &raw->answer,
       [this, call = std::move(call)](grpc::Status status) mutable { Done(std::move(call), status); });
 }
 
 void SpawnRelay::Done(std::shared_ptr<Call> call, const grpc::Status& status) {
+  master_.SeeStarted();  // Relay filled the call in
   pb::SpawnReply answer;
-  {
-    // Locked: Relay filled the call in before it took the lock to insert it
-    // (gRPC's hand-over between the threads is invisible to TSan).
-    std::lock_guard<std::mutex> lock(mu_);
-    if (status.ok()) answer = call->answer;
-    answer.set_id(call->request.request().id());
-  }
+  if (status.ok()) answer = call->answer;
+  answer.set_id(call->request.request().id());
   if (!status.ok()) {
     answer.set_code(status.error_code());
     answer.set_message(status.error_message());
   }
   call->reply(answer);
-  std::lock_guard<std::mutex> lock(mu_);
-  calls_.erase(call);
-  // The context goes here (or in CancelAll's thread), not when gRPC drops the callback: see stubs_.
-  call.reset();
-  // Under the lock: once the destructor sees no calls, this callback no longer touches the relay.
-  cv_.notify_all();
+  master_.Finish(std::move(call));
 }
 
-void SpawnRelay::Cancel(const std::set<std::shared_ptr<Call>>& calls) {
-  // Unlocked: a cancelled call's callback may run inside TryCancel and take the lock.
-  for (const std::shared_ptr<Call>& call : calls) call->context.TryCancel();
-}
+void SpawnRelay::CancelAll() { master_.CancelAll(); }
 
-void SpawnRelay::CancelAll() {
-  std::set<std::shared_ptr<Call>> calls;
-  {
-    std::lock_guard<std::mutex> lock(mu_);
-    calls = calls_;
-  }
-  Cancel(calls);
-}
-
-size_t SpawnRelay::in_flight() const {
-  std::lock_guard<std::mutex> lock(mu_);
-  return calls_.size();
-}
+size_t SpawnRelay::in_flight() const { return master_.in_flight(); }
 
 }  // namespace constellation::daemon

@@ -8,6 +8,9 @@
 // through once it is back; NodeService cancels them (CancelAll) when its
 // master grace runs out.
 //
+// The master's address, the calls in flight and their cancellation are
+// MasterCalls'; the relay builds the requests and gives the replies.
+//
 // Ownership: the relay owns its calls; the reply functions it is given must
 // stay callable until the relay is destroyed (NodeAgent outlives it).
 // Threading: any method from any thread; replies are given on gRPC's threads
@@ -15,14 +18,10 @@
 // destructor) cancels the calls in flight and waits for their callbacks:
 // none runs after it returns, and later requests are refused at once.
 
-#include <condition_variable>
 #include <memory>
-#include <mutex>
-#include <set>
 #include <string>
-#include <vector>
 
-#include "absl/base/thread_annotations.h"
+#include "daemon/master_calls.h"
 #include "daemon/node_agent.h"
 #include "grpcpp/grpcpp.h"
 #include "proto/cluster.grpc.pb.h"
@@ -62,21 +61,8 @@ class SpawnRelay {
     NodeAgent::Reply reply;
   };
   void Done(std::shared_ptr<Call> call, const grpc::Status& status);
-  static void Cancel(const std::set<std::shared_ptr<Call>>& calls);
 
-  const std::shared_ptr<grpc::ChannelCredentials> credentials_;
-  mutable std::mutex mu_;
-  std::condition_variable cv_;
-  std::string addr_ ABSL_GUARDED_BY(mu_);
-  std::shared_ptr<pb::Master::Stub> master_ ABSL_GUARDED_BY(mu_);
-  // Every stub made (one per master address), kept until Shutdown: the last
-  // reference to a channel must not be dropped on the callback API's own
-  // threads (gRPC 1.51 then shuts its callback queue down from one of its
-  // threads and crashes; grpc/grpc#32584), as a call's context would drop
-  // it if the relay did not hold it.
-  std::vector<std::shared_ptr<pb::Master::Stub>> stubs_ ABSL_GUARDED_BY(mu_);
-  std::set<std::shared_ptr<Call>> calls_ ABSL_GUARDED_BY(mu_);
-  bool shut_down_ ABSL_GUARDED_BY(mu_) = false;
+  MasterCalls master_;
 };
 
 }  // namespace constellation::daemon

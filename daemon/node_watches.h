@@ -8,21 +8,21 @@
 // the master attaches again (NodeAgent::AskAgain), and meanwhile the master's
 // Node.Gone broadcast carries the verdicts it reaches.
 //
+// The master's address, the calls in flight and their cancellation are
+// MasterCalls'; the relay builds the requests and passes the answers on.
+//
 // Ownership: the relay owns its calls; `answer` must stay callable until the
 // relay is destroyed.
 // Threading: any method from any thread; answers are given on gRPC's
 // threads. Shutdown() (and the destructor) cancels the calls in flight and
 // waits for their callbacks: none runs after it returns.
 
-#include <condition_variable>
 #include <functional>
 #include <memory>
-#include <mutex>
-#include <set>
 #include <string>
 #include <vector>
 
-#include "absl/base/thread_annotations.h"
+#include "daemon/master_calls.h"
 #include "grpcpp/grpcpp.h"
 #include "lib/core/pid.h"
 #include "proto/cluster.grpc.pb.h"
@@ -55,16 +55,8 @@ class WatchRelay {
   };
   void Done(std::shared_ptr<Call> call, const grpc::Status& status);
 
-  const std::shared_ptr<grpc::ChannelCredentials> credentials_;
   const Answer answer_;
-  mutable std::mutex mu_;
-  std::condition_variable cv_;
-  std::string addr_ ABSL_GUARDED_BY(mu_);
-  std::shared_ptr<pb::Master::Stub> master_ ABSL_GUARDED_BY(mu_);
-  // Every stub made, kept until Shutdown (see node_spawns.h: grpc/grpc#32584).
-  std::vector<std::shared_ptr<pb::Master::Stub>> stubs_ ABSL_GUARDED_BY(mu_);
-  std::set<std::shared_ptr<Call>> calls_ ABSL_GUARDED_BY(mu_);
-  bool shut_down_ ABSL_GUARDED_BY(mu_) = false;
+  MasterCalls master_;  // last: destroyed (so shut down) before answer_
 };
 
 }  // namespace constellation::daemon
