@@ -81,7 +81,7 @@ TEST(MasterCalls, TheSameAddressAgainKeepsTheStubAndItsCalls) {
   std::future<grpc::StatusCode> waiting = StartWaiting(link, &first);
   link.SetMaster(absent);
   std::future<grpc::StatusCode> other = StartWaiting(link, &second);
-  EXPECT_EQ(first, second) << "a new stub for the same address";
+  EXPECT_EQ(first.get(), second.get()) << "a new stub for the same address";
   EXPECT_EQ(link.in_flight(), 2u);
   EXPECT_FALSE(Ended(waiting));
   link.Shutdown();
@@ -97,7 +97,7 @@ TEST(MasterCalls, ANewAddressCancelsTheCallsWaitingForTheOld) {
   link.SetMaster(AbsentMaster());
   EXPECT_EQ(EndOf(stale), grpc::StatusCode::CANCELLED);
   std::future<grpc::StatusCode> fresh = StartWaiting(link, &new_stub);
-  EXPECT_NE(old_stub, new_stub);
+  EXPECT_NE(old_stub.get(), new_stub.get());
   EXPECT_FALSE(Ended(fresh));
   link.CancelAll();
   EXPECT_EQ(EndOf(fresh), grpc::StatusCode::CANCELLED);
