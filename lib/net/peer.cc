@@ -11,41 +11,21 @@ using namespace peer_internal;
 
 Peer::Peer(const Pid& pid, const PeerLimits& limits, Hooks hooks)
     : pid_(pid),
-      limits_(limits),
       hooks_(std::move(hooks)),
-      out_(kInitialSlots, limits.max_frames + 2 + kControlReserve),
-      in_(kInitialSlots, limits.max_frames) {}
+      send_(limits.max_frames, limits.max_bytes),
+      recv_(limits.max_frames, limits.max_bytes) {}
 
 // ---- Senders ----
 
-bool Peer::SendRoomLocked() const {
-  return out_.size() + 2 + kControlReserve <= out_.max_capacity() && out_bytes_ < limits_.max_bytes;
-}
-
-void Peer::NotifySendLocked() {
-  send_cv_.NotifyAll();
-  for (Waiter* w : send_waiters_) w->Fire();
-}
-
-void Peer::PushLocked(const FrameHeader& header, std::string* payload) {
-  OutFrame& frame = out_.push_back();
-  EncodeFrameHeader(header, frame.header);
-  frame.payload.swap(*payload);  // *payload gets the slot's old, cleared buffer
-  TakeSpare(payload, &spare_out_);
-  frame.held = holding_;
-  out_bytes_ += frame.payload.size();
-  ++pushes_;
-}
-
 absl::Status Peer::Send(uint64_t fingerprint, std::string_view type_name, bool* opened, std::string* payload,
                         absl::Time deadline) {
-  UniqueLock lock(&send_mu_);
-  while (!SendReadyLocked() && send_cv_.WaitUntil(&send_mu_, deadline)) {
+  UniqueLock lock(&send_.mu());
+  while (!SendReadyLocked() && send_.cv().WaitUntil(&send_.mu(), deadline)) {
   }
   const bool ready = SendReadyLocked();
-  if (!send_status_.ok()) {
+  if (!send_.status().ok()) {
     told_.store(true, std::memory_order_relaxed);
-    return send_status_;
+    return send_.status();
   }
   if (has_report_.load(std::memory_order_relaxed)) {
     if (absl::Status report = TakeReport(); !report.ok()) return report;
@@ -56,17 +36,17 @@ absl::Status Peer::Send(uint64_t fingerprint, std::string_view type_name, bool* 
   }
   if (!*opened) {
     std::string name(type_name);
-    PushLocked(FrameHeader{FrameKind::kOpen, kChannelForward, fingerprint, name.size()}, &name);
+    send_.Push(FrameHeader{FrameKind::kOpen, kChannelForward, fingerprint, name.size()}, &name, holding_);
     *opened = true;
   }
-  PushLocked(FrameHeader{FrameKind::kData, kChannelForward, fingerprint, payload->size()}, payload);
+  send_.Push(FrameHeader{FrameKind::kData, kChannelForward, fingerprint, payload->size()}, payload, holding_);
   if (fd_ >= 0 && !writing_ && !write_armed_ && !holding_) {
     // A one-way stream (sends in quick succession, nothing received in
     // between): leave the frames to pile up and let the loop write them in one
     // writev, instead of one syscall per message. A ping-pong, or a send after
     // a pause, writes from this thread at once: no wake-up of the loop.
     int64_t now = absl::GetCurrentTimeNanos();
-    uint64_t deliveries = deliveries_.load(std::memory_order_relaxed);
+    uint64_t deliveries = recv_.deliveries();
     if (now - last_direct_write_ns_ < kBatchWindowNs && deliveries == deliveries_at_write_) {
       if (!flush_posted_) {
         flush_posted_ = true;
@@ -88,23 +68,6 @@ absl::Status Peer::Send(uint64_t fingerprint, std::string_view type_name, bool* 
   return absl::OkStatus();
 }
 
-void Peer::ConsumeLocked(size_t written) {
-  written_on_connection_ += written;
-  while (written > 0) {
-    OutFrame& frame = out_.front();
-    size_t rest = kFrameHeaderSize + frame.payload.size() - out_offset_;
-    if (written < rest) {
-      out_offset_ += written;
-      return;
-    }
-    written -= rest;
-    out_bytes_ -= frame.payload.size();
-    ClearBuffer(&frame.payload, &spare_out_);
-    out_.pop_front();
-    out_offset_ = 0;
-  }
-}
-
 Peer::WriteResult Peer::WriteLocked() {
   WriteResult result = WriteResult::kDone;
   while (true) {
@@ -113,84 +76,67 @@ Peer::WriteResult Peer::WriteLocked() {
       break;
     }
     iovec iov[kMaxIov];
-    int n = 0;
-    size_t offset = out_offset_;
-    for (size_t i = 0; i < out_.size() && n + 2 <= kMaxIov; ++i) {
-      OutFrame& frame = out_.at(i);
-      if (frame.held) break;
-      if (offset < kFrameHeaderSize) iov[n++] = {frame.header + offset, kFrameHeaderSize - offset};
-      size_t payload_offset = offset > kFrameHeaderSize ? offset - kFrameHeaderSize : 0;
-      if (payload_offset < frame.payload.size()) {
-        iov[n++] = {frame.payload.data() + payload_offset, frame.payload.size() - payload_offset};
-      }
-      offset = 0;
-    }
+    int n = send_.Gather(iov, kMaxIov);
     if (n == 0) break;
     int fd = fd_;
     // Unlocked while writing. Safe: the write role makes this thread the only one
-    // that pops out_ or writes fd; other threads only fill slots past those in
+    // that pops send_ or writes fd; other threads only fill slots past those in
     // iov (Ring slots never move), and Detach/Fail wait for the role first.
-    send_mu_.Unlock();
+    send_.mu().Unlock();
     msghdr msg{};
     msg.msg_iov = iov;
     msg.msg_iovlen = n;
     ssize_t written = sendmsg(fd, &msg, MSG_NOSIGNAL | MSG_DONTWAIT);
     int error = errno;
-    send_mu_.Lock();
+    send_.mu().Lock();
     if (written < 0) {
       if (error == EINTR) continue;
       result = (error == EAGAIN || error == EWOULDBLOCK) ? WriteResult::kBlocked : WriteResult::kError;
       break;
     }
-    ConsumeLocked(static_cast<size_t>(written));
+    send_.Consume(static_cast<size_t>(written));
   }
   writing_ = false;
-  NotifySendLocked();
+  send_.Notify();
   return result;
 }
 
 bool Peer::SendReadyLocked() const {
-  return !send_status_.ok() || SendRoomLocked() || has_report_.load(std::memory_order_relaxed);
+  return !send_.status().ok() || send_.HasRoom() || has_report_.load(std::memory_order_relaxed);
 }
 
 bool Peer::SendReady() {
-  MutexLock lock(&send_mu_);
+  MutexLock lock(&send_.mu());
   return SendReadyLocked();
 }
 
-void Peer::AddSendWaiter(Waiter* w) {
-  MutexLock lock(&send_mu_);
-  send_waiters_.push_back(w);
-}
+void Peer::AddSendWaiter(Waiter* w) { send_.AddWaiter(w); }
 
-void Peer::RemoveSendWaiter(Waiter* w) {
-  MutexLock lock(&send_mu_);
-  send_waiters_.erase(std::find(send_waiters_.begin(), send_waiters_.end(), w));
-}
+void Peer::RemoveSendWaiter(Waiter* w) { send_.RemoveWaiter(w); }
 
 // ---- Loop thread ----
 
 Peer::WriteResult Peer::Attach(int fd) {
-  UniqueLock lock(&send_mu_);
-  while (writing_) send_cv_.Wait(&send_mu_);
+  UniqueLock lock(&send_.mu());
+  while (writing_) send_.cv().Wait(&send_.mu());
   fd_ = fd;
-  written_on_connection_ = 0;
+  send_.StartConnection();
   holding_ = false;
   write_armed_ = false;
-  for (size_t i = 0; i < out_.size(); ++i) out_.at(i).held = false;
+  send_.ReleaseHeld();
   writing_ = true;
   return WriteLocked();
 }
 
 void Peer::Detach() {
   {
-    UniqueLock lock(&send_mu_);
-    while (writing_) send_cv_.Wait(&send_mu_);  // a non-blocking sendmsg: short
+    UniqueLock lock(&send_.mu());
+    while (writing_) send_.cv().Wait(&send_.mu());  // a non-blocking sendmsg: short
     fd_ = -1;
     write_armed_ = false;
-    out_offset_ = 0;  // a partly written frame is lost with its connection; see Fail
+    send_.DropPartial();  // a partly written frame is lost with its connection; see Fail
   }
-  UniqueLock lock(&recv_mu_);
+  UniqueLock lock(&recv_.mu());
   const int fd = read_fd_;
   read_fd_ = -1;
   read_ep_ = -1;
@@ -205,13 +151,13 @@ void Peer::Detach() {
     lock.Unlock();
     shutdown(fd, SHUT_RD);
     lock.Lock();
-    while (reader_ == Reader::kUser) recv_cv_.Wait(&recv_mu_);
+    while (reader_ == Reader::kUser) recv_.cv().Wait(&recv_.mu());
     detach_waiting_ = false;
   }
 }
 
 Peer::WriteResult Peer::Flush() {
-  UniqueLock lock(&send_mu_);
+  UniqueLock lock(&send_.mu());
   write_armed_ = false;
   flush_posted_ = false;
   if (writing_) return WriteResult::kDone;  // that writer asks for POLLOUT if it blocks
@@ -222,70 +168,60 @@ Peer::WriteResult Peer::Flush() {
 }
 
 bool Peer::QueueIfIdle(FrameKind kind) {
-  MutexLock lock(&send_mu_);
-  if (!out_.empty() || writing_ || holding_ || !send_status_.ok()) return false;
+  MutexLock lock(&send_.mu());
+  if (!send_.empty() || writing_ || holding_ || !send_.status().ok()) return false;
   {
-    MutexLock recv_lock(&recv_mu_);
-    if (!in_.empty()) return false;
+    MutexLock recv_lock(&recv_.mu());
+    if (!recv_.empty()) return false;
   }
   std::string empty;
-  PushLocked(FrameHeader{kind, kChannelForward, 0, 0}, &empty);
+  send_.Push(FrameHeader{kind, kChannelForward, 0, 0}, &empty, holding_);
   holding_ = true;
   return true;
 }
 
 void Peer::QueueControl(FrameKind kind) {
-  MutexLock lock(&send_mu_);
-  if (out_.full()) return;  // cannot happen: kControlReserve slots stay free for us
+  MutexLock lock(&send_.mu());
+  if (send_.full()) return;  // cannot happen: kControlReserve slots stay free for us
   std::string empty;
-  PushLocked(FrameHeader{kind, kChannelForward, 0, 0}, &empty);
+  send_.Push(FrameHeader{kind, kChannelForward, 0, 0}, &empty, holding_);
 }
 
 void Peer::EndHold() {
-  MutexLock lock(&send_mu_);
+  MutexLock lock(&send_.mu());
   holding_ = false;
-  for (size_t i = 0; i < out_.size(); ++i) out_.at(i).held = false;
+  send_.ReleaseHeld();
 }
 
 bool Peer::HasOutgoing() {
-  MutexLock lock(&send_mu_);
-  return send_status_.ok() && (!out_.empty() || writing_);
+  MutexLock lock(&send_.mu());
+  return send_.status().ok() && (!send_.empty() || writing_);
 }
 
 bool Peer::InboundEmpty() {
-  MutexLock lock(&recv_mu_);
-  return in_.empty();
+  MutexLock lock(&recv_.mu());
+  return recv_.empty();
 }
 
-void Peer::SetTypeName(uint64_t fingerprint, std::string name) {
-  MutexLock lock(&recv_mu_);
-  type_names_[fingerprint] = std::move(name);
-}
+void Peer::SetTypeName(uint64_t fingerprint, std::string name) { recv_.SetTypeName(fingerprint, std::move(name)); }
 
 void Peer::DiscardInbound() {
-  MutexLock lock(&recv_mu_);
-  discard_ = true;
+  MutexLock lock(&recv_.mu());
+  recv_.Discard();
 }
 
 void Peer::Fail(absl::Status status) {
   {
-    UniqueLock lock(&send_mu_);
-    while (writing_) send_cv_.Wait(&send_mu_);
-    if (send_status_.ok()) send_status_ = status;
-    lost_bytes_ += out_bytes_;
-    while (!out_.empty()) {
-      ClearBuffer(&out_.front().payload, &spare_out_);
-      out_.pop_front();
-    }
-    out_bytes_ = 0;
-    out_offset_ = 0;
+    UniqueLock lock(&send_.mu());
+    while (writing_) send_.cv().Wait(&send_.mu());
+    send_.Fail(status);
     fd_ = -1;
-    NotifySendLocked();
+    send_.Notify();
   }
-  MutexLock lock(&recv_mu_);
-  if (recv_status_.ok()) recv_status_ = status;
-  recv_cv_.NotifyAll();
-  for (Waiter* w : recv_waiters_) w->Fire();
+  MutexLock lock(&recv_.mu());
+  recv_.Fail(status);
+  recv_.cv().NotifyAll();
+  recv_.FireWaiters();
 }
 
 void Peer::ReportOnce(absl::Status status) {
@@ -295,12 +231,12 @@ void Peer::ReportOnce(absl::Status status) {
     has_report_.store(true, std::memory_order_release);
   }
   {
-    MutexLock lock(&send_mu_);
-    NotifySendLocked();
+    MutexLock lock(&send_.mu());
+    send_.Notify();
   }
-  MutexLock lock(&recv_mu_);
-  recv_cv_.NotifyAll();
-  for (Waiter* w : recv_waiters_) w->Fire();
+  MutexLock lock(&recv_.mu());
+  recv_.cv().NotifyAll();
+  recv_.FireWaiters();
 }
 
 absl::Status Peer::TakeReport() {
@@ -310,65 +246,53 @@ absl::Status Peer::TakeReport() {
 }
 
 size_t Peer::QueuedBytes() {
-  MutexLock lock(&send_mu_);
-  return out_bytes_;
+  MutexLock lock(&send_.mu());
+  return send_.bytes();
 }
 
 uint64_t Peer::LostBytes() {
-  MutexLock lock(&send_mu_);
-  return told_.load(std::memory_order_relaxed) ? 0 : lost_bytes_;
+  MutexLock lock(&send_.mu());
+  return told_.load(std::memory_order_relaxed) ? 0 : send_.lost_bytes();
 }
 
 uint64_t Peer::WrittenOnConnection() {
-  MutexLock lock(&send_mu_);
-  return written_on_connection_;
+  MutexLock lock(&send_.mu());
+  return send_.written_on_connection();
 }
 
 absl::Status Peer::status() {
-  MutexLock lock(&send_mu_);
-  return send_status_;
+  MutexLock lock(&send_.mu());
+  return send_.status();
 }
 
 void Peer::ReleaseIdleMemory() {
   {
-    MutexLock lock(&send_mu_);
-    // Quiet since the last call, and nothing queued or being written (a
-    // writer holds pointers into queued slots only, and there are none).
-    if (pushes_ == pushes_at_release_ && out_.empty() && !writing_) {
-      out_.ShrinkIfEmpty();
-      std::string().swap(spare_out_);
-    }
-    pushes_at_release_ = pushes_;
+    MutexLock lock(&send_.mu());
+    send_.ReleaseIdleMemory(writing_);
   }
-  MutexLock lock(&recv_mu_);
-  const uint64_t deliveries = deliveries_.load(std::memory_order_relaxed);
-  if (deliveries == deliveries_at_release_ && in_.empty()) {
-    in_.ShrinkIfEmpty();
-    std::string().swap(spare_in_);
-    // Nobody holds the read role, and nobody can claim it while we hold
-    // recv_mu_: the reader is ours for this call.
-    if (reader_ == Reader::kNone) read_.ReleaseIfIdle();
-  }
-  deliveries_at_release_ = deliveries;
+  MutexLock lock(&recv_.mu());
+  // Nobody holds the read role, and nobody can claim it while we hold
+  // recv_mu_: the reader is ours for this call.
+  if (recv_.ReleaseIdleMemory() && reader_ == Reader::kNone) read_.ReleaseIfIdle();
 }
 
 Peer::Memory Peer::HeldMemory() {
   Memory m;
   {
-    MutexLock lock(&send_mu_);
-    m.send_slots = out_.capacity();
-    m.spare_bytes += AllocatedBytes(spare_out_);
+    MutexLock lock(&send_.mu());
+    m.send_slots = send_.slots();
+    m.spare_bytes += send_.spare_bytes();
   }
-  MutexLock lock(&recv_mu_);
-  m.recv_slots = in_.capacity();
-  m.spare_bytes += AllocatedBytes(spare_in_);
+  MutexLock lock(&recv_.mu());
+  m.recv_slots = recv_.slots();
+  m.spare_bytes += recv_.spare_bytes();
   if (reader_ == Reader::kNone) m.reader_bytes = read_.HeldBytes();
   return m;
 }
 
 bool Peer::failed() {
-  MutexLock lock(&send_mu_);
-  return !send_status_.ok();
+  MutexLock lock(&send_.mu());
+  return !send_.status().ok();
 }
 
 }  // namespace constellation::net

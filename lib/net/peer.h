@@ -8,12 +8,13 @@
 //
 // Threading: the "Senders" and "Receivers" sections are called by user threads,
 // several at once; the "loop" section only by the DataPlane's loop thread.
-// Locks: send_mu_ and recv_mu_ are independent (a thread holding send_mu_ may
-// take recv_mu_, never the reverse); report_mu_ is taken last, under either or
-// none. Members are annotated with the lock that guards them (checked by
-// clang's -Wthread-safety, tools/thread_safety.sh); read_ follows the read
-// role instead, and the write role decides who pops out_ and writes the
-// socket. Hooks are called with no lock held. Nobody holds a lock during a syscall: a
+// Locks: send_mu_ (SendQueue's, send_.mu()) and recv_mu_ (RecvQueue's,
+// recv_.mu()) are independent (a thread holding send_mu_ may take recv_mu_,
+// never the reverse); report_mu_ is taken last, under either or none.
+// Members are annotated with the lock that guards them (checked by clang's
+// -Wthread-safety, tools/thread_safety.sh); read_ follows the read role
+// instead, and the write role decides who pops send_ and writes the socket.
+// Hooks are called with no lock held. Nobody holds a lock during a syscall: a
 // thread writes the socket while holding the *write role* (writing_), which it
 // claims and releases under send_mu_.
 //
@@ -44,7 +45,6 @@
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
-#include "absl/container/flat_hash_map.h"
 #include "absl/status/status.h"
 #include "absl/time/time.h"
 #include "lib/core/internal_only.h"
@@ -52,15 +52,11 @@
 #include "lib/net/frame.h"
 #include "lib/net/frame_reader.h"
 #include "lib/net/mutex.h"
-#include "lib/net/ring.h"
+#include "lib/net/recv_queue.h"
+#include "lib/net/send_queue.h"
 #include "lib/net/waiter.h"
 
 namespace constellation::net {
-
-struct InFrame {
-  uint64_t fingerprint = 0;
-  std::string payload;
-};
 
 struct PeerLimits {
   size_t max_bytes = 4 << 20;  // per direction; one frame is always admitted below the bound
@@ -128,7 +124,7 @@ class Peer {
   // For tests: a user thread holds the read role now; frames a user thread
   // read from the socket itself and took at once (the fast path), ever.
   bool UserReading();
-  uint64_t fast_path_frames() const { return fast_path_frames_.load(std::memory_order_relaxed); }
+  uint64_t fast_path_frames() const { return recv_.fast_path_frames(); }
   void AddRecvWaiter(Waiter* w);
   void RemoveRecvWaiter(Waiter* w);
 
@@ -207,109 +203,76 @@ class Peer {
   Memory HeldMemory();
 
  private:
-  struct OutFrame {
-    char header[kFrameHeaderSize];
-    std::string payload;
-    bool held = false;
-  };
-  void PushLocked(const FrameHeader& header, std::string* payload) ABSL_EXCLUSIVE_LOCKS_REQUIRED(send_mu_);
-  void ConsumeLocked(size_t written) ABSL_EXCLUSIVE_LOCKS_REQUIRED(send_mu_);
   // Called with the write role claimed; releases it. Drops send_mu_ during
   // each sendmsg and holds it again on return.
-  WriteResult WriteLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(send_mu_);
-  bool SendRoomLocked() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(send_mu_);
+  WriteResult WriteLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(send_.mu());
   // A sender may go on: room, the peer's error, or a report to return.
-  bool SendReadyLocked() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(send_mu_);
-  void NotifySendLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(send_mu_);
+  bool SendReadyLocked() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(send_.mu());
 
   // ---- The read role ----
   enum class Reader { kNone, kLoop, kUser };
   enum class Parse { kNeedMore, kTook, kControl, kPaused, kBad };
-  bool CanUserReadLocked() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(recv_mu_);
+  bool CanUserReadLocked() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(recv_.mu());
   // What a receiver waiting in Recv waits for: a frame, an error, a report,
   // or the read role to take.
-  bool RecvWakeLocked() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(recv_mu_);
+  bool RecvWakeLocked() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(recv_.mu());
   // Role held, recv_mu_ not. Parses buffered bytes until a control frame, a
   // full queue, bad bytes or the end of the buffer. Data frames are queued,
   // except that the first goes to *take when take is not null (kTook).
-  Parse ParseBuffered(InFrame* take, FrameHeader* control, absl::Status* bad) ABSL_LOCKS_EXCLUDED(recv_mu_);
+  Parse ParseBuffered(InFrame* take, FrameHeader* control, absl::Status* bad) ABSL_LOCKS_EXCLUDED(recv_.mu());
   // Role just claimed by this user thread (recv_mu_ held; dropped while it
   // reads and held again on return, the role released). True when a data
   // frame was taken into *out.
-  bool ReadAsUser(absl::Time deadline, InFrame* out) ABSL_EXCLUSIVE_LOCKS_REQUIRED(recv_mu_);
+  bool ReadAsUser(absl::Time deadline, InFrame* out) ABSL_EXCLUSIVE_LOCKS_REQUIRED(recv_.mu());
   // Puts the socket back in the loop's epoll set (user_mode_ set, role free),
   // holding the role as `as` meanwhile; drops and retakes recv_mu_.
-  void LeaveUserModeLocked(Reader as) ABSL_EXCLUSIVE_LOCKS_REQUIRED(recv_mu_);
-  bool HasRoomLocked() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(recv_mu_);
-  void DeliverLocked(uint64_t fingerprint, std::string* payload) ABSL_EXCLUSIVE_LOCKS_REQUIRED(recv_mu_);
+  void LeaveUserModeLocked(Reader as) ABSL_EXCLUSIVE_LOCKS_REQUIRED(recv_.mu());
 
   const Pid pid_;
-  const PeerLimits limits_;
   const Hooks hooks_;
 
-  // ---- The send side: send_mu_ ----
-  Mutex send_mu_;
-  CondVar send_cv_;  // room, failure, the write role coming free
-  // The queue. Its slots never move (Ring): the holder of the write role
-  // writes from them with send_mu_ dropped (see WriteLocked), and only it pops.
-  Ring<OutFrame> out_ ABSL_GUARDED_BY(send_mu_);
-  size_t out_offset_ ABSL_GUARDED_BY(send_mu_) = 0;  // bytes of out_.front() already written
-  size_t out_bytes_ ABSL_GUARDED_BY(send_mu_) = 0;   // payload bytes in out_
-  std::string spare_out_ ABSL_GUARDED_BY(send_mu_);  // a big buffer kept for reuse (see peer.cc)
-  std::vector<Waiter*> send_waiters_ ABSL_GUARDED_BY(send_mu_);
-  int fd_ ABSL_GUARDED_BY(send_mu_) = -1;  // the connection's socket, or -1
+  // ---- The send side: send_mu_ (send_.mu()) ----
+  // The queue, its lock and what it guards (frames, bytes, spare buffer,
+  // waiters, the peer's error).
+  SendQueue send_;
+  int fd_ ABSL_GUARDED_BY(send_.mu()) = -1;  // the connection's socket, or -1
   // The write role: claimed and released under send_mu_; its holder alone
-  // pops out_ and writes fd_ (with send_mu_ dropped during the syscall).
-  bool writing_ ABSL_GUARDED_BY(send_mu_) = false;
-  bool write_armed_ ABSL_GUARDED_BY(send_mu_) = false;   // the loop waits for POLLOUT; user threads only queue
-  bool holding_ ABSL_GUARDED_BY(send_mu_) = false;       // frames queued now are held (a Close is in flight)
-  bool flush_posted_ ABSL_GUARDED_BY(send_mu_) = false;  // the loop will write what is queued (batching a stream)
-  int64_t last_direct_write_ns_ ABSL_GUARDED_BY(send_mu_) = 0;
-  uint64_t deliveries_at_write_ ABSL_GUARDED_BY(send_mu_) = 0;
-  absl::Status send_status_ ABSL_GUARDED_BY(send_mu_);        // the peer's error
-  uint64_t pushes_ ABSL_GUARDED_BY(send_mu_) = 0;             // frames queued, ever
-  uint64_t pushes_at_release_ ABSL_GUARDED_BY(send_mu_) = 0;  // pushes_ at the last ReleaseIdleMemory
-  uint64_t lost_bytes_ ABSL_GUARDED_BY(send_mu_) = 0;
-  uint64_t written_on_connection_ ABSL_GUARDED_BY(send_mu_) = 0;  // frame bytes since Attach
+  // pops send_ and writes fd_ (with send_mu_ dropped during the syscall).
+  bool writing_ ABSL_GUARDED_BY(send_.mu()) = false;
+  bool write_armed_ ABSL_GUARDED_BY(send_.mu()) = false;   // the loop waits for POLLOUT; user threads only queue
+  bool holding_ ABSL_GUARDED_BY(send_.mu()) = false;       // frames queued now are held (a Close is in flight)
+  bool flush_posted_ ABSL_GUARDED_BY(send_.mu()) = false;  // the loop will write what is queued (batching a stream)
+  int64_t last_direct_write_ns_ ABSL_GUARDED_BY(send_.mu()) = 0;
+  uint64_t deliveries_at_write_ ABSL_GUARDED_BY(send_.mu()) = 0;
 
-  // ---- The receive side: recv_mu_ (taken after send_mu_, never before) ----
-  Mutex recv_mu_ ABSL_ACQUIRED_AFTER(send_mu_);
-  CondVar recv_cv_;                             // frames, failure, the read role coming free
-  int read_fd_ ABSL_GUARDED_BY(recv_mu_) = -1;  // -1: no open connection
-  int read_ep_ ABSL_GUARDED_BY(recv_mu_) = -1;
-  uint64_t read_conn_ ABSL_GUARDED_BY(recv_mu_) = 0;
+  // ---- The receive side: recv_mu_ (recv_.mu(); taken after send_mu_, never before) ----
+  // The queue, its lock and what it guards (frames, bytes, spare buffer,
+  // waiters, type names, the peer's error, discarding, paused reading).
+  RecvQueue recv_;
+  int read_fd_ ABSL_GUARDED_BY(recv_.mu()) = -1;  // -1: no open connection
+  int read_ep_ ABSL_GUARDED_BY(recv_.mu()) = -1;
+  uint64_t read_conn_ ABSL_GUARDED_BY(recv_.mu()) = 0;
   // The read role: claimed and released under recv_mu_ (see the top).
-  Reader reader_ ABSL_GUARDED_BY(recv_mu_) = Reader::kNone;
-  bool loop_parked_ ABSL_GUARDED_BY(recv_mu_) = false;  // the loop found the role taken and stopped watching
+  Reader reader_ ABSL_GUARDED_BY(recv_.mu()) = Reader::kNone;
+  bool loop_parked_ ABSL_GUARDED_BY(recv_.mu()) = false;  // the loop found the role taken and stopped watching
   // The connection's end was seen (and reported): nobody reads it.
-  bool read_broken_ ABSL_GUARDED_BY(recv_mu_) = false;
-  bool detach_waiting_ ABSL_GUARDED_BY(recv_mu_) = false;  // Detach waits for a user thread to release the role
+  bool read_broken_ ABSL_GUARDED_BY(recv_.mu()) = false;
+  bool detach_waiting_ ABSL_GUARDED_BY(recv_.mu()) = false;  // Detach waits for a user thread to release the role
   // User mode: the socket is out of the loop's epoll set although perhaps
   // nobody holds the role (see ReadAsUser); changed only by a role holder.
-  bool user_mode_ ABSL_GUARDED_BY(recv_mu_) = false;
-  uint64_t claims_ ABSL_GUARDED_BY(recv_mu_) = 0;        // the role taken by user threads, ever
-  bool lease_active_ ABSL_GUARDED_BY(recv_mu_) = false;  // the loop's lease timer runs (or is about to)
-  uint64_t lease_seen_ ABSL_GUARDED_BY(recv_mu_) = 0;    // claims_ at the last tick
-  int recv_waiting_ ABSL_GUARDED_BY(recv_mu_) = 0;       // threads waiting on recv_cv_ in Recv
+  bool user_mode_ ABSL_GUARDED_BY(recv_.mu()) = false;
+  uint64_t claims_ ABSL_GUARDED_BY(recv_.mu()) = 0;        // the role taken by user threads, ever
+  bool lease_active_ ABSL_GUARDED_BY(recv_.mu()) = false;  // the loop's lease timer runs (or is about to)
+  uint64_t lease_seen_ ABSL_GUARDED_BY(recv_.mu()) = 0;    // claims_ at the last tick
+  int recv_waiting_ ABSL_GUARDED_BY(recv_.mu()) = 0;       // threads waiting on recv_.cv() in Recv
   // Not guarded by a lock but by the read role: only its holder touches it
   // (or a thread holding recv_mu_ while nobody holds the role).
   FrameReader read_;
-  Ring<InFrame> in_ ABSL_GUARDED_BY(recv_mu_);
-  size_t in_bytes_ ABSL_GUARDED_BY(recv_mu_) = 0;
-  std::string spare_in_ ABSL_GUARDED_BY(recv_mu_);  // a big buffer kept for reuse
-  std::atomic<uint64_t> deliveries_{0};             // frames received, ever: tells a ping-pong from a stream
-  std::atomic<uint64_t> fast_path_frames_{0};
-  uint64_t deliveries_at_release_ ABSL_GUARDED_BY(recv_mu_) = 0;  // deliveries_ at the last ReleaseIdleMemory
-  bool read_paused_ ABSL_GUARDED_BY(recv_mu_) = false;            // reading stopped: in_ was full
-  bool discard_ ABSL_GUARDED_BY(recv_mu_) = false;
-  std::vector<Waiter*> recv_waiters_ ABSL_GUARDED_BY(recv_mu_);
-  absl::flat_hash_map<uint64_t, std::string> type_names_ ABSL_GUARDED_BY(recv_mu_);
-  absl::Status recv_status_ ABSL_GUARDED_BY(recv_mu_);
 
   // ---- ReportOnce's status: report_mu_ (taken after either, never before) ----
   // has_report_ lets Send and Recv check for one without the lock.
   std::atomic<bool> has_report_{false};
-  Mutex report_mu_ ABSL_ACQUIRED_AFTER(send_mu_, recv_mu_);
+  Mutex report_mu_ ABSL_ACQUIRED_AFTER(send_.mu(), recv_.mu());
   absl::Status report_ ABSL_GUARDED_BY(report_mu_);
   std::atomic<bool> told_{false};  // a Send or Recv returned the peer's error
   // The report, if any, cleared. Any lock may be held.

@@ -11,13 +11,13 @@ using namespace peer_internal;
 // ---- Receivers ----
 
 bool Peer::CanUserReadLocked() const {
-  return read_fd_ >= 0 && reader_ == Reader::kNone && !read_paused_ && !read_broken_ && !discard_;
+  return read_fd_ >= 0 && reader_ == Reader::kNone && !recv_.paused() && !read_broken_ && !recv_.discarding();
 }
 
 absl::Status Peer::Recv(absl::Time deadline, InFrame* out) {
-  UniqueLock lock(&recv_mu_);
+  UniqueLock lock(&recv_.mu());
   bool looked = false;
-  while (in_.empty() && recv_status_.ok()) {
+  while (recv_.empty() && recv_.status().ok()) {
     if (has_report_.load(std::memory_order_relaxed)) {
       if (absl::Status report = TakeReport(); !report.ok()) return report;
     }
@@ -36,37 +36,27 @@ absl::Status Peer::Recv(absl::Time deadline, InFrame* out) {
       continue;
     }
     ++recv_waiting_;
-    while (!RecvWakeLocked() && recv_cv_.WaitUntil(&recv_mu_, deadline)) {
+    while (!RecvWakeLocked() && recv_.cv().WaitUntil(&recv_.mu(), deadline)) {
     }
     const bool ready = RecvWakeLocked();
     --recv_waiting_;
     if (!ready) break;
   }
-  if (in_.empty()) {
-    if (!recv_status_.ok()) {
+  if (recv_.empty()) {
+    if (!recv_.status().ok()) {
       told_.store(true, std::memory_order_relaxed);
-      return recv_status_;
+      return recv_.status();
     }
     return absl::DeadlineExceededError(absl::StrCat("recv from ", pid_.to_string(), ": nothing arrived in time"));
   }
-  InFrame& frame = in_.front();
-  out->fingerprint = frame.fingerprint;
-  out->payload.swap(frame.payload);
-  in_bytes_ -= out->payload.size();
-  ClearBuffer(&frame.payload, &spare_in_);
-  in_.pop_front();
-  bool resume = false;
-  if (read_paused_ && in_.size() <= in_.capacity() / 2 && in_bytes_ <= limits_.max_bytes / 2) {
-    read_paused_ = false;
-    resume = true;
-  }
+  const bool resume = recv_.Pop(out);
   lock.Unlock();
   if (resume) hooks_.resume_read(pid_);
   return absl::OkStatus();
 }
 
 bool Peer::RecvWakeLocked() const {
-  return !in_.empty() || !recv_status_.ok() || CanUserReadLocked() || has_report_.load(std::memory_order_relaxed);
+  return !recv_.empty() || !recv_.status().ok() || CanUserReadLocked() || has_report_.load(std::memory_order_relaxed);
 }
 
 bool Peer::ReadAsUser(absl::Time deadline, InFrame* out) {
@@ -77,7 +67,7 @@ bool Peer::ReadAsUser(absl::Time deadline, InFrame* out) {
   const int ep = read_ep_;
   const uint64_t conn = read_conn_;
   bool loop_watches = !user_mode_;  // the socket is in the epoll set the loop watches
-  recv_mu_.Unlock();
+  recv_.mu().Unlock();
   bool got = false;
   // recv before poll: a deadline already past, or the last recv filled what it asked for.
   bool may_read = deadline == absl::InfinitePast();
@@ -132,7 +122,7 @@ bool Peer::ReadAsUser(absl::Time deadline, InFrame* out) {
     SetInterest(ep, fd, EPOLLIN);  // level-triggered: bytes already waiting wake the loop
     loop_watches = true;
   }
-  recv_mu_.Lock();
+  recv_.mu().Lock();
   reader_ = Reader::kNone;
   user_mode_ = !loop_watches;
   if (!down.ok()) read_broken_ = true;
@@ -140,13 +130,13 @@ bool Peer::ReadAsUser(absl::Time deadline, InFrame* out) {
   if (lease) lease_active_ = true;
   const bool resume = loop_parked_;
   loop_parked_ = false;
-  if (detach_waiting_) recv_cv_.NotifyAll();
+  if (detach_waiting_) recv_.cv().NotifyAll();
   if (resume || lease || !down.ok()) {
-    recv_mu_.Unlock();
+    recv_.mu().Unlock();
     if (!down.ok()) hooks_.read_down(pid_, conn, std::move(down));
     if (lease) hooks_.lease(pid_, conn);
     if (resume) hooks_.resume_read(pid_);
-    recv_mu_.Lock();
+    recv_.mu().Lock();
   }
   return got;
 }
@@ -158,29 +148,29 @@ void Peer::LeaveUserModeLocked(Reader as) {
   user_mode_ = false;
   const int fd = read_fd_;
   const int ep = read_ep_;
-  recv_mu_.Unlock();
+  recv_.mu().Unlock();
   SetInterest(ep, fd, EPOLLIN);  // level-triggered: bytes already waiting wake the loop now
-  recv_mu_.Lock();
+  recv_.mu().Lock();
   reader_ = Reader::kNone;
   // Detach, or a receiver that found the role taken, waits for it.
-  if (detach_waiting_ || recv_waiting_ > 0) recv_cv_.NotifyAll();
+  if (detach_waiting_ || recv_waiting_ > 0) recv_.cv().NotifyAll();
   if (loop_parked_) {  // the loop found the role taken meanwhile
     loop_parked_ = false;
-    recv_mu_.Unlock();
+    recv_.mu().Unlock();
     hooks_.resume_read(pid_);
-    recv_mu_.Lock();
+    recv_.mu().Lock();
   }
 }
 
 absl::Duration Peer::LeaseStart() {
-  MutexLock lock(&recv_mu_);
+  MutexLock lock(&recv_.mu());
   lease_active_ = true;
   lease_seen_ = claims_;
   return kLeasePeriod;
 }
 
 absl::Duration Peer::LeaseTick() {
-  UniqueLock lock(&recv_mu_);
+  UniqueLock lock(&recv_.mu());
   if (!user_mode_ || read_fd_ < 0) {
     lease_active_ = false;
     return absl::ZeroDuration();
@@ -198,57 +188,34 @@ absl::Duration Peer::LeaseTick() {
   return absl::ZeroDuration();
 }
 
-std::string Peer::TypeName(uint64_t fingerprint) {
-  MutexLock lock(&recv_mu_);
-  auto it = type_names_.find(fingerprint);
-  return it == type_names_.end() ? "<unknown type>" : it->second;
-}
+std::string Peer::TypeName(uint64_t fingerprint) { return recv_.TypeName(fingerprint); }
 
 bool Peer::RecvReady() {
-  MutexLock lock(&recv_mu_);
-  return !in_.empty() || !recv_status_.ok() || has_report_.load(std::memory_order_relaxed);
+  MutexLock lock(&recv_.mu());
+  return !recv_.empty() || !recv_.status().ok() || has_report_.load(std::memory_order_relaxed);
 }
 
 bool Peer::UserReading() {
-  MutexLock lock(&recv_mu_);
+  MutexLock lock(&recv_.mu());
   return reader_ == Reader::kUser;
 }
 
 void Peer::AddRecvWaiter(Waiter* w) {
-  UniqueLock lock(&recv_mu_);
-  recv_waiters_.push_back(w);
+  UniqueLock lock(&recv_.mu());
+  recv_.AddWaiter(w);
   // select waits for the loop to deliver: the loop must watch the socket.
   if (user_mode_ && reader_ == Reader::kNone && read_fd_ >= 0) LeaveUserModeLocked(Reader::kUser);
 }
 
-void Peer::RemoveRecvWaiter(Waiter* w) {
-  MutexLock lock(&recv_mu_);
-  recv_waiters_.erase(std::find(recv_waiters_.begin(), recv_waiters_.end(), w));
-}
-
-bool Peer::HasRoomLocked() const { return discard_ || (!in_.full() && in_bytes_ < limits_.max_bytes); }
-
-void Peer::DeliverLocked(uint64_t fingerprint, std::string* payload) {
-  if (discard_) {
-    ClearBuffer(payload, &spare_in_);
-    return;
-  }
-  InFrame& frame = in_.push_back();
-  frame.fingerprint = fingerprint;
-  frame.payload.swap(*payload);  // *payload gets the slot's old, cleared buffer
-  TakeSpare(payload, &spare_in_);
-  in_bytes_ += frame.payload.size();
-  deliveries_.fetch_add(1, std::memory_order_relaxed);
-  for (Waiter* w : recv_waiters_) w->Fire();  // under the lock: a waiter may go once it is removed
-}
+void Peer::RemoveRecvWaiter(Waiter* w) { recv_.RemoveWaiter(w); }
 
 Peer::Parse Peer::ParseBuffered(InFrame* take, FrameHeader* control, absl::Status* bad) {
   // (A frame for `take` needs no room: it never enters the queue.)
   auto admit = [&] {
     if (take != nullptr) return true;
-    MutexLock lock(&recv_mu_);
-    if (HasRoomLocked()) return true;
-    read_paused_ = true;
+    MutexLock lock(&recv_.mu());
+    if (recv_.HasRoom()) return true;
+    recv_.set_paused(true);
     return false;
   };
   while (true) {
@@ -268,23 +235,17 @@ Peer::Parse Peer::ParseBuffered(InFrame* take, FrameHeader* control, absl::Statu
       case FrameKind::kData:
         if (take != nullptr) {
           {
-            MutexLock lock(&recv_mu_);
-            take->fingerprint = header.fingerprint;
-            take->payload.swap(*payload);  // the parser gets the caller's old buffer
-            ClearBuffer(payload, &spare_in_);
-            TakeSpare(payload, &spare_in_);
-            deliveries_.fetch_add(1, std::memory_order_relaxed);
-            fast_path_frames_.fetch_add(1, std::memory_order_relaxed);
-            for (Waiter* w : recv_waiters_) w->Fire();
+            MutexLock lock(&recv_.mu());
+            recv_.TakeDirect(header.fingerprint, payload, take);
           }
           return Parse::kTook;
         }
         {
-          MutexLock lock(&recv_mu_);
-          DeliverLocked(header.fingerprint, payload);
+          MutexLock lock(&recv_.mu());
+          recv_.Deliver(header.fingerprint, payload);
         }
         // After unlocking, so the woken receiver does not block again on recv_mu_.
-        recv_cv_.NotifyAll();
+        recv_.cv().NotifyAll();
         continue;
       case FrameKind::kOpen:
         // Handled here, not by the loop: a receiver may need the name at once.
@@ -299,7 +260,7 @@ Peer::Parse Peer::ParseBuffered(InFrame* take, FrameHeader* control, absl::Statu
 
 void Peer::AttachRead(int fd, int ep, uint64_t conn) {
   {
-    MutexLock lock(&recv_mu_);
+    MutexLock lock(&recv_.mu());
     // reader_ is kNone: Detach took the role back from the last connection.
     read_fd_ = fd;
     read_ep_ = ep;
@@ -310,7 +271,7 @@ void Peer::AttachRead(int fd, int ep, uint64_t conn) {
     lease_active_ = false;
     read_.Reset();
   }
-  recv_cv_.NotifyAll();  // a receiver waiting for a connection may read it now
+  recv_.cv().NotifyAll();  // a receiver waiting for a connection may read it now
 }
 
 Peer::ReadOutcome Peer::LoopRead(size_t* budget, FrameHeader* control, absl::Status* down) {
@@ -319,22 +280,22 @@ Peer::ReadOutcome Peer::LoopRead(size_t* budget, FrameHeader* control, absl::Sta
   bool rearm;
   uint64_t deliveries;
   {
-    MutexLock lock(&recv_mu_);
+    MutexLock lock(&recv_.mu());
     if (read_fd_ < 0 || read_broken_) return ReadOutcome::kBroken;
     if (reader_ == Reader::kUser) {
       loop_parked_ = true;
       return ReadOutcome::kBusy;
     }
-    if (read_paused_) {
-      if (!discard_) return ReadOutcome::kPaused;
-      read_paused_ = false;
+    if (recv_.paused()) {
+      if (!recv_.discarding()) return ReadOutcome::kPaused;
+      recv_.set_paused(false);
     }
     reader_ = Reader::kLoop;
     fd = read_fd_;
     ep = read_ep_;
     rearm = user_mode_;
     user_mode_ = false;
-    deliveries = deliveries_.load(std::memory_order_relaxed);
+    deliveries = recv_.deliveries();
   }
   if (rearm) SetInterest(ep, fd, EPOLLIN);  // the loop reads this socket from now on
   ReadOutcome outcome;
@@ -377,13 +338,13 @@ Peer::ReadOutcome Peer::LoopRead(size_t* budget, FrameHeader* control, absl::Sta
   }
   bool notify;
   {
-    MutexLock lock(&recv_mu_);
+    MutexLock lock(&recv_.mu());
     reader_ = Reader::kNone;
     if (outcome == ReadOutcome::kDown) read_broken_ = true;
     // A receiver that waited because the loop held the role may take it now.
-    notify = recv_waiting_ > 0 && deliveries == deliveries_.load(std::memory_order_relaxed);
+    notify = recv_waiting_ > 0 && deliveries == recv_.deliveries();
   }
-  if (notify) recv_cv_.NotifyAll();
+  if (notify) recv_.cv().NotifyAll();
   return outcome;
 }
 

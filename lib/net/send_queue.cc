@@ -1,0 +1,47 @@
+#include "lib/net/send_queue.h"
+
+#include <algorithm>
+
+namespace constellation::net {
+
+using namespace peer_internal;
+
+SendQueue::SendQueue(size_t max_frames, size_t max_bytes)
+    : max_bytes_(max_bytes), frames_(kInitialSlots, max_frames + 2 + kControlReserve) {}
+
+void SendQueue::AddWaiter(Waiter* w) {
+  MutexLock lock(&mu_);
+  waiters_.push_back(w);
+}
+
+void SendQueue::RemoveWaiter(Waiter* w) {
+  MutexLock lock(&mu_);
+  waiters_.erase(std::find(waiters_.begin(), waiters_.end(), w));
+}
+
+void SendQueue::ReleaseHeld() {
+  for (size_t i = 0; i < frames_.size(); ++i) frames_.at(i).held = false;
+}
+
+void SendQueue::Fail(const absl::Status& status) {
+  if (status_.ok()) status_ = status;
+  lost_bytes_ += bytes_;
+  while (!frames_.empty()) {
+    ClearBuffer(&frames_.front().payload, &spare_);
+    frames_.pop_front();
+  }
+  bytes_ = 0;
+  offset_ = 0;
+}
+
+void SendQueue::ReleaseIdleMemory(bool writing) {
+  // Quiet since the last call, and nothing queued or being written (a
+  // writer holds pointers into queued slots only, and there are none).
+  if (pushes_ == pushes_at_release_ && frames_.empty() && !writing) {
+    frames_.ShrinkIfEmpty();
+    std::string().swap(spare_);
+  }
+  pushes_at_release_ = pushes_;
+}
+
+}  // namespace constellation::net

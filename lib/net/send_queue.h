@@ -1,0 +1,140 @@
+#pragma once
+
+// SendQueue: a Peer's outgoing frames (the send side's queue state) and the
+// lock that guards them, send_mu_ in Peer's terms (see peer.h for the lock
+// order and the write role). Owned by one Peer, shared by its senders and the
+// loop thread: every method but AddWaiter/RemoveWaiter needs mu() held. The
+// holder of Peer's write role writes from the slots with mu() dropped (Ring
+// slots never move); only it calls Consume.
+
+#include <sys/uio.h>
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/status/status.h"
+#include "lib/net/frame.h"
+#include "lib/net/mutex.h"
+#include "lib/net/peer_internal.h"
+#include "lib/net/ring.h"
+#include "lib/net/waiter.h"
+
+namespace constellation::net {
+
+class SendQueue {
+ public:
+  // At most max_frames data frames (each may need an Open frame before it) and
+  // max_bytes payload bytes; kControlReserve slots stay free for control frames.
+  SendQueue(size_t max_frames, size_t max_bytes);
+  SendQueue(const SendQueue&) = delete;
+  SendQueue& operator=(const SendQueue&) = delete;
+
+  Mutex& mu() const ABSL_LOCK_RETURNED(mu_) { return mu_; }
+  CondVar& cv() { return cv_; }  // room, failure, the write role coming free
+
+  // Queues a frame, swapping *payload for the slot's old, cleared buffer (or the spare).
+  void Push(const FrameHeader& header, std::string* payload, bool held) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    OutFrame& frame = frames_.push_back();
+    EncodeFrameHeader(header, frame.header);
+    frame.payload.swap(*payload);  // *payload gets the slot's old, cleared buffer
+    peer_internal::TakeSpare(payload, &spare_);
+    frame.held = held;
+    bytes_ += frame.payload.size();
+    ++pushes_;
+  }
+  // Room for a data frame and its Open frame.
+  bool HasRoom() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    return frames_.size() + 2 + peer_internal::kControlReserve <= frames_.max_capacity() && bytes_ < max_bytes_;
+  }
+  // Fills iov (at most max entries) with the unwritten bytes of the queued
+  // frames, up to the first held one; returns how many entries.
+  int Gather(iovec* iov, int max) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    int n = 0;
+    size_t offset = offset_;
+    for (size_t i = 0; i < frames_.size() && n + 2 <= max; ++i) {
+      OutFrame& frame = frames_.at(i);
+      if (frame.held) break;
+      if (offset < kFrameHeaderSize) iov[n++] = {frame.header + offset, kFrameHeaderSize - offset};
+      size_t payload_offset = offset > kFrameHeaderSize ? offset - kFrameHeaderSize : 0;
+      if (payload_offset < frame.payload.size()) {
+        iov[n++] = {frame.payload.data() + payload_offset, frame.payload.size() - payload_offset};
+      }
+      offset = 0;
+    }
+    return n;
+  }
+  // `written` bytes of what Gather returned went out: pops the frames done.
+  void Consume(size_t written) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    written_on_connection_ += written;
+    while (written > 0) {
+      OutFrame& frame = frames_.front();
+      size_t rest = kFrameHeaderSize + frame.payload.size() - offset_;
+      if (written < rest) {
+        offset_ += written;
+        return;
+      }
+      written -= rest;
+      bytes_ -= frame.payload.size();
+      peer_internal::ClearBuffer(&frame.payload, &spare_);
+      frames_.pop_front();
+      offset_ = 0;
+    }
+  }
+  // Wakes senders and select waiters.
+  void Notify() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    cv_.NotifyAll();
+    for (Waiter* w : waiters_) w->Fire();
+  }
+  void AddWaiter(Waiter* w) ABSL_LOCKS_EXCLUDED(mu_);
+  void RemoveWaiter(Waiter* w) ABSL_LOCKS_EXCLUDED(mu_);
+
+  // Every queued frame may be written (the Close in flight was answered).
+  void ReleaseHeld() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // A new connection: counts written bytes from zero.
+  void StartConnection() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { written_on_connection_ = 0; }
+  // The connection is gone: a partly written frame is lost with it; see Fail.
+  void DropPartial() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { offset_ = 0; }
+  // The peer is gone: records `status` (the first sticks) and drops every
+  // queued frame, counting its bytes as lost.
+  void Fail(const absl::Status& status) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Gives back the slots and the spare if quiet since the last call and
+  // nothing is queued or being written (`writing`: a writer holds pointers
+  // into queued slots only, and there are none).
+  void ReleaseIdleMemory(bool writing) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+
+  bool empty() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return frames_.empty(); }
+  bool full() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return frames_.full(); }
+  size_t bytes() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return bytes_; }
+  const absl::Status& status() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return status_; }
+  uint64_t lost_bytes() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return lost_bytes_; }
+  uint64_t written_on_connection() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return written_on_connection_; }
+  size_t slots() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return frames_.capacity(); }
+  size_t spare_bytes() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return peer_internal::AllocatedBytes(spare_); }
+
+ private:
+  struct OutFrame {
+    char header[kFrameHeaderSize];
+    std::string payload;
+    bool held = false;
+  };
+
+  const size_t max_bytes_;
+  mutable Mutex mu_;  // mutable: mu() names it in const methods' annotations
+  CondVar cv_;
+  // The queue. Its slots never move (Ring): the holder of the write role
+  // writes from them with mu_ dropped (see Peer::WriteLocked), and only it pops.
+  Ring<OutFrame> frames_ ABSL_GUARDED_BY(mu_);
+  size_t offset_ ABSL_GUARDED_BY(mu_) = 0;  // bytes of frames_.front() already written
+  size_t bytes_ ABSL_GUARDED_BY(mu_) = 0;   // payload bytes in frames_
+  std::string spare_ ABSL_GUARDED_BY(mu_);  // a big buffer kept for reuse (see peer_internal.h)
+  std::vector<Waiter*> waiters_ ABSL_GUARDED_BY(mu_);
+  absl::Status status_ ABSL_GUARDED_BY(mu_);             // the peer's error
+  uint64_t pushes_ ABSL_GUARDED_BY(mu_) = 0;             // frames queued, ever
+  uint64_t pushes_at_release_ ABSL_GUARDED_BY(mu_) = 0;  // pushes_ at the last ReleaseIdleMemory
+  uint64_t lost_bytes_ ABSL_GUARDED_BY(mu_) = 0;
+  uint64_t written_on_connection_ ABSL_GUARDED_BY(mu_) = 0;  // frame bytes since StartConnection
+};
+
+}  // namespace constellation::net
