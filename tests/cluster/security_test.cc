@@ -216,6 +216,16 @@ TEST_F(SecurityTest, AClientCannotKillOrDetachOthersDeployments) {
     pb::NodeEvent event;
     EXPECT_FALSE(reader->Read(&event));
     EXPECT_EQ(reader->Finish().error_code(), grpc::StatusCode::PERMISSION_DENIED);
+    // A forged verdict would end every channel to a live process: only the master may send one.
+    for (uint64_t deployment = 0; deployment < 4; ++deployment) {
+      grpc::ClientContext gone_context;
+      gone_context.set_deadline(Soon());
+      pb::GoneBatch gone;
+      gone.set_deployment(deployment);
+      gone.add_gone()->set_node_lost(true);
+      pb::Empty gone_reply;
+      EXPECT_EQ(stub->Gone(&gone_context, gone, &gone_reply).error_code(), grpc::StatusCode::PERMISSION_DENIED);
+    }
   }
   EXPECT_EQ(cluster_.LaunchedAnywhere().size(), launched) << "a process was killed";
   run->Signal(SIGINT);  // cdeploy's Ctrl-C: its owner may end it
@@ -231,6 +241,12 @@ TEST_F(SecurityTest, OnlyNodesSpawnAndOnlyClientsDeploy) {
   pb::SpawnReply reply;
   grpc::Status spawned = master->Spawn(&spawn_context, spawn, &reply);
   EXPECT_EQ(spawned.error_code(), grpc::StatusCode::PERMISSION_DENIED) << spawned.error_message();
+  grpc::ClientContext watch_context;
+  watch_context.set_deadline(Soon());
+  pb::MasterWatchRequest watch;
+  pb::GoneBatch answer;
+  grpc::Status watched = master->Watch(&watch_context, watch, &answer);
+  EXPECT_EQ(watched.error_code(), grpc::StatusCode::PERMISSION_DENIED) << watched.error_message();
 
   auto node = BundleCredentials(TestPki::Get().Node("127.0.0.1"));
   auto jobs = v1::Jobs::NewStub(grpc::CreateChannel(cluster_.bridge_addr(), node));
