@@ -5,6 +5,7 @@
 // with a dependency on //lib:constellation (@constellation//lib:constellation).
 // Everything is in namespace constellation; see README.md and docs/.
 
+#include "lib/async/async.h"
 #include "lib/core/codec.h"
 #include "lib/core/pid.h"
 #include "lib/core/resources.h"

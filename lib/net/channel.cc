@@ -66,4 +66,13 @@ absl::Status ChannelEnd::Recv(absl::Time deadline, uint64_t* fingerprint, std::s
   return status;
 }
 
+void ChannelEnd::Watch(Waiter* waiter, bool add) const {
+  Peer& p = peer();
+  if (direction_ == Direction::kSend) {
+    add ? p.AddSendWaiter(waiter) : p.RemoveSendWaiter(waiter);
+  } else {
+    add ? p.AddRecvWaiter(waiter) : p.RemoveRecvWaiter(waiter);
+  }
+}
+
 }  // namespace constellation::net

@@ -25,6 +25,7 @@
 #include "absl/status/statusor.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/time.h"
+#include "lib/async/channel_waits.h"
 #include "lib/core/codec.h"
 #include "lib/core/pid.h"
 #include "lib/core/type_name.h"
@@ -43,6 +44,7 @@ namespace net {
 // only through ChannelEnd, whose members are defined in channel.cc.
 class DataPlane;
 class Peer;
+class Waiter;
 
 // The process-wide DataPlane (data_plane.h); aborts with a message before init().
 DataPlane& DefaultDataPlane();
@@ -68,6 +70,22 @@ class ChannelEnd {
   // Peer::Recv: the oldest incoming value's type into *fingerprint and its
   // bytes into *payload (swapping buffers, so *payload's old one is reused).
   absl::Status Recv(absl::Time deadline, uint64_t* fingerprint, std::string* payload) const;
+  // Registers (add) or unregisters `waiter` to be fired when a Send or Recv
+  // (by direction) may go on (Peer::AddSendWaiter, AddRecvWaiter).
+  void Watch(Waiter* waiter, bool add) const;
+  // The value of a received frame, or why not (another type than T, bad bytes).
+  template <class T>
+  absl::StatusOr<T> Decode(uint64_t fingerprint, const std::string& payload) const {
+    if (fingerprint != type_fingerprint<T>()) {
+      return absl::InvalidArgumentError(absl::StrCat("Receiver<", std::string(type_name<T>()), "> from process ",
+                                                     remote_.to_string(), " got a value sent by a Sender<",
+                                                     TypeName(fingerprint), ">"));
+    }
+    T value{};
+    absl::Status status = decode_into(payload, &value);
+    if (!status.ok()) return status;
+    return value;
+  }
 
  private:
   void ReleaseIfHeld();
@@ -114,6 +132,15 @@ class Sender {
     return end_.Send(type_fingerprint<T>(), type_name<T>(), &opened_, &buffer_, deadline);
   }
 
+  // Coroutine forms (lib/async, docs/async.md): co_await suspends the
+  // coroutine, not the thread. Same results and errors as send/send_for.
+  async_internal::SendWait<T, net::ChannelEnd> async_send(const T& value) {
+    return async_internal::SendWait<T, net::ChannelEnd>(&end_, &opened_, value, absl::InfiniteFuture());
+  }
+  async_internal::SendWait<T, net::ChannelEnd> async_send_for(const T& value, absl::Duration timeout) {
+    return async_internal::SendWait<T, net::ChannelEnd>(&end_, &opened_, value, absl::Now() + timeout);
+  }
+
   Pid remote() const { return end_.remote(); }
 
  private:
@@ -142,15 +169,16 @@ class Receiver {
   absl::StatusOr<T> recv_until(absl::Time deadline) {
     absl::Status status = end_.Recv(deadline, &fingerprint_, &payload_);
     if (!status.ok()) return status;
-    if (fingerprint_ != type_fingerprint<T>()) {
-      return absl::InvalidArgumentError(absl::StrCat("Receiver<", std::string(type_name<T>()), "> from process ",
-                                                     remote().to_string(), " got a value sent by a Sender<",
-                                                     end_.TypeName(fingerprint_), ">"));
-    }
-    T value{};
-    status = decode_into(payload_, &value);
-    if (!status.ok()) return status;
-    return value;
+    return end_.Decode<T>(fingerprint_, payload_);
+  }
+
+  // Coroutine forms (lib/async, docs/async.md): co_await suspends the
+  // coroutine, not the thread. Same results and errors as recv/recv_for.
+  async_internal::RecvWait<T, net::ChannelEnd> async_recv() {
+    return async_internal::RecvWait<T, net::ChannelEnd>(&end_, absl::InfiniteFuture());
+  }
+  async_internal::RecvWait<T, net::ChannelEnd> async_recv_for(absl::Duration timeout) {
+    return async_internal::RecvWait<T, net::ChannelEnd>(&end_, absl::Now() + timeout);
   }
 
   Pid remote() const { return end_.remote(); }

@@ -7,6 +7,15 @@
 
 namespace constellation {
 
+void SelectCase::Watch(net::Waiter* waiter, bool add) const {
+  if (peer_ == nullptr) return subscribe_(waiter, add);
+  if (is_send_) {
+    add ? peer_->AddSendWaiter(waiter) : peer_->RemoveSendWaiter(waiter);
+  } else {
+    add ? peer_->AddRecvWaiter(waiter) : peer_->RemoveRecvWaiter(waiter);
+  }
+}
+
 absl::StatusOr<size_t> select(std::initializer_list<SelectCase> cases, std::optional<absl::Duration> timeout) {
   static std::atomic<size_t> rotation{0};
   const absl::Time deadline = timeout ? absl::Now() + *timeout : absl::InfiniteFuture();
@@ -17,21 +26,14 @@ absl::StatusOr<size_t> select(std::initializer_list<SelectCase> cases, std::opti
   auto try_all = [&]() -> std::optional<size_t> {
     for (size_t k = 0; k < n; ++k) {
       size_t i = (start + k) % n;
-      if (items[i].attempt_()) return i;
+      if (items[i].TryRun()) return i;
     }
     return std::nullopt;
   };
   if (auto done = try_all()) return *done;
-  net::Waiter waiter;
+  net::BlockingWaiter waiter;
   auto subscribe = [&](bool add) {
-    for (size_t i = 0; i < n; ++i) {
-      net::Peer* peer = items[i].peer_;
-      if (items[i].is_send_) {
-        add ? peer->AddSendWaiter(&waiter) : peer->RemoveSendWaiter(&waiter);
-      } else {
-        add ? peer->AddRecvWaiter(&waiter) : peer->RemoveRecvWaiter(&waiter);
-      }
-    }
+    for (size_t i = 0; i < n; ++i) items[i].Watch(&waiter, add);
   };
   while (true) {
     subscribe(true);

@@ -26,17 +26,30 @@
 
 namespace constellation {
 
+namespace net {
+class Waiter;
+}  // namespace net
+
+// One case of select: an operation that may have to wait. attempt() performs
+// it (and runs the case's callback) if it need not wait, and returns whether it
+// did; subscribe(w, true) makes w fire whenever attempt() may have become
+// possible, subscribe(w, false) undoes that (after it returns, w is not fired).
+// Channels' cases (on_recv, on_send) and monitors' (on_down) are made for you.
 class SelectCase {
  public:
-  // Performs the operation if it need not wait; false if it would have to.
   using Attempt = std::function<bool()>;
+  using Subscribe = std::function<void(net::Waiter*, bool add)>;
   SelectCase(net::Peer* peer, bool is_send, Attempt attempt)
       : peer_(peer), is_send_(is_send), attempt_(std::move(attempt)) {}
+  SelectCase(Subscribe subscribe, Attempt attempt) : subscribe_(std::move(subscribe)), attempt_(std::move(attempt)) {}
+
+  bool TryRun() const { return attempt_(); }
+  void Watch(net::Waiter* waiter, bool add) const;
 
  private:
-  friend absl::StatusOr<size_t> select(std::initializer_list<SelectCase>, std::optional<absl::Duration>);
-  net::Peer* peer_;
-  bool is_send_;
+  net::Peer* peer_ = nullptr;  // a channel's case; otherwise subscribe_
+  bool is_send_ = false;
+  Subscribe subscribe_;
   Attempt attempt_;
 };
 

@@ -1,7 +1,9 @@
 #pragma once
 
-// Waiter: a one-shot wake-up a thread blocked in select() registers with every
-// Peer it waits on. Fire() from any thread; Wait/Reset by the owner thread.
+// Waiter: what a Peer calls when a send or receive it was idle on may go on
+// (a frame, room, an error). select() registers a BlockingWaiter, a thread's
+// one-shot wake-up, with every Peer it waits on; the coroutine executor
+// (lib/async) registers its own, which makes the waiting coroutine runnable.
 
 #include <condition_variable>
 #include <mutex>
@@ -23,9 +25,21 @@ bool WaitUntil(std::condition_variable& cv, std::unique_lock<std::mutex>& lock, 
   return cv.wait_until(lock, absl::ToChronoTime(deadline), pred);
 }
 
+// Fire() is called from any thread with the Peer's queue lock held, so it must
+// be short and must not call back into the Peer; once RemoveXWaiter has
+// returned, no Fire is in progress and the waiter may be destroyed.
 class Waiter {
  public:
-  void Fire() {
+  virtual void Fire() = 0;
+
+ protected:
+  ~Waiter() = default;
+};
+
+// A thread's one-shot wake-up. Fire() from any thread; Wait/Reset by the owner thread.
+class BlockingWaiter final : public Waiter {
+ public:
+  void Fire() override {
     MutexLock lock(&mu_);
     fired_ = true;
     cv_.NotifyAll();  // under the lock: the waiter may destroy *this once it sees fired_

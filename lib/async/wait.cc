@@ -1,0 +1,62 @@
+#include "lib/async/wait.h"
+
+#include <cstdio>
+#include <cstdlib>
+
+namespace constellation::async_internal {
+
+bool Wait::await_suspend(std::coroutine_handle<> waiting) {
+  executor_ = &Executor::CurrentOrDie("co_await on a channel, a timer or a monitor");
+  waiting_ = waiting;
+  Subscribe(true);
+  subscribed_ = true;
+  if (TryComplete()) {
+    Finish();
+    return false;
+  }
+  if (deadline_ != absl::InfiniteFuture()) {
+    timer_ = executor_->AddTimer(deadline_, &timer_run_);
+    timer_set_ = true;
+  }
+  return true;
+}
+
+void Wait::Cancel() {
+  if (subscribed_) Subscribe(false);
+  subscribed_ = false;
+  if (timer_set_) executor_->CancelTimer(timer_);
+  timer_set_ = false;
+  // After unsubscribing nothing posts it again; take out a post in flight.
+  if (executor_ != nullptr) executor_->Unpost(this);
+}
+
+Wait::~Wait() {
+  if (subscribed_ || timer_set_) {
+    std::fprintf(stderr, "constellation: a Wait's subclass did not call Cancel() in its destructor\n");
+    std::abort();
+  }
+}
+
+void Wait::Run() {
+  if (done_ || !TryComplete()) return;  // a late or spurious fire: still waiting
+  Finish();
+  waiting_.resume();  // may destroy *this: nothing after
+}
+
+void Wait::OnTimer() {
+  timer_set_ = false;  // the executor has dropped it
+  if (done_) return;
+  TimedOut();
+  Finish();
+  waiting_.resume();
+}
+
+void Wait::Finish() {
+  done_ = true;
+  if (subscribed_) Subscribe(false);
+  subscribed_ = false;
+  if (timer_set_) executor_->CancelTimer(timer_);
+  timer_set_ = false;
+}
+
+}  // namespace constellation::async_internal
