@@ -2,7 +2,9 @@
 // combinators, cancellation, and many waits on one thread.
 #include <gtest/gtest.h>
 
+#include <atomic>
 #include <memory>
+#include <stdexcept>
 #include <string>
 #include <thread>
 #include <vector>
@@ -88,9 +90,11 @@ TEST(AsyncTest, RecvFromAGonePeerFails) {
     co_return v.status();
   };
   std::thread killer([&] {
-    Sender<int> tx(p.a->self(), *p.b);  // connects, so a is told when b goes
-    ASSERT_TRUE(tx.send(1).ok());
-    absl::SleepFor(absl::Milliseconds(50));
+    {
+      Sender<int> tx(p.a->self(), *p.b);  // connects, so a is told when b goes
+      ASSERT_TRUE(tx.send(1).ok());
+    }
+    absl::SleepFor(absl::Milliseconds(50));  // (either order works: not a timing test)
     p.b.reset();
   });
   auto both = [&]() -> Task<absl::Status> {
@@ -196,6 +200,161 @@ TEST(AsyncTest, SelectAsyncRunsOneCase) {
   };
   EXPECT_TRUE(absl::IsDeadlineExceeded(block_on(timeout()).status()));
   EXPECT_EQ(got, 9);
+}
+
+}  // namespace
+}  // namespace constellation
+
+namespace constellation {
+namespace {
+
+TEST(AsyncTest, DestroyingASuspendedTaskUnregistersItsWait) {
+  Pair p;
+  Sender<int> tx(p.b->self(), *p.a);
+  Receiver<int> rx(p.a->self(), *p.b);
+  auto receive = [&]() -> Task<int> { co_return (co_await rx.async_recv()).value(); };
+  auto outer = [&]() -> Task<int> {
+    {
+      // Started by when_any, suspended on the channel, then cancelled.
+      auto [which, v] = co_await when_any(receive(), SleepThen(absl::Milliseconds(5), 7));
+      if (which != 1) co_return -1;
+    }
+    // Values sent after the cancellation fire nothing freed, and reach the next receive.
+    for (int i = 0; i < 100; ++i) {
+      if (!tx.send(i).ok()) co_return -2;
+    }
+    int sum = 0;
+    for (int i = 0; i < 100; ++i) sum += co_await receive();
+    co_return sum;
+  };
+  EXPECT_EQ(block_on(outer()), 4950);
+}
+
+TEST(AsyncTest, AsyncSendWaitsForRoomThenDelivers) {
+  Pair p;  // TestOptions: 64 frames per direction
+  Sender<int> tx(p.b->self(), *p.a);
+  Receiver<int> rx(p.a->self(), *p.b);
+  constexpr int kCount = 2000;  // far past the bound: the sender must wait for room
+  std::atomic<int> received{0};
+  std::thread receiver([&] {
+    for (int i = 0; i < kCount; ++i) {
+      absl::StatusOr<int> v = rx.recv();
+      ASSERT_TRUE(v.ok()) << v.status();
+      ASSERT_EQ(*v, i);
+      if (i % 500 == 0) absl::SleepFor(absl::Milliseconds(5));  // let the sender fill the bound
+      received.fetch_add(1);
+    }
+  });
+  auto send_all = [&]() -> Task<absl::Status> {
+    for (int i = 0; i < kCount; ++i) {
+      absl::Status s = co_await tx.async_send(i);
+      if (!s.ok()) co_return s;
+    }
+    co_return absl::OkStatus();
+  };
+  absl::Status status = block_on(send_all());
+  receiver.join();
+  EXPECT_TRUE(status.ok()) << status;
+  EXPECT_EQ(received.load(), kCount);
+}
+
+TEST(AsyncTest, BlockingAndAsyncReceiversOnOneChannelFromTwoThreadsShareTheValues) {
+  Pair p;
+  Sender<int> tx(p.b->self(), *p.a);
+  Receiver<int> rx(p.a->self(), *p.b);
+  constexpr int kCount = 2000;
+  std::atomic<int> blocking_sum{0};
+  std::atomic<int> got{0};
+  std::thread blocking([&] {
+    while (got.load() < kCount) {
+      absl::StatusOr<int> v = rx.recv_for(absl::Milliseconds(20));
+      if (v.ok()) {
+        blocking_sum.fetch_add(*v);
+        got.fetch_add(1);
+      }
+    }
+  });
+  auto async_side = [&]() -> Task<int> {
+    int sum = 0;
+    while (got.load() < kCount) {
+      absl::StatusOr<int> v = co_await rx.async_recv_for(absl::Milliseconds(20));
+      if (v.ok()) {
+        sum += *v;
+        got.fetch_add(1);
+      }
+    }
+    co_return sum;
+  };
+  std::thread sender([&] {
+    for (int i = 1; i <= kCount; ++i) ASSERT_TRUE(tx.send(i).ok());
+  });
+  int async_sum = block_on(async_side());
+  sender.join();
+  blocking.join();
+  EXPECT_EQ(async_sum + blocking_sum.load(), kCount * (kCount + 1) / 2);
+}
+
+TEST(AsyncTest, StreamEndsWithNullopt) {
+  Pair p;
+  Sender<std::optional<int>> out(p.b->self(), *p.a);
+  Receiver<std::optional<int>> in(p.a->self(), *p.b);
+  for (int i = 1; i <= 10; ++i) ASSERT_TRUE(out.send(i).ok());
+  ASSERT_TRUE(out.send(std::nullopt).ok());
+  auto drain = [&]() -> Task<int> {
+    int sum = 0;
+    while (true) {
+      absl::StatusOr<std::optional<int>> item = co_await in.async_recv();
+      if (!item.ok()) co_return -1;
+      if (!item->has_value()) co_return sum;
+      sum += **item;
+    }
+  };
+  EXPECT_EQ(block_on(drain()), 55);
+}
+
+TEST(AsyncTest, StreamHelpers) {
+  Pair p;
+  StreamSender<std::string> out(p.b->self(), *p.a);
+  StreamReceiver<std::string> in(p.a->self(), *p.b);
+  ASSERT_TRUE(out.send("a").ok());
+  ASSERT_TRUE(out.send("b").ok());
+  ASSERT_TRUE(out.close().ok());
+  std::string joined;
+  auto consume = [&]() -> Task<absl::Status> { co_return co_await for_each(in, [&](std::string s) { joined += s; }); };
+  EXPECT_TRUE(block_on(consume()).ok());
+  EXPECT_EQ(joined, "ab");
+  EXPECT_TRUE(in.closed());
+  absl::StatusOr<std::optional<std::string>> after = in.next();  // closed for good
+  ASSERT_TRUE(after.ok());
+  EXPECT_FALSE(after->has_value());
+}
+
+TEST(AsyncTest, YieldLetsOtherCoroutinesRun) {
+  std::string order;
+  auto step = [&](char name) -> Task<void> {
+    for (int i = 0; i < 3; ++i) {
+      order += name;
+      co_await yield_now();
+    }
+  };
+  block_on(when_all(step('a'), step('b')));
+  EXPECT_EQ(order, "ababab");
+}
+
+TEST(AsyncTest, ExceptionsReachTheAwaiter) {
+  auto thrower = []() -> Task<int> {
+    throw std::runtime_error("boom");
+    co_return 1;
+  };
+  auto outer = [&]() -> Task<std::string> {
+    try {
+      co_await thrower();
+    } catch (const std::runtime_error& e) {
+      co_return e.what();
+    }
+    co_return "no exception";
+  };
+  EXPECT_EQ(block_on(outer()), "boom");
 }
 
 }  // namespace

@@ -43,6 +43,15 @@ class RecvWait final : public Wait {
     return true;
   }
   void Subscribe(bool add) override { end_->Watch(this, add); }
+  bool Blocks() const override { return true; }
+  void CompleteBlocking() override {
+    absl::Status status = end_->Recv(absl::InfiniteFuture(), &fingerprint_, &payload_);
+    if (status.ok()) {
+      result_.emplace(end_->template Decode<T>(fingerprint_, payload_));
+    } else {
+      result_.emplace(std::move(status));
+    }
+  }
   void TimedOut() override {
     result_.emplace(absl::DeadlineExceededError(
         absl::StrCat("recv from ", end_->remote().to_string(), ": nothing arrived in time")));
@@ -73,6 +82,10 @@ class SendWait final : public Wait {
     return true;
   }
   void Subscribe(bool add) override { end_->Watch(this, add); }
+  bool Blocks() const override { return true; }
+  void CompleteBlocking() override {
+    result_ = end_->Send(type_fingerprint<T>(), type_name<T>(), opened_, &payload_, absl::InfiniteFuture());
+  }
   void TimedOut() override {
     result_ = absl::DeadlineExceededError(absl::StrCat("send to ", end_->remote().to_string(),
                                                        ": the buffer bound is reached (the receiver is not reading)"));

@@ -75,7 +75,33 @@ Runnable* Executor::PopDueTimer(absl::Time now) {
   return r;
 }
 
+void Executor::AddSuspended(Parkable* p) {
+  p->next_ = suspended_;
+  p->prev_ = nullptr;
+  if (suspended_ != nullptr) suspended_->prev_ = p;
+  suspended_ = p;
+  p->linked_ = true;
+  ++suspended_count_;
+}
+
+void Executor::RemoveSuspended(Parkable* p) {
+  if (!p->linked_) return;
+  if (p->prev_ != nullptr) p->prev_->next_ = p->next_;
+  if (p->next_ != nullptr) p->next_->prev_ = p->prev_;
+  if (suspended_ == p) suspended_ = p->next_;
+  p->linked_ = false;
+  --suspended_count_;
+}
+
 void Executor::RunOnce() {
+  if (suspended_count_ == 1 && timers_.empty() && suspended_->CanPark()) {
+    bool idle;
+    {
+      net::MutexLock lock(&mu_);
+      idle = ready_.empty();
+    }
+    if (idle) return suspended_->Park();
+  }
   {
     const absl::Time next = timers_.empty() ? absl::InfiniteFuture() : timers_.begin()->first;
     net::MutexLock lock(&mu_);

@@ -36,6 +36,28 @@ class Runnable {
   bool queued_ = false;  // guarded by the executor's lock
 };
 
+// A suspended wait that can also be completed by blocking the thread in it
+// (a channel's blocking recv or send, which reads or writes the socket
+// itself). When it is the only thing the thread waits for, nothing else
+// could need the thread meanwhile, so RunOnce parks in it instead of going
+// through the data plane's loop thread: a ping-pong then costs what the
+// blocking one does.
+class Parkable : public Runnable {
+ public:
+  virtual bool CanPark() const = 0;
+  // Completes the wait (blocking) and resumes its coroutine.
+  virtual void Park() = 0;
+
+ protected:
+  ~Parkable() = default;
+
+ private:
+  friend class Executor;
+  Parkable* prev_ = nullptr;  // the executor's list of suspended waits (owner thread)
+  Parkable* next_ = nullptr;
+  bool linked_ = false;
+};
+
 class Executor {
  public:
   using TimerId = std::multimap<absl::Time, Runnable*>::iterator;
@@ -69,8 +91,14 @@ class Executor {
   TimerId AddTimer(absl::Time when, Runnable* r);
   void CancelTimer(TimerId id);
 
+  // Suspended waits (owner thread): a wait is listed from its suspension to
+  // its completion or cancellation.
+  void AddSuspended(Parkable* p);
+  void RemoveSuspended(Parkable* p);
+
   // Runs what is queued and due; if nothing is, sleeps until something is
-  // posted or a timer comes due, then runs it. Owner thread.
+  // posted or a timer comes due, then runs it, or parks in the only
+  // suspended wait (see Parkable). Owner thread.
   void RunOnce() ABSL_LOCKS_EXCLUDED(mu_);
 
  private:
@@ -82,6 +110,8 @@ class Executor {
   std::deque<Runnable*> ready_ ABSL_GUARDED_BY(mu_);
   bool sleeping_ ABSL_GUARDED_BY(mu_) = false;
   std::multimap<absl::Time, Runnable*> timers_;  // owner thread only
+  Parkable* suspended_ = nullptr;                // owner thread only
+  size_t suspended_count_ = 0;
 };
 
 }  // namespace constellation::async_internal

@@ -34,6 +34,7 @@ template <class T>
 class StreamSender {
  public:
   explicit StreamSender(Pid remote) : sender_(remote) {}
+  StreamSender(Pid remote, net::DataPlane& plane) : sender_(remote, plane) {}
   absl::Status send(const T& value) { return sender_.send(std::optional<T>(value)); }
   auto async_send(const T& value) { return sender_.async_send(std::optional<T>(value)); }
   // Ends the stream: the receiver's next() gives std::nullopt.
@@ -49,6 +50,7 @@ template <class T>
 class StreamReceiver {
  public:
   explicit StreamReceiver(Pid remote) : receiver_(remote) {}
+  StreamReceiver(Pid remote, net::DataPlane& plane) : receiver_(remote, plane) {}
   // The next item, std::nullopt once closed (and ever after), or the error.
   absl::StatusOr<std::optional<T>> next() {
     if (closed_) return std::optional<T>();

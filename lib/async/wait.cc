@@ -18,12 +18,25 @@ bool Wait::await_suspend(std::coroutine_handle<> waiting) {
     timer_ = executor_->AddTimer(deadline_, &timer_run_);
     timer_set_ = true;
   }
+  executor_->AddSuspended(this);
   return true;
+}
+
+void Wait::Park() {
+  // Nothing else can need this thread: block in the operation itself. A fire
+  // from before the unsubscribe only means the operation will not block long.
+  Subscribe(false);
+  subscribed_ = false;
+  executor_->Unpost(this);
+  CompleteBlocking();
+  Finish();
+  waiting_.resume();
 }
 
 void Wait::Cancel() {
   if (subscribed_) Subscribe(false);
   subscribed_ = false;
+  if (executor_ != nullptr) executor_->RemoveSuspended(this);
   if (timer_set_) executor_->CancelTimer(timer_);
   timer_set_ = false;
   // After unsubscribing nothing posts it again; take out a post in flight.
@@ -53,6 +66,7 @@ void Wait::OnTimer() {
 
 void Wait::Finish() {
   done_ = true;
+  executor_->RemoveSuspended(this);
   if (subscribed_) Subscribe(false);
   subscribed_ = false;
   if (timer_set_) executor_->CancelTimer(timer_);

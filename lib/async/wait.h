@@ -23,7 +23,7 @@
 
 namespace constellation::async_internal {
 
-class Wait : public Runnable, public net::Waiter {
+class Wait : public Parkable, public net::Waiter {
  public:
   Wait(const Wait&) = delete;
   Wait& operator=(const Wait&) = delete;
@@ -46,11 +46,17 @@ class Wait : public Runnable, public net::Waiter {
   virtual void Subscribe(bool add) = 0;
   // The deadline passed first: keep the timeout's result.
   virtual void TimedOut() {}
+  // Performs the operation, blocking the thread until it can (a subclass
+  // that can returns true from Blocks()); see Parkable.
+  virtual bool Blocks() const { return false; }
+  virtual void CompleteBlocking() {}
 
  private:
   // Fired (any thread, the firer's lock held): try again on the executor.
   void Fire() override { executor_->Post(this); }
   void Run() override;
+  bool CanPark() const override { return Blocks() && !timer_set_; }
+  void Park() override;
   void OnTimer();
   void Finish();
 
