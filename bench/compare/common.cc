@@ -27,14 +27,6 @@ constexpr uint64_t kLast = uint64_t{1} << 63;  // the last message of the test: 
 constexpr uint64_t kSync = uint64_t{1} << 62;  // end of a stream's warm-up: B acknowledges it
 constexpr int64_t kMinSamples = 200;           // the time cap never cuts a timed phase shorter than this
 
-void PutHeader(char* p, uint64_t header) { std::memcpy(p, &header, sizeof(header)); }
-
-uint64_t GetHeader(std::string_view message) {
-  uint64_t header = 0;
-  if (message.size() >= sizeof(header)) std::memcpy(&header, message.data(), sizeof(header));
-  return header;
-}
-
 void SendHeader(Endpoint& endpoint, size_t size, uint64_t header) {
   PutHeader(endpoint.Prepare(size), header);
   DieIf(endpoint.Send(size), "send");
@@ -54,22 +46,12 @@ std::string Percentiles(std::vector<double> us) {
 
 // Ping-pong: one message of args.size each way per round trip, A timing each.
 void RunLatency(Endpoint& endpoint, const Args& args) {
-  std::vector<double> rtt_us;
-  rtt_us.reserve(args.count);
-  int64_t deadline = 0;
-  for (int64_t i = 0;; ++i) {
-    if (i == args.warmup) deadline = bench::NowNs() + static_cast<int64_t>(args.seconds * 1e9);
-    int64_t timed = i - args.warmup + 1;  // this round trip's number in the timed phase (1-based)
-    bool last = timed >= args.count || (timed >= kMinSamples && bench::NowNs() > deadline);
-    int64_t t0 = bench::NowNs();
-    SendHeader(endpoint, args.size, static_cast<uint64_t>(i) | (last ? kLast : 0));
-    uint64_t echo = RecvHeader(endpoint, args.size);
-    int64_t t1 = bench::NowNs();
-    if ((echo & ~kLast) != static_cast<uint64_t>(i)) Die("ping-pong out of order");
-    if (timed > 0) rtt_us.push_back((t1 - t0) / 1e3);
-    if (last) break;
-  }
-  WriteResult(args, Percentiles(std::move(rtt_us)));
+  LatencyLoop loop(args);
+  do {
+    SendHeader(endpoint, args.size, loop.Start());
+    loop.Finish(RecvHeader(endpoint, args.size));
+  } while (!loop.done());
+  loop.Write();
 }
 
 // One-way stream of args.size messages; the clock runs from the warm-up's
@@ -95,6 +77,36 @@ void RunStream(Endpoint& endpoint, const Args& args) {
 }
 
 }  // namespace
+
+void PutHeader(char* p, uint64_t header) { std::memcpy(p, &header, sizeof(header)); }
+
+uint64_t GetHeader(std::string_view message) {
+  uint64_t header = 0;
+  if (message.size() >= sizeof(header)) std::memcpy(&header, message.data(), sizeof(header));
+  return header;
+}
+
+bool IsLast(uint64_t header) { return (header & kLast) != 0; }
+
+LatencyLoop::LatencyLoop(const Args& args) : args_(args) { rtt_us_.reserve(args.count); }
+
+uint64_t LatencyLoop::Start() {
+  if (i_ == args_.warmup) deadline_ = bench::NowNs() + static_cast<int64_t>(args_.seconds * 1e9);
+  int64_t timed = i_ - args_.warmup + 1;  // this round trip's number in the timed phase (1-based)
+  last_ = timed >= args_.count || (timed >= kMinSamples && bench::NowNs() > deadline_);
+  t0_ = bench::NowNs();
+  return static_cast<uint64_t>(i_) | (last_ ? kLast : 0);
+}
+
+void LatencyLoop::Finish(uint64_t echo) {
+  int64_t t1 = bench::NowNs();
+  if ((echo & ~kLast) != static_cast<uint64_t>(i_)) Die("ping-pong out of order");
+  if (i_ >= args_.warmup) rtt_us_.push_back((t1 - t0_) / 1e3);
+  done_ = last_;
+  ++i_;
+}
+
+void LatencyLoop::Write() const { WriteResult(args_, Percentiles(rtt_us_)); }
 
 void Die(const std::string& what) {
   std::fprintf(stderr, "%s: %s\n", program_invocation_short_name, what.c_str());

@@ -73,6 +73,33 @@ class Endpoint {
 void RunA(Endpoint& endpoint, const Args& args);
 void RunB(Endpoint& endpoint, const Args& args);
 
+// The latency test's round trips, for a side that cannot call RunA (a
+// coroutine, which must co_await its own sends and receives):
+//   LatencyLoop loop(args);
+//   do { send a message with loop.Start() as header; loop.Finish(its echo's header); } while (!loop.done());
+//   loop.Write();
+// RunA's latency test is this loop too.
+class LatencyLoop {
+ public:
+  explicit LatencyLoop(const Args& args);
+  uint64_t Start();            // starts the next round trip's clock: the header to send
+  void Finish(uint64_t echo);  // its echo arrived; dies if it is out of order
+  bool done() const { return done_; }
+  void Write() const;  // the percentiles, to args.out
+
+ private:
+  const Args& args_;
+  std::vector<double> rtt_us_;
+  int64_t i_ = 0, deadline_ = 0, t0_ = 0;
+  bool last_ = false, done_ = false;
+};
+
+// The answering side's loop, one message at a time (RunB's latency test):
+// the header of a message received, whether it is the test's last.
+uint64_t GetHeader(std::string_view message);
+void PutHeader(char* p, uint64_t header);
+bool IsLast(uint64_t header);
+
 // The start-up test: calls start_one warmup + count times (it returns the
 // nanoseconds from starting a process to having its first message) and writes
 // the percentiles to args.out.

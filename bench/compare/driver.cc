@@ -4,13 +4,15 @@
 //   bazel run -c opt //bench:compare [-- options]
 //     --quick         a smoke run (one run, two-cores pinning, few messages; under a minute)
 //     --runs=N        runs per figure (default 3; each figure is the median, with min and max)
-//     --only=a,b      only these systems: raw, ours, zmq, grpc, mpi-tcp, mpi-shm
+//     --only=a,b      only these systems: raw, ours, zmq, grpc, mpi-tcp, mpi-shm, ours-async
+//                     (our coroutines, both sides), ours-async-echo (coroutine vs blocking echo)
 //     --json          one JSON object per row on stdout instead of the tables
 //     --plot=PATH     also draw the latency plot (PNG, gnuplot) at PATH (relative to where bazel ran)
 //
 // For each system, tests (plan.cc) and pinning: round-trip latency of 8 B, 1 KiB and 64 KiB messages;
 // one-way throughput of 1 MiB messages and rate of 8 B messages; time to start a process and get its
-// first message back; for ours also all-to-all among 8, 32 and 64 processes, and memory. Every
+// first message back; for ours also all-to-all among 8, 32 and 64 processes, and memory; for our
+// coroutines 8 B latency and a fan-in of 64 senders into one thread, beside the blocking forms. Every
 // measurement is a fresh program (one per system: compare/<system>.cc; mpirun for MPI) that writes
 // one JSON object to a file; the driver collects them, in rounds that rotate the order of systems.
 #include <sys/resource.h>
@@ -47,7 +49,7 @@ struct Options {
 [[noreturn]] void Usage(const std::string& bad) {
   std::fprintf(stderr,
                "compare: bad argument %s\nusage: compare [--quick] [--runs=N] [--only=raw,ours,zmq,grpc,mpi-tcp,"
-               "mpi-shm] [--json] [--plot=PATH]\n",
+               "mpi-shm,ours-async,ours-async-echo] [--json] [--plot=PATH]\n",
                bad.c_str());
   std::exit(2);
 }

@@ -9,6 +9,11 @@
 // loop thread too). The bridge and the monitors stay unpinned; they do no
 // work while messages flow.
 //
+// Coroutines (--async=both, or --async=a; latency only): A's round trips run
+// in a coroutine under block_on (co_await async_send, then async_recv), and
+// B's echo loop too, or B echoes with the blocking calls (--async=a). Each
+// side keeps one executor for the whole test, as a program would.
+//
 // Start-up: A calls spawn() for a function that sends one 8-byte string back;
 // the time runs from spawn() to recv() returning it. A waits for each child's
 // exit before the next spawn.
@@ -56,6 +61,45 @@ class OursEndpoint : public compare::Endpoint {
   std::string message_, received_;
 };
 
+constellation::Task<void> AsyncPing(Pid remote, const Args& args) {
+  constellation::Sender<std::string> out(remote);
+  constellation::Receiver<std::string> in(remote);
+  std::string message(args.size, '\0');
+  compare::LatencyLoop loop(args);
+  do {
+    compare::PutHeader(message.data(), loop.Start());
+    DieIf(co_await out.async_send(message), "async_send");
+    absl::StatusOr<std::string> echo = co_await in.async_recv_for(kTimeout);
+    DieIf(echo.status(), "async_recv");
+    loop.Finish(compare::GetHeader(*echo));
+  } while (!loop.done());
+  loop.Write();
+  while (true) {  // until B has exited, as OursEndpoint::AwaitExit
+    absl::StatusOr<std::string> more = co_await in.async_recv_for(kTimeout);
+    if (absl::IsUnavailable(more.status())) break;
+    DieIf(more.status(), "A");
+  }
+}
+
+constellation::Task<void> AsyncEcho(Pid parent, const Args& args) {
+  constellation::Sender<std::string> out(parent);
+  constellation::Receiver<std::string> in(parent);
+  while (true) {
+    absl::StatusOr<std::string> message = co_await in.async_recv_for(kTimeout);
+    DieIf(message.status(), "async_recv");
+    if (message->size() != static_cast<size_t>(args.size)) compare::Die("B: a message of the wrong size");
+    DieIf(co_await out.async_send(*message), "async_send");
+    if (compare::IsLast(compare::GetHeader(*message))) break;
+  }
+}
+
+std::string AsyncMode(const Args& args) {
+  std::string mode = compare::Extra(args, "async");
+  if (mode != "" && mode != "both" && mode != "a") compare::Die("--async=both|a");
+  if (mode != "" && args.test != compare::Test::kLatency) compare::Die("--async is for --test=latency only");
+  return mode;
+}
+
 // B: the same command line as A, passed through spawn.
 void B(Pid parent, std::vector<std::string> argv) {
   std::vector<char*> cargs = {const_cast<char*>("compare_ours")};
@@ -63,6 +107,10 @@ void B(Pid parent, std::vector<std::string> argv) {
   absl::StatusOr<Args> args = compare::ParseArgs(static_cast<int>(cargs.size()), cargs.data());
   DieIf(args.status(), "B");
   if (!bench::PinProcess(args->cpu_b)) compare::Die("B: cannot pin");
+  if (AsyncMode(*args) == "both") {
+    constellation::block_on(AsyncEcho(parent, *args));
+    return;
+  }
   OursEndpoint endpoint(parent);
   compare::RunB(endpoint, *args);
 }
@@ -101,9 +149,14 @@ int main(int argc, char** argv) {
     compare::RunStarts(*args, StartOne);
     return 0;
   }
+  std::string async = AsyncMode(*args);
   absl::StatusOr<Pid> child = constellation::spawn(kPair, B, args->argv);
   DieIf(child.status(), "spawn");
   if (!bench::PinProcess(args->cpu_a)) compare::Die("A: cannot pin");
+  if (!async.empty()) {
+    constellation::block_on(AsyncPing(*child, *args));
+    return 0;
+  }
   OursEndpoint endpoint(*child);
   compare::RunA(endpoint, *args);
   DieIf(endpoint.AwaitExit(), "A");

@@ -60,6 +60,18 @@ const std::vector<System>& Systems() {
       {"mpi-tcp", "Open MPI, TCP", "bench/compare/compare_mpi", "tcp,self", "busy-polls (spins in MPI_Recv)"},
       {"mpi-shm", "Open MPI, shared memory", "bench/compare/compare_mpi", "vader,self",
        "busy-polls (spins in MPI_Recv)"},
+      {"ours-async",
+       "ours, coroutines",
+       "bench/compare/compare_ours",
+       "",
+       "both sides co_await in block_on; the executor sleeps on a condition variable",
+       {"--async=both"}},
+      {"ours-async-echo",
+       "ours, coroutine vs blocking echo",
+       "bench/compare/compare_ours",
+       "",
+       "A co_awaits in block_on, B echoes with blocking recv/send",
+       {"--async=a"}},
   };
   return systems;
 }
@@ -77,12 +89,33 @@ class Planner {
         Measurement{s, test, pin, size, binary.empty() ? s->binary : binary, std::move(args), quick_ ? 30 : 120});
   }
 
-  // Latency at every size, then throughput and rate, each under every pinning.
-  void Transfers(const std::vector<const System*>& systems, const std::vector<Pin>& pins) {
+  // Fan-in of 64 sender processes into one receiving process: blocking (a
+  // thread per sender) for ours, one thread of coroutines for ours-async.
+  // The forms alternate within a round.
+  void FanIn(const System* ours, const System* async) {
+    const std::string binary = "bench/compare/compare_fan_in";
+    const int64_t n = 64, msgs = quick_ ? 200 : 3000;
+    auto add = [&](const System* s, const std::string& test, const std::string& how) {
+      if (s != nullptr) {
+        Add(s, test, "unpinned", n, {"--fan_in=" + how, absl::StrCat("--n=", n), absl::StrCat("--msgs=", msgs)},
+            binary);
+      }
+    };
+    add(ours, "fan_in", "threads");
+    add(async, "fan_in", "when_all");
+    add(async, "fan_in_select", "select");
+  }
+
+  // Latency at every size, then throughput and rate, each under every pinning. The
+  // variants (our coroutines) run latency at 8 B only, beside the others.
+  void Transfers(const std::vector<const System*>& systems, const std::vector<const System*>& with_variants,
+                 const std::vector<Pin>& pins) {
     for (int64_t size : {int64_t{8}, int64_t{1024}, 64 * int64_t{1024}}) {
       for (const Pin& pin : pins) {
-        for (const System* s : systems) {
-          Add(s, "latency", pin.name, size, Flags("latency", size, pin, LatencyCounts(quick_, size)));
+        for (const System* s : size == 8 ? with_variants : systems) {
+          std::vector<std::string> args = Flags("latency", size, pin, LatencyCounts(quick_, size));
+          args.insert(args.end(), s->flags.begin(), s->flags.end());
+          Add(s, "latency", pin.name, size, std::move(args));
         }
       }
     }
@@ -131,16 +164,29 @@ class Planner {
 }  // namespace
 
 std::vector<Measurement> MakeRound(const PlanOptions& options, const std::vector<int>& cpus, int round) {
-  std::vector<const System*> systems;
+  auto wanted = [&](const System& s) { return options.only.empty() || options.only.contains(s.name); };
+  std::vector<const System*> systems, all;  // all: with the variants (systems with flags)
   for (const System& s : Systems()) {
-    if (options.only.empty() || options.only.contains(s.name)) systems.push_back(&s);
+    if (!wanted(s)) continue;
+    all.push_back(&s);
+    if (s.flags.empty()) systems.push_back(&s);
   }
-  if (!systems.empty()) std::rotate(systems.begin(), systems.begin() + round % systems.size(), systems.end());
+  for (std::vector<const System*>* v : {&systems, &all}) {
+    if (!v->empty()) std::rotate(v->begin(), v->begin() + round % v->size(), v->end());
+  }
   std::vector<Measurement> plan;
   Planner planner(options.quick, &plan);
-  planner.Transfers(systems, Pinnings(cpus));
+  planner.Transfers(systems, all, Pinnings(cpus));
   planner.Starts(systems);
-  if (options.only.empty() || options.only.contains("ours")) planner.Scale(&Systems()[1]);
+  const System* ours = wanted(Systems()[1]) ? &Systems()[1] : nullptr;
+  if (ours != nullptr) planner.Scale(ours);
+  const System* ours_async = wanted(Systems()[6]) ? &Systems()[6] : nullptr;
+  if (round % 2 == 0) {
+    planner.FanIn(ours, ours_async);
+  } else {
+    planner.FanIn(nullptr, ours_async);
+    planner.FanIn(ours, nullptr);
+  }
   return plan;
 }
 

@@ -17,14 +17,19 @@ struct System {
   std::string binary;  // runfile, from the workspace root
   std::string btl;     // Open MPI's --mca btl (MPI only)
   std::string note;    // beside its rows: how it waits (busy polling)
+  // Its binary's flags, for a variant of another system's binary (our
+  // coroutines: compare_ours --async=...); such a system runs only its own
+  // tests (latency of 8 B messages and fan-in), not the transfers and starts.
+  std::vector<std::string> flags = {};
 };
 
-// In table order; raw TCP first (the floor every ratio is to).
+// In table order; raw TCP first (the floor every ratio is to). Ours is the
+// second; our coroutines (ours-async, ours-async-echo) the last.
 const std::vector<System>& Systems();
 
 struct Measurement {
   const System* system = nullptr;
-  std::string test;               // latency | throughput | rate | start | all_to_all | memory
+  std::string test;  // latency | throughput | rate | start | all_to_all | memory | connections | fan_in | fan_in_select
   std::string pinning;            // "same core" | "two cores" | "unpinned"
   int64_t size = 0;               // message bytes; processes for all_to_all and memory
   std::string binary;             // runfile (the scale rows use their own binary)

@@ -120,7 +120,9 @@ std::string Report::Brief(const Measurement& m) const {
   if (m.test == "throughput") return absl::StrFormat("%.2f GB/s", last("gbs"));
   if (m.test == "rate") return absl::StrFormat("%.3f M msgs/s", last("mps") / 1e6);
   if (m.test == "start") return absl::StrFormat("p50 %.2f ms", last("p50") / 1e3);
-  if (m.test == "all_to_all") return absl::StrFormat("%.3f M msgs/s", last("msgs_per_s") / 1e6);
+  if (m.test == "all_to_all" || m.test.rfind("fan_in", 0) == 0) {
+    return absl::StrFormat("%.3f M msgs/s", last("msgs_per_s") / 1e6);
+  }
   return absl::StrFormat("user %.0f KiB + monitor %.0f KiB RSS", last("user_rss_kib"), last("monitor_rss_kib"));
 }
 
@@ -212,8 +214,49 @@ void Report::PrintConnections(FILE* out) const {
   }
 }
 
+namespace {
+
+// How the receiving process of a fan-in row receives.
+std::string FanInHow(const Row& r) {
+  if (r.test == "fan_in_select") return "one thread: a loop of co_await select_async over the senders left";
+  if (r.system->name == "ours") return "64 threads, each a loop of blocking recv()";
+  return "one thread: when_all of 64 coroutines, each a loop of co_await async_recv()";
+}
+
+}  // namespace
+
+void Report::PrintFanIn(FILE* out) const {
+  std::vector<const Row*> rows = Select("fan_in");
+  for (const Row* r : Select("fan_in_select")) rows.push_back(r);
+  if (rows.empty()) return;
+  std::fprintf(out, "\n### Fan-in: %lld sender processes into one receiving process, 8 B values (unpinned)\n\n",
+               static_cast<long long>(rows[0]->size));
+  std::fprintf(out,
+               "| system | the receiver | messages per run | M msgs/s | ÷ blocking threads |\n|---|---|---|---|---|\n");
+  const Row* blocking = Find("ours", "fan_in", "unpinned", rows[0]->size);
+  for (const Row* r : rows) {
+    bench::Summary s = r->Get("msgs_per_s");
+    std::fprintf(out, "| %s | %s | %.0f | %s | %s |\n", r->system->label.c_str(), FanInHow(*r).c_str(),
+                 r->Get("messages").median, Cell(bench::Summary{s.median / 1e6, s.min / 1e6, s.max / 1e6}, 3).c_str(),
+                 blocking ? Ratio(s.median, blocking->Get("msgs_per_s").median).c_str() : "–");
+  }
+}
+
+void Report::PrintAsyncTargets(FILE* out) const {
+  for (const Row* r : Select("latency")) {
+    if (r->system->flags.empty()) continue;
+    const Row* ours = Find("ours", "latency", r->pinning, r->size);
+    if (ours == nullptr) continue;
+    double p50 = r->Get("p50").median, ratio = p50 / ours->Get("p50").median;
+    std::fprintf(out, "- async latency %s, %s: %s p50 %.1f µs; %.2f× blocking (%.1f µs) (target ≤ 1.10×) %s\n",
+                 SizeName(r->size).c_str(), r->pinning.c_str(), r->system->name.c_str(), p50, ratio,
+                 ours->Get("p50").median, Met(ratio <= 1.10));
+  }
+}
+
 void Report::PrintTargets(FILE* out) const {
   std::fprintf(out, "\n### Targets (from the medians)\n\n");
+  PrintAsyncTargets(out);
   for (const Row* r : Select("latency")) {
     if (r->system->name != "ours") continue;
     const Row* raw = Find("raw", "latency", r->pinning, r->size);
@@ -258,12 +301,14 @@ void Report::PrintTables(FILE* out) const {
   PrintStart(out);
   PrintScale(out);
   PrintConnections(out);
+  PrintFanIn(out);
   PrintTargets(out);
 }
 
 void Report::PrintJson(FILE* out) const {
   std::vector<const Row*> rows;
-  for (const char* test : {"latency", "throughput", "rate", "start", "all_to_all", "memory", "connections"}) {
+  for (const char* test :
+       {"latency", "throughput", "rate", "start", "all_to_all", "memory", "connections", "fan_in", "fan_in_select"}) {
     for (const Row* r : Select(test)) rows.push_back(r);
   }
   for (const Row* r : rows) {

@@ -54,6 +54,8 @@ class Report {
   void PrintStart(FILE* out) const;
   void PrintScale(FILE* out) const;
   void PrintConnections(FILE* out) const;
+  void PrintFanIn(FILE* out) const;
+  void PrintAsyncTargets(FILE* out) const;  // async 8 B latency ÷ blocking
   void PrintTargets(FILE* out) const;
 
   std::vector<Row> rows_;
