@@ -44,8 +44,8 @@ class RecvWait final : public Wait {
   }
   void Subscribe(bool add) override { end_->Watch(this, add); }
   bool Blocks() const override { return true; }
-  void CompleteBlocking() override {
-    absl::Status status = end_->Recv(absl::InfiniteFuture(), &fingerprint_, &payload_);
+  void CompleteBlocking(absl::Time deadline) override {
+    absl::Status status = end_->Recv(deadline, &fingerprint_, &payload_);
     if (status.ok()) {
       result_.emplace(end_->template Decode<T>(fingerprint_, payload_));
     } else {
@@ -83,8 +83,8 @@ class SendWait final : public Wait {
   }
   void Subscribe(bool add) override { end_->Watch(this, add); }
   bool Blocks() const override { return true; }
-  void CompleteBlocking() override {
-    result_ = end_->Send(type_fingerprint<T>(), type_name<T>(), opened_, &payload_, absl::InfiniteFuture());
+  void CompleteBlocking(absl::Time deadline) override {
+    result_ = end_->Send(type_fingerprint<T>(), type_name<T>(), opened_, &payload_, deadline);
   }
   void TimedOut() override {
     result_ = absl::DeadlineExceededError(absl::StrCat("send to ", end_->remote().to_string(),

@@ -41,11 +41,18 @@ Executor::Scope::Scope(Executor* executor) : previous_(t_current) { t_current = 
 Executor::Scope::~Scope() { t_current = previous_; }
 
 void Executor::Post(Runnable* r) {
-  net::MutexLock lock(&mu_);
-  if (r->queued_) return;
-  r->queued_ = true;
-  ready_.push_back(r);
-  if (sleeping_) cv_.NotifyAll();  // one thread sleeps here at most: the owner
+  bool wake;
+  {
+    net::MutexLock lock(&mu_);
+    if (r->queued_) return;
+    r->queued_ = true;
+    ready_.push_back(r);
+    wake = sleeping_;
+  }
+  // After unlocking, so the owner does not wake into a held lock. The executor
+  // is still alive: a firer is inside the Peer's lock, which the wait's
+  // unsubscribing (before its executor can end) takes.
+  if (wake) cv_.NotifyAll();  // one thread sleeps here at most: the owner
 }
 
 void Executor::Unpost(Runnable* r) {
@@ -94,7 +101,7 @@ void Executor::RemoveSuspended(Parkable* p) {
 }
 
 void Executor::RunOnce() {
-  if (suspended_count_ == 1 && timers_.empty() && suspended_->CanPark()) {
+  if (suspended_count_ == 1 && timers_.size() == suspended_->OwnTimers() && suspended_->CanPark()) {
     bool idle;
     {
       net::MutexLock lock(&mu_);
@@ -102,6 +109,7 @@ void Executor::RunOnce() {
     }
     if (idle) return suspended_->Park();
   }
+  for (Parkable* p = suspended_; p != nullptr && !p->Armed(); p = p->next_) p->Arm();
   {
     const absl::Time next = timers_.empty() ? absl::InfiniteFuture() : timers_.begin()->first;
     net::MutexLock lock(&mu_);

@@ -36,17 +36,22 @@ class Runnable {
   bool queued_ = false;  // guarded by the executor's lock
 };
 
-// A suspended wait that can also be completed by blocking the thread in it
-// (a channel's blocking recv or send, which reads or writes the socket
-// itself). When it is the only thing the thread waits for, nothing else
-// could need the thread meanwhile, so RunOnce parks in it instead of going
-// through the data plane's loop thread: a ping-pong then costs what the
-// blocking one does.
+// A suspended wait, as the executor sees it. A wait suspends without
+// subscribing to what would fire it; before the thread sleeps, the executor
+// either parks in it, when it is the only thing the thread waits for and it
+// can block (a channel's recv or send, which then reads or writes the socket
+// itself: a coroutine ping-pong costs what a blocking one does, with no hop
+// through the data plane's loop thread), or arms it (subscribes it, then
+// posts it once, so a change that came before the subscription is seen).
 class Parkable : public Runnable {
  public:
   virtual bool CanPark() const = 0;
-  // Completes the wait (blocking) and resumes its coroutine.
+  // The executor's timers that are this wait's own (its deadline's): 0 or 1.
+  virtual size_t OwnTimers() const = 0;
+  // Completes the wait (blocking, until its deadline) and resumes its coroutine.
   virtual void Park() = 0;
+  virtual bool Armed() const = 0;
+  virtual void Arm() = 0;
 
  protected:
   ~Parkable() = default;
@@ -92,13 +97,14 @@ class Executor {
   void CancelTimer(TimerId id);
 
   // Suspended waits (owner thread): a wait is listed from its suspension to
-  // its completion or cancellation.
+  // its completion or cancellation, the newest first (so those not yet armed
+  // come first).
   void AddSuspended(Parkable* p);
   void RemoveSuspended(Parkable* p);
 
-  // Runs what is queued and due; if nothing is, sleeps until something is
-  // posted or a timer comes due, then runs it, or parks in the only
-  // suspended wait (see Parkable). Owner thread.
+  // Runs what is queued and due; if nothing is, parks in the only suspended
+  // wait (see Parkable) or arms the new ones and sleeps until something is
+  // posted or a timer comes due, then runs it. Owner thread.
   void RunOnce() ABSL_LOCKS_EXCLUDED(mu_);
 
  private:

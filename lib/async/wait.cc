@@ -5,30 +5,32 @@
 
 namespace constellation::async_internal {
 
-bool Wait::await_suspend(std::coroutine_handle<> waiting) {
+void Wait::await_suspend(std::coroutine_handle<> waiting) {
   executor_ = &Executor::CurrentOrDie("co_await on a channel, a timer or a monitor");
   waiting_ = waiting;
-  Subscribe(true);
-  subscribed_ = true;
-  if (TryComplete()) {
-    Finish();
-    return false;
-  }
   if (deadline_ != absl::InfiniteFuture()) {
     timer_ = executor_->AddTimer(deadline_, &timer_run_);
     timer_set_ = true;
   }
   executor_->AddSuspended(this);
-  return true;
+}
+
+void Wait::Arm() {
+  Subscribe(true);
+  subscribed_ = true;
+  // What changed since await_ready's try did not fire it: try again (Run).
+  executor_->Post(this);
 }
 
 void Wait::Park() {
   // Nothing else can need this thread: block in the operation itself. A fire
   // from before the unsubscribe only means the operation will not block long.
-  Subscribe(false);
+  if (subscribed_) Subscribe(false);
   subscribed_ = false;
   executor_->Unpost(this);
-  CompleteBlocking();
+  if (timer_set_) executor_->CancelTimer(timer_);
+  timer_set_ = false;
+  CompleteBlocking(deadline_);
   Finish();
   waiting_.resume();
 }

@@ -29,9 +29,8 @@ class Wait : public Parkable, public net::Waiter {
   Wait& operator=(const Wait&) = delete;
 
   bool await_ready() { return done_ = TryComplete(); }
-  // Subscribes, then tries once more (what changed in between has fired it):
-  // false resumes at once.
-  bool await_suspend(std::coroutine_handle<> waiting);
+  // Suspends; the executor parks in it or arms it later (see Parkable).
+  void await_suspend(std::coroutine_handle<> waiting);
 
  protected:
   explicit Wait(absl::Time deadline = absl::InfiniteFuture()) : deadline_(deadline) {}
@@ -46,16 +45,20 @@ class Wait : public Parkable, public net::Waiter {
   virtual void Subscribe(bool add) = 0;
   // The deadline passed first: keep the timeout's result.
   virtual void TimedOut() {}
-  // Performs the operation, blocking the thread until it can (a subclass
-  // that can returns true from Blocks()); see Parkable.
+  // Performs the operation, blocking the thread until it can or until
+  // `deadline` (then the timeout's result); for a subclass whose Blocks()
+  // is true. See Parkable.
   virtual bool Blocks() const { return false; }
-  virtual void CompleteBlocking() {}
+  virtual void CompleteBlocking(absl::Time deadline) {}
 
  private:
   // Fired (any thread, the firer's lock held): try again on the executor.
   void Fire() override { executor_->Post(this); }
   void Run() override;
-  bool CanPark() const override { return Blocks() && !timer_set_; }
+  bool CanPark() const override { return Blocks(); }
+  size_t OwnTimers() const override { return timer_set_ ? 1 : 0; }
+  bool Armed() const override { return subscribed_; }
+  void Arm() override;
   void Park() override;
   void OnTimer();
   void Finish();
