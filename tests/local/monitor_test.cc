@@ -83,8 +83,8 @@ TEST(MonitorTest, NoProcess) {
 
 TEST(MonitorTest, APeerAlreadyReportedIsReadyAtOnce) {
   RunResult r = RunMonitors({"monitor_peer"});
-  EXPECT_EQ(r.trace.Root().out, "got 42, then an error\nready at once\ndown exited 2 abnormal\nprocess " +
-                                    ChildPid(r) + " exited with code 2\n")
+  EXPECT_EQ(r.trace.Root().out, "got 42, then an error\nready at once\ndown exited 2 abnormal\nprocess " + ChildPid(r) +
+                                    " exited with code 2\n")
       << r.Dump();
 }
 
