@@ -39,7 +39,7 @@ struct Down {
   Pid pid;
   DownReason reason;
   // What the system added, when it knows more ("exceeded its memory limit of
-  // 64 MiB", "node 10.0.0.2:7000 was lost"); often empty.
+  // 64 MiB"); often empty.
   std::string detail;
 
   // Anything but Exited{0}: what terminates a process linked to this one.
