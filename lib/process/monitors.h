@@ -35,9 +35,10 @@
 // can wait for): monitor(pid()) and link(pid()) abort with a message. The
 // null Pid gives NoProcess at once. All of them abort before init().
 //
-// Threading: monitor, link and trap_exits from any thread. A Monitor is used
-// by one thread at a time (like a channel end); the Down is set from the data
-// plane's thread, which wakes the waits.
+// Threading: monitor, link and trap_exits from any thread. A Monitor may be
+// waited on from several threads at once (moving or destroying it needs the
+// blocking waits ended; async_wait and on_down keep what they wait on alive).
+// The Down is set on the data plane's thread, which wakes the waits.
 
 #include <memory>
 #include <optional>
@@ -89,7 +90,7 @@ class Monitor {
   // DEADLINE_EXCEEDED if the process is still there after `timeout`.
   absl::StatusOr<Down> wait_for(absl::Duration timeout) const;
   // co_await m.async_wait() gives the Down; suspends the coroutine, not the
-  // thread. The Monitor must outlive the wait.
+  // thread.
   async_internal::DownWait async_wait() const;
 
  private:
