@@ -57,6 +57,8 @@ void Worker(constellation::Pid parent, int n, std::vector<std::string> words) {
   (void)points.try_recv();
   (void)counts.try_send({});
   (void)counts.remote();
+  constellation::Monitor down = constellation::monitor(*child);
+  (void)constellation::select({constellation::on_down(down, [](constellation::Down d) { (void)d.to_string(); })});
 }
 
 }  // namespace

@@ -89,9 +89,11 @@ void ControlLink::OnReadable() {
       std::lock_guard<std::mutex> lock(mu_);
       replies_[message.spawn_reply().id()] = message.spawn_reply();
       replies_cv_.notify_all();
-    } else if (message.has_gone() && on_gone_) {
+    } else if (message.has_gone()) {
       absl::StatusOr<Pid> pid = FromProto(message.gone().pid());
-      if (pid.ok()) on_gone_(*pid, GoneStatus(*pid, message.gone()), message.gone().node_lost());
+      if (!pid.ok()) continue;
+      if (on_verdict_) on_verdict_(*pid, message.gone());
+      if (on_gone_) on_gone_(*pid, GoneStatus(*pid, message.gone()), message.gone().node_lost());
     }
   }
 }

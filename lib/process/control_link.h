@@ -33,6 +33,8 @@ class ControlLink {
   // A verdict on a watched process: the status its channels end with, and
   // whether its node was lost (then nothing more can arrive from it).
   using GoneHandler = std::function<void(const Pid&, absl::Status, bool node_lost)>;
+  // The same verdict as received (for monitors, lib/process/monitor_table.h).
+  using VerdictHandler = std::function<void(const Pid&, const pb::ProcessGone&)>;
 
   // `fabric`: cluster mode (only for the wording of errors).
   ControlLink(int fd, bool fabric) : fd_(fd), fabric_(fabric) {}
@@ -41,6 +43,8 @@ class ControlLink {
 
   // Set once, before the first Watch.
   void SetGoneHandler(GoneHandler handler) { on_gone_ = std::move(handler); }
+  // Set once, before the first Watch; called before the GoneHandler.
+  void SetVerdictHandler(VerdictHandler handler) { on_verdict_ = std::move(handler); }
 
   // A fresh id for a spawn request.
   uint64_t NextRequestId();
@@ -62,6 +66,7 @@ class ControlLink {
   const int fd_;
   const bool fabric_;
   GoneHandler on_gone_;
+  VerdictHandler on_verdict_;
   std::mutex send_mu_;  // one packet (or chunked request) written at a time
   std::mutex mu_;
   std::condition_variable replies_cv_;

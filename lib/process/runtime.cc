@@ -24,6 +24,7 @@
 #include "lib/process/local_bridge.h"
 #include "lib/process/local_socket.h"
 #include "lib/process/monitor.h"
+#include "lib/process/monitor_table.h"
 #include "lib/process/proto_convert.h"
 #include "lib/process/resources_query.h"
 #include "lib/process/runtime_state.h"
@@ -98,15 +99,20 @@ std::vector<std::string> ReadArgv() {
 
 // Starts the data plane, connected to the system's verdicts: each peer it
 // has is watched through the monitor connection, and the ProcessGone answers
-// (read on the data plane's loop) end the channels to it; what the exit
+// (read on the data plane's loop) end the channels to it and go to the
+// monitors and links (monitor_table.h), which share the watches; what the exit
 // flush could not deliver makes the monitor report a failed exit. Last in
 // init(): it starts the data plane's thread, and nothing may fork after that.
 void StartDataPlaneWithVerdicts(int listen_fd, int control_fd) {
   InstallControlLink(control_fd, g_runtime.fabric);
+  InstallMonitorTable([](const Pid& pid) { DefaultControlLink().Watch(pid); });
+  DefaultControlLink().SetVerdictHandler(
+      [](const Pid& pid, const pb::ProcessGone& gone) { DefaultMonitorTable().OnGone(DownFromGone(pid, gone)); });
   DefaultControlLink().SetGoneHandler([](const Pid& pid, absl::Status why, bool node_lost) {
     net::DefaultDataPlane().OnGone(pid, std::move(why), node_lost);
   });
-  std::function<void(const Pid&)> watch = [](const Pid& pid) { DefaultControlLink().Watch(pid); };
+  // The data plane's peers and the monitors share one watch per pid.
+  std::function<void(const Pid&)> watch = [](const Pid& pid) { DefaultMonitorTable().Watch(pid); };
   net::StartDataPlane(listen_fd, g_runtime.self, g_runtime.secret, std::move(watch),
                       [](const std::vector<net::DataPlane::Undelivered>& undelivered) {
                         uint64_t bytes = 0;

@@ -22,7 +22,9 @@
 //               once the root gets "release" on stdin. Made for SIGKILLing a
 //               node mid-run: the root prints "recv from <full pid> failed:
 //               ..." for each child lost with its node, "got <v> from <full
-//               pid>" for the others, and exits 0.
+//               pid>" for the others, then, from a monitor of each child,
+//               "down <full pid>: <Down::to_string()>" (its node lost, or
+//               exited with code 0), and exits 0.
 //   uid         the root and a child it spawns each print "<who> uid <uid> euid <euid>".
 //   env <name>... the root prints "<name>=<value>" or "<name> unset" for each
 //               name, one a line (what cdeploy forwarded).
@@ -208,6 +210,8 @@ int HoldMain(int n) {
     if (!child.ok()) Fail("spawn", child.status());
     children.push_back(*child);
   }
+  std::vector<Monitor> monitors;
+  for (const Pid& child : children) monitors.push_back(monitor(child));
   // One thread per child, each blocked on a value from it.
   std::vector<std::thread> waiters;
   for (const Pid& child : children) {
@@ -229,6 +233,7 @@ int HoldMain(int n) {
     (void)sent;
   }
   for (std::thread& t : waiters) t.join();
+  for (const Monitor& m : monitors) Say("down " + m.pid().to_full_string() + ": " + m.wait().to_string());
   Say("root done");
   return 0;
 }

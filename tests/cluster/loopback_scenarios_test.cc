@@ -391,5 +391,32 @@ TEST_F(LoopbackScenarios, ChildLineArrivesWhileItStillRuns) {
   }
 }
 
+// ---- monitors and links (issue 14, tests/local/monitor_scenarios.cc) -------------------
+
+TEST_F(LoopbackScenarios, MonitorsAndLinksThroughTheCluster) {
+  const std::string program = RunfilePath("tests/local/monitor_scenarios");
+  RunResult exited = cluster_->Deploy(program, {"monitor_exit", "3"});
+  const ProcessRecord& root = exited.trace.Root();
+  ASSERT_THAT(root.children, SizeIs(1)) << exited.Dump();
+  EXPECT_EQ(root.ExitString(), "code 0") << exited.Dump();
+  EXPECT_THAT(root.out,
+              ::testing::StartsWith("down exited 3 abnormal\nprocess " + root.children[0] + " exited with code 3\n"))
+      << exited.Dump();
+
+  // A made-up pid: the master answers that no such process is in the deployment.
+  RunResult none = cluster_->Deploy(program, {"monitor_noprocess"});
+  EXPECT_EQ(none.trace.Root().ExitString(), "code 0") << none.Dump();
+  EXPECT_THAT(none.trace.Root().out, ::testing::StartsWith("down no_process abnormal\n")) << none.Dump();
+
+  RunResult linked = cluster_->Deploy(program, {"link", "3"});
+  const ProcessRecord& parent = linked.trace.Root();
+  ASSERT_THAT(parent.children, SizeIs(1)) << linked.Dump();
+  EXPECT_EQ(parent.ExitString(), "code 79") << linked.Dump();  // kLinkedExitCode
+  EXPECT_EQ(parent.out, "linked\n");
+  EXPECT_EQ(parent.err, "constellation: terminating: linked process " + parent.children[0] +
+                            " exited with code 3 (call trap_exits(true) to receive it as a Down instead)\n")
+      << linked.Dump();
+}
+
 }  // namespace
 }  // namespace constellation::testing

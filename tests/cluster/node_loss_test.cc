@@ -3,7 +3,8 @@
 // error (cdeploy's exit code is non-zero; the lost processes are reported as
 // exited with an error, and the root's recv() from them returns an error),
 // nothing hangs (every wait here is bounded), and the remaining nodes serve
-// the next deployment. The program is tests/cluster/cluster_programs.cc ("hold").
+// the next deployment; the root's monitors of the lost processes say their
+// node was lost. The program is tests/cluster/cluster_programs.cc ("hold").
 #include <map>
 #include <regex>
 #include <set>
@@ -140,11 +141,14 @@ TEST_F(NodeLoss, NodeWithChildrenKilledMidRun) {
   for (const Running& c : children_) {
     const ProcessRecord* p = trace.Find(c.pid);
     ASSERT_NE(p, nullptr);
+    // The root's monitor of each child (issue 14): its node lost, or its normal exit.
     if (lost.contains(c.pid)) {
       EXPECT_NE(p->ExitString(), "code 0") << c.pid;
+      EXPECT_THAT(trace.Root().out, HasSubstr("down " + c.full + ": process " + c.pid + " is gone: its node was lost"));
     } else {
       EXPECT_EQ(p->ExitString(), "code 0") << c.pid << ": " << p->err;
       EXPECT_THAT(trace.Root().out, HasSubstr("from " + c.full + "\n"));
+      EXPECT_THAT(trace.Root().out, HasSubstr("down " + c.full + ": process " + c.pid + " exited with code 0\n"));
     }
   }
   EXPECT_THAT(trace.Root().out, HasSubstr("root done\n"));

@@ -133,6 +133,12 @@ TEST(Partition, ARecvOnAProcessOfAPartitionedNodeEndsWithTheMastersVerdict) {
   Trace trace = ParseTrace(run->lines());
   EXPECT_TRUE(trace.errors.empty()) << trace.Dump();
   EXPECT_THAT(trace.Root().out, HasSubstr("root done\n"));
+  // The root's monitors of the cut-off children (issue 14): their node was lost.
+  for (const Running& c : children) {
+    if (lost.contains(c.pid)) {
+      EXPECT_THAT(trace.Root().out, HasSubstr("down " + c.full + ": process " + c.pid + " is gone: its node was lost"));
+    }
+  }
   for (size_t i = 0; i < cluster.size(); ++i) {
     EXPECT_THAT(cluster.node(i).WaitLaunchedGone(absl::Seconds(30)), IsEmpty()) << "node " << i;
   }
