@@ -7,6 +7,7 @@
 #include <string>
 #include <vector>
 
+#include "absl/strings/str_cat.h"
 #include "tests/cluster/cluster_fixture.h"
 
 namespace constellation::testing {
@@ -18,11 +19,14 @@ struct Example {
   std::string name;
   std::vector<std::string> args;
   std::string line;  // what its root prints last
+  int code = 0;      // the program's exit code
 };
 
 std::vector<Example> Examples() {
   return {
       {"fibonacci_async", {"7"}, "fibonacci(7) = 13"},
+      // The program's exit code is its first failure's, supervised or not (README).
+      {"supervisor", {}, "supervisor: worker 3 finished after 2 restarts: 4950", 3},
   };
 }
 
@@ -37,7 +41,7 @@ TEST(Examples, PrintTheirResultsLocally) {
     std::vector<std::string> argv = {ExamplePath(example.name)};
     argv.insert(argv.end(), example.args.begin(), example.args.end());
     CommandResult r = RunCommand(argv, kHangGuard);
-    EXPECT_EQ(r.code, 0) << example.name << ": " << r.output << r.error;
+    EXPECT_EQ(r.code, example.code) << example.name << ": " << r.output << r.error;
     EXPECT_THAT(r.output, HasSubstr(example.line + "\n")) << example.name << ": " << r.error;
   }
 }
@@ -47,7 +51,7 @@ TEST(Examples, PrintTheirResultsThroughCdeploy) {
   ASSERT_TRUE(cluster.ok()) << cluster.Describe();
   for (const Example& example : Examples()) {
     RunResult r = cluster.Deploy(ExamplePath(example.name), example.args);
-    EXPECT_EQ(r.exit.ToString(), "exit code 0") << example.name << ": " << r.err << r.trace.Dump();
+    EXPECT_EQ(r.exit.ToString(), absl::StrCat("exit code ", example.code)) << example.name << ": " << r.err << r.trace.Dump();
     EXPECT_THAT(r.trace.Root().out, HasSubstr(example.line + "\n")) << example.name;
   }
 }
