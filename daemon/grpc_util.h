@@ -6,6 +6,7 @@
 #include <string>
 
 #include "absl/status/status.h"
+#include "absl/time/time.h"
 #include "grpcpp/grpcpp.h"
 #include "proto/cluster.grpc.pb.h"
 
@@ -14,9 +15,17 @@ namespace constellation::daemon {
 grpc::Status ToGrpc(const absl::Status& status);
 absl::Status FromGrpc(const grpc::Status& status);
 
+// How long a peer's connection may leave a keepalive ping unanswered before
+// it is declared broken (default 10 s; pings go every second). Set once, by
+// main(), before any channel or server is made. Short enough that a vanished
+// peer is noticed in seconds, long enough that a stalled one (a loaded
+// machine, a sanitizer build) is not taken for a lost one.
+void SetPeerTimeout(absl::Duration timeout);
+absl::Duration PeerTimeout();
+
 // A channel to a node daemon (or from a node to the master) with keepalive
-// pings every second, so a peer that vanishes without closing its connections
-// is noticed within seconds. `credentials`: TLS with this daemon's bundle, or
+// pings every second (see SetPeerTimeout), so a peer that vanishes without
+// closing its connections is noticed within seconds. `credentials`: TLS with this daemon's bundle, or
 // insecure (daemon/security/credentials.h).
 std::shared_ptr<grpc::Channel> NodeChannel(const std::string& addr,
                                            std::shared_ptr<grpc::ChannelCredentials> credentials);

@@ -69,6 +69,10 @@ options:
                     a node: how long it keeps its processes when its master goes away, for a master
                     that comes back, e.g. "60s" (the default), "500ms", "2m"; 0 kills them at once.
                     The master: how long, after it restarts, it waits for the nodes that ran its jobs
+  --peer-timeout=DURATION
+                    how long a peer's connection (master to node, node to master) may leave a
+                    keepalive ping unanswered before it is taken as broken: a node then counts as
+                    lost, a master as gone; e.g. "10s" (the default), at least 1s
   --run-as=USER     required when started as root: make the directories and the cgroup base, hand them
                     to USER, then run as USER (and so does everything it launches); the TLS
                     bundle is read before. --run-as=root keeps root: deployments run as root
@@ -88,6 +92,7 @@ struct Args {
   std::string state_dir = "/var/lib/constellation";
   uint64_t event_buffer = 64 * constellation::kMiB;
   absl::Duration master_grace = absl::Seconds(60);
+  absl::Duration peer_timeout = absl::Seconds(10);
 };
 
 int Usage(const std::string& error) {
@@ -189,6 +194,7 @@ int Run(const Args& args) {
     }
     cgroups = *std::move(made);
   }
+  SetPeerTimeout(args.peer_timeout);  // before any channel or server
   NodeOptions node_options;
   node_options.max_binary_size = args.max_binary_size;
   node_options.cgroups = std::move(cgroups);
@@ -304,6 +310,12 @@ int main(int argc, char** argv) {
           args.master_grace == absl::InfiniteDuration()) {
         return Usage("--master-grace: expected a duration such as \"60s\", \"500ms\", \"2m\" or 0, got \"" +
                      arg.substr(15) + "\"");
+      }
+    } else if (arg.rfind("--peer-timeout=", 0) == 0) {
+      if (!absl::ParseDuration(arg.substr(15), &args.peer_timeout) || args.peer_timeout < absl::Seconds(1) ||
+          args.peer_timeout > absl::Hours(1)) {
+        return Usage("--peer-timeout: expected a duration from 1s to 1h such as \"10s\", got \"" + arg.substr(15) +
+                     "\"");
       }
     } else if (arg.rfind("-", 0) == 0) {
       return Usage("unknown option " + arg);

@@ -97,11 +97,11 @@ Cluster::Cluster(ClusterOptions options) : options_(std::move(options)) {
 }
 
 bool Cluster::StartMaster(const std::string& bind) {
-  master_ = std::make_unique<Daemon>(
-      "master",
-      InNetns(options_.master_netns, WithRunAs({DaemonPath(), bind, nodes_toml_, "--cache-dir=" + master_cache_dir_,
-                                                "--state-dir=" + master_cache_dir_ + "/state",
-                                                DaemonTlsFlag(options_, "master", options_.master_host)})));
+  std::vector<std::string> argv = {DaemonPath(), bind, nodes_toml_, "--cache-dir=" + master_cache_dir_,
+                                   "--state-dir=" + master_cache_dir_ + "/state",
+                                   DaemonTlsFlag(options_, "master", options_.master_host)};
+  argv.insert(argv.end(), options_.master_args.begin(), options_.master_args.end());
+  master_ = std::make_unique<Daemon>("master", InNetns(options_.master_netns, WithRunAs(std::move(argv))));
   std::string toml = ReadFileOrEmpty(nodes_toml_);
   absl::StatusOr<std::string> master = master_->WaitListening("master", options_.start_timeout);
   if (!master.ok()) {

@@ -57,6 +57,8 @@ struct ClusterOptions {
   bool insecure = false;
   // Extra arguments for every node daemon (not the master), e.g. {"--master-grace=1s"}.
   std::vector<std::string> node_args;
+  // Extra arguments for the master, e.g. {"--peer-timeout=2s"}.
+  std::vector<std::string> master_args;
 };
 
 struct DeployOptions {
