@@ -1,0 +1,91 @@
+#include "lib/pool/pool_core.h"
+
+#include <cstdio>
+#include <cstdlib>
+#include <optional>
+#include <utility>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/strings/str_cat.h"
+#include "lib/async/block_on.h"
+#include "lib/async/when.h"
+
+namespace constellation::pool_internal {
+
+PoolCore::PoolCore(size_t workers, const Resources& per_worker, const PoolOptions& options)
+    : per_worker_(per_worker), options_(options) {
+  if (workers == 0 || options.max_attempts < 1) {
+    std::fprintf(stderr, "constellation: a ProcessPool needs at least 1 worker and PoolOptions::max_attempts >= 1\n");
+    std::abort();
+  }
+  dispatcher_ = std::thread([this, workers] {
+    std::vector<Task<void>> slots;
+    for (size_t i = 0; i < workers; ++i) slots.push_back(RunSlot());
+    block_on(when_all(std::move(slots)));
+  });
+}
+
+PoolCore::~PoolCore() {
+  queue_.Close();
+  dispatcher_.join();
+}
+
+Task<void> PoolCore::RunSlot() {
+  std::unique_ptr<WorkerLink> worker;
+  absl::StatusOr<std::unique_ptr<WorkerLink>> started = StartWorker(per_worker_);
+  if (started.ok()) worker = std::move(*started);  // otherwise RunTask tries again
+  for (;;) {
+    std::optional<PendingTask> task = co_await queue_.NextTask();
+    if (!task.has_value()) break;  // closed and drained
+    co_await RunTask(&worker, &*task);
+  }
+  if (worker != nullptr) co_await StopWorker(worker.get());
+}
+
+Task<void> PoolCore::RunTask(std::unique_ptr<WorkerLink>* worker, PendingTask* task) {
+  for (;;) {
+    if (*worker == nullptr) {
+      absl::StatusOr<std::unique_ptr<WorkerLink>> started = StartWorker(per_worker_);
+      if (!started.ok()) {
+        task->future->Complete(
+            absl::Status(started.status().code(),
+                         absl::StrCat("process pool: could not start a worker: ", started.status().message())));
+        co_return;
+      }
+      *worker = std::move(*started);
+    }
+    ++task->attempts;
+    absl::Status died = co_await (*worker)->tasks.async_send(task->message);
+    if (died.ok()) {
+      absl::StatusOr<ResultMessage> reply = co_await (*worker)->results.async_recv();
+      if (reply.ok()) {
+        task->future->Complete(ToResult(*std::move(reply)));
+        co_return;
+      }
+      died = reply.status();
+    }
+    // The worker is gone; the error says how ("process 3fecd01 was killed by signal 9 ...").
+    worker->reset();
+    if (task->attempts >= options_.max_attempts) {
+      task->future->Complete(absl::UnavailableError(
+          absl::StrCat("process pool: the task's worker died ", task->attempts,
+                       task->attempts == 1 ? " time" : " times", "; the last: ", died.message())));
+      co_return;
+    }
+  }
+}
+
+Task<void> PoolCore::StopWorker(WorkerLink* worker) {
+  TaskMessage stop;
+  stop.stop = true;
+  absl::Status sent = co_await worker->tasks.async_send(stop);
+  if (!sent.ok()) co_return;  // already gone
+  // Its exit ends the channel: recv fails once the process is gone.
+  for (;;) {
+    absl::StatusOr<ResultMessage> reply = co_await worker->results.async_recv();
+    if (!reply.ok()) break;
+  }
+}
+
+}  // namespace constellation::pool_internal
