@@ -71,6 +71,10 @@ Task<void> PoolCore::RunTask(std::unique_ptr<WorkerLink>* worker, PendingTask* t
       task->future->Complete(absl::UnavailableError(
           absl::StrCat("process pool: the task's worker died ", task->attempts,
                        task->attempts == 1 ? " time" : " times", "; the last: ", died.message())));
+      // Replaced at once all the same, so the pool keeps its size (a
+      // failure here is retried with the next task).
+      absl::StatusOr<std::unique_ptr<WorkerLink>> started = StartWorker(per_worker_);
+      if (started.ok()) *worker = std::move(*started);
       co_return;
     }
   }
