@@ -88,8 +88,8 @@ TEST(FutureTest, SelectAndSelectAsync) {
   auto later = NewState();
   auto wait = [](Future<int> f) -> Task<int> {
     int seen = 0;
-    absl::StatusOr<size_t> which = co_await select_async(
-        on_result(f, [&](absl::StatusOr<int> v) { seen = v.value_or(-1); }), absl::Seconds(60));
+    absl::StatusOr<size_t> which =
+        co_await select_async(on_result(f, [&](absl::StatusOr<int> v) { seen = v.value_or(-1); }), absl::Seconds(60));
     co_return which.ok() ? seen : -1;
   };
   std::thread late([later] { later->Complete(encode(6)); });
