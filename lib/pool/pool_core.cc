@@ -3,6 +3,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <optional>
+#include <string>
 #include <utility>
 #include <vector>
 
@@ -10,6 +11,8 @@
 #include "absl/strings/str_cat.h"
 #include "lib/async/block_on.h"
 #include "lib/async/when.h"
+#include "lib/core/codec.h"
+#include "lib/pool/future.h"
 
 namespace constellation::pool_internal {
 
@@ -33,7 +36,7 @@ PoolCore::~PoolCore() {
 
 Task<void> PoolCore::RunSlot() {
   std::unique_ptr<WorkerLink> worker;
-  absl::StatusOr<std::unique_ptr<WorkerLink>> started = StartWorker(per_worker_);
+  absl::StatusOr<std::unique_ptr<WorkerLink>> started = co_await StartWorker();
   if (started.ok()) worker = std::move(*started);  // otherwise RunTask tries again
   for (;;) {
     std::optional<PendingTask> task = co_await queue_.NextTask();
@@ -46,7 +49,7 @@ Task<void> PoolCore::RunSlot() {
 Task<void> PoolCore::RunTask(std::unique_ptr<WorkerLink>* worker, PendingTask* task) {
   for (;;) {
     if (*worker == nullptr) {
-      absl::StatusOr<std::unique_ptr<WorkerLink>> started = StartWorker(per_worker_);
+      absl::StatusOr<std::unique_ptr<WorkerLink>> started = co_await StartWorker();
       if (!started.ok()) {
         task->future->Complete(
             absl::Status(started.status().code(),
@@ -73,11 +76,23 @@ Task<void> PoolCore::RunTask(std::unique_ptr<WorkerLink>* worker, PendingTask* t
                        task->attempts == 1 ? " time" : " times", "; the last: ", died.message())));
       // Replaced at once all the same, so the pool keeps its size (a
       // failure here is retried with the next task).
-      absl::StatusOr<std::unique_ptr<WorkerLink>> started = StartWorker(per_worker_);
+      absl::StatusOr<std::unique_ptr<WorkerLink>> started = co_await StartWorker();
       if (started.ok()) *worker = std::move(*started);
       co_return;
     }
   }
+}
+
+Task<absl::StatusOr<std::unique_ptr<WorkerLink>>> PoolCore::StartWorker() {
+  auto spawned = std::make_shared<FutureState>();
+  std::thread spawner([spawned, resources = per_worker_] {
+    absl::StatusOr<Pid> pid = SpawnWorker(resources);
+    spawned->Complete(pid.ok() ? absl::StatusOr<std::string>(encode(*pid)) : absl::StatusOr<std::string>(pid.status()));
+  });
+  absl::StatusOr<Pid> pid = co_await Future<Pid>(spawned);
+  spawner.join();  // it has completed `spawned`: returning at most
+  if (!pid.ok()) co_return pid.status();
+  co_return std::make_unique<WorkerLink>(*pid);
 }
 
 Task<void> PoolCore::StopWorker(WorkerLink* worker) {

@@ -13,6 +13,7 @@
 #include <memory>
 #include <thread>
 
+#include "absl/status/statusor.h"
 #include "lib/async/task.h"
 #include "lib/core/internal_only.h"
 #include "lib/core/resources.h"
@@ -40,6 +41,9 @@ class PoolCore {
   // Runs `task` on *worker (starting one if null), replacing dead workers,
   // until it succeeds, fails, or reaches the attempt bound.
   Task<void> RunTask(std::unique_ptr<WorkerLink>* worker, PendingTask* task);
+  // Starts a worker. The spawn runs on a short-lived thread of its own, so
+  // that one waiting for room does not stop the dispatcher serving the others.
+  Task<absl::StatusOr<std::unique_ptr<WorkerLink>>> StartWorker();
   // Asks a worker to exit and waits until it has.
   static Task<void> StopWorker(WorkerLink* worker);
 

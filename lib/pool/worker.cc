@@ -60,10 +60,6 @@ ResultMessage RunTaskMessage(const TaskMessage& task) {
   return result;
 }
 
-absl::StatusOr<std::unique_ptr<WorkerLink>> StartWorker(const Resources& resources) {
-  absl::StatusOr<Pid> pid = spawn(resources, &WorkerMain);
-  if (!pid.ok()) return pid.status();
-  return std::make_unique<WorkerLink>(*pid);
-}
+absl::StatusOr<Pid> SpawnWorker(const Resources& resources) { return spawn(resources, &WorkerMain); }
 
 }  // namespace constellation::pool_internal

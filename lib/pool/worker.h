@@ -10,7 +10,6 @@
 // Threading: a WorkerLink is used by one thread at a time (the dispatcher's).
 
 #include <cstdint>
-#include <memory>
 #include <string>
 
 #include "absl/status/statusor.h"
@@ -57,14 +56,14 @@ ResultMessage RunTaskMessage(const TaskMessage& task);
 
 // One running worker process, as the pool sees it.
 struct WorkerLink {
-  WorkerLink(const Pid& worker) : pid(worker), tasks(worker), results(worker) {}
+  explicit WorkerLink(const Pid& worker) : pid(worker), tasks(worker), results(worker) {}
   Pid pid;
   Sender<TaskMessage> tasks;
   Receiver<ResultMessage> results;
 };
 
-// Spawns a worker process with `resources` (waiting for room, as spawn()
-// does) and opens the channels to it. Thread-safe.
-absl::StatusOr<std::unique_ptr<WorkerLink>> StartWorker(const Resources& resources);
+// Spawns a worker process with `resources`, waiting for room as spawn()
+// does. Thread-safe.
+absl::StatusOr<Pid> SpawnWorker(const Resources& resources);
 
 }  // namespace constellation::pool_internal

@@ -20,9 +20,10 @@ namespace {
 using ::testing::ElementsAre;
 using ::testing::HasSubstr;
 
-RunResult RunPoolScenario(std::vector<std::string> args) {
+RunResult RunPoolScenario(std::vector<std::string> args, std::string capacity = "") {
   RunOptions options;
   options.args = std::move(args);
+  if (!capacity.empty()) options.env.emplace_back("CONSTELLATION_CAPACITY", capacity);
   RunChecks checks;
   checks.what = absl::StrCat("pool scenario ", options.args[0]);
   Program program(RunfilePath("tests/pool/scenarios"), std::move(options));
@@ -73,6 +74,15 @@ TEST(Pool, TaskThatAlwaysCrashesFailsAfterTheBound) {
   EXPECT_EQ(results[1], "still works 9");
   EXPECT_EQ(CountChildren(r.trace, "signal SIGKILL"), 3) << r.Dump();
   EXPECT_EQ(CountChildren(r.trace, "code 0"), 2) << r.Dump();
+}
+
+// Room for the root and two workers: the pool must serve its tasks with
+// those while its other spawns wait for room, not wait for them first.
+TEST(Pool, WorksWhileSomeWorkersWaitForRoom) {
+  RunResult r = RunPoolScenario({"short_of_room"}, "350 MiB,4");
+  EXPECT_EQ(r.trace.Root().ExitString(), "code 0") << r.Dump();
+  EXPECT_THAT(r.trace.Results(), ElementsAre("sum 2470")) << r.Dump();
+  EXPECT_EQ(CountChildren(r.trace, "code 0"), 4) << r.Dump();
 }
 
 TEST(Pool, DestroyedPoolLeavesNoWorkers) {

@@ -133,6 +133,18 @@ void AlwaysCrashes() {
   Report(absl::StrCat("still works ", Get(pool.submit(Square, 3).get(), "square after the failure")));
 }
 
+// Run with room for two workers only: the pool works with those while the
+// other two spawns wait for room (which they get once the pool stops the
+// first two).
+void ShortOfRoom() {
+  ProcessPool pool(4);
+  std::vector<Future<int64_t>> squares;
+  for (int64_t i = 0; i < 20; ++i) squares.push_back(pool.submit(Square, i));
+  int64_t sum = 0;
+  for (Future<int64_t>& f : squares) sum += Get(f.get(), "square");
+  Report(absl::StrCat("sum ", sum));
+}
+
 // Every worker's OS pid is gone once the pool is destroyed, and the futures
 // still answer.
 void NoOrphans() {
@@ -164,6 +176,8 @@ int main(int argc, char** argv) {
     RetryOnce(argv[2]);
   } else if (name == "always_crash") {
     AlwaysCrashes();
+  } else if (name == "short_of_room") {
+    ShortOfRoom();
   } else if (name == "no_orphans") {
     NoOrphans();
   } else {
