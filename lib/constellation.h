@@ -11,6 +11,7 @@
 #include "lib/core/resources.h"
 #include "lib/net/channel.h"
 #include "lib/net/select.h"
+#include "lib/pool/process_pool.h"
 #include "lib/process/monitors.h"
 #include "lib/process/runtime.h"
 #include "lib/process/spawn.h"

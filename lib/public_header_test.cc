@@ -51,8 +51,12 @@ void Worker(constellation::Pid parent, int n, std::vector<std::string> words) {
           constellation::on_send(counts, std::map<std::string, int>{{"a", 1}}, [](absl::Status s) { (void)s; }),
       },
       absl::Milliseconds(10));
+  constellation::ProcessPool pool(2, mine);
+  constellation::Future<int> squared = pool.submit([](int x) { return x * x; }, 7);
+  absl::StatusOr<int> square = squared.get();
   (void)self;
   (void)point;
+  (void)square;
   (void)which;
   (void)points.try_recv();
   (void)counts.try_send({});
