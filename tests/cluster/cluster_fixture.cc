@@ -97,7 +97,10 @@ Cluster::Cluster(ClusterOptions options) : options_(std::move(options)) {
 }
 
 bool Cluster::StartMaster(const std::string& bind) {
-  std::vector<std::string> argv = {DaemonPath(), bind, nodes_toml_, "--cache-dir=" + master_cache_dir_,
+  std::vector<std::string> argv = {DaemonPath(),
+                                   bind,
+                                   nodes_toml_,
+                                   "--cache-dir=" + master_cache_dir_,
                                    "--state-dir=" + master_cache_dir_ + "/state",
                                    DaemonTlsFlag(options_, "master", options_.master_host)};
   argv.insert(argv.end(), options_.master_args.begin(), options_.master_args.end());

@@ -25,6 +25,7 @@ struct Example {
 std::vector<Example> Examples() {
   return {
       {"fibonacci_async", {"7"}, "fibonacci(7) = 13"},
+      {"pool", {}, "primes below 2000000: 148933"},
       // The program's exit code is its first failure's, supervised or not (README).
       {"supervisor", {}, "supervisor: worker 3 finished after 2 restarts: 4950", 3},
   };
@@ -51,7 +52,8 @@ TEST(Examples, PrintTheirResultsThroughCdeploy) {
   ASSERT_TRUE(cluster.ok()) << cluster.Describe();
   for (const Example& example : Examples()) {
     RunResult r = cluster.Deploy(ExamplePath(example.name), example.args);
-    EXPECT_EQ(r.exit.ToString(), absl::StrCat("exit code ", example.code)) << example.name << ": " << r.err << r.trace.Dump();
+    EXPECT_EQ(r.exit.ToString(), absl::StrCat("exit code ", example.code))
+        << example.name << ": " << r.err << r.trace.Dump();
     EXPECT_THAT(r.trace.Root().out, HasSubstr(example.line + "\n")) << example.name;
   }
 }
