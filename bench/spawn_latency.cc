@@ -3,6 +3,10 @@
 // fork+exec of the same binary measured in the same run.
 //
 //   bazel run -c opt //bench:spawn_latency [-- --spawns=200]
+//   bazel run -c opt //bench:spawn_latency -- --many=1000
+//     (instead: one program whose root spawn()s 1,000 processes back to back,
+//     each exiting at once; prints how long spawning took and how long the
+//     program ran, init() to the last exit, as the shell sees it)
 //
 // The driver (this binary with no arguments) runs itself under the bridge
 // with CONSTELLATION_FORMAT=json and paces the root process through its stdin:
@@ -37,6 +41,39 @@ int64_t NowNs() {
 }
 
 void Child(constellation::Pid, int index) { std::cout << "child " << index << std::endl; }
+
+void Quiet(constellation::Pid) {}
+
+// Under the bridge: spawns `n` processes back to back, each exiting at once.
+// The root declares a whole core (its loop is the measured work; a default
+// 1/16 core quota would throttle it), each child 1/64 of one.
+int RunManyRoot(int n) {
+  constellation::init(constellation::Resources{256 * constellation::kMiB, 1.0});
+  int64_t t0 = NowNs();
+  for (int i = 0; i < n; ++i) {
+    if (!constellation::spawn(constellation::Resources{16 * constellation::kMiB, 1.0 / 64}, Quiet).ok()) return 1;
+  }
+  fprintf(stderr, "spawned %d in %.0f ms\n", n, (NowNs() - t0) / 1e6);
+  return 0;
+}
+
+// Runs the --many program to its end; returns its wall time in ms.
+double MeasureMany(int n) {
+  int64_t t0 = NowNs();
+  pid_t bridge = fork();
+  if (bridge == 0) {
+    int null = open("/dev/null", O_WRONLY);
+    dup2(null, 1);
+    setenv("CONSTELLATION_CAPACITY", "1024 GiB,64", 1);  // the bench is about start-up, not placement
+    std::string count = std::to_string(n);
+    execl("/proc/self/exe", "spawn_latency", "--root-many", count.c_str(), nullptr);
+    _exit(127);
+  }
+  int status = 0;
+  waitpid(bridge, &status, 0);
+  if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) fprintf(stderr, "the program failed: status %d\n", status);
+  return (NowNs() - t0) / 1e6;
+}
 
 // Under the bridge: spawn one child per "go" line on stdin. With
 // SPAWN_LATENCY_T1 set (bench/cluster_bench sets it) it also prints when
@@ -194,9 +231,15 @@ int main(int argc, char** argv) {
     return 0;
   }
   if (argc > 1 && std::strcmp(argv[1], "--root") == 0) return RunRoot();
+  if (argc > 2 && std::strcmp(argv[1], "--root-many") == 0) return RunManyRoot(std::atoi(argv[2]));
   int spawns = 200;
   for (int i = 1; i < argc; ++i) {
     if (std::strncmp(argv[i], "--spawns=", 9) == 0) spawns = std::atoi(argv[i] + 9);
+    if (std::strncmp(argv[i], "--many=", 7) == 0) {
+      int n = std::atoi(argv[i] + 7);
+      printf("%d processes: %.0f ms from start to the last exit\n", n, MeasureMany(n));
+      return 0;
+    }
   }
   signal(SIGPIPE, SIG_IGN);
   Stats bare = MeasureBareForkExec(spawns);

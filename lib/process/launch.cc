@@ -87,8 +87,10 @@ absl::StatusOr<pid_t> Spawn(const LaunchOptions& options, int memfd, int listen_
 
 }  // namespace
 
+absl::StatusOr<int> WriteSpawnInfo(const pb::SpawnInfo& info) { return WriteMemfd(info.SerializeAsString()); }
+
 absl::StatusOr<pid_t> LaunchWithHandOff(const LaunchOptions& options, const pb::SpawnInfo& info) {
-  absl::StatusOr<int> memfd = WriteMemfd(info.SerializeAsString());
+  absl::StatusOr<int> memfd = WriteSpawnInfo(info);
   if (!memfd.ok()) return memfd.status();
   absl::StatusOr<pid_t> os_pid = Spawn(options, *memfd, info.listen_fd());
   close(*memfd);
@@ -100,6 +102,10 @@ absl::StatusOr<pb::SpawnInfo> ReadSpawnInfo(const char* memfd_text) {
   if (!absl::SimpleAtoi(memfd_text, &fd) || fd < 0) {
     return absl::InvalidArgumentError(absl::StrCat(kInitEnv, "=", memfd_text, " is not a file descriptor"));
   }
+  return ReadSpawnInfoFd(fd);
+}
+
+absl::StatusOr<pb::SpawnInfo> ReadSpawnInfoFd(int fd) {
   std::string bytes;
   char buf[65536];
   ssize_t n;

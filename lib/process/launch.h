@@ -34,5 +34,10 @@ absl::StatusOr<pid_t> LaunchWithHandOff(const LaunchOptions& options, const pb::
 
 // In a started process: reads the hand-off from the memfd named in `memfd_text`.
 absl::StatusOr<pb::SpawnInfo> ReadSpawnInfo(const char* memfd_text);
+// The same from an fd (closed here).
+absl::StatusOr<pb::SpawnInfo> ReadSpawnInfoFd(int memfd);
+
+// Writes `info` to a new memfd (CLOEXEC) for a child to read; the caller closes it.
+absl::StatusOr<int> WriteSpawnInfo(const pb::SpawnInfo& info);
 
 }  // namespace constellation::process_internal

@@ -124,7 +124,8 @@ int LocalBridgeLoop::Run(int listen_fd, int root_fd, const Pid& root) {
     out_->Flush();
   }
   out_->Flush();
-  server_.reset();  // closes the connections and the listener
+  server_.reset();   // closes the connections and the listener
+  spawner_.reset();  // ends the zygote, if any, before children are reaped
   for (const auto& [fd, pid] : pidfds_) close(fd);
   if (terminating_signal_ != 0) {
     WaitForChildren();

@@ -29,6 +29,7 @@
 #include "lib/process/resources_query.h"
 #include "lib/process/runtime_state.h"
 #include "lib/process/spawn_launch.h"
+#include "lib/process/zygote.h"
 #include "proto/local.pb.h"
 
 namespace constellation {
@@ -187,13 +188,17 @@ void StartMonitoredProcess(int bridge_fd, int listen_fd) {
 
 // The bridge's spawn service: the machine as a one-node cluster, with the
 // root already in it. Exits with a clear message when the root cannot fit.
-std::unique_ptr<LocalSpawner> MakeLocalSpawner(const Resources& root_resources) {
+// The spawner owns the zygote (when there is one): destroying it in the
+// bridge ends the zygote, in the root only closes the root's copy.
+std::unique_ptr<LocalSpawner> MakeLocalSpawner(const Resources& root_resources, std::unique_ptr<Zygote> zygote) {
   absl::StatusOr<Resources> capacity = LocalCapacity(getenv(kCapacityEnv));
   if (!capacity.ok()) Fail(std::string(capacity.status().message()));
+  std::shared_ptr<Zygote> shared = std::move(zygote);
   auto spawner = std::make_unique<LocalSpawner>(
-      *capacity, [](const Pid& parent, const Resources& resources, const pb::SpawnRequest& request) {
+      *capacity, [shared](const Pid& parent, const Resources& resources, const pb::SpawnRequest& request) {
         // Runs in the bridge, once g_runtime.cgroups is set.
-        LocalLaunchContext context{g_runtime.bridge_name, g_runtime.argv, g_runtime.cgroups, g_runtime.secret};
+        LocalLaunchContext context{g_runtime.bridge_name, g_runtime.argv, g_runtime.cgroups, g_runtime.secret,
+                                   shared.get()};
         return LaunchLocal(context, parent, resources, request);
       });
   absl::Status root = spawner->AddRoot(g_runtime.self, root_resources);
@@ -201,9 +206,21 @@ std::unique_ptr<LocalSpawner> MakeLocalSpawner(const Resources& root_resources) 
   return spawner;
 }
 
+void InitForked(const ZygoteStart& start, const Resources& requested);
+
 void InitTop(const Resources& resources) {
   absl::StatusOr<OutputFormat> format = ParseOutputFormat(getenv("CONSTELLATION_FORMAT"));
   if (!format.ok()) Fail(std::string(format.status().message()));
+  absl::StatusOr<bool> zygote_wanted = ZygoteWanted(getenv(kZygoteEnv));
+  if (!zygote_wanted.ok()) Fail(std::string(zygote_wanted.status().message()));
+  // The zygote first: it must hold the program's state as it entered init()
+  // and nothing the runtime makes below. Spawned children return here.
+  std::unique_ptr<Zygote> zygote;
+  if (*zygote_wanted) {
+    ZygoteStart start = StartZygote(ReadArgv());
+    if (start.child) return InitForked(start, resources);
+    zygote = std::move(start.zygote);
+  }
   absl::StatusOr<DataPort> port = BindDataPort();
   if (!port.ok()) Fail(std::string(port.status().message()));
   g_runtime.self = port->pid;
@@ -214,7 +231,7 @@ void InitTop(const Resources& resources) {
   g_runtime.argv = ReadArgv();
   // Everything that can refuse to start comes before the cgroup base and the
   // bridge's socket directory exist, so a refusal leaves nothing behind.
-  std::unique_ptr<LocalSpawner> spawner = MakeLocalSpawner(resources);
+  std::unique_ptr<LocalSpawner> spawner = MakeLocalSpawner(resources, std::move(zygote));
   absl::StatusOr<LocalListener> bridge_listen = ListenLocal("bridge");
   if (!bridge_listen.ok()) Fail(std::string(bridge_listen.status().message()));
   g_runtime.bridge_name = bridge_listen->path;
@@ -263,10 +280,7 @@ void InitTop(const Resources& resources) {
 // A process started by spawn() (local mode) or by a node daemon (cluster
 // mode). Runs the spawned function and exits; a deployment's root process
 // (no function) returns into main().
-void InitSpawned(const char* init_fd, const Resources& requested) {
-  absl::StatusOr<pb::SpawnInfo> info = ReadSpawnInfo(init_fd);
-  unsetenv(kInitEnv);
-  if (!info.ok()) Fail(std::string(info.status().message()));
+void InitFromHandOff(const pb::SpawnInfo* info, const Resources& requested) {
   absl::StatusOr<Pid> self = FromProto(info->self());
   absl::StatusOr<Pid> parent = info->has_parent() ? FromProto(info->parent()) : Pid();
   if (!self.ok() || !parent.ok()) Fail("malformed spawn hand-off");
@@ -285,6 +299,22 @@ void InitSpawned(const char* init_fd, const Resources& requested) {
   if (!info->has_call()) return;
   RunSpawnedFunction(info->call(), g_runtime.parent);
   exit(0);
+}
+
+void InitSpawned(const char* init_fd, const Resources& requested) {
+  absl::StatusOr<pb::SpawnInfo> info = ReadSpawnInfo(init_fd);
+  unsetenv(kInitEnv);
+  if (!info.ok()) Fail(std::string(info.status().message()));
+  InitFromHandOff(&*info, requested);
+}
+
+// A child the zygote forked: the same as InitSpawned, with the hand-off's
+// fds passed by the zygote instead of inherited through exec.
+void InitForked(const ZygoteStart& start, const Resources& requested) {
+  absl::StatusOr<pb::SpawnInfo> info = ReadSpawnInfoFd(start.memfd);
+  if (!info.ok()) Fail(std::string(info.status().message()));
+  info->set_listen_fd(start.listen_fd);
+  InitFromHandOff(&*info, requested);
 }
 
 }  // namespace

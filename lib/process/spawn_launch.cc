@@ -29,6 +29,13 @@ absl::StatusOr<LocalSpawner::Launched> LaunchLocal(const LocalLaunchContext& con
   absl::StatusOr<LaunchDescription> launch =
       DescribeLaunch({.bridge = context.bridge_name, .cgroups = context.cgroups}, std::move(what));
   if (!launch.ok()) return launch.status();
+  if (context.zygote != nullptr && context.zygote->Serves(launch->options)) {
+    absl::StatusOr<pid_t> forked = context.zygote->Launch(launch->info);
+    // A zygote that is gone leaves exec to do it; any other failure is the answer.
+    if (forked.ok()) return LocalSpawner::Launched{launch->port.pid, *forked};
+    if (!absl::IsUnavailable(forked.status())) return forked.status();
+    fprintf(stderr, "constellation: %s; spawning by exec from now on\n", forked.status().ToString().c_str());
+  }
   absl::StatusOr<pid_t> os_pid = Launch(*launch);
   if (!os_pid.ok()) return os_pid.status();
   return LocalSpawner::Launched{launch->port.pid, *os_pid};

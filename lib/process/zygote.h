@@ -1,0 +1,102 @@
+#pragma once
+
+// The zygote: a fork server that local mode's spawn() uses instead of
+// re-executing /proc/self/exe (docs/process-model.md, "The zygote").
+//
+// init() in the top process calls StartZygote() before it does anything
+// else (no thread, no data port, no bridge yet), so the zygote holds exactly
+// the state the program had on entering init(): what a fresh exec of the same
+// binary with the same argv and environment reaches at init(). The zygote then
+// only waits on its socket; for each request from the bridge it forks a child
+// that returns from StartZygote() (with the request's hand-off fds) and goes
+// on into init()'s spawned-process path: no exec, no dynamic loading, and the
+// pages loading made (relocations, libraries' data) stay shared.
+//
+// What a child inherits, beside the state at init(): fds 0 and 1 on
+// /dev/null, fd 2 as the top process had it (where a failure to start is
+// seen, as with exec); the fds the program itself had open before init(); the
+// signal dispositions of init() time, with an empty mask and SIGCHLD at its
+// default; the address-space layout of the zygote (ASLR is per program, not
+// per process). Nothing the runtime made (the bridge's socket, data ports,
+// another child's hand-off) reaches it: the zygote never holds them.
+//
+// The bridge (the zygote's parent) is the only other end of its socket; the
+// zygote is one program's, runs as its user, and exits when the bridge's end
+// closes (or the bridge dies). CONSTELLATION_ZYGOTE=off turns it off: every
+// spawn then re-executes /proc/self/exe, as it also does whenever a request's
+// argv or environment differs from the zygote's.
+//
+// Threading: StartZygote() runs in a single-threaded process. A Zygote is
+// used by one thread (the bridge's).
+
+#include <sys/types.h>
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "lib/process/launch.h"
+#include "proto/local.pb.h"
+
+namespace constellation::process_internal {
+
+inline constexpr char kZygoteEnv[] = "CONSTELLATION_ZYGOTE";
+
+struct ZygoteStart;
+
+// The bridge's end: asks the zygote to fork children.
+class Zygote {
+ public:
+  // Closes this process's end of the socket. In the process that started
+  // the zygote (the bridge) it then ends: this waits, boundedly, until it
+  // has, leaving the reaping to the bridge's usual waitpid. A fork of that
+  // process (the root) only closes its copy.
+  ~Zygote();
+  Zygote(const Zygote&) = delete;
+  Zygote& operator=(const Zygote&) = delete;
+
+  // Whether a process launched with `options` is what a fork of the zygote
+  // gives: the same executable, argv and environment, stdin on /dev/null.
+  bool Serves(const LaunchOptions& options) const;
+
+  // Forks a child that runs init()'s spawned path with `info` (its
+  // listen_fd() is passed along and closed here). Returns the child's OS pid.
+  // Unavailable once the zygote is gone (the caller re-executes instead).
+  absl::StatusOr<pid_t> Launch(const pb::SpawnInfo& info);
+
+  pid_t os_pid() const { return pid_; }
+
+ private:
+  friend ZygoteStart StartZygote(std::vector<std::string> argv);
+  Zygote(int fd, pid_t pid, int pidfd, std::vector<std::string> argv, std::vector<std::string> env);
+
+  int fd_;
+  pid_t owner_;  // the process that started the zygote
+  pid_t pid_;
+  int pidfd_;
+  std::vector<std::string> argv_;
+  std::vector<std::string> env_;
+};
+
+// What StartZygote() returns: in the caller, `zygote` (null when it could
+// not start); in a child the zygote forked, `child` is true with the
+// hand-off's fds (CLOEXEC).
+struct ZygoteStart {
+  std::unique_ptr<Zygote> zygote;
+  bool child = false;
+  int memfd = -1;      // the pb::SpawnInfo (ReadSpawnInfo)
+  int listen_fd = -1;  // the process's data port
+};
+
+// Forks the zygote from this (single-threaded) process, whose argv is
+// `argv`. Returns in the caller, and once in every child the zygote forks
+// (see ZygoteStart).
+ZygoteStart StartZygote(std::vector<std::string> argv);
+
+// Whether CONSTELLATION_ZYGOTE (`value`, may be null) allows a zygote:
+// unset, "on" or "auto" yes, "off" no; anything else is an error naming
+// what is accepted.
+absl::StatusOr<bool> ZygoteWanted(const char* value);
+
+}  // namespace constellation::process_internal
