@@ -82,6 +82,12 @@ class UploadImpl : public BinaryCache::Upload {
       if (n <= 0) return Errno("writing the upload");
       data.remove_prefix(n);
     }
+    // Starts writing back each few MiB as they come, without waiting, so the
+    // fsync in Finish() has only the tail left to wait for.
+    if (written_ - flushed_ >= kWriteBackEvery) {
+      sync_file_range(fd_, flushed_, written_ - flushed_, SYNC_FILE_RANGE_WRITE);
+      flushed_ = written_;
+    }
     return absl::OkStatus();
   }
 
@@ -117,7 +123,9 @@ class UploadImpl : public BinaryCache::Upload {
   int fd_;
   OnStored on_stored_;
   EVP_MD_CTX* ctx_;
+  static constexpr uint64_t kWriteBackEvery = 4 << 20;
   uint64_t written_ = 0;
+  uint64_t flushed_ = 0;  // write-back started for the bytes below
   bool finished_ = false;
 };
 
@@ -219,6 +227,19 @@ absl::StatusOr<std::string> BinaryCache::VerifiedPath(const pb::BinaryId& id) co
   unlink(path.c_str());  // so that it can be uploaded again
   return absl::DataLossError(absl::StrCat("cached binary ", path, " is not what its name says (", wrong,
                                           "); deleted it, it will be uploaded again"));
+}
+
+void BinaryCache::LinkedElsewhere(const pb::BinaryId& id) const {
+  struct stat st;
+  if (!ValidateBinaryId(id).ok() || lstat(PathOf(id).c_str(), &st) != 0) return;
+  Stamp now = StampOf(st);
+  std::lock_guard<std::mutex> lock(mu_);
+  auto it = verified_.find(id.sha256());
+  if (it == verified_.end()) return;
+  Stamp& was = it->second;
+  if (was.dev == now.dev && was.ino == now.ino && was.size == now.size && was.mtime_ns == now.mtime_ns) {
+    was.ctime_ns = now.ctime_ns;
+  }
 }
 
 void BinaryCache::Remember(const std::string& sha256, const Stamp& stamp) const {

@@ -58,6 +58,14 @@ class BinaryCache {
   // directory is 0700).
   absl::StatusOr<std::string> VerifiedPath(const pb::BinaryId& id) const;
 
+  // Another daemon of this machine has just linked the cached binary into
+  // its own cache (Adopt), which moved the file's ctime and nothing else: it
+  // stays verified (not hashed again) if its inode, size and mtime are still
+  // what was hashed. (A write would move the mtime; one that put the mtime
+  // back in that moment takes this uid, which may change the file between
+  // VerifiedPath and the exec anyway.)
+  void LinkedElsewhere(const pb::BinaryId& id) const;
+
   // Where a cached binary is, unchecked: for reading it (e.g. to upload it
   // to a node), never for running it.
   std::string PathOf(const pb::BinaryId& id) const;

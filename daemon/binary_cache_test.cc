@@ -297,5 +297,22 @@ TEST_F(AdoptTest, RefusesWhatIsNotTheBinaryAndKeepsNothing) {
   }
 }
 
+// After a node's link, the master keeps its copy verified; a write is still caught.
+TEST_F(AdoptTest, LinkedElsewhereForgivesTheLinkAloneNotAWrite) {
+  pb::BinaryId id = Id(kHelloSha, 6);
+  ASSERT_TRUE(cache_->AddFile(id, Write("hello.txt", "hello\n")).ok());
+  ASSERT_TRUE(link(cache_->PathOf(id).c_str(), (dir_ + "/node-link").c_str()) == 0);
+  cache_->LinkedElsewhere(id);
+  EXPECT_TRUE(cache_->Has(id));
+  int fd = open(cache_->PathOf(id).c_str(), O_WRONLY);  // root ignores the read-only mode
+  ASSERT_GE(fd, 0);
+  struct timespec later[2] = {{0, UTIME_OMIT}, {time(nullptr) + 100, 0}};
+  ASSERT_EQ(pwrite(fd, "J", 1, 0), 1);
+  ASSERT_EQ(futimens(fd, later), 0);  // the mtime moves for sure, whatever the clock's grain
+  close(fd);
+  cache_->LinkedElsewhere(id);
+  EXPECT_EQ(cache_->VerifiedPath(id).status().code(), absl::StatusCode::kDataLoss);
+}
+
 }  // namespace
 }  // namespace constellation::daemon

@@ -7,7 +7,9 @@
 #include <signal.h>
 #include <sys/stat.h>
 
+#include <fstream>
 #include <functional>
+#include <iterator>
 #include <memory>
 #include <string>
 #include <vector>
@@ -278,6 +280,41 @@ TEST_F(NodeServiceTest, KillWithPidsSignalsThoseAlone) {
   ASSERT_TRUE(Kill(8, 0, {}).ok());  // 0: SIGKILL, the whole deployment
   ASSERT_TRUE(master->ReadUntil([&](const pb::NodeEvent& e) { return IsExit(e, b); }));
   EXPECT_EQ(master->events.back().event().exit().signal(), SIGKILL);
+}
+
+// A master on this machine hands over its stored copy: the node checks and
+// hashes it, links it in, and launches from it; a lying one is refused.
+TEST_F(NodeServiceTest, AdoptsTheMastersCopyOnThisMachineAndRefusesALie) {
+  std::string dir = TempDir();
+  std::string copy = dir + "/master-copy";
+  std::ifstream in(ProgramPath(), std::ios::binary);
+  std::string program((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  ASSERT_FALSE(program.empty());
+  { std::ofstream(copy, std::ios::binary) << program; }
+  ASSERT_EQ(chmod(copy.c_str(), 0500), 0);
+  pb::AdoptRequest request;
+  request.mutable_id()->set_sha256(Sha256OfFile(copy).value());
+  request.mutable_id()->set_size(program.size());
+  request.set_path(copy);
+  auto has = [&] {
+    grpc::ClientContext context;
+    pb::HasBinaryReply reply;
+    EXPECT_TRUE(stub_->HasBinary(&context, request.id(), &reply).ok());
+    EXPECT_EQ(reply.boot_id(), BootId()) << "the master could not tell it shares this machine";
+    return reply.present();
+  };
+
+  pb::AdoptRequest lie = request;
+  lie.mutable_id()->set_sha256(std::string(64, 'a'));
+  grpc::ClientContext lie_context;
+  pb::UploadReply reply;
+  EXPECT_EQ(stub_->Adopt(&lie_context, lie, &reply).error_code(), grpc::StatusCode::FAILED_PRECONDITION);
+
+  ASSERT_FALSE(has());
+  grpc::ClientContext context;
+  grpc::Status adopted = stub_->Adopt(&context, request, &reply);
+  ASSERT_TRUE(adopted.ok()) << adopted.error_message();
+  EXPECT_TRUE(has());
 }
 
 }  // namespace

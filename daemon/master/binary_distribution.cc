@@ -81,7 +81,10 @@ absl::Status BinaryDistribution::Send(NodeClient& node, const pb::BinaryId& bina
   if (!path.ok()) return path.status();
   if (same_machine) {
     absl::Status adopted = node.Adopt(binary, *path);
-    if (adopted.ok()) return adopted;
+    if (adopted.ok()) {
+      cache_->LinkedElsewhere(binary);  // the link moved its ctime: no need to hash it again
+      return adopted;
+    }
     fprintf(stderr, "constellation master: node %s did not take this machine's copy of %s (%s); sending it\n",
             node.addr().c_str(), binary.sha256().c_str(), std::string(adopted.message()).c_str());
   }
