@@ -7,6 +7,7 @@
 #include <signal.h>
 #include <sys/stat.h>
 
+#include <filesystem>
 #include <fstream>
 #include <functional>
 #include <iterator>
@@ -82,7 +83,7 @@ class NodeServiceTest : public ::testing::Test {
     alarm_ = alarm.get();
     options.alarm = std::move(alarm);
     absl::StatusOr<std::unique_ptr<NodeService>> node =
-        NodeService::Create(0x7f000001, TempDir() + "/node", credentials, std::move(options));
+        NodeService::Create(0x7f000001, cache_dir_ = TempDir() + "/node", credentials, std::move(options));
     ASSERT_TRUE(node.ok()) << node.status();
     node_ = *std::move(node);
     grpc::ServerBuilder builder;
@@ -162,6 +163,7 @@ class NodeServiceTest : public ::testing::Test {
   }
 
   FakeAlarm* alarm_ = nullptr;
+  std::string cache_dir_;
   std::unique_ptr<NodeService> node_;
   std::unique_ptr<grpc::Server> server_;
   std::unique_ptr<pb::Node::Stub> stub_;
@@ -315,6 +317,36 @@ TEST_F(NodeServiceTest, AdoptsTheMastersCopyOnThisMachineAndRefusesALie) {
   grpc::Status adopted = stub_->Adopt(&context, request, &reply);
   ASSERT_TRUE(adopted.ok()) << adopted.error_message();
   EXPECT_TRUE(has());
+}
+
+// A master whose own upload failed cancels the stream it feeds the node: the
+// node keeps nothing, not even with every byte received, nor a temporary file.
+TEST_F(NodeServiceTest, ACancelledUploadLeavesNothing) {
+  const std::string bytes = "hello\n";
+  pb::UploadChunk chunk;
+  chunk.mutable_id()->set_sha256("5891b5b522d5df086d0ff0b110fbd9d21bb4fc7163af34d08286a2e846f6be03");
+  chunk.mutable_id()->set_size(bytes.size());
+  chunk.set_data(bytes);
+  {
+    grpc::ClientContext context;
+    pb::UploadReply reply;
+    std::unique_ptr<grpc::ClientWriter<pb::UploadChunk>> writer = stub_->Upload(&context, &reply);
+    ASSERT_TRUE(writer->Write(chunk));
+    context.TryCancel();
+    EXPECT_EQ(writer->Finish().error_code(), grpc::StatusCode::CANCELLED);
+  }
+  grpc::ClientContext context;
+  pb::HasBinaryReply has;
+  ASSERT_TRUE(stub_->HasBinary(&context, chunk.id(), &has).ok());
+  EXPECT_FALSE(has.present());
+  server_->Shutdown(std::chrono::system_clock::now());  // the handler has returned
+  server_.reset();
+  int entries = 0;
+  for (const auto& entry : std::filesystem::directory_iterator(cache_dir_)) {
+    ADD_FAILURE() << "left in the cache: " << entry.path();
+    ++entries;
+  }
+  EXPECT_EQ(entries, 0);
 }
 
 }  // namespace
