@@ -43,6 +43,9 @@ class BinaryCache {
   // whose declared size is over `max_binary_size` is refused.
   static absl::StatusOr<std::unique_ptr<BinaryCache>> Create(std::string dir,
                                                              uint64_t max_binary_size = kDefaultMaxBinarySize);
+  // Takes the lock once: a gRPC handler's last Remember is ordered before
+  // the map goes, for TSan too (the server's shutdown wait is invisible to it).
+  ~BinaryCache() { std::lock_guard<std::mutex> lock(mu_); }
 
   // Whether the binary is cached and passes VerifiedPath.
   bool Has(const pb::BinaryId& id) const;
