@@ -7,7 +7,9 @@
 //    bridge and to a node) and second deploy of the same file (cached);
 //    beside a plain local run of the same file. The first deploy is split into
 //    phases by watching the bridge's and the nodes' cache directories with
-//    inotify (an upload creates ".upload-<sha>-XXXXXX" and renames it to <sha>).
+//    inotify (an upload creates ".upload-<sha>-XXXXXX" and renames it to <sha>;
+//    a node on the master's machine adopts the master's copy instead: a hard
+//    link ".adopt-<sha>-..." renamed to <sha>, no second write).
 //  - spawn on the fabric: bench/spawn_latency --root deployed with cdeploy and
 //    paced through cdeploy's stdin; time from spawn() in the root to the child's
 //    first line reaching cdeploy, and to its exit being reported (CLOCK_MONOTONIC
@@ -229,7 +231,8 @@ struct Bench {
     // fsync), rename to its hash (stored).
     int64_t created[kDirs] = {}, first_write[kDirs] = {}, last_write[kDirs] = {}, attrib[kDirs] = {},
             closed[kDirs] = {}, stored[kDirs] = {};
-    int uploads = 0;      // node uploads of it during the run
+    int uploads = 0;      // node uploads of it during the run (a second copy written)
+    int adopts = 0;       // nodes that linked in the master's copy (Node.Adopt: no second copy)
     int first_node = -1;  // the first node to receive it
     std::optional<int> status;
   };
@@ -249,10 +252,11 @@ struct Bench {
         }
         if (which < 0 || sha.empty() || name.find(sha) == std::string::npos) continue;
         bool temp = name.rfind(".upload-", 0) == 0;
-        if ((event->mask & IN_CREATE) && temp) {
+        bool adopt = name.rfind(".adopt-", 0) == 0;  // a hard link to the master's copy, renamed to <sha>
+        if ((event->mask & IN_CREATE) && (temp || adopt)) {
           if (run.created[which] == 0) run.created[which] = now;
           if (which > 0) {
-            ++run.uploads;
+            ++(adopt ? run.adopts : run.uploads);
             if (run.first_node < 0) run.first_node = which;
           }
         } else if ((event->mask & IN_MODIFY) && temp && run.stored[which] == 0) {
@@ -314,7 +318,7 @@ struct Bench {
     std::vector<double> first, first_exit, second, second_exit, local, local_exit, hash_ms;
     std::vector<double> to_bridge, bridge_upload, between, node_upload, after_node;
     std::vector<double> bridge_first_byte, bridge_receive, bridge_fsync, node_first_byte, node_receive, node_fsync;
-    int cached_uploads = 0, first_node_uploads_before_line = 0;
+    int cached_uploads = 0, first_node_uploads_before_line = 0, first_uploads = 0, first_adopts = 0;
     std::string last;
     for (int i = 0; i < runs; ++i) {
       std::string binary = MakeBinary(i);
@@ -326,6 +330,8 @@ struct Bench {
       Run a = RunOnce(binary, *sha, true);
       first.push_back(Ms(a.first_line - a.start));
       first_exit.push_back(Ms(a.end - a.start));
+      first_uploads += a.uploads;
+      first_adopts += a.adopts;
       if (a.created[0] && a.stored[0] && a.first_node > 0 && a.created[a.first_node] && a.stored[a.first_node] &&
           a.stored[a.first_node] < a.first_line) {
         ++first_node_uploads_before_line;
@@ -373,6 +379,9 @@ struct Bench {
     printf("  until cdeploy / the program exits: first %.2f ms, second %.2f ms, local %.2f ms (medians)\n",
            Median(first_exit), Median(second_exit), Median(local_exit));
     printf("  uploads during the second deploys: %d (0 means every one was served from the caches)\n", cached_uploads);
+    printf(
+        "  during the first deploys: %d node uploads (a second copy written), %d adopted (the master's copy linked)\n",
+        first_uploads, first_adopts);
     if (!to_bridge.empty()) {
       printf("  where the first deploy's time goes (medians of %zu runs; phases from inotify on the caches):\n",
              to_bridge.size());
@@ -392,10 +401,12 @@ struct Bench {
             Median(bridge_first_byte), Median(bridge_receive), kBinarySize / 1e3 / Median(bridge_receive),
             Median(bridge_fsync));
       }
-      printf("    bridge stored -> node begins receiving     %8.2f ms  (placement, HasBinary RPC, open)\n",
-             Median(between));
       printf(
-          "    upload to the node                         %8.2f ms  (1 MiB gRPC chunks, hash, write, fsync, rename)\n",
+          "    bridge stored -> node begins receiving     %8.2f ms  (HasBinary RPC, open; < 0: streamed meanwhile)\n",
+          Median(between));
+      printf(
+          "    to the node                                %8.2f ms  (upload: chunks, hash, write, fsync, rename; "
+          "adopt: hash, link, rename)\n",
           Median(node_upload));
       if (!node_fsync.empty()) {
         printf(

@@ -5,6 +5,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cerrno>
 #include <cstring>
 #include <functional>
@@ -81,6 +82,12 @@ class UploadImpl : public BinaryCache::Upload {
       if (n <= 0) return Errno("writing the upload");
       data.remove_prefix(n);
     }
+    // Starts writing back each few MiB as they come, without waiting, so the
+    // fsync in Finish() has only the tail left to wait for.
+    if (written_ - flushed_ >= kWriteBackEvery) {
+      sync_file_range(fd_, flushed_, written_ - flushed_, SYNC_FILE_RANGE_WRITE);
+      flushed_ = written_;
+    }
     return absl::OkStatus();
   }
 
@@ -108,13 +115,17 @@ class UploadImpl : public BinaryCache::Upload {
     return absl::OkStatus();
   }
 
+  int OpenForReading() const override { return fd_ < 0 ? -1 : fcntl(fd_, F_DUPFD_CLOEXEC, 0); }
+
  private:
   pb::BinaryId id_;
   std::string final_path_, temp_path_;
   int fd_;
   OnStored on_stored_;
   EVP_MD_CTX* ctx_;
+  static constexpr uint64_t kWriteBackEvery = 4 << 20;
   uint64_t written_ = 0;
+  uint64_t flushed_ = 0;  // write-back started for the bytes below
   bool finished_ = false;
 };
 
@@ -127,12 +138,30 @@ absl::Status ValidateBinaryId(const pb::BinaryId& id) {
   return absl::OkStatus();
 }
 
+std::string Sha256OfBytes(absl::string_view bytes) {
+  unsigned char digest[EVP_MAX_MD_SIZE];
+  unsigned int length = 0;
+  EVP_Digest(bytes.data(), bytes.size(), digest, &length, EVP_sha256(), nullptr);
+  return Hex(digest, length);
+}
+
 absl::StatusOr<std::string> Sha256OfFile(const std::string& path) {
   int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
   if (fd < 0) return Errno(absl::StrCat("open ", path));
   absl::StatusOr<std::string> sha = Sha256OfFd(fd, path);
   close(fd);
   return sha;
+}
+
+std::string BootId() {
+  char buf[64] = {};
+  int fd = open("/proc/sys/kernel/random/boot_id", O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return "";
+  ssize_t n = read(fd, buf, sizeof(buf) - 1);
+  close(fd);
+  std::string id(buf, n > 0 ? n : 0);
+  while (!id.empty() && (id.back() == '\n' || id.back() == ' ')) id.pop_back();
+  return id;
 }
 
 absl::StatusOr<std::unique_ptr<BinaryCache>> BinaryCache::Create(std::string dir, uint64_t max_binary_size) {
@@ -200,6 +229,19 @@ absl::StatusOr<std::string> BinaryCache::VerifiedPath(const pb::BinaryId& id) co
                                           "); deleted it, it will be uploaded again"));
 }
 
+void BinaryCache::LinkedElsewhere(const pb::BinaryId& id) const {
+  struct stat st;
+  if (!ValidateBinaryId(id).ok() || lstat(PathOf(id).c_str(), &st) != 0) return;
+  Stamp now = StampOf(st);
+  std::lock_guard<std::mutex> lock(mu_);
+  auto it = verified_.find(id.sha256());
+  if (it == verified_.end()) return;
+  Stamp& was = it->second;
+  if (was.dev == now.dev && was.ino == now.ino && was.size == now.size && was.mtime_ns == now.mtime_ns) {
+    was.ctime_ns = now.ctime_ns;
+  }
+}
+
 void BinaryCache::Remember(const std::string& sha256, const Stamp& stamp) const {
   std::lock_guard<std::mutex> lock(mu_);
   verified_[sha256] = stamp;
@@ -234,6 +276,66 @@ absl::Status BinaryCache::AddFile(const pb::BinaryId& id, const std::string& pat
   close(fd);
   if (!status.ok()) return status;
   return (*upload)->Finish();
+}
+
+absl::Status BinaryCache::Adopt(const pb::BinaryId& id, const std::string& path) {
+  absl::Status valid = ValidateBinaryId(id);
+  if (!valid.ok()) return valid;
+  if (id.size() > max_binary_size_) {
+    return absl::ResourceExhaustedError(absl::StrCat("binary of ", id.size(), " bytes is over this daemon's limit of ",
+                                                     max_binary_size_, " bytes (--max-binary-size); refused"));
+  }
+  if (path.empty() || path[0] != '/' || path.size() > 4096 || path.find('\0') != std::string::npos) {
+    return absl::InvalidArgumentError("a binary to adopt is named by an absolute path");
+  }
+  auto refuse = [&](absl::string_view why) {
+    return absl::FailedPreconditionError(absl::StrCat("will not adopt ", path, ": ", why));
+  };
+  // O_NONBLOCK: a FIFO planted there must not block this thread.
+  int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
+  if (fd < 0) return refuse(errno == ELOOP ? "it is a symlink" : std::strerror(errno));
+  struct stat before, linked;
+  std::string why;
+  if (fstat(fd, &before) != 0) {
+    why = std::strerror(errno);
+  } else if (!S_ISREG(before.st_mode)) {
+    why = "it is not a regular file";
+  } else if (before.st_uid != geteuid()) {
+    why = absl::StrCat("it is owned by uid ", before.st_uid);
+  } else if ((before.st_mode & (S_IWUSR | S_IWGRP | S_IWOTH)) != 0) {
+    why = "it is writable";
+  } else if (static_cast<uint64_t>(before.st_size) != id.size()) {
+    why = absl::StrCat("it has ", before.st_size, " bytes, not ", id.size());
+  } else if (absl::StatusOr<std::string> actual = Sha256OfFd(fd, path); !actual.ok()) {
+    why = std::string(actual.status().message());
+  } else if (*actual != id.sha256()) {
+    why = absl::StrCat("its bytes hash to ", *actual);
+  }
+  if (!why.empty()) {
+    close(fd);
+    return refuse(why);
+  }
+  // Linked by name, then checked to be the inode that was hashed: the name
+  // may have been pointed elsewhere meanwhile.
+  static std::atomic<uint64_t> next{0};
+  std::string temp = absl::StrCat(dir_, "/.adopt-", id.sha256(), "-", getpid(), "-", next++);
+  if (link(path.c_str(), temp.c_str()) != 0) {
+    why = errno == EXDEV ? "it is on another filesystem" : std::strerror(errno);
+  } else if (lstat(temp.c_str(), &linked) != 0 || linked.st_dev != before.st_dev || linked.st_ino != before.st_ino) {
+    why = "it was replaced while it was checked";
+  } else if (fstat(fd, &linked) != 0 || StampOf(linked).mtime_ns != StampOf(before).mtime_ns ||
+             linked.st_size != before.st_size) {
+    why = "it changed while it was hashed";
+  } else if (rename(temp.c_str(), PathOf(id).c_str()) != 0) {
+    why = std::strerror(errno);
+  }
+  close(fd);
+  // Also after a rename: when both names were links to one file already,
+  // rename does nothing and leaves the temporary name.
+  unlink(temp.c_str());
+  if (!why.empty()) return refuse(why);
+  Remember(id.sha256(), StampOf(linked));  // hashed above; the link changed its ctime
+  return absl::OkStatus();
 }
 
 }  // namespace constellation::daemon

@@ -34,6 +34,8 @@ inline constexpr uint64_t kDefaultMaxBinarySize = uint64_t{4} << 30;
 
 // Lower-case hex SHA-256 of a file's bytes.
 absl::StatusOr<std::string> Sha256OfFile(const std::string& path);
+// Lower-case hex SHA-256 of `bytes`.
+std::string Sha256OfBytes(absl::string_view bytes);
 
 class BinaryCache {
  public:
@@ -41,6 +43,9 @@ class BinaryCache {
   // whose declared size is over `max_binary_size` is refused.
   static absl::StatusOr<std::unique_ptr<BinaryCache>> Create(std::string dir,
                                                              uint64_t max_binary_size = kDefaultMaxBinarySize);
+  // Takes the lock once: a gRPC handler's last Remember is ordered before
+  // the map goes, for TSan too (the server's shutdown wait is invisible to it).
+  ~BinaryCache() { std::lock_guard<std::mutex> lock(mu_); }
 
   // Whether the binary is cached and passes VerifiedPath.
   bool Has(const pb::BinaryId& id) const;
@@ -56,6 +61,14 @@ class BinaryCache {
   // directory is 0700).
   absl::StatusOr<std::string> VerifiedPath(const pb::BinaryId& id) const;
 
+  // Another daemon of this machine has just linked the cached binary into
+  // its own cache (Adopt), which moved the file's ctime and nothing else: it
+  // stays verified (not hashed again) if its inode, size and mtime are still
+  // what was hashed. (A write would move the mtime; one that put the mtime
+  // back in that moment takes this uid, which may change the file between
+  // VerifiedPath and the exec anyway.)
+  void LinkedElsewhere(const pb::BinaryId& id) const;
+
   // Where a cached binary is, unchecked: for reading it (e.g. to upload it
   // to a node), never for running it.
   std::string PathOf(const pb::BinaryId& id) const;
@@ -69,6 +82,10 @@ class BinaryCache {
     virtual absl::Status Append(absl::string_view data) = 0;
     // Checks size and hash, then makes the binary available (read-only, executable).
     virtual absl::Status Finish() = 0;
+    // A new descriptor (close-on-exec; the caller closes it) of the file
+    // being written, for reading what was appended so far with pread; once
+    // finished, it is the stored file. -1 on error.
+    virtual int OpenForReading() const = 0;
   };
   // An error for a malformed id (not 64 hex characters), and
   // RESOURCE_EXHAUSTED for a declared size over the limit (before anything
@@ -78,6 +95,16 @@ class BinaryCache {
   // Copies a local file in (the master caches what cdeploy sends it this way
   // too, through Begin). Verifies the hash like an upload.
   absl::Status AddFile(const pb::BinaryId& id, const std::string& path);
+
+  // Takes in a binary another daemon of this machine (the master) stored at
+  // `path`, without a second copy: a hard link to it, renamed into place
+  // like an upload. `path` comes from the network, so the file is checked as
+  // an upload's bytes would be: an absolute path to a regular file (not a
+  // symlink), owned by this process's uid, writable by no one, of the
+  // declared size, whose bytes hash to `id`, unchanged while it was hashed.
+  // FAILED_PRECONDITION when it is not, or when it is on another filesystem;
+  // nothing is added then.
+  absl::Status Adopt(const pb::BinaryId& id, const std::string& path);
 
   const std::string& dir() const { return dir_; }
   uint64_t max_binary_size() const { return max_binary_size_; }
@@ -105,5 +132,9 @@ class BinaryCache {
 
 // An error unless `id` names a binary properly (64 lower-case hex characters).
 absl::Status ValidateBinaryId(const pb::BinaryId& id);
+
+// This machine's boot id (/proc/sys/kernel/random/boot_id): daemons that
+// share it share a kernel, and may share a filesystem. Empty if unreadable.
+std::string BootId();
 
 }  // namespace constellation::daemon

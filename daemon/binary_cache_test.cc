@@ -6,6 +6,7 @@
 
 #include <fcntl.h>
 
+#include <filesystem>
 #include <fstream>
 
 #include "gtest/gtest.h"
@@ -225,6 +226,92 @@ TEST_F(BinaryCacheTest, AddFile) {
   ASSERT_TRUE(cache_->AddFile(Id(kHelloSha, 6), path).ok());
   EXPECT_TRUE(cache_->Has(Id(kHelloSha, 6)));
   EXPECT_FALSE(cache_->AddFile(Id(std::string(64, 'a'), 6), path).ok());
+}
+
+// ---- Adopt: the master's copy on the same machine, linked in -------------------------------
+
+class AdoptTest : public BinaryCacheTest {
+ protected:
+  // What the master stores: read-only, owned by this uid.
+  std::string Stored(const std::string& name, const std::string& bytes) {
+    std::string path = Write(name, bytes);
+    chmod(path.c_str(), 0500);
+    return path;
+  }
+  // Entries of the cache directory, temporary files included.
+  int CacheEntries() {
+    int n = 0;
+    for (const auto& entry : std::filesystem::directory_iterator(dir_ + "/cache")) (void)entry, ++n;
+    return n;
+  }
+};
+
+TEST_F(AdoptTest, LinksTheStoredFileInWithoutACopy) {
+  pb::BinaryId id = Id(kHelloSha, 6);
+  std::string master = Stored("master-copy", "hello\n");
+  ASSERT_TRUE(cache_->Adopt(id, master).ok());
+  EXPECT_TRUE(cache_->Has(id));
+  struct stat theirs, ours;
+  ASSERT_EQ(stat(master.c_str(), &theirs), 0);
+  ASSERT_EQ(stat(cache_->PathOf(id).c_str(), &ours), 0);
+  EXPECT_EQ(theirs.st_ino, ours.st_ino) << "a second copy was written";
+  EXPECT_EQ(CacheEntries(), 1) << "a temporary name was left behind";
+  // Again (a second master call, or already there): still one entry.
+  ASSERT_TRUE(cache_->Adopt(id, cache_->PathOf(id)).ok());
+  ASSERT_TRUE(cache_->Adopt(id, master).ok());
+  EXPECT_EQ(CacheEntries(), 1);
+}
+
+TEST_F(AdoptTest, RefusesWhatIsNotTheBinaryAndKeepsNothing) {
+  pb::BinaryId id = Id(kHelloSha, 6);
+  std::string good = Stored("good", "hello\n");
+  std::string lie = Stored("lie", "jello\n");
+  std::string writable = Write("writable", "hello\n");
+  chmod(writable.c_str(), 0700);
+  std::string link = dir_ + "/link";
+  ASSERT_EQ(symlink(good.c_str(), link.c_str()), 0);
+  std::string fifo = dir_ + "/fifo";
+  ASSERT_EQ(mkfifo(fifo.c_str(), 0600), 0);
+  struct {
+    pb::BinaryId id;
+    std::string path;
+  } cases[] = {
+      {id, lie},                                 // bytes that hash to something else
+      {Id(kHelloSha, 5), good},                  // the wrong size
+      {id, writable},                            // writable: could change after it was hashed
+      {id, link},                                // a symlink
+      {id, fifo},                                // not a regular file (and must not block)
+      {id, dir_},                                // a directory
+      {id, dir_ + "/missing"},                   // nothing there
+      {id, "relative/path"},                     // not absolute
+      {id, std::string("/tmp/a\0b", 8)},         // a NUL inside
+      {id, "/" + std::string(5000, 'a')},        // too long
+      {Id("../../etc/passwd", 6), good},         // not an id
+      {Id(kHelloSha, uint64_t{1} << 40), good},  // over the size limit
+  };
+  for (const auto& c : cases) {
+    absl::Status status = cache_->Adopt(c.id, c.path);
+    EXPECT_FALSE(status.ok()) << c.path.substr(0, 80);
+    EXPECT_FALSE(cache_->Has(id));
+    EXPECT_EQ(CacheEntries(), 0) << c.path.substr(0, 80);
+  }
+}
+
+// After a node's link, the master keeps its copy verified; a write is still caught.
+TEST_F(AdoptTest, LinkedElsewhereForgivesTheLinkAloneNotAWrite) {
+  pb::BinaryId id = Id(kHelloSha, 6);
+  ASSERT_TRUE(cache_->AddFile(id, Write("hello.txt", "hello\n")).ok());
+  ASSERT_TRUE(link(cache_->PathOf(id).c_str(), (dir_ + "/node-link").c_str()) == 0);
+  cache_->LinkedElsewhere(id);
+  EXPECT_TRUE(cache_->Has(id));
+  int fd = open(cache_->PathOf(id).c_str(), O_WRONLY);  // root ignores the read-only mode
+  ASSERT_GE(fd, 0);
+  struct timespec later[2] = {{0, UTIME_OMIT}, {time(nullptr) + 100, 0}};
+  ASSERT_EQ(pwrite(fd, "J", 1, 0), 1);
+  ASSERT_EQ(futimens(fd, later), 0);  // the mtime moves for sure, whatever the clock's grain
+  close(fd);
+  cache_->LinkedElsewhere(id);
+  EXPECT_EQ(cache_->VerifiedPath(id).status().code(), absl::StatusCode::kDataLoss);
 }
 
 }  // namespace

@@ -124,7 +124,15 @@ grpc::Status NodeService::HasBinary(grpc::ServerContext* context, const pb::Bina
     return denied;
   }
   reply->set_present(cache_->Has(*id));
+  reply->set_boot_id(boot_id_);
   return grpc::Status::OK;
+}
+
+grpc::Status NodeService::Adopt(grpc::ServerContext* context, const pb::AdoptRequest* request, pb::UploadReply*) {
+  if (grpc::Status denied = Admit(*context, "Node.Adopt"); !denied.ok()) {
+    return denied;
+  }
+  return ToGrpc(cache_->Adopt(request->id(), request->path()));
 }
 
 grpc::Status NodeService::Upload(grpc::ServerContext* context, grpc::ServerReader<pb::UploadChunk>* reader,
@@ -140,6 +148,8 @@ grpc::Status NodeService::Upload(grpc::ServerContext* context, grpc::ServerReade
     absl::Status appended = (*upload)->Append(chunk.data());
     if (!appended.ok()) return ToGrpc(appended);
   } while (reader->Read(&chunk));
+  // A master that gave up (its own upload failed) cancels: keep nothing.
+  if (context->IsCancelled()) return grpc::Status(grpc::StatusCode::CANCELLED, "the master cancelled the upload");
   return ToGrpc((*upload)->Finish());
 }
 

@@ -68,6 +68,8 @@ class NodeService final : public pb::Node::WithCallbackMethod_Attach<pb::Node::S
 
   grpc::Status HasBinary(grpc::ServerContext*, const pb::BinaryId* id, pb::HasBinaryReply* reply) override;
   grpc::Status Upload(grpc::ServerContext*, grpc::ServerReader<pb::UploadChunk>* reader, pb::UploadReply*) override;
+  // Links in the master's copy of a binary on this machine (BinaryCache::Adopt).
+  grpc::Status Adopt(grpc::ServerContext*, const pb::AdoptRequest* request, pb::UploadReply*) override;
   grpc::Status Launch(grpc::ServerContext*, const pb::LaunchRequest* request, pb::LaunchReply* reply) override;
   grpc::Status WriteStdin(grpc::ServerContext*, const pb::StdinChunk* chunk, pb::Empty*) override;
   grpc::Status Kill(grpc::ServerContext*, const pb::KillRequest* request, pb::Empty*) override;
@@ -100,7 +102,8 @@ class NodeService final : public pb::Node::WithCallbackMethod_Attach<pb::Node::S
 
   const uint32_t ipv4_;
   std::unique_ptr<BinaryCache> cache_;
-  const pb::CgroupBase cgroups_;  // where its processes' cgroups go (version 0: none)
+  const std::string boot_id_ = BootId();  // HasBinaryReply.boot_id
+  const pb::CgroupBase cgroups_;          // where its processes' cgroups go (version 0: none)
   const security::Authorizer authz_;
   // Made in this order by Create, taken apart in the reverse by the destructor.
   std::unique_ptr<SpawnRelay> relay_;

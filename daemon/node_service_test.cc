@@ -7,7 +7,10 @@
 #include <signal.h>
 #include <sys/stat.h>
 
+#include <filesystem>
+#include <fstream>
 #include <functional>
+#include <iterator>
 #include <memory>
 #include <string>
 #include <vector>
@@ -80,7 +83,7 @@ class NodeServiceTest : public ::testing::Test {
     alarm_ = alarm.get();
     options.alarm = std::move(alarm);
     absl::StatusOr<std::unique_ptr<NodeService>> node =
-        NodeService::Create(0x7f000001, TempDir() + "/node", credentials, std::move(options));
+        NodeService::Create(0x7f000001, cache_dir_ = TempDir() + "/node", credentials, std::move(options));
     ASSERT_TRUE(node.ok()) << node.status();
     node_ = *std::move(node);
     grpc::ServerBuilder builder;
@@ -160,6 +163,7 @@ class NodeServiceTest : public ::testing::Test {
   }
 
   FakeAlarm* alarm_ = nullptr;
+  std::string cache_dir_;
   std::unique_ptr<NodeService> node_;
   std::unique_ptr<grpc::Server> server_;
   std::unique_ptr<pb::Node::Stub> stub_;
@@ -278,6 +282,71 @@ TEST_F(NodeServiceTest, KillWithPidsSignalsThoseAlone) {
   ASSERT_TRUE(Kill(8, 0, {}).ok());  // 0: SIGKILL, the whole deployment
   ASSERT_TRUE(master->ReadUntil([&](const pb::NodeEvent& e) { return IsExit(e, b); }));
   EXPECT_EQ(master->events.back().event().exit().signal(), SIGKILL);
+}
+
+// A master on this machine hands over its stored copy: the node checks and
+// hashes it, links it in, and launches from it; a lying one is refused.
+TEST_F(NodeServiceTest, AdoptsTheMastersCopyOnThisMachineAndRefusesALie) {
+  std::string dir = TempDir();
+  std::string copy = dir + "/master-copy";
+  std::ifstream in(ProgramPath(), std::ios::binary);
+  std::string program((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  ASSERT_FALSE(program.empty());
+  { std::ofstream(copy, std::ios::binary) << program; }
+  ASSERT_EQ(chmod(copy.c_str(), 0500), 0);
+  pb::AdoptRequest request;
+  request.mutable_id()->set_sha256(Sha256OfFile(copy).value());
+  request.mutable_id()->set_size(program.size());
+  request.set_path(copy);
+  auto has = [&] {
+    grpc::ClientContext context;
+    pb::HasBinaryReply reply;
+    EXPECT_TRUE(stub_->HasBinary(&context, request.id(), &reply).ok());
+    EXPECT_EQ(reply.boot_id(), BootId()) << "the master could not tell it shares this machine";
+    return reply.present();
+  };
+
+  pb::AdoptRequest lie = request;
+  lie.mutable_id()->set_sha256(std::string(64, 'a'));
+  grpc::ClientContext lie_context;
+  pb::UploadReply reply;
+  EXPECT_EQ(stub_->Adopt(&lie_context, lie, &reply).error_code(), grpc::StatusCode::FAILED_PRECONDITION);
+
+  ASSERT_FALSE(has());
+  grpc::ClientContext context;
+  grpc::Status adopted = stub_->Adopt(&context, request, &reply);
+  ASSERT_TRUE(adopted.ok()) << adopted.error_message();
+  EXPECT_TRUE(has());
+}
+
+// A master whose own upload failed cancels the stream it feeds the node: the
+// node keeps nothing, not even with every byte received, nor a temporary file.
+TEST_F(NodeServiceTest, ACancelledUploadLeavesNothing) {
+  const std::string bytes = "hello\n";
+  pb::UploadChunk chunk;
+  chunk.mutable_id()->set_sha256("5891b5b522d5df086d0ff0b110fbd9d21bb4fc7163af34d08286a2e846f6be03");
+  chunk.mutable_id()->set_size(bytes.size());
+  chunk.set_data(bytes);
+  {
+    grpc::ClientContext context;
+    pb::UploadReply reply;
+    std::unique_ptr<grpc::ClientWriter<pb::UploadChunk>> writer = stub_->Upload(&context, &reply);
+    ASSERT_TRUE(writer->Write(chunk));
+    context.TryCancel();
+    EXPECT_EQ(writer->Finish().error_code(), grpc::StatusCode::CANCELLED);
+  }
+  grpc::ClientContext context;
+  pb::HasBinaryReply has;
+  ASSERT_TRUE(stub_->HasBinary(&context, chunk.id(), &has).ok());
+  EXPECT_FALSE(has.present());
+  server_->Shutdown(std::chrono::system_clock::now());  // the handler has returned
+  server_.reset();
+  int entries = 0;
+  for (const auto& entry : std::filesystem::directory_iterator(cache_dir_)) {
+    ADD_FAILURE() << "left in the cache: " << entry.path();
+    ++entries;
+  }
+  EXPECT_EQ(entries, 0);
 }
 
 }  // namespace

@@ -3,6 +3,7 @@
 #include <optional>
 
 #include "absl/strings/str_cat.h"
+#include "daemon/binary_cache.h"
 #include "lib/process/proto_convert.h"
 
 namespace constellation::daemon::master {
@@ -46,14 +47,45 @@ class FakeNodeClient::FakeStream final : public AttachStream {
   std::shared_ptr<Stream> stream_;
 };
 
-absl::StatusOr<bool> FakeNodeClient::HasBinary(const pb::BinaryId& binary) {
+absl::StatusOr<pb::HasBinaryReply> FakeNodeClient::HasBinary(const pb::BinaryId& binary) {
   std::lock_guard<std::mutex> lock(mu_);
-  return binaries_.contains(binary.sha256());
+  pb::HasBinaryReply reply;
+  reply.set_present(binaries_.contains(binary.sha256()));
+  reply.set_boot_id(boot_id);
+  return reply;
 }
 
-absl::Status FakeNodeClient::Upload(const pb::BinaryId& binary, const std::string&) {
+absl::Status FakeNodeClient::Upload(const pb::BinaryId& binary, ChunkSource& source) {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    upload_progress_ = 0;
+    cv_.notify_all();
+  }
+  std::string bytes;
+  char buf[4096];
+  absl::StatusOr<size_t> n;
+  while ((n = source.Read(buf, sizeof(buf))).ok() && *n > 0) {
+    bytes.append(buf, *n);
+    std::lock_guard<std::mutex> lock(mu_);
+    upload_progress_ = bytes.size();
+    cv_.notify_all();
+  }
   std::lock_guard<std::mutex> lock(mu_);
+  upload_progress_ = -1;
+  cv_.notify_all();
+  if (!n.ok()) return n.status();
+  if (bytes.size() != binary.size() || Sha256OfBytes(bytes) != binary.sha256()) {
+    return absl::DataLossError("upload corrupted; rejected");
+  }
   if (!binaries_.contains(binary.sha256())) ++uploads_;
+  binaries_.insert(binary.sha256());
+  return absl::OkStatus();
+}
+
+absl::Status FakeNodeClient::Adopt(const pb::BinaryId& binary, const std::string& path) {
+  std::lock_guard<std::mutex> lock(mu_);
+  adopted_.push_back(path);
+  if (!adopt_error.ok()) return adopt_error;
   binaries_.insert(binary.sha256());
   cv_.notify_all();
   return absl::OkStatus();
@@ -197,6 +229,8 @@ FAKE_GETTER(std::vector<pb::AckRequest>, acks, acks_)
 FAKE_GETTER(std::vector<pb::AttachRequest>, attaches, attaches_)
 FAKE_GETTER(std::set<std::string>, binaries, binaries_)
 FAKE_GETTER(int, uploads, uploads_)
+FAKE_GETTER(std::vector<std::string>, adopted_paths, adopted_)
+FAKE_GETTER(int64_t, upload_progress, upload_progress_)
 FAKE_GETTER(std::vector<pb::GoneBatch>, gone_batches, gone_)
 #undef FAKE_GETTER
 

@@ -26,8 +26,11 @@ class FakeNodeClient final : public NodeClient {
   explicit FakeNodeClient(std::string addr, uint32_t ipv4 = 0x7f000001) : addr_(std::move(addr)), ipv4_(ipv4) {}
 
   const std::string& addr() const override { return addr_; }
-  absl::StatusOr<bool> HasBinary(const pb::BinaryId& binary) override;
-  absl::Status Upload(const pb::BinaryId& binary, const std::string& path) override;
+  absl::StatusOr<pb::HasBinaryReply> HasBinary(const pb::BinaryId& binary) override;
+  // Reads the source to its end (or error); stores the binary if the bytes hash to it.
+  absl::Status Upload(const pb::BinaryId& binary, ChunkSource& source) override;
+  // Records the path; answered with `adopt_error` (OK: the node has the binary).
+  absl::Status Adopt(const pb::BinaryId& binary, const std::string& path) override;
   absl::StatusOr<Pid> Launch(const pb::LaunchRequest& request) override;
   absl::Status WriteStdin(const pb::StdinChunk& chunk) override;
   absl::Status Kill(const pb::KillRequest& request) override;
@@ -57,12 +60,17 @@ class FakeNodeClient final : public NodeClient {
   std::vector<pb::AttachRequest> attaches() const;
   std::set<std::string> binaries() const;
   int uploads() const;
+  std::vector<std::string> adopted_paths() const;
+  // Bytes the upload in progress has read so far (-1: none in progress).
+  int64_t upload_progress() const;
   std::vector<pb::GoneBatch> gone_batches() const;
   // The pids of every ProcessGone received, in order, as "ip:port why" (why: exit, node_lost, no_process).
   std::vector<std::string> gone_pids() const;
   // Answers the Gone calls held (hold_gone) with `status`; returns how many.
   size_t ReleaseGone(absl::Status status = absl::OkStatus());
 
+  std::string boot_id;        // HasBinaryReply.boot_id
+  absl::Status adopt_error;   // what Adopt answers
   absl::Status launch_error;  // set before the call it should fail
   absl::Status attach_error;  // Attach streams end at once with it
   Resources query_answer{1 << 30, 1};
@@ -79,6 +87,8 @@ class FakeNodeClient final : public NodeClient {
   std::condition_variable cv_;
   std::set<std::string> binaries_;
   int uploads_ = 0;
+  int64_t upload_progress_ = -1;
+  std::vector<std::string> adopted_;
   uint16_t next_port_ = 20000;
   std::vector<pb::LaunchRequest> launches_;
   std::vector<pb::KillRequest> kills_;

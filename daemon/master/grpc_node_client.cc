@@ -15,6 +15,7 @@ namespace {
 // query runs the binary (bounded at 10 s on the node); the rest is quick.
 constexpr auto kQuick = std::chrono::seconds(10);
 constexpr auto kLaunch = std::chrono::seconds(30);
+constexpr size_t kUploadChunk = 1 << 20;
 
 void SetDeadline(grpc::ClientContext& context, std::chrono::seconds after) {
   context.set_deadline(std::chrono::system_clock::now() + after);
@@ -37,17 +38,49 @@ class GrpcAttachStream final : public AttachStream {
 GrpcNodeClient::GrpcNodeClient(std::string addr, std::shared_ptr<grpc::ChannelCredentials> credentials)
     : addr_(std::move(addr)), stub_(pb::Node::NewStub(NodeChannel(addr_, std::move(credentials)))) {}
 
-absl::StatusOr<bool> GrpcNodeClient::HasBinary(const pb::BinaryId& binary) {
+absl::StatusOr<pb::HasBinaryReply> GrpcNodeClient::HasBinary(const pb::BinaryId& binary) {
   grpc::ClientContext context;
   SetDeadline(context, kQuick);
   pb::HasBinaryReply reply;
   grpc::Status status = stub_->HasBinary(&context, binary, &reply);
   if (!status.ok()) return FromGrpc(status);
-  return reply.present();
+  return reply;
 }
 
-absl::Status GrpcNodeClient::Upload(const pb::BinaryId& binary, const std::string& path) {
-  return UploadIfMissing(*stub_, binary, path);
+absl::Status GrpcNodeClient::Upload(const pb::BinaryId& binary, ChunkSource& source) {
+  grpc::ClientContext context;  // no deadline: a large binary on a slow link takes what it takes
+  pb::UploadReply reply;
+  std::unique_ptr<grpc::ClientWriter<pb::UploadChunk>> writer = stub_->Upload(&context, &reply);
+  pb::UploadChunk chunk;
+  *chunk.mutable_id() = binary;
+  std::string buf(kUploadChunk, '\0');
+  bool first = true;
+  while (true) {
+    absl::StatusOr<size_t> n = source.Read(buf.data(), buf.size());
+    if (!n.ok()) {
+      context.TryCancel();  // the node drops what it has (Node.Upload checks for cancellation)
+      writer->Finish().ok();
+      return n.status();
+    }
+    if (*n == 0 && !first) break;
+    chunk.set_data(buf.data(), *n);
+    if (!writer->Write(chunk)) break;  // the node gave up: Finish says why
+    chunk.clear_id();
+    first = false;
+    if (*n == 0) break;
+  }
+  writer->WritesDone();
+  return FromGrpc(writer->Finish());
+}
+
+absl::Status GrpcNodeClient::Adopt(const pb::BinaryId& binary, const std::string& path) {
+  grpc::ClientContext context;
+  SetDeadline(context, kLaunch);  // the node hashes the file
+  pb::AdoptRequest request;
+  *request.mutable_id() = binary;
+  request.set_path(path);
+  pb::UploadReply reply;
+  return FromGrpc(stub_->Adopt(&context, request, &reply));
 }
 
 absl::StatusOr<Pid> GrpcNodeClient::Launch(const pb::LaunchRequest& request) {

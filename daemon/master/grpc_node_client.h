@@ -20,8 +20,9 @@ class GrpcNodeClient final : public NodeClient {
   GrpcNodeClient(std::string addr, std::shared_ptr<grpc::ChannelCredentials> credentials);
 
   const std::string& addr() const override { return addr_; }
-  absl::StatusOr<bool> HasBinary(const pb::BinaryId& binary) override;
-  absl::Status Upload(const pb::BinaryId& binary, const std::string& path) override;
+  absl::StatusOr<pb::HasBinaryReply> HasBinary(const pb::BinaryId& binary) override;
+  absl::Status Upload(const pb::BinaryId& binary, ChunkSource& source) override;
+  absl::Status Adopt(const pb::BinaryId& binary, const std::string& path) override;
   absl::StatusOr<Pid> Launch(const pb::LaunchRequest& request) override;
   absl::Status WriteStdin(const pb::StdinChunk& chunk) override;
   absl::Status Kill(const pb::KillRequest& request) override;

@@ -98,6 +98,13 @@ void JobManager::RunStarter(uint64_t id) {
 // is. The master never runs uploaded code itself: a node runs the query in a
 // small cgroup with a timeout (NodeService::QueryResources). A binary that
 // cannot say gets the default Resources(), with a line on the master's stderr.
+NodeClient* JobManager::FirstNode() {
+  for (const scheduler::NodeState& attached : parts_.placement->Nodes()) {
+    if (NodeClient* node = parts_.nodes->client(attached.id); node != nullptr) return node;
+  }
+  return nullptr;
+}
+
 Resources JobManager::RootResources(const JobRecord& record) {
   const v1::JobSpec& spec = record.job.spec();
   pb::ResourcesQuery query;

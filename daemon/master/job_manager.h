@@ -92,6 +92,9 @@ class JobManager : public NodeEventHandler {
   absl::Status Delete(const std::string& job, const Identity& caller);
   absl::Status WriteStdin(const v1::WriteStdinRequest& request, const Identity& caller);
   v1::ListNodesResponse ListNodes();
+  // The node a new binary is needed on first: the one its root's resources
+  // query goes to (RootResources). Null when no node is attached.
+  NodeClient* FirstNode();
   // The job's id if `caller` may watch it.
   absl::StatusOr<uint64_t> Watchable(const std::string& job, const Identity& caller);
 

@@ -124,12 +124,20 @@ grpc::Status JobsService::UploadBinary(grpc::ServerContext* context,
     }  // have it already: the bytes are not needed
     return grpc::Status::OK;
   }
-  absl::StatusOr<std::unique_ptr<BinaryCache::Upload>> upload = cache_->Begin(id);
+  // Waits while another client sends the same binary: null once it is stored.
+  absl::StatusOr<std::unique_ptr<IncomingBinaries::Receiving>> upload = incoming_->Receive(id);
   if (!upload.ok()) return ToGrpc(upload.status());
+  if (*upload == nullptr) {
+    while (reader->Read(&request)) {
+    }
+    return grpc::Status::OK;
+  }
+  if (on_receiving_) on_receiving_(id);
   while (reader->Read(&request)) {
     if (!request.has_chunk()) return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "only chunks after the first");
     if (absl::Status appended = (*upload)->Append(request.chunk()); !appended.ok()) return ToGrpc(appended);
   }
+  if (context->IsCancelled()) return grpc::Status(grpc::StatusCode::CANCELLED, "the client went away");
   return ToGrpc((*upload)->Finish());
 }
 

@@ -2,14 +2,19 @@
 
 // JobsService: the gRPC adapter of constellation.v1.Jobs (proto/jobs.proto).
 // It checks the caller's role (clients and admins), converts, and hands the
-// call to the JobManager; binaries go to the master's BinaryCache. Watch is
+// call to the JobManager; binaries go to the master's BinaryCache through
+// IncomingBinaries (`on_receiving` is told of each new one as it begins to
+// arrive, to send it on to a node meanwhile). Watch is
 // a callback-API stream that reads the job's committed log from the store
 // and waits for commits without holding a thread (CommitNotifier).
 //
 // Thread-safe; everything it points to must outlive the server.
 
+#include <functional>
 #include "daemon/binary_cache.h"
+
 #include "daemon/master/commit_notifier.h"
+#include "daemon/master/incoming_binaries.h"
 #include "daemon/master/job_manager.h"
 #include "daemon/master/job_store.h"
 #include "daemon/security/authz.h"
@@ -19,8 +24,15 @@ namespace constellation::daemon::master {
 
 class JobsService final : public v1::Jobs::WithCallbackMethod_Watch<v1::Jobs::Service> {
  public:
-  JobsService(JobManager* jobs, JobStore* store, CommitNotifier* notifier, BinaryCache* cache, bool insecure)
-      : jobs_(jobs), store_(store), notifier_(notifier), cache_(cache), authz_(insecure) {}
+  JobsService(JobManager* jobs, JobStore* store, CommitNotifier* notifier, BinaryCache* cache,
+              IncomingBinaries* incoming, std::function<void(const pb::BinaryId&)> on_receiving, bool insecure)
+      : jobs_(jobs),
+        store_(store),
+        notifier_(notifier),
+        cache_(cache),
+        incoming_(incoming),
+        on_receiving_(std::move(on_receiving)),
+        authz_(insecure) {}
 
   grpc::Status UploadBinary(grpc::ServerContext* context, grpc::ServerReader<v1::UploadBinaryRequest>* reader,
                             v1::UploadBinaryResponse* response) override;
@@ -47,6 +59,8 @@ class JobsService final : public v1::Jobs::WithCallbackMethod_Watch<v1::Jobs::Se
   JobStore* const store_;
   CommitNotifier* const notifier_;
   BinaryCache* const cache_;
+  IncomingBinaries* const incoming_;
+  const std::function<void(const pb::BinaryId&)> on_receiving_;
   const security::Authorizer authz_;
 };
 

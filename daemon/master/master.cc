@@ -18,7 +18,8 @@ absl::StatusOr<std::unique_ptr<Master>> Master::Create(const ClusterConfig& conf
   }
   master->nodes_ = std::make_unique<NodeSet>(std::move(nodes));
   master->placement_ = std::make_unique<Placement>();
-  master->binaries_ = std::make_unique<BinaryDistribution>(master->cache_.get());
+  master->incoming_ = std::make_unique<IncomingBinaries>(master->cache_.get());
+  master->binaries_ = std::make_unique<BinaryDistribution>(master->cache_.get(), master->incoming_.get());
   master->timers_ = std::make_unique<RealTimers>();
   NodeSet* node_set = master->nodes_.get();
   master->gone_ = std::make_unique<GoneBroadcast>(
@@ -35,8 +36,15 @@ absl::StatusOr<std::unique_ptr<Master>> Master::Create(const ClusterConfig& conf
   manager_options.master_grace = options.master_grace;
   master->jobs_ = std::make_unique<JobManager>(parts, manager_options);
   master->master_service_ = std::make_unique<MasterService>(master->jobs_.get(), credentials.insecure());
-  master->jobs_service_ = std::make_unique<JobsService>(master->jobs_.get(), master->store_.get(), notifier,
-                                                        master->cache_.get(), credentials.insecure());
+  // A binary starts on its way to the node that will first need it while it still arrives.
+  JobManager* jobs = master->jobs_.get();
+  BinaryDistribution* binaries = master->binaries_.get();
+  auto on_receiving = [jobs, binaries](const pb::BinaryId& id) {
+    if (NodeClient* node = jobs->FirstNode(); node != nullptr) binaries->Prefetch(*node, id);
+  };
+  master->jobs_service_ =
+      std::make_unique<JobsService>(master->jobs_.get(), master->store_.get(), notifier, master->cache_.get(),
+                                    master->incoming_.get(), on_receiving, credentials.insecure());
   return master;
 }
 

@@ -60,7 +60,8 @@ class Master {
   std::unique_ptr<JobStore> store_;
   std::unique_ptr<NodeSet> nodes_;
   std::unique_ptr<Placement> placement_;
-  std::unique_ptr<BinaryDistribution> binaries_;
+  std::unique_ptr<IncomingBinaries> incoming_;
+  std::unique_ptr<BinaryDistribution> binaries_;  // its prefetches use nodes_ and incoming_
   std::unique_ptr<Timers> timers_;
   std::unique_ptr<GoneBroadcast> gone_;  // its retries run on timers_
   std::unique_ptr<CommitNotifier> notifier_;

@@ -33,14 +33,29 @@ class AttachStream {
   virtual void Cancel() = 0;
 };
 
+// Where an upload's bytes come from: a stored file, or a binary that is
+// still arriving (IncomingBinaries). Used by one thread at a time.
+class ChunkSource {
+ public:
+  virtual ~ChunkSource() = default;
+  // Copies the next bytes (at most `max`) into `buf`; 0 once all were read.
+  // An error abandons the upload (the node keeps nothing of it).
+  virtual absl::StatusOr<size_t> Read(char* buf, size_t max) = 0;
+};
+
 class NodeClient {
  public:
   virtual ~NodeClient() = default;
   virtual const std::string& addr() const = 0;
 
-  virtual absl::StatusOr<bool> HasBinary(const pb::BinaryId& binary) = 0;
-  // Uploads the file at `path` (whose bytes are `binary`).
-  virtual absl::Status Upload(const pb::BinaryId& binary, const std::string& path) = 0;
+  // Whether the node has the binary, and the node's boot id.
+  virtual absl::StatusOr<pb::HasBinaryReply> HasBinary(const pb::BinaryId& binary) = 0;
+  // Streams `binary`'s bytes from `source` as they come; the node stores them
+  // once they hash to `binary`.
+  virtual absl::Status Upload(const pb::BinaryId& binary, ChunkSource& source) = 0;
+  // Asks a node of this machine to link in the master's stored copy at `path`
+  // (Node.Adopt); FAILED_PRECONDITION when it cannot.
+  virtual absl::Status Adopt(const pb::BinaryId& binary, const std::string& path) = 0;
   virtual absl::StatusOr<Pid> Launch(const pb::LaunchRequest& request) = 0;
   virtual absl::Status WriteStdin(const pb::StdinChunk& chunk) = 0;
   virtual absl::Status Kill(const pb::KillRequest& request) = 0;
