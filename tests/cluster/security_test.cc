@@ -226,6 +226,14 @@ TEST_F(SecurityTest, AClientCannotKillOrDetachOthersDeployments) {
       pb::Empty gone_reply;
       EXPECT_EQ(stub->Gone(&gone_context, gone, &gone_reply).error_code(), grpc::StatusCode::PERMISSION_DENIED);
     }
+    // Adopting a file by path is the master's (a node on its machine links the master's copy).
+    grpc::ClientContext adopt_context;
+    adopt_context.set_deadline(Soon());
+    pb::AdoptRequest adopt;
+    adopt.mutable_id()->set_sha256(std::string(64, 'a'));
+    adopt.set_path("/etc/passwd");
+    pb::UploadReply adopt_reply;
+    EXPECT_EQ(stub->Adopt(&adopt_context, adopt, &adopt_reply).error_code(), grpc::StatusCode::PERMISSION_DENIED);
   }
   EXPECT_EQ(cluster_.LaunchedAnywhere().size(), launched) << "a process was killed";
   run->Signal(SIGINT);  // cdeploy's Ctrl-C: its owner may end it
