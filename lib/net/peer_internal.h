@@ -72,6 +72,23 @@ inline void SetInterest(int ep, int fd, uint32_t events) {
   epoll_ctl(ep, EPOLL_CTL_MOD, fd, &event);  // cannot fail: fd stays registered while ep is open
 }
 
+// A spin loop's pause between two looks (lets the sibling hyperthread run).
+inline void CpuRelax() {
+#if defined(__x86_64__) || defined(__i386__)
+  __builtin_ia32_pause();
+#endif
+}
+
+// Busy-polling (busy_poll.h): a waiting receiver spins until `until_ns`
+// (absl::GetCurrentTimeNanos) before it sleeps; 0 until the first wait sets it.
+// True while the spin lasts (and `deadline` is ahead); the first call starts it.
+inline bool Spinning(int64_t* until_ns, int64_t spin_ns, absl::Time deadline) {
+  if (spin_ns <= 0) return false;
+  const int64_t now = absl::GetCurrentTimeNanos();
+  if (*until_ns == 0) *until_ns = now + spin_ns;
+  return now < *until_ns && absl::FromUnixNanos(now) < deadline;
+}
+
 // Waits until `fd` is readable (or has an error or EOF, which recv reports);
 // false at `deadline`.
 inline bool PollReadable(int fd, absl::Time deadline) {

@@ -1,6 +1,7 @@
 // Peer's receive side: Recv and the read role (a thread blocked in recv
 // reads the socket itself), frame parsing, and the loop's reads. Same class
 // and locking rules as peer.cc; see peer.h.
+#include "lib/net/busy_poll.h"
 #include "lib/net/peer.h"
 #include "lib/net/peer_internal.h"
 
@@ -34,6 +35,16 @@ absl::Status Peer::Recv(absl::Time deadline, InFrame* out) {
       // the socket itself instead of waiting for the loop to wake it.
       if (ReadAsUser(deadline, out)) return absl::OkStatus();
       continue;
+    }
+    if (const int64_t spin_ns = BusyPollNs(); spin_ns > 0 && !RecvWakeLocked()) {
+      // Busy-polling (opt-in): watch the queue a while before sleeping.
+      int64_t spin_until_ns = 0;
+      while (Spinning(&spin_until_ns, spin_ns, deadline)) {
+        recv_.mu().Unlock();
+        CpuRelax();
+        recv_.mu().Lock();
+        if (RecvWakeLocked()) break;
+      }
     }
     ++recv_waiting_;
     while (!RecvWakeLocked() && recv_.cv().WaitUntil(&recv_.mu(), deadline)) {
@@ -71,6 +82,9 @@ bool Peer::ReadAsUser(absl::Time deadline, InFrame* out) {
   bool got = false;
   // recv before poll: a deadline already past, or the last recv filled what it asked for.
   bool may_read = deadline == absl::InfinitePast();
+  // Busy-polling (opt-in): before sleeping in poll, spin with non-blocking recvs.
+  const int64_t spin_ns = may_read ? 0 : BusyPollNs();
+  int64_t spin_until_ns = 0;
   absl::Status down;
   while (true) {
     FrameHeader control;
@@ -95,7 +109,7 @@ bool Peer::ReadAsUser(absl::Time deadline, InFrame* out) {
         SetInterest(ep, fd, 0);
         loop_watches = false;
       }
-      if (!PollReadable(fd, deadline)) break;
+      if (!Spinning(&spin_until_ns, spin_ns, deadline) && !PollReadable(fd, deadline)) break;
     }
     FrameReader::ReadResult read = read_.ReadSome(fd, std::numeric_limits<size_t>::max());
     if (read.what == FrameReader::Read::kData) {

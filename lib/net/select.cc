@@ -2,6 +2,8 @@
 
 #include <atomic>
 
+#include "absl/time/clock.h"
+#include "lib/net/busy_poll.h"
 #include "lib/net/peer.h"
 #include "lib/net/waiter.h"
 
@@ -31,6 +33,14 @@ absl::StatusOr<size_t> select(std::initializer_list<SelectCase> cases, std::opti
     return std::nullopt;
   };
   if (auto done = try_all()) return *done;
+  if (const int64_t spin_ns = net::BusyPollNs(); spin_ns > 0) {
+    // Busy-polling (opt-in, busy_poll.h): look again for a while before
+    // sleeping (a receive case in user mode reads its socket when it looks).
+    const int64_t until_ns = absl::GetCurrentTimeNanos() + spin_ns;
+    while (absl::GetCurrentTimeNanos() < until_ns && absl::Now() < deadline) {
+      if (auto done = try_all()) return *done;
+    }
+  }
   net::BlockingWaiter waiter;
   auto subscribe = [&](bool add) {
     for (size_t i = 0; i < n; ++i) items[i].Watch(&waiter, add);
