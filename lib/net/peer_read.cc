@@ -73,7 +73,7 @@ bool Peer::RecvWakeLocked() const {
 bool Peer::ReadAsUser(absl::Time deadline, InFrame* out) {
   reader_ = Reader::kUser;
   ++claims_;
-  const int64_t claimed_ns = absl::GetCurrentTimeNanos();
+  const int64_t claimed_ns = MonotonicNs();
   const int fd = read_fd_;
   const int ep = read_ep_;
   const uint64_t conn = read_conn_;
@@ -132,7 +132,7 @@ bool Peer::ReadAsUser(absl::Time deadline, InFrame* out) {
   // (LeaseTick), select takes it back at once (AddRecvWaiter), try_recv looks
   // itself. After a long wait, or at the connection's end, the loop watches
   // the socket again at once, from here (role held, no lock).
-  if (!loop_watches && (!down.ok() || absl::GetCurrentTimeNanos() - claimed_ns > kStickyHoldNs)) {
+  if (!loop_watches && (!down.ok() || MonotonicNs() - claimed_ns > kStickyHoldNs)) {
     SetInterest(ep, fd, EPOLLIN);  // level-triggered: bytes already waiting wake the loop
     loop_watches = true;
   }
@@ -224,22 +224,34 @@ void Peer::AddRecvWaiter(Waiter* w) {
 void Peer::RemoveRecvWaiter(Waiter* w) { recv_.RemoveWaiter(w); }
 
 Peer::Parse Peer::ParseBuffered(InFrame* take, FrameHeader* control, absl::Status* bad) {
+  // One batch: recv_mu_ is taken once for every complete frame buffered (a
+  // read of many small frames costs one lock and wakes receivers once), and
+  // dropped only for an Open frame. Parsing copies at most the read buffer
+  // (kBufferSize) under it.
+  UniqueLock lock(&recv_.mu());
   // (A frame for `take` needs no room: it never enters the queue.)
-  auto admit = [&] {
-    if (take != nullptr) return true;
-    MutexLock lock(&recv_.mu());
-    if (recv_.HasRoom()) return true;
+  auto admit = [&]() ABSL_NO_THREAD_SAFETY_ANALYSIS {  // recv_mu_ is held (above)
+    if (take != nullptr || recv_.HasRoom()) return true;
     recv_.set_paused(true);
     return false;
   };
-  while (true) {
+  size_t delivered = 0;
+  Parse result = Parse::kNeedMore;
+  bool more = true;
+  while (more) {
     switch (read_.Parse(admit, bad)) {
       case FrameReader::Parsed::kNeedMore:
-        return Parse::kNeedMore;
+        result = Parse::kNeedMore;
+        more = false;
+        continue;
       case FrameReader::Parsed::kRefused:
-        return Parse::kPaused;
+        result = Parse::kPaused;
+        more = false;
+        continue;
       case FrameReader::Parsed::kBad:
-        return Parse::kBad;
+        result = Parse::kBad;
+        more = false;
+        continue;
       case FrameReader::Parsed::kFrame:
         break;
     }
@@ -248,28 +260,32 @@ Peer::Parse Peer::ParseBuffered(InFrame* take, FrameHeader* control, absl::Statu
     switch (header.kind) {
       case FrameKind::kData:
         if (take != nullptr) {
-          {
-            MutexLock lock(&recv_.mu());
-            recv_.TakeDirect(header.fingerprint, payload, take);
-          }
-          return Parse::kTook;
+          recv_.TakeDirect(header.fingerprint, payload, take);
+          result = Parse::kTook;
+          more = false;
+          continue;
         }
-        {
-          MutexLock lock(&recv_.mu());
-          recv_.Deliver(header.fingerprint, payload);
-        }
-        // After unlocking, so the woken receiver does not block again on recv_mu_.
-        recv_.cv().NotifyAll();
+        recv_.Deliver(header.fingerprint, payload);
+        ++delivered;
         continue;
       case FrameKind::kOpen:
         // Handled here, not by the loop: a receiver may need the name at once.
+        lock.Unlock();
         SetTypeName(header.fingerprint, std::string(*payload));
+        lock.Lock();
         continue;
       default:
         *control = header;
-        return Parse::kControl;
+        result = Parse::kControl;
+        more = false;
+        continue;
     }
   }
+  if (delivered > 0) recv_.FireWaiters();  // under the lock: a waiter may go once it is removed
+  lock.Unlock();
+  // After unlocking, so the woken receiver does not block again on recv_mu_.
+  if (delivered > 0) recv_.cv().NotifyAll();
+  return result;
 }
 
 void Peer::AttachRead(int fd, int ep, uint64_t conn) {
