@@ -4,6 +4,7 @@
 // helpers. Not for other users.
 
 #include <poll.h>
+#include <sched.h>
 #include <sys/epoll.h>
 #include <sys/socket.h>
 #include <time.h>
@@ -83,18 +84,16 @@ inline int64_t MonotonicNs() {
   return int64_t{t.tv_sec} * 1'000'000'000 + t.tv_nsec;
 }
 
-// A spin loop's pause between two looks (lets the sibling hyperthread run).
-inline void CpuRelax() {
-#if defined(__x86_64__) || defined(__i386__)
-  __builtin_ia32_pause();
-#endif
-}
-
 // Busy-polling (busy_poll.h): a waiting receiver spins until `until_ns`
 // (MonotonicNs) before it sleeps; 0 until the first wait sets it.
 // True while the spin lasts (and `deadline` is ahead); the first call starts it.
+// Every later call yields the CPU first (as Open MPI's yield_when_idle): when
+// the thread that will answer (the sender, or our own loop) shares this CPU,
+// a pure spin would only keep it from running; with the CPU to ourselves,
+// sched_yield returns at once.
 inline bool Spinning(int64_t* until_ns, int64_t spin_ns, absl::Time deadline) {
   if (spin_ns <= 0) return false;
+  if (*until_ns != 0) sched_yield();
   const int64_t now = MonotonicNs();
   if (*until_ns == 0) *until_ns = now + spin_ns;
   return now < *until_ns && (deadline == absl::InfiniteFuture() || absl::Now() < deadline);

@@ -40,8 +40,7 @@ absl::Status Peer::Recv(absl::Time deadline, InFrame* out) {
       // Busy-polling (opt-in): watch the queue a while before sleeping.
       int64_t spin_until_ns = 0;
       while (Spinning(&spin_until_ns, spin_ns, deadline)) {
-        recv_.mu().Unlock();
-        CpuRelax();
+        recv_.mu().Unlock();  // (Spinning yields the CPU between two looks)
         recv_.mu().Lock();
         if (RecvWakeLocked()) break;
       }

@@ -1,5 +1,7 @@
 #include "lib/net/select.h"
 
+#include <sched.h>
+
 #include <atomic>
 
 #include "absl/time/clock.h"
@@ -39,6 +41,7 @@ absl::StatusOr<size_t> select(std::initializer_list<SelectCase> cases, std::opti
     const int64_t until_ns = absl::GetCurrentTimeNanos() + spin_ns;
     while (absl::GetCurrentTimeNanos() < until_ns && absl::Now() < deadline) {
       if (auto done = try_all()) return *done;
+      sched_yield();  // as Peer's spin: the sender may share this CPU
     }
   }
   net::BlockingWaiter waiter;

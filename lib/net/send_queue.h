@@ -62,10 +62,11 @@ class SendQueue {
     size_t staged = 0;
     const bool coalesce = frames_.size() > 1;
     if (coalesce && stage_ == nullptr) stage_.reset(new char[kStageSize]);  // uninitialised: only written
+    char* const stage = stage_.get();
     // Appends [p, p + len) to iov; false when there is no room (stop there).
     auto add = [&](const char* p, size_t len) {
       if (coalesce && len < kCopyBelow && staged + len <= kStageSize) {
-        char* to = stage_.get() + staged;
+        char* to = stage + staged;
         std::memcpy(to, p, len);
         if (n > 0 && static_cast<char*>(iov[n - 1].iov_base) + iov[n - 1].iov_len == to) {
           iov[n - 1].iov_len += len;  // the run of staged bytes goes on
