@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <spawn.h>
+#include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -88,10 +89,21 @@ uint64_t GetHeader(std::string_view message) {
 
 bool IsLast(uint64_t header) { return (header & kLast) != 0; }
 
+int64_t CpuNs() {
+  rusage usage{};
+  getrusage(RUSAGE_SELF, &usage);
+  auto ns = [](const timeval& t) { return int64_t{t.tv_sec} * 1'000'000'000 + int64_t{t.tv_usec} * 1000; };
+  return ns(usage.ru_utime) + ns(usage.ru_stime);
+}
+
 LatencyLoop::LatencyLoop(const Args& args) : args_(args) { rtt_us_.reserve(args.count); }
 
 uint64_t LatencyLoop::Start() {
-  if (i_ == args_.warmup) deadline_ = bench::NowNs() + static_cast<int64_t>(args_.seconds * 1e9);
+  if (i_ == args_.warmup) {
+    deadline_ = bench::NowNs() + static_cast<int64_t>(args_.seconds * 1e9);
+    cpu0_ns_ = CpuNs();
+    wall0_ns_ = bench::NowNs();
+  }
   int64_t timed = i_ - args_.warmup + 1;  // this round trip's number in the timed phase (1-based)
   last_ = timed >= args_.count || (timed >= kMinSamples && bench::NowNs() > deadline_);
   t0_ = bench::NowNs();
@@ -106,7 +118,16 @@ void LatencyLoop::Finish(uint64_t echo) {
   ++i_;
 }
 
-void LatencyLoop::Write() const { WriteResult(args_, Percentiles(rtt_us_)); }
+void LatencyLoop::Write() const {
+  // What the measuring process spent on the CPU (all its threads, user + sys)
+  // per timed round trip, and as a share of the timed phase's wall time: what
+  // busy-polling costs shows here.
+  const double cpu_ns = static_cast<double>(CpuNs() - cpu0_ns_);
+  const double wall_ns = static_cast<double>(bench::NowNs() - wall0_ns_);
+  const double n = rtt_us_.empty() ? 1.0 : static_cast<double>(rtt_us_.size());
+  WriteResult(args_, absl::StrFormat("%s,\"cpu_us_per_rt\":%.3f,\"cpu_share\":%.3f", Percentiles(rtt_us_),
+                                     cpu_ns / n / 1e3, wall_ns > 0 ? cpu_ns / wall_ns : 0.0));
+}
 
 void Die(const std::string& what) {
   std::fprintf(stderr, "%s: %s\n", program_invocation_short_name, what.c_str());

@@ -91,6 +91,7 @@ class LatencyLoop {
   const Args& args_;
   std::vector<double> rtt_us_;
   int64_t i_ = 0, deadline_ = 0, t0_ = 0;
+  int64_t cpu0_ns_ = 0, wall0_ns_ = 0;  // this process's CPU time and the clock at the timed phase's start
   bool last_ = false, done_ = false;
 };
 
@@ -99,6 +100,8 @@ class LatencyLoop {
 uint64_t GetHeader(std::string_view message);
 void PutHeader(char* p, uint64_t header);
 bool IsLast(uint64_t header);
+// This process's CPU time so far (every thread, user + sys), in nanoseconds.
+int64_t CpuNs();
 
 // The start-up test: calls start_one warmup + count times (it returns the
 // nanoseconds from starting a process to having its first message) and writes

@@ -5,7 +5,8 @@
 //     --quick         a smoke run (one run, two-cores pinning, few messages; under a minute)
 //     --runs=N        runs per figure (default 3; each figure is the median, with min and max)
 //     --only=a,b      only these systems: raw, ours, zmq, grpc, mpi-tcp, mpi-shm, ours-async
-//                     (our coroutines, both sides), ours-async-echo (coroutine vs blocking echo)
+//                     (our coroutines, both sides), ours-async-echo (coroutine vs blocking echo),
+//                     ours-busy-poll (ours with set_busy_poll(50 µs) on both sides)
 //     --json          one JSON object per row on stdout instead of the tables
 //     --plot=PATH     also draw the latency plot (PNG, gnuplot) at PATH (relative to where bazel ran)
 //
@@ -49,7 +50,7 @@ struct Options {
 [[noreturn]] void Usage(const std::string& bad) {
   std::fprintf(stderr,
                "compare: bad argument %s\nusage: compare [--quick] [--runs=N] [--only=raw,ours,zmq,grpc,mpi-tcp,"
-               "mpi-shm,ours-async,ours-async-echo] [--json] [--plot=PATH]\n",
+               "mpi-shm,ours-async,ours-async-echo,ours-busy-poll] [--json] [--plot=PATH]\n",
                bad.c_str());
   std::exit(2);
 }

@@ -1,8 +1,8 @@
 // Our channels: A is the root process of a constellation program, B a
 // process it spawn()s; one Sender<std::string> and one Receiver<std::string>
 // each way, one value per message (send() encodes the string into the
-// Sender's buffer; recv() returns a new string). We offer no busy-poll option:
-// a thread waiting in recv() sleeps in poll(). See common.h for the protocol.
+// Sender's buffer; recv() returns a new string). By default a thread waiting
+// in recv() sleeps in poll(); busy-polling is opt-in (below). See common.h for the protocol.
 //
 // Pinning: B is spawned while A is still unpinned, so B's monitor keeps every
 // CPU; then A pins itself and B pins itself, every thread (the data plane's
@@ -14,11 +14,16 @@
 // B's echo loop too, or B echoes with the blocking calls (--async=a). Each
 // side keeps one executor for the whole test, as a program would.
 //
+// Busy-polling (--busy_poll_us=N, the ours-busy-poll row): both sides call
+// set_busy_poll(N µs) first, so a recv spins that long before it sleeps.
+//
 // Start-up: A calls spawn() for a function that sends one 8-byte string back;
 // the time runs from spawn() to recv() returning it. A waits for each child's
 // exit before the next spawn.
 #include <string>
 #include <vector>
+
+#include "absl/strings/numbers.h"
 
 #include "bench/bench_support.h"
 #include "bench/compare/common.h"
@@ -100,6 +105,15 @@ std::string AsyncMode(const Args& args) {
   return mode;
 }
 
+// --busy_poll_us=N: set_busy_poll (busy_poll.h); both sides read the same flags.
+void SetBusyPoll(const Args& args) {
+  std::string us = compare::Extra(args, "busy_poll_us");
+  if (us.empty()) return;
+  int64_t n = 0;
+  if (!absl::SimpleAtoi(absl::string_view(us), &n) || n < 0) compare::Die("--busy_poll_us=N");
+  constellation::set_busy_poll(absl::Microseconds(n));
+}
+
 // B: the same command line as A, passed through spawn.
 void B(Pid parent, std::vector<std::string> argv) {
   std::vector<char*> cargs = {const_cast<char*>("compare_ours")};
@@ -107,6 +121,7 @@ void B(Pid parent, std::vector<std::string> argv) {
   absl::StatusOr<Args> args = compare::ParseArgs(static_cast<int>(cargs.size()), cargs.data());
   DieIf(args.status(), "B");
   if (!bench::PinProcess(args->cpu_b)) compare::Die("B: cannot pin");
+  SetBusyPoll(*args);
   if (AsyncMode(*args) == "both") {
     constellation::block_on(AsyncEcho(parent, *args));
     return;
@@ -153,6 +168,7 @@ int main(int argc, char** argv) {
   absl::StatusOr<Pid> child = constellation::spawn(kPair, B, args->argv);
   DieIf(child.status(), "spawn");
   if (!bench::PinProcess(args->cpu_a)) compare::Die("A: cannot pin");
+  SetBusyPoll(*args);
   if (!async.empty()) {
     constellation::block_on(AsyncPing(*child, *args));
     return 0;

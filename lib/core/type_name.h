@@ -7,8 +7,10 @@ namespace constellation {
 
 // The compiler's name for T ("int", "std::vector<int>"), fixed at compile time.
 // Every process of a program is the same binary, so names agree across processes.
+// consteval: never computed at run time (a send and a recv name their type on
+// every message; searching and hashing the name each time showed in profiles).
 template <class T>
-constexpr std::string_view type_name() {
+consteval std::string_view type_name() {
   std::string_view f = __PRETTY_FUNCTION__;  // "... type_name() [with T = int; ...]"
   constexpr std::string_view kKey = "T = ";
   size_t start = f.find(kKey) + kKey.size();
@@ -19,7 +21,7 @@ constexpr std::string_view type_name() {
 // A 64-bit FNV-1a fingerprint of type_name<T>(): names a channel's element type
 // on the wire so that a mismatch is caught instead of decoded as garbage.
 template <class T>
-constexpr uint64_t type_fingerprint() {
+consteval uint64_t type_fingerprint() {
   uint64_t h = 0xcbf29ce484222325ull;
   for (char c : type_name<T>()) {
     h ^= static_cast<uint8_t>(c);

@@ -29,6 +29,7 @@
 #include "lib/core/codec.h"
 #include "lib/core/pid.h"
 #include "lib/core/type_name.h"
+#include "lib/net/busy_poll.h"  // set_busy_poll: how long a recv spins before sleeping
 
 namespace constellation {
 

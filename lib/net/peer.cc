@@ -40,19 +40,18 @@ absl::Status Peer::Send(uint64_t fingerprint, std::string_view type_name, bool* 
     *opened = true;
   }
   send_.Push(FrameHeader{FrameKind::kData, kChannelForward, fingerprint, payload->size()}, payload, holding_);
-  if (fd_ >= 0 && !writing_ && !write_armed_ && !holding_) {
+  // A flush is posted: the loop writes this frame with the others (no clock read).
+  if (fd_ >= 0 && !writing_ && !write_armed_ && !holding_ && !flush_posted_) {
     // A one-way stream (sends in quick succession, nothing received in
     // between): leave the frames to pile up and let the loop write them in one
     // writev, instead of one syscall per message. A ping-pong, or a send after
     // a pause, writes from this thread at once: no wake-up of the loop.
-    int64_t now = absl::GetCurrentTimeNanos();
+    int64_t now = MonotonicNs();
     uint64_t deliveries = recv_.deliveries();
     if (now - last_direct_write_ns_ < kBatchWindowNs && deliveries == deliveries_at_write_) {
-      if (!flush_posted_) {
-        flush_posted_ = true;
-        lock.Unlock();
-        hooks_.want_flush(pid_);
-      }
+      flush_posted_ = true;
+      lock.Unlock();
+      hooks_.want_flush(pid_);
       return absl::OkStatus();
     }
     last_direct_write_ns_ = now;
@@ -123,6 +122,7 @@ Peer::WriteResult Peer::Attach(int fd) {
   send_.StartConnection();
   holding_ = false;
   write_armed_ = false;
+  flush_posted_ = false;  // a flush posted for the last connection may have found no link
   send_.ReleaseHeld();
   writing_ = true;
   return WriteLocked();
@@ -134,6 +134,7 @@ void Peer::Detach() {
     while (writing_) send_.cv().Wait(&send_.mu());  // a non-blocking sendmsg: short
     fd_ = -1;
     write_armed_ = false;
+    flush_posted_ = false;
     send_.DropPartial();  // a partly written frame is lost with its connection; see Fail
   }
   UniqueLock lock(&recv_.mu());

@@ -1,6 +1,7 @@
 // Peer's receive side: Recv and the read role (a thread blocked in recv
 // reads the socket itself), frame parsing, and the loop's reads. Same class
 // and locking rules as peer.cc; see peer.h.
+#include "lib/net/busy_poll.h"
 #include "lib/net/peer.h"
 #include "lib/net/peer_internal.h"
 
@@ -35,6 +36,15 @@ absl::Status Peer::Recv(absl::Time deadline, InFrame* out) {
       if (ReadAsUser(deadline, out)) return absl::OkStatus();
       continue;
     }
+    if (const int64_t spin_ns = BusyPollNs(); spin_ns > 0 && !RecvWakeLocked()) {
+      // Busy-polling (opt-in): watch the queue a while before sleeping.
+      int64_t spin_until_ns = 0;
+      while (Spinning(&spin_until_ns, spin_ns, deadline)) {
+        recv_.mu().Unlock();  // (Spinning yields the CPU between two looks)
+        recv_.mu().Lock();
+        if (RecvWakeLocked()) break;
+      }
+    }
     ++recv_waiting_;
     while (!RecvWakeLocked() && recv_.cv().WaitUntil(&recv_.mu(), deadline)) {
     }
@@ -62,7 +72,7 @@ bool Peer::RecvWakeLocked() const {
 bool Peer::ReadAsUser(absl::Time deadline, InFrame* out) {
   reader_ = Reader::kUser;
   ++claims_;
-  const int64_t claimed_ns = absl::GetCurrentTimeNanos();
+  const int64_t claimed_ns = MonotonicNs();
   const int fd = read_fd_;
   const int ep = read_ep_;
   const uint64_t conn = read_conn_;
@@ -71,6 +81,9 @@ bool Peer::ReadAsUser(absl::Time deadline, InFrame* out) {
   bool got = false;
   // recv before poll: a deadline already past, or the last recv filled what it asked for.
   bool may_read = deadline == absl::InfinitePast();
+  // Busy-polling (opt-in): before sleeping in poll, spin with non-blocking recvs.
+  const int64_t spin_ns = may_read ? 0 : BusyPollNs();
+  int64_t spin_until_ns = 0;
   absl::Status down;
   while (true) {
     FrameHeader control;
@@ -95,7 +108,7 @@ bool Peer::ReadAsUser(absl::Time deadline, InFrame* out) {
         SetInterest(ep, fd, 0);
         loop_watches = false;
       }
-      if (!PollReadable(fd, deadline)) break;
+      if (!Spinning(&spin_until_ns, spin_ns, deadline) && !PollReadable(fd, deadline)) break;
     }
     FrameReader::ReadResult read = read_.ReadSome(fd, std::numeric_limits<size_t>::max());
     if (read.what == FrameReader::Read::kData) {
@@ -118,7 +131,7 @@ bool Peer::ReadAsUser(absl::Time deadline, InFrame* out) {
   // (LeaseTick), select takes it back at once (AddRecvWaiter), try_recv looks
   // itself. After a long wait, or at the connection's end, the loop watches
   // the socket again at once, from here (role held, no lock).
-  if (!loop_watches && (!down.ok() || absl::GetCurrentTimeNanos() - claimed_ns > kStickyHoldNs)) {
+  if (!loop_watches && (!down.ok() || MonotonicNs() - claimed_ns > kStickyHoldNs)) {
     SetInterest(ep, fd, EPOLLIN);  // level-triggered: bytes already waiting wake the loop
     loop_watches = true;
   }
@@ -210,22 +223,34 @@ void Peer::AddRecvWaiter(Waiter* w) {
 void Peer::RemoveRecvWaiter(Waiter* w) { recv_.RemoveWaiter(w); }
 
 Peer::Parse Peer::ParseBuffered(InFrame* take, FrameHeader* control, absl::Status* bad) {
+  // One batch: recv_mu_ is taken once for every complete frame buffered (a
+  // read of many small frames costs one lock and wakes receivers once), and
+  // dropped only for an Open frame. Parsing copies at most the read buffer
+  // (kBufferSize) under it.
+  UniqueLock lock(&recv_.mu());
   // (A frame for `take` needs no room: it never enters the queue.)
-  auto admit = [&] {
-    if (take != nullptr) return true;
-    MutexLock lock(&recv_.mu());
-    if (recv_.HasRoom()) return true;
+  auto admit = [&]() ABSL_NO_THREAD_SAFETY_ANALYSIS {  // recv_mu_ is held (above)
+    if (take != nullptr || recv_.HasRoom()) return true;
     recv_.set_paused(true);
     return false;
   };
-  while (true) {
+  size_t delivered = 0;
+  Parse result = Parse::kNeedMore;
+  bool more = true;
+  while (more) {
     switch (read_.Parse(admit, bad)) {
       case FrameReader::Parsed::kNeedMore:
-        return Parse::kNeedMore;
+        result = Parse::kNeedMore;
+        more = false;
+        continue;
       case FrameReader::Parsed::kRefused:
-        return Parse::kPaused;
+        result = Parse::kPaused;
+        more = false;
+        continue;
       case FrameReader::Parsed::kBad:
-        return Parse::kBad;
+        result = Parse::kBad;
+        more = false;
+        continue;
       case FrameReader::Parsed::kFrame:
         break;
     }
@@ -234,28 +259,32 @@ Peer::Parse Peer::ParseBuffered(InFrame* take, FrameHeader* control, absl::Statu
     switch (header.kind) {
       case FrameKind::kData:
         if (take != nullptr) {
-          {
-            MutexLock lock(&recv_.mu());
-            recv_.TakeDirect(header.fingerprint, payload, take);
-          }
-          return Parse::kTook;
+          recv_.TakeDirect(header.fingerprint, payload, take);
+          result = Parse::kTook;
+          more = false;
+          continue;
         }
-        {
-          MutexLock lock(&recv_.mu());
-          recv_.Deliver(header.fingerprint, payload);
-        }
-        // After unlocking, so the woken receiver does not block again on recv_mu_.
-        recv_.cv().NotifyAll();
+        recv_.Deliver(header.fingerprint, payload);
+        ++delivered;
         continue;
       case FrameKind::kOpen:
         // Handled here, not by the loop: a receiver may need the name at once.
+        lock.Unlock();
         SetTypeName(header.fingerprint, std::string(*payload));
+        lock.Lock();
         continue;
       default:
         *control = header;
-        return Parse::kControl;
+        result = Parse::kControl;
+        more = false;
+        continue;
     }
   }
+  if (delivered > 0) recv_.FireWaiters();  // under the lock: a waiter may go once it is removed
+  lock.Unlock();
+  // After unlocking, so the woken receiver does not block again on recv_mu_.
+  if (delivered > 0) recv_.cv().NotifyAll();
+  return result;
 }
 
 void Peer::AttachRead(int fd, int ep, uint64_t conn) {

@@ -41,7 +41,8 @@ class RecvQueue {
     return discard_ || (!frames_.full() && bytes_ < max_bytes_);
   }
   // Queues a frame of type `fingerprint`, swapping *payload for the slot's old,
-  // cleared buffer (or the spare); drops it once discarding.
+  // cleared buffer (or the spare); drops it once discarding. The caller fires
+  // the waiters (once for a batch of frames) before it unlocks.
   void Deliver(uint64_t fingerprint, std::string* payload) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
     if (discard_) {
       peer_internal::ClearBuffer(payload, &spare_);
@@ -53,7 +54,6 @@ class RecvQueue {
     peer_internal::TakeSpare(payload, &spare_);
     bytes_ += frame.payload.size();
     deliveries_.fetch_add(1, std::memory_order_relaxed);
-    FireWaiters();  // under the lock: a waiter may go once it is removed
   }
   // A frame a receiver reading the socket itself takes at once (the fast
   // path): into *take, the parser's *payload getting take's old buffer.

@@ -35,7 +35,11 @@ class Ring {
   bool full() const { return size_ == max_; }
 
   // The i-th element from the front.
-  T& at(size_t i) { return *slots_[(head_ + i) % slots_.size()]; }
+  T& at(size_t i) {
+    size_t k = head_ + i;  // < 2 * size: no division on the hot path
+    if (k >= slots_.size()) k -= slots_.size();
+    return *slots_[k];
+  }
   T& front() { return at(0); }
 
   // The slot for a new back element, already counted in size(). Must not be full.
@@ -50,7 +54,7 @@ class Ring {
     return slot;
   }
   void pop_front() {
-    head_ = (head_ + 1) % slots_.size();
+    if (++head_ == slots_.size()) head_ = 0;
     --size_;
   }
 

@@ -1,7 +1,11 @@
 #include "lib/net/select.h"
 
+#include <sched.h>
+
 #include <atomic>
 
+#include "absl/time/clock.h"
+#include "lib/net/busy_poll.h"
 #include "lib/net/peer.h"
 #include "lib/net/waiter.h"
 
@@ -31,6 +35,15 @@ absl::StatusOr<size_t> select(std::initializer_list<SelectCase> cases, std::opti
     return std::nullopt;
   };
   if (auto done = try_all()) return *done;
+  if (const int64_t spin_ns = net::BusyPollNs(); spin_ns > 0) {
+    // Busy-polling (opt-in, busy_poll.h): look again for a while before
+    // sleeping (a receive case in user mode reads its socket when it looks).
+    const int64_t until_ns = absl::GetCurrentTimeNanos() + spin_ns;
+    while (absl::GetCurrentTimeNanos() < until_ns && absl::Now() < deadline) {
+      if (auto done = try_all()) return *done;
+      sched_yield();  // as Peer's spin: the sender may share this CPU
+    }
+  }
   net::BlockingWaiter waiter;
   auto subscribe = [&](bool add) {
     for (size_t i = 0; i < n; ++i) items[i].Watch(&waiter, add);

@@ -40,6 +40,7 @@ void SendQueue::ReleaseIdleMemory(bool writing) {
   if (pushes_ == pushes_at_release_ && frames_.empty() && !writing) {
     frames_.ShrinkIfEmpty();
     std::string().swap(spare_);
+    stage_.reset();
   }
   pushes_at_release_ = pushes_;
 }

@@ -10,6 +10,8 @@
 #include <sys/uio.h>
 
 #include <cstdint>
+#include <cstring>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -49,17 +51,46 @@ class SendQueue {
     return frames_.size() + 2 + peer_internal::kControlReserve <= frames_.max_capacity() && bytes_ < max_bytes_;
   }
   // Fills iov (at most max entries) with the unwritten bytes of the queued
-  // frames, up to the first held one; returns how many entries.
+  // frames, up to the first held one; returns how many entries. With several
+  // frames queued, headers and small payloads are copied into one staging
+  // buffer, so a run of small frames is one entry (a writev carries up to
+  // kStageSize of them, not kMaxIov / 2); big payloads stay entries of their own.
+  // Called by the write role's holder, who writes from the staging buffer
+  // with mu_ dropped (nobody else touches it).
   int Gather(iovec* iov, int max) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
     int n = 0;
+    size_t staged = 0;
+    const bool coalesce = frames_.size() > 1;
+    if (coalesce && stage_ == nullptr) stage_.reset(new char[kStageSize]);  // uninitialised: only written
+    char* const stage = stage_.get();
+    // Appends [p, p + len) to iov; false when there is no room (stop there).
+    auto add = [&](const char* p, size_t len) {
+      if (coalesce && len < kCopyBelow && staged + len <= kStageSize) {
+        char* to = stage + staged;
+        std::memcpy(to, p, len);
+        if (n > 0 && static_cast<char*>(iov[n - 1].iov_base) + iov[n - 1].iov_len == to) {
+          iov[n - 1].iov_len += len;  // the run of staged bytes goes on
+        } else if (n < max) {
+          iov[n++] = {to, len};
+        } else {
+          return false;
+        }
+        staged += len;
+        return true;
+      }
+      if (n == max) return false;
+      iov[n++] = {const_cast<char*>(p), len};
+      return true;
+    };
     size_t offset = offset_;
-    for (size_t i = 0; i < frames_.size() && n + 2 <= max; ++i) {
+    for (size_t i = 0; i < frames_.size(); ++i) {
       OutFrame& frame = frames_.at(i);
       if (frame.held) break;
-      if (offset < kFrameHeaderSize) iov[n++] = {frame.header + offset, kFrameHeaderSize - offset};
+      if (offset < kFrameHeaderSize && !add(frame.header + offset, kFrameHeaderSize - offset)) break;
       size_t payload_offset = offset > kFrameHeaderSize ? offset - kFrameHeaderSize : 0;
-      if (payload_offset < frame.payload.size()) {
-        iov[n++] = {frame.payload.data() + payload_offset, frame.payload.size() - payload_offset};
+      if (payload_offset < frame.payload.size() &&
+          !add(frame.payload.data() + payload_offset, frame.payload.size() - payload_offset)) {
+        break;
       }
       offset = 0;
     }
@@ -111,9 +142,15 @@ class SendQueue {
   uint64_t lost_bytes() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return lost_bytes_; }
   uint64_t written_on_connection() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return written_on_connection_; }
   size_t slots() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return frames_.capacity(); }
-  size_t spare_bytes() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return peer_internal::AllocatedBytes(spare_); }
+  size_t spare_bytes() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    return peer_internal::AllocatedBytes(spare_) + (stage_ != nullptr ? kStageSize : 0);
+  }
 
  private:
+  // Gather's staging buffer, and the payloads it copies (smaller than kCopyBelow).
+  static constexpr size_t kStageSize = 64 << 10;
+  static constexpr size_t kCopyBelow = 2048;
+
   struct OutFrame {
     char header[kFrameHeaderSize];
     std::string payload;
@@ -129,6 +166,9 @@ class SendQueue {
   size_t offset_ ABSL_GUARDED_BY(mu_) = 0;  // bytes of frames_.front() already written
   size_t bytes_ ABSL_GUARDED_BY(mu_) = 0;   // payload bytes in frames_
   std::string spare_ ABSL_GUARDED_BY(mu_);  // a big buffer kept for reuse (see peer_internal.h)
+  // Gather's staging buffer: allocated by the first batch, freed when idle
+  // (ReleaseIdleMemory); the write role's holder writes from it unlocked.
+  std::unique_ptr<char[]> stage_ ABSL_GUARDED_BY(mu_);
   std::vector<Waiter*> waiters_ ABSL_GUARDED_BY(mu_);
   absl::Status status_ ABSL_GUARDED_BY(mu_);             // the peer's error
   uint64_t pushes_ ABSL_GUARDED_BY(mu_) = 0;             // frames queued, ever
