@@ -167,6 +167,12 @@ TEST(DaemonCli, HelpAndVersionExitZero) {
   CommandResult bad = RunCommand({DaemonPath(), "--frobnicate"});
   EXPECT_NE(bad.code, 0);
   EXPECT_THAT(bad.error, HasSubstr("--frobnicate"));
+  // --peer-timeout: a duration from 1s to 1h, anything else refused with exit 2 and the value named.
+  for (const char* value : {"0s", "500ms", "2h", "-1s", "inf", "ten", ""}) {
+    CommandResult timeout = RunCommand({DaemonPath(), "127.0.0.1:0", std::string("--peer-timeout=") + value});
+    EXPECT_EQ(timeout.code, 2) << value << ": " << timeout.error;
+    EXPECT_THAT(timeout.error, HasSubstr(std::string("--peer-timeout: expected a duration from 1s to 1h"))) << value;
+  }
 }
 
 TEST(DaemonCli, BadNodesTomlExitsNonZeroNamingTheLine) {
