@@ -65,15 +65,15 @@ absl::StatusOr<std::unique_ptr<IncomingBinaries::Receiving>> IncomingBinaries::R
     }
     // It failed (and is gone from the map): try to be the one receiving.
   }
+  if (cache_->Has(id)) {
+    // Another upload was stored and left the map between our caller's check
+    // and our claim: nothing to receive.
+    Settle(state, absl::OkStatus());
+    return nullptr;
+  }
   absl::StatusOr<std::unique_ptr<BinaryCache::Upload>> upload = cache_->Begin(id);
   if (!upload.ok()) {
-    {
-      std::lock_guard<std::mutex> lock(state->mu);
-      state->phase = State::Phase::kFailed;
-      state->failure = upload.status();
-    }
-    state->cv.notify_all();
-    Remove(state);
+    Settle(state, upload.status());
     return upload.status();
   }
   {
@@ -88,6 +88,16 @@ std::unique_ptr<IncomingBinaries::Follower> IncomingBinaries::Follow(const pb::B
   auto it = receiving_.find(id.sha256());
   if (it == receiving_.end() || it->second->id.size() != id.size()) return nullptr;
   return std::make_unique<Follower>(it->second, stall_timeout_);
+}
+
+void IncomingBinaries::Settle(const std::shared_ptr<State>& state, const absl::Status& outcome) {
+  {
+    std::lock_guard<std::mutex> lock(state->mu);
+    state->phase = outcome.ok() ? State::Phase::kStored : State::Phase::kFailed;
+    state->failure = outcome;
+  }
+  state->cv.notify_all();
+  Remove(state);
 }
 
 void IncomingBinaries::Remove(const std::shared_ptr<State>& state) {
@@ -123,13 +133,7 @@ absl::Status IncomingBinaries::Receiving::Finish() {
 void IncomingBinaries::Receiving::End(absl::Status outcome) {
   ended_ = true;
   upload_.reset();  // a failed upload's temporary file goes now
-  {
-    std::lock_guard<std::mutex> lock(state_->mu);
-    state_->phase = outcome.ok() ? State::Phase::kStored : State::Phase::kFailed;
-    state_->failure = outcome;
-  }
-  state_->cv.notify_all();
-  owner_->Remove(state_);
+  owner_->Settle(state_, outcome);
 }
 
 absl::StatusOr<size_t> IncomingBinaries::Follower::Read(char* buf, size_t max) {

@@ -89,6 +89,9 @@ class IncomingBinaries {
   std::unique_ptr<Follower> Follow(const pb::BinaryId& id);
 
  private:
+  // Ends `state` as stored (ok) or failed, wakes who waits on it and takes
+  // it out of the map.
+  void Settle(const std::shared_ptr<State>& state, const absl::Status& outcome);
   void Remove(const std::shared_ptr<State>& state);
 
   BinaryCache* const cache_;

@@ -210,8 +210,8 @@ class BinaryDistributionTest : public ::testing::Test {
 };
 
 TEST_F(BinaryDistributionTest, SendsABinaryOncePerNodeAndAgainAfterForget) {
+  FakeNodeClient node("n1:1");  // outlives the distribution: its prefetches use it
   BinaryDistribution distribution(cache_.get());
-  FakeNodeClient node("n1:1");
   std::vector<std::thread> threads;
   for (int i = 0; i < 4; ++i) threads.emplace_back([&] { EXPECT_TRUE(distribution.EnsureOn(node, id_).ok()); });
   for (std::thread& t : threads) t.join();
@@ -224,8 +224,8 @@ TEST_F(BinaryDistributionTest, SendsABinaryOncePerNodeAndAgainAfterForget) {
 }
 
 TEST_F(BinaryDistributionTest, RefusesABinaryNobodyUploaded) {
+  FakeNodeClient node("n1:1");  // outlives the distribution: its prefetches use it
   BinaryDistribution distribution(cache_.get());
-  FakeNodeClient node("n1:1");
   pb::BinaryId unknown;
   unknown.set_sha256(std::string(64, 'a'));
   unknown.set_size(5);

@@ -44,8 +44,8 @@ class UploadStreamTest : public ::testing::Test {
 
 TEST_F(UploadStreamTest, NodeReceivesTheBinaryWhileTheClientStillSendsIt) {
   IncomingBinaries incoming(cache_.get());
-  BinaryDistribution distribution(cache_.get(), &incoming, "master-boot");
   FakeNodeClient node("n1:1");  // another machine: no boot id in common
+  BinaryDistribution distribution(cache_.get(), &incoming, "master-boot");
   absl::StatusOr<std::unique_ptr<IncomingBinaries::Receiving>> upload = incoming.Receive(id_);
   ASSERT_TRUE(upload.ok() && *upload != nullptr) << upload.status();
   ASSERT_TRUE((*upload)->Append(absl::string_view(bytes_).substr(0, 60'000)).ok());
@@ -65,8 +65,8 @@ TEST_F(UploadStreamTest, NodeReceivesTheBinaryWhileTheClientStillSendsIt) {
 
 TEST_F(UploadStreamTest, ACorruptedUploadLeavesNothingOnTheMasterOrTheNode) {
   IncomingBinaries incoming(cache_.get());
+  FakeNodeClient node("n1:1");  // outlives the distribution: its prefetches use it
   BinaryDistribution distribution(cache_.get(), &incoming, "master-boot");
-  FakeNodeClient node("n1:1");
   absl::StatusOr<std::unique_ptr<IncomingBinaries::Receiving>> upload = incoming.Receive(id_);
   ASSERT_TRUE(upload.ok() && *upload != nullptr);
   std::string lie = bytes_;
@@ -122,6 +122,20 @@ TEST_F(UploadStreamTest, TwoClientsSendingOneBinaryAreReceivedOnce) {
   EXPECT_TRUE(cache_->Has(id_));
 }
 
+// The caller checks the cache before Receive; the first upload may be stored
+// and leave the map between that check and the second's claim.
+TEST_F(UploadStreamTest, AnUploadClaimedJustAfterTheSameBinaryWasStoredIsNotReceived) {
+  IncomingBinaries incoming(cache_.get());
+  absl::StatusOr<std::unique_ptr<IncomingBinaries::Receiving>> first = incoming.Receive(id_);
+  ASSERT_TRUE(first.ok() && *first != nullptr);
+  ASSERT_TRUE((*first)->Append(bytes_).ok());
+  ASSERT_TRUE((*first)->Finish().ok());
+  absl::StatusOr<std::unique_ptr<IncomingBinaries::Receiving>> second = incoming.Receive(id_);
+  ASSERT_TRUE(second.ok()) << second.status();
+  EXPECT_EQ(*second, nullptr) << "received a second time";
+  EXPECT_EQ(incoming.Follow(id_), nullptr);
+}
+
 TEST_F(UploadStreamTest, WhenTheFirstOfTwoUploadsFailsTheSecondIsReceived) {
   IncomingBinaries incoming(cache_.get());
   absl::StatusOr<std::unique_ptr<IncomingBinaries::Receiving>> first = incoming.Receive(id_);
@@ -139,8 +153,8 @@ TEST_F(UploadStreamTest, WhenTheFirstOfTwoUploadsFailsTheSecondIsReceived) {
 
 TEST_F(UploadStreamTest, ANodeOnTheMastersMachineIsOfferedTheStoredCopy) {
   IncomingBinaries incoming(cache_.get());
+  FakeNodeClient node("n1:1");  // outlives the distribution: its prefetches use it
   BinaryDistribution distribution(cache_.get(), &incoming, "same-boot");
-  FakeNodeClient node("n1:1");
   node.boot_id = "same-boot";
   absl::StatusOr<std::unique_ptr<IncomingBinaries::Receiving>> upload = incoming.Receive(id_);
   ASSERT_TRUE(upload.ok() && *upload != nullptr);
@@ -163,8 +177,8 @@ TEST_F(UploadStreamTest, ANodeThatRefusesTheStoredCopyIsSentTheBytes) {
                               return path;
                             }())
                   .ok());
+  FakeNodeClient node("n1:1");  // outlives the distribution: its prefetches use it
   BinaryDistribution distribution(cache_.get(), nullptr, "same-boot");
-  FakeNodeClient node("n1:1");
   node.boot_id = "same-boot";
   node.adopt_error = absl::FailedPreconditionError("another filesystem");
   ASSERT_TRUE(distribution.EnsureOn(node, id_).ok());
