@@ -44,6 +44,6 @@ def cc_grpc_proto(name, src, deps = [], grpc = True, visibility = None):
         name = name,
         srcs = [o for o in outs if o.endswith(".cc")],
         hdrs = [o for o in outs if o.endswith(".h")],
-        deps = deps + ["@system//:protobuf"] + (["@system//:grpc++"] if grpc else []),
+        deps = deps + ["@constellation_system//:protobuf"] + (["@constellation_system//:grpc++"] if grpc else []),
         visibility = visibility,
     )
