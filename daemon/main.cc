@@ -13,10 +13,13 @@
 #include <string>
 #include <vector>
 
+#include "absl/flags/flag.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/time.h"
 #include "daemon/config.h"
+#include "daemon/flags.h"
 #include "daemon/grpc_util.h"
+#include "daemon/log/log.h"
 #include "daemon/master/master.h"
 #include "daemon/node_service.h"
 #include "daemon/run_as.h"
@@ -40,48 +43,6 @@ using internal::RemoveCgroupBase;
 
 namespace {
 
-constexpr char kVersion[] = "constellation 0.1.0";
-
-constexpr char kUsage[] = R"(usage: constellation <bind-addr> [nodes.toml] [options]
-       constellation ca init|issue|show ...     (constellation ca --help)
-
-Runs a Constellation daemon.
-  constellation 10.0.0.2:9999              a node: runs the processes the master places here
-  constellation 10.0.0.1:9999 nodes.toml   the master: places processes on the nodes listed in
-                                           nodes.toml and serves the job API (constellation.v1.Jobs)
-                                           that cdeploy talks to, at the bridge_bind of its entry
-
-options:
-  --tls=DIR         this daemon's TLS bundle: ca.pem, cert.pem, key.pem from `constellation ca issue`
-                    with --role=node (a node) or --role=master (the master) (default /etc/constellation/tls)
-  --insecure        no TLS and no authentication: anyone who can reach the ports can run code here;
-                    only for a private, trusted network (prints a warning)
-  --cache-dir=DIR   where uploaded binaries are kept (default /var/tmp/constellation/<port>);
-                    created 0700, refused if it exists with another owner or group/world write
-  --max-binary-size=SIZE
-                    the largest binary accepted for upload, e.g. "512 MiB" (default 4 GiB)
-  --state-dir=DIR   the master's jobs and their logs (SQLite), kept across restarts
-                    (default /var/lib/constellation); created 0700
-  --event-buffer=SIZE
-                    a node: memory for its processes' events until the master has stored them, e.g.
-                    "64 MiB" (the default); when full, output is dropped (and the loss reported)
-  --master-grace=DURATION
-                    a node: how long it keeps its processes when its master goes away, for a master
-                    that comes back, e.g. "60s" (the default), "500ms", "2m"; 0 kills them at once.
-                    The master: how long, after it restarts, it waits for the nodes that ran its jobs
-  --peer-timeout=DURATION
-                    how long a peer's connection (master to node, node to master) may leave a
-                    keepalive ping unanswered before it is taken as broken: a node then counts as
-                    lost, a master as gone; e.g. "10s" (the default), at least 1s
-  --run-as=USER     required when started as root: make the directories and the cgroup base, hand them
-                    to USER, then run as USER (and so does everything it launches); the TLS
-                    bundle is read before. --run-as=root keeps root: deployments run as root
-  --help            this text
-  --version         the version
-
-A bind address with port 0 takes a free port; the daemon prints the address it listens on.
-)";
-
 struct Args {
   security::TlsFlags tls;
   std::string bind;
@@ -89,14 +50,42 @@ struct Args {
   std::string cache_dir;
   uint64_t max_binary_size = kDefaultMaxBinarySize;
   std::string run_as;
-  std::string state_dir = "/var/lib/constellation";
-  uint64_t event_buffer = 64 * constellation::kMiB;
-  absl::Duration master_grace = absl::Seconds(60);
-  absl::Duration peer_timeout = absl::Seconds(10);
+  std::string state_dir;
+  uint64_t event_buffer = 0;
+  absl::Duration master_grace;
+  absl::Duration peer_timeout;
 };
 
+// The first directory of systemd's $CACHE_DIRECTORY or $STATE_DIRECTORY
+// (CacheDirectory=, StateDirectory=; ':'-separated when there are several), or "".
+std::string SystemdDirectory(const char* variable) {
+  const char* value = getenv(variable);
+  if (value == nullptr) return "";
+  std::string dirs = value;
+  return dirs.substr(0, dirs.find(':'));
+}
+
+// The flags after ParseCommandLine(); directories left unset come from systemd.
+Args ArgsFromFlags() {
+  Args args;
+  args.tls.bundle_dir = absl::GetFlag(FLAGS_tls);
+  args.tls.insecure = absl::GetFlag(FLAGS_insecure);
+  args.cache_dir = absl::GetFlag(FLAGS_cache_dir);
+  if (args.cache_dir.empty()) args.cache_dir = SystemdDirectory("CACHE_DIRECTORY");
+  args.max_binary_size = absl::GetFlag(FLAGS_max_binary_size).bytes;
+  args.run_as = absl::GetFlag(FLAGS_run_as);
+  args.state_dir = absl::GetFlag(FLAGS_state_dir).path;
+  if (args.state_dir.empty()) args.state_dir = SystemdDirectory("STATE_DIRECTORY");
+  if (args.state_dir.empty()) args.state_dir = "/var/lib/constellation";
+  args.event_buffer = absl::GetFlag(FLAGS_event_buffer).bytes;
+  args.master_grace = absl::GetFlag(FLAGS_master_grace).value;
+  args.peer_timeout = absl::GetFlag(FLAGS_peer_timeout).value;
+  return args;
+}
+
 int Usage(const std::string& error) {
-  fprintf(stderr, "constellation: %s\n\n%s", error.c_str(), kUsage);
+  absl::string_view usage = UsageText();
+  fprintf(stderr, "constellation: %s\n\n%.*s", error.c_str(), static_cast<int>(usage.size()), usage.data());
   return 2;
 }
 
@@ -159,7 +148,7 @@ int Run(const Args& args) {
   if (!args.nodes_toml.empty()) {
     absl::StatusOr<ClusterConfig> loaded = LoadNodesToml(args.nodes_toml);
     if (!loaded.ok()) {
-      fprintf(stderr, "constellation: %s\n", std::string(loaded.status().message()).c_str());
+      LogError("daemon", "%s", loaded.status().message());
       return 1;
     }
     config = *std::move(loaded);
@@ -168,19 +157,19 @@ int Run(const Args& args) {
   absl::StatusOr<security::Credentials> credentials =
       security::LoadForRole(args.tls, security::kDaemonDefaultBundle, {role}, "constellation");
   if (!credentials.ok()) {
-    fprintf(stderr, "constellation: %s\n", std::string(credentials.status().message()).c_str());
+    LogError("daemon", "%s", credentials.status().message());
     return 1;
   }
-  if (credentials->insecure()) fprintf(stderr, "%s\n", security::InsecureWarning("constellation").c_str());
+  if (credentials->insecure()) LogWarning("daemon", "%s", security::InsecureWarning("constellation"));
   std::string port = args.bind.substr(args.bind.rfind(':') + 1);
   std::string cache_dir = args.cache_dir.empty() ? "/var/tmp/constellation/" + port : args.cache_dir;
 
   // Deployments never run as root unless the operator says so.
   if (geteuid() == 0 && args.run_as.empty()) {
-    fprintf(stderr,
-            "constellation: started as root without --run-as: every deployment would run as root. Pass "
-            "--run-as=USER (an unprivileged user that runs the processes; docs/security.md), or --run-as=root to "
-            "accept that\n");
+    LogError("daemon",
+             "started as root without --run-as: every deployment would run as root. Pass "
+             "--run-as=USER (an unprivileged user that runs the processes; docs/security.md), or --run-as=root to "
+             "accept that");
     return 1;
   }
   if (args.run_as == "root" && geteuid() != 0) return Usage("--run-as=root needs the daemon to be started as root");
@@ -189,7 +178,7 @@ int Run(const Args& args) {
   if (!args.run_as.empty() && args.run_as != "root") {
     absl::StatusOr<CgroupSetup> made = BecomeUser(args.run_as, cache_dir, args.state_dir, config.has_value());
     if (!made.ok()) {
-      fprintf(stderr, "constellation: %s\n", std::string(made.status().message()).c_str());
+      LogError("daemon", "%s", made.status().message());
       return 1;
     }
     cgroups = *std::move(made);
@@ -203,7 +192,7 @@ int Run(const Args& args) {
   absl::StatusOr<std::unique_ptr<NodeService>> node =
       NodeService::Create(*ip, cache_dir + "/node", *credentials, std::move(node_options));
   if (!node.ok()) {
-    fprintf(stderr, "constellation: %s\n", std::string(node.status().message()).c_str());
+    LogError("daemon", "%s", node.status().message());
     return 1;
   }
   std::unique_ptr<master::Master> master;
@@ -212,13 +201,13 @@ int Run(const Args& args) {
     absl::StatusOr<std::unique_ptr<BinaryCache>> cache =
         BinaryCache::Create(cache_dir + "/master", args.max_binary_size);
     if (!cache.ok()) {
-      fprintf(stderr, "constellation: %s\n", std::string(cache.status().message()).c_str());
+      LogError("daemon", "%s", cache.status().message());
       return 1;
     }
     absl::StatusOr<std::unique_ptr<master::Master>> made =
         master::Master::Create(*config, *std::move(cache), *credentials, {args.state_dir, args.master_grace});
     if (!made.ok()) {
-      fprintf(stderr, "constellation: %s\n", std::string(made.status().message()).c_str());
+      LogError("daemon", "%s", made.status().message());
       return 1;
     }
     master = *std::move(made);
@@ -227,7 +216,7 @@ int Run(const Args& args) {
   std::string listening;
   std::unique_ptr<grpc::Server> server = Serve(args.bind, services, *credentials, &listening);
   if (server == nullptr) {
-    fprintf(stderr, "constellation: cannot listen on %s\n", args.bind.c_str());
+    LogError("daemon", "cannot listen on %s", args.bind);
     return 1;
   }
   printf("constellation: %s listening on %s\n", config ? "master" : "node", listening.c_str());
@@ -239,14 +228,14 @@ int Run(const Args& args) {
     // The job API opens once the nodes are attached (or have had their chance).
     size_t up = master->Start(listening, absl::Seconds(10));
     if (up < config->nodes.size()) {
-      fprintf(stderr, "constellation: %zu of %zu nodes reachable; carrying on, the rest join when they can\n", up,
-              config->nodes.size());
+      LogWarning("daemon", "%d of %d nodes reachable; carrying on, the rest join when they can", up,
+                 config->nodes.size());
     }
     std::string bridge_listening;
     bridge_server =
         Serve(*config->bridge_node().bridge_bind, {master->jobs_service()}, *credentials, &bridge_listening);
     if (bridge_server == nullptr) {
-      fprintf(stderr, "constellation: cannot listen on %s\n", config->bridge_node().bridge_bind->c_str());
+      LogError("daemon", "cannot listen on %s", *config->bridge_node().bridge_bind);
       return 1;
     }
     bridge_server->GetHealthCheckService()->SetServingStatus(v1::Jobs::service_full_name(), true);
@@ -274,55 +263,19 @@ int main(int argc, char** argv) {
   if (argc >= 2 && std::string(argv[1]) == "ca") {
     return constellation::daemon::security::RunCaCommand({argv + 2, argv + argc});
   }
-  Args args;
-  std::vector<std::string> positional;
-  for (int i = 1; i < argc; ++i) {
-    std::string arg = argv[i];
-    if (arg == "--help" || arg == "-h") {
-      fputs(kUsage, stdout);
-      return 0;
-    }
-    if (arg == "--version") {
-      puts(kVersion);
-      return 0;
-    }
-    if (arg.rfind("--cache-dir=", 0) == 0) {
-      args.cache_dir = arg.substr(12);
-    } else if (arg.rfind("--tls=", 0) == 0) {
-      args.tls.bundle_dir = arg.substr(6);
-    } else if (arg == "--insecure") {
-      args.tls.insecure = true;
-    } else if (arg.rfind("--state-dir=", 0) == 0) {
-      args.state_dir = arg.substr(12);
-      if (args.state_dir.empty()) return Usage("--state-dir needs a directory");
-    } else if (arg.rfind("--run-as=", 0) == 0) {
-      args.run_as = arg.substr(9);
-    } else if (arg.rfind("--max-binary-size=", 0) == 0) {
-      absl::StatusOr<uint64_t> size = constellation::parse_mem(arg.substr(18));
-      if (!size.ok()) return Usage("--max-binary-size: " + std::string(size.status().message()));
-      args.max_binary_size = *size;
-    } else if (arg.rfind("--event-buffer=", 0) == 0) {
-      absl::StatusOr<uint64_t> size = constellation::parse_mem(arg.substr(15));
-      if (!size.ok()) return Usage("--event-buffer: " + std::string(size.status().message()));
-      args.event_buffer = *size;
-    } else if (arg.rfind("--master-grace=", 0) == 0) {
-      if (!absl::ParseDuration(arg.substr(15), &args.master_grace) || args.master_grace < absl::ZeroDuration() ||
-          args.master_grace == absl::InfiniteDuration()) {
-        return Usage("--master-grace: expected a duration such as \"60s\", \"500ms\", \"2m\" or 0, got \"" +
-                     arg.substr(15) + "\"");
-      }
-    } else if (arg.rfind("--peer-timeout=", 0) == 0) {
-      if (!absl::ParseDuration(arg.substr(15), &args.peer_timeout) || args.peer_timeout < absl::Seconds(1) ||
-          args.peer_timeout > absl::Hours(1)) {
-        return Usage("--peer-timeout: expected a duration from 1s to 1h such as \"10s\", got \"" + arg.substr(15) +
-                     "\"");
-      }
-    } else if (arg.rfind("-", 0) == 0) {
-      return Usage("unknown option " + arg);
-    } else {
-      positional.push_back(arg);
-    }
+  absl::StatusOr<CommandLine> line = ParseCommandLine({argv + 1, argv + argc});
+  if (!line.ok()) return Usage(std::string(line.status().message()));
+  if (line->action == CommandLine::Action::kHelp) {
+    fwrite(UsageText().data(), 1, UsageText().size(), stdout);
+    return 0;
   }
+  if (line->action == CommandLine::Action::kVersion) {
+    printf("%.*s\n", static_cast<int>(VersionText().size()), VersionText().data());
+    return 0;
+  }
+  Args args = ArgsFromFlags();
+  const std::vector<std::string>& positional = line->positional;
+  ConfigureLog({absl::GetFlag(FLAGS_log_format), StderrIsJournal()});
   if (positional.empty() || positional.size() > 2) return Usage("expected <bind-addr> [nodes.toml]");
   args.bind = positional[0];
   absl::Status valid = ValidateHostPort(args.bind);
