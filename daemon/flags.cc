@@ -1,12 +1,15 @@
 #include "daemon/flags.h"
 
 #include <algorithm>
+#include <cmath>
 
 #include "absl/flags/flag.h"
 #include "absl/flags/reflection.h"
 #include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "daemon/binary_cache.h"
+#include "daemon/config.h"
 #include "lib/core/resources.h"
 
 // Help strings are short: --help prints UsageText(), which explains each flag.
@@ -24,6 +27,10 @@ ABSL_FLAG(constellation::daemon::GraceDuration, master_grace, constellation::dae
 ABSL_FLAG(constellation::daemon::PeerTimeout, peer_timeout, constellation::daemon::PeerTimeout{absl::Seconds(10)},
           "how long an unanswered keepalive ping may take");
 ABSL_FLAG(std::string, run_as, "", "the user to run as when started as root");
+ABSL_FLAG(constellation::daemon::HostPort, join, {}, "a node: the master to join");
+ABSL_FLAG(constellation::daemon::HostPort, advertise, {}, "with --join: the address the master dials");
+ABSL_FLAG(constellation::daemon::MemOffer, mem, {}, "with --join: memory offered");
+ABSL_FLAG(constellation::daemon::CpuOffer, cpu, {}, "with --join: cores offered");
 ABSL_FLAG(constellation::daemon::LogFormat, log_format, constellation::daemon::LogFormat::kText, "text or json");
 
 namespace constellation::daemon {
@@ -66,6 +73,15 @@ options (--opt=value or --opt value):
   --run-as=USER     required when started as root: make the directories and the cgroup base, hand them
                     to USER, then run as USER (and so does everything it launches); the TLS
                     bundle is read before. --run-as=root keeps root: deployments run as root
+  --join=ADDR       a node: join the master whose daemon listens at ADDR (not in its nodes.toml);
+                    joins again by itself whenever the master comes back, leaves on SIGTERM
+  --advertise=HOST:PORT
+                    with --join: the address the master dials (needed when binding 0.0.0.0; a port of
+                    0 means the one listened on); default: the address the node listens on
+  --mem=SIZE        with --join: memory offered to processes, e.g. "8 GiB" (default: the cgroup's
+                    memory limit, or the machine's memory)
+  --cpu=N           with --join: cores offered (default: the CPUs this daemon may run on, lowered
+                    to the cgroup's CPU quota, rounded down)
   --log-format=FORMAT
                     "text" (the default: one line per event with time and level; under systemd the
                     journal's <N> priority instead of the time) or "json" (one object per line)
@@ -132,6 +148,41 @@ bool AbslParseFlag(absl::string_view text, PeerTimeout* timeout, std::string* er
 }
 
 std::string AbslUnparseFlag(PeerTimeout timeout) { return absl::FormatDuration(timeout.value); }
+
+bool AbslParseFlag(absl::string_view text, HostPort* address, std::string* error) {
+  if (absl::Status valid = ValidateHostPort(text); !valid.ok()) {
+    *error = std::string(valid.message());
+    return false;
+  }
+  address->value = std::string(text);
+  return true;
+}
+
+std::string AbslUnparseFlag(const HostPort& address) { return address.value; }
+
+bool AbslParseFlag(absl::string_view text, MemOffer* mem, std::string* error) {
+  absl::StatusOr<uint64_t> bytes = parse_mem(text);
+  if (!bytes.ok() || *bytes == 0) {
+    *error = absl::StrCat("expected a size such as \"8 GiB\", got \"", text, "\"");
+    return false;
+  }
+  mem->bytes = *bytes;
+  return true;
+}
+
+std::string AbslUnparseFlag(const MemOffer& mem) { return mem.bytes ? absl::StrCat(*mem.bytes, "B") : ""; }
+
+bool AbslParseFlag(absl::string_view text, CpuOffer* cpu, std::string* error) {
+  double cores = 0;
+  if (!absl::SimpleAtod(text, &cores) || !std::isfinite(cores) || cores < 0.01 || cores > 4096) {
+    *error = absl::StrCat("expected a number of cores from 0.01 to 4096, got \"", text, "\"");
+    return false;
+  }
+  cpu->cores = cores;
+  return true;
+}
+
+std::string AbslUnparseFlag(const CpuOffer& cpu) { return cpu.cores ? absl::StrCat(*cpu.cores) : ""; }
 
 absl::StatusOr<CommandLine> ParseCommandLine(const std::vector<std::string>& args) {
   CommandLine line;

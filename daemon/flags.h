@@ -10,6 +10,7 @@
 //
 // Threading: ParseCommandLine() once, in main(), before other threads start.
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -49,6 +50,27 @@ struct Directory {
 bool AbslParseFlag(absl::string_view text, Directory* directory, std::string* error);
 std::string AbslUnparseFlag(const Directory& directory);
 
+// A host:port (ValidateHostPort's rules), or "" when not given.
+struct HostPort {
+  std::string value;
+};
+bool AbslParseFlag(absl::string_view text, HostPort* address, std::string* error);
+std::string AbslUnparseFlag(const HostPort& address);
+
+// --mem: a size over 0; not given: detected.
+struct MemOffer {
+  std::optional<uint64_t> bytes;
+};
+bool AbslParseFlag(absl::string_view text, MemOffer* mem, std::string* error);
+std::string AbslUnparseFlag(const MemOffer& mem);
+
+// --cpu: cores from 0.01 to 4096; not given: detected.
+struct CpuOffer {
+  std::optional<double> cores;
+};
+bool AbslParseFlag(absl::string_view text, CpuOffer* cpu, std::string* error);
+std::string AbslUnparseFlag(const CpuOffer& cpu);
+
 struct CommandLine {
   enum class Action { kRun, kHelp, kVersion };
   Action action = Action::kRun;
@@ -75,4 +97,8 @@ ABSL_DECLARE_FLAG(constellation::daemon::ByteSize, event_buffer);
 ABSL_DECLARE_FLAG(constellation::daemon::GraceDuration, master_grace);
 ABSL_DECLARE_FLAG(constellation::daemon::PeerTimeout, peer_timeout);
 ABSL_DECLARE_FLAG(std::string, run_as);
+ABSL_DECLARE_FLAG(constellation::daemon::HostPort, join);
+ABSL_DECLARE_FLAG(constellation::daemon::HostPort, advertise);
+ABSL_DECLARE_FLAG(constellation::daemon::MemOffer, mem);
+ABSL_DECLARE_FLAG(constellation::daemon::CpuOffer, cpu);
 ABSL_DECLARE_FLAG(constellation::daemon::LogFormat, log_format);

@@ -8,19 +8,25 @@
 #include <systemd/sd-daemon.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cstdio>
 #include <cstring>
+#include <mutex>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include "absl/flags/flag.h"
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/time.h"
+#include "daemon/capacity.h"
 #include "daemon/config.h"
 #include "daemon/flags.h"
 #include "daemon/grpc_util.h"
 #include "daemon/log/log.h"
 #include "daemon/master/master.h"
+#include "daemon/node_join.h"
 #include "daemon/node_service.h"
 #include "daemon/run_as.h"
 #include "daemon/security/ca_command.h"
@@ -54,6 +60,40 @@ struct Args {
   uint64_t event_buffer = 0;
   absl::Duration master_grace;
   absl::Duration peer_timeout;
+  std::string join;             // --join: the master's address
+  std::string advertise;        // --advertise
+  std::optional<uint64_t> mem;  // --mem
+  std::optional<double> cpu;    // --cpu
+};
+
+// What a joining node offers: --mem/--cpu, else what its cgroup and affinity allow.
+absl::StatusOr<Resources> JoinCapacity(const Args& args) {
+  Resources capacity;
+  if (!args.mem || !args.cpu) {
+    absl::StatusOr<Resources> detected = DetectCapacity("/", AffinityCpus());
+    if (!detected.ok()) return detected.status();
+    capacity = *detected;
+  }
+  if (args.mem) capacity.mem = *args.mem;
+  if (args.cpu) capacity.cpu = *args.cpu;
+  return capacity;
+}
+
+// Carries the node's "a master is attached" to the joiner, which is made once the node listens.
+struct MasterPresence {
+  std::mutex mu;
+  bool attached = false;
+  Joiner* joiner = nullptr;
+  void Set(bool now) {
+    std::lock_guard<std::mutex> lock(mu);
+    attached = now;
+    if (joiner != nullptr) joiner->SetAttached(now);
+  }
+  void Connect(Joiner* j) {
+    std::lock_guard<std::mutex> lock(mu);
+    joiner = j;
+    if (j != nullptr) j->SetAttached(attached);
+  }
 };
 
 // The first directory of systemd's $CACHE_DIRECTORY or $STATE_DIRECTORY
@@ -80,6 +120,10 @@ Args ArgsFromFlags() {
   args.event_buffer = absl::GetFlag(FLAGS_event_buffer).bytes;
   args.master_grace = absl::GetFlag(FLAGS_master_grace).value;
   args.peer_timeout = absl::GetFlag(FLAGS_peer_timeout).value;
+  args.join = absl::GetFlag(FLAGS_join).value;
+  args.advertise = absl::GetFlag(FLAGS_advertise).value;
+  args.mem = absl::GetFlag(FLAGS_mem).bytes;
+  args.cpu = absl::GetFlag(FLAGS_cpu).cores;
   return args;
 }
 
@@ -142,8 +186,23 @@ absl::StatusOr<CgroupSetup> BecomeUser(const std::string& name, const std::strin
 }
 
 int Run(const Args& args) {
-  absl::StatusOr<uint32_t> ip = ResolveIpv4(args.bind);
+  std::string bind_host = args.bind.substr(0, args.bind.rfind(':'));
+  bool wildcard = bind_host == "0.0.0.0" || bind_host.empty();
+  if (!args.join.empty() && wildcard && args.advertise.empty()) {
+    return Usage("--join with a bind address of 0.0.0.0 needs --advertise=HOST:PORT (the address the master dials)");
+  }
+  // Processes bind their ports on the node's address: the advertised one when the daemon binds every address.
+  absl::StatusOr<uint32_t> ip = ResolveIpv4(wildcard && !args.advertise.empty() ? args.advertise : args.bind);
   if (!ip.ok()) return Usage(std::string(ip.status().message()));
+  std::optional<Resources> join_capacity;
+  if (!args.join.empty()) {
+    absl::StatusOr<Resources> capacity = JoinCapacity(args);
+    if (!capacity.ok()) {
+      LogError("daemon", "%s", capacity.status().message());
+      return 1;
+    }
+    join_capacity = *capacity;
+  }
   std::optional<ClusterConfig> config;
   if (!args.nodes_toml.empty()) {
     absl::StatusOr<ClusterConfig> loaded = LoadNodesToml(args.nodes_toml);
@@ -189,6 +248,8 @@ int Run(const Args& args) {
   node_options.cgroups = std::move(cgroups);
   node_options.event_buffer = args.event_buffer;
   node_options.master_grace = args.master_grace;
+  MasterPresence presence;
+  node_options.on_master = [&presence](bool attached) { presence.Set(attached); };
   absl::StatusOr<std::unique_ptr<NodeService>> node =
       NodeService::Create(*ip, cache_dir + "/node", *credentials, std::move(node_options));
   if (!node.ok()) {
@@ -241,10 +302,39 @@ int Run(const Args& args) {
     bridge_server->GetHealthCheckService()->SetServingStatus(v1::Jobs::service_full_name(), true);
     printf("constellation: bridge listening on %s\n", bridge_listening.c_str());
   }
+  std::atomic<bool> join_refused{false};
+  std::unique_ptr<Joiner> joiner;
+  if (!args.join.empty()) {
+    Joiner::Options join_options;
+    join_options.master_addr = args.join;
+    join_options.self_addr = args.advertise.empty() ? listening : args.advertise;
+    if (absl::EndsWith(join_options.self_addr, ":0")) {  // --advertise=HOST:0: the port listened on
+      join_options.self_addr.resize(join_options.self_addr.size() - 1);
+      absl::StrAppend(&join_options.self_addr, listening.substr(listening.rfind(':') + 1));
+    }
+    join_options.capacity = *join_capacity;
+    joiner = std::make_unique<Joiner>(join_options,
+                                      Joiner::GrpcCalls(args.join, credentials->ChannelCredentials(), absl::Seconds(3)),
+                                      [&join_refused, master = args.join](const absl::Status& refused) {
+                                        LogError("join", "the master at %s refused the join: %s", master,
+                                                 refused.message());
+                                        join_refused = true;
+                                        kill(getpid(), SIGTERM);  // shuts the node down as a stop would
+                                      });
+    presence.Connect(joiner.get());
+    joiner->Start();
+  }
   fflush(stdout);
   sd_notify(0, "READY=1");
   WaitForTermination();
   sd_notify(0, "STOPPING=1");
+  if (joiner) {
+    // The master drops this node now, rather than after its peer timeout.
+    absl::Status left = joiner->Leave();
+    if (!left.ok()) LogWarning("join", "leaving the master: %s", left.message());
+    presence.Connect(nullptr);
+    joiner.reset();
+  }
   for (grpc::Server* s : {server.get(), bridge_server.get()}) {
     if (s != nullptr) s->GetHealthCheckService()->Shutdown();  // NOT_SERVING while it drains
   }
@@ -252,7 +342,7 @@ int Run(const Args& args) {
   server->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(2));
   master.reset();
   node->reset();  // kills every process this node started
-  return 0;
+  return join_refused ? 1 : 0;
 }
 
 }  // namespace
@@ -281,6 +371,10 @@ int main(int argc, char** argv) {
   absl::Status valid = ValidateHostPort(args.bind);
   if (!valid.ok()) return Usage(std::string(valid.message()));
   if (positional.size() == 2) args.nodes_toml = positional[1];
+  if (!args.join.empty() && !args.nodes_toml.empty()) return Usage("--join is for nodes: a master has nodes.toml");
+  if (args.join.empty() && (!args.advertise.empty() || args.mem || args.cpu)) {
+    return Usage("--advertise, --mem and --cpu go with --join");
+  }
   if (args.tls.insecure && !args.tls.bundle_dir.empty()) return Usage("--tls and --insecure exclude each other");
   // Termination is waited for with sigwait; every thread inherits the mask.
   sigset_t set;
