@@ -24,6 +24,8 @@ ABSL_FLAG(constellation::daemon::GraceDuration, master_grace, constellation::dae
 ABSL_FLAG(constellation::daemon::PeerTimeout, peer_timeout, constellation::daemon::PeerTimeout{absl::Seconds(10)},
           "how long an unanswered keepalive ping may take");
 ABSL_FLAG(std::string, run_as, "", "the user to run as when started as root");
+ABSL_FLAG(constellation::daemon::GraceDuration, drain_timeout, constellation::daemon::GraceDuration{absl::Seconds(30)},
+          "how long SIGTERM lets running processes finish");
 ABSL_FLAG(constellation::daemon::LogFormat, log_format, constellation::daemon::LogFormat::kText, "text or json");
 
 namespace constellation::daemon {
@@ -66,6 +68,11 @@ options (--opt=value or --opt value):
   --run-as=USER     required when started as root: make the directories and the cgroup base, hand them
                     to USER, then run as USER (and so does everything it launches); the TLS
                     bundle is read before. --run-as=root keeps root: deployments run as root
+  --drain-timeout=DURATION
+                    on SIGTERM or SIGINT (systemctl stop): take no new work (health NOT_SERVING; new
+                    processes and jobs refused with UNAVAILABLE), let the processes running here finish
+                    for this long, e.g. "30s" (the default), then kill them and exit 0; 0 kills at once.
+                    A second signal kills at once
   --log-format=FORMAT
                     "text" (the default: one line per event with time and level; under systemd the
                     journal's <N> priority instead of the time) or "json" (one object per line)

@@ -76,3 +76,4 @@ ABSL_DECLARE_FLAG(constellation::daemon::GraceDuration, master_grace);
 ABSL_DECLARE_FLAG(constellation::daemon::PeerTimeout, peer_timeout);
 ABSL_DECLARE_FLAG(std::string, run_as);
 ABSL_DECLARE_FLAG(constellation::daemon::LogFormat, log_format);
+ABSL_DECLARE_FLAG(constellation::daemon::GraceDuration, drain_timeout);

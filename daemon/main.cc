@@ -5,7 +5,6 @@
 //   constellation ca ...                    the cluster CA (security/ca_command.h)
 #include <signal.h>
 #include <sys/resource.h>
-#include <systemd/sd-daemon.h>
 #include <unistd.h>
 
 #include <cstdio>
@@ -19,6 +18,7 @@
 #include "daemon/config.h"
 #include "daemon/flags.h"
 #include "daemon/grpc_util.h"
+#include "daemon/lifecycle.h"
 #include "daemon/log/log.h"
 #include "daemon/master/master.h"
 #include "daemon/node_service.h"
@@ -54,6 +54,7 @@ struct Args {
   uint64_t event_buffer = 0;
   absl::Duration master_grace;
   absl::Duration peer_timeout;
+  absl::Duration drain_timeout;
 };
 
 // The first directory of systemd's $CACHE_DIRECTORY or $STATE_DIRECTORY
@@ -80,6 +81,7 @@ Args ArgsFromFlags() {
   args.event_buffer = absl::GetFlag(FLAGS_event_buffer).bytes;
   args.master_grace = absl::GetFlag(FLAGS_master_grace).value;
   args.peer_timeout = absl::GetFlag(FLAGS_peer_timeout).value;
+  args.drain_timeout = absl::GetFlag(FLAGS_drain_timeout).value;
   return args;
 }
 
@@ -105,16 +107,6 @@ std::unique_ptr<grpc::Server> Serve(const std::string& bind, const std::vector<g
   if (server == nullptr || port == 0) return nullptr;
   *listening = absl::StrCat(bind.substr(0, bind.rfind(':')), ":", port);
   return server;
-}
-
-// Blocks until SIGINT or SIGTERM.
-void WaitForTermination() {
-  sigset_t set;
-  sigemptyset(&set);
-  sigaddset(&set, SIGINT);
-  sigaddset(&set, SIGTERM);
-  int signal = 0;
-  sigwait(&set, &signal);
 }
 
 // --run-as: prepares what the user must own as root, then becomes the user.
@@ -224,13 +216,10 @@ int Run(const Args& args) {
   server->GetHealthCheckService()->SetServingStatus(pb::Node::service_full_name(), true);
   if (config) server->GetHealthCheckService()->SetServingStatus(pb::Master::service_full_name(), true);
   std::unique_ptr<grpc::Server> bridge_server;
+  std::string serving = "serving on " + listening;  // STATUS= names the ports
   if (config) {
-    // The job API opens once the nodes are attached (or have had their chance).
-    size_t up = master->Start(listening, absl::Seconds(10));
-    if (up < config->nodes.size()) {
-      LogWarning("daemon", "%d of %d nodes reachable; carrying on, the rest join when they can", up,
-                 config->nodes.size());
-    }
+    // The job API opens while the nodes attach: a job waits for a node to place it on.
+    master->Start(listening, absl::ZeroDuration());
     std::string bridge_listening;
     bridge_server =
         Serve(*config->bridge_node().bridge_bind, {master->jobs_service()}, *credentials, &bridge_listening);
@@ -240,14 +229,36 @@ int Run(const Args& args) {
     }
     bridge_server->GetHealthCheckService()->SetServingStatus(v1::Jobs::service_full_name(), true);
     printf("constellation: bridge listening on %s\n", bridge_listening.c_str());
+    absl::StrAppend(&serving, ", job API on ", bridge_listening);
   }
   fflush(stdout);
-  sd_notify(0, "READY=1");
-  WaitForTermination();
-  sd_notify(0, "STOPPING=1");
-  for (grpc::Server* s : {server.get(), bridge_server.get()}) {
-    if (s != nullptr) s->GetHealthCheckService()->Shutdown();  // NOT_SERVING while it drains
-  }
+  // Serving: the ports accept (BuildAndStart listened before it returned).
+  NodeService* node_service = node->get();
+  size_t attached = SIZE_MAX;  // the last count reported
+  LifecycleHooks hooks;
+  hooks.running = [node_service] { return node_service->agent().live(); };
+  hooks.status = [&] {
+    std::string status = absl::StrCat(serving, "; ", hooks.running(), " process(es) running here");
+    if (!master) return status;
+    size_t now = master->nodes_attached(), known = master->nodes_known();
+    if (now != attached) {
+      // On stdout too, for scripts and tests that wait for the cluster.
+      printf("constellation: nodes attached: %zu of %zu\n", now, known);
+      fflush(stdout);
+      LogInfo("master", "%d of %d nodes attached", now, known);
+      attached = now;
+    }
+    return absl::StrCat(status, "; ", now, " of ", known, " nodes attached");
+  };
+  hooks.drain = [&] {
+    for (grpc::Server* s : {server.get(), bridge_server.get()}) {
+      if (s != nullptr) s->GetHealthCheckService()->Shutdown();  // NOT_SERVING while it drains
+    }
+    node_service->Drain();
+    if (master) master->Drain();
+  };
+  NotifyServing(hooks.status());
+  RunUntilDrained(hooks, args.drain_timeout);
   if (bridge_server) bridge_server->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(2));
   server->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(2));
   master.reset();
@@ -282,7 +293,7 @@ int main(int argc, char** argv) {
   if (!valid.ok()) return Usage(std::string(valid.message()));
   if (positional.size() == 2) args.nodes_toml = positional[1];
   if (args.tls.insecure && !args.tls.bundle_dir.empty()) return Usage("--tls and --insecure exclude each other");
-  // Termination is waited for with sigwait; every thread inherits the mask.
+  // Termination is waited for with sigtimedwait (lifecycle.h); every thread inherits the mask.
   sigset_t set;
   sigemptyset(&set);
   sigaddset(&set, SIGINT);
