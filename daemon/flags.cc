@@ -31,6 +31,8 @@ ABSL_FLAG(constellation::daemon::HostPort, join, {}, "a node: the master to join
 ABSL_FLAG(constellation::daemon::HostPort, advertise, {}, "with --join: the address the master dials");
 ABSL_FLAG(constellation::daemon::MemOffer, mem, {}, "with --join: memory offered");
 ABSL_FLAG(constellation::daemon::CpuOffer, cpu, {}, "with --join: cores offered");
+ABSL_FLAG(constellation::daemon::GraceDuration, drain_timeout, constellation::daemon::GraceDuration{absl::Seconds(30)},
+          "how long SIGTERM lets running processes finish");
 ABSL_FLAG(constellation::daemon::LogFormat, log_format, constellation::daemon::LogFormat::kText, "text or json");
 
 namespace constellation::daemon {
@@ -82,6 +84,11 @@ options (--opt=value or --opt value):
                     memory limit, or the machine's memory)
   --cpu=N           with --join: cores offered (default: the CPUs this daemon may run on, lowered
                     to the cgroup's CPU quota, rounded down)
+  --drain-timeout=DURATION
+                    on SIGTERM or SIGINT (systemctl stop): take no new work (health NOT_SERVING; new
+                    processes and jobs refused with UNAVAILABLE), let the processes running here finish
+                    for this long, e.g. "30s" (the default), then kill them and exit 0; 0 kills at once.
+                    A second signal kills at once
   --log-format=FORMAT
                     "text" (the default: one line per event with time and level; under systemd the
                     journal's <N> priority instead of the time) or "json" (one object per line)

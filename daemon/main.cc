@@ -5,7 +5,6 @@
 //   constellation ca ...                    the cluster CA (security/ca_command.h)
 #include <signal.h>
 #include <sys/resource.h>
-#include <systemd/sd-daemon.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -24,6 +23,7 @@
 #include "daemon/config.h"
 #include "daemon/flags.h"
 #include "daemon/grpc_util.h"
+#include "daemon/lifecycle.h"
 #include "daemon/log/log.h"
 #include "daemon/master/master.h"
 #include "daemon/node_join.h"
@@ -60,6 +60,7 @@ struct Args {
   uint64_t event_buffer = 0;
   absl::Duration master_grace;
   absl::Duration peer_timeout;
+  absl::Duration drain_timeout;
   std::string join;             // --join: the master's address
   std::string advertise;        // --advertise
   std::optional<uint64_t> mem;  // --mem
@@ -124,6 +125,7 @@ Args ArgsFromFlags() {
   args.advertise = absl::GetFlag(FLAGS_advertise).value;
   args.mem = absl::GetFlag(FLAGS_mem).bytes;
   args.cpu = absl::GetFlag(FLAGS_cpu).cores;
+  args.drain_timeout = absl::GetFlag(FLAGS_drain_timeout).value;
   return args;
 }
 
@@ -149,16 +151,6 @@ std::unique_ptr<grpc::Server> Serve(const std::string& bind, const std::vector<g
   if (server == nullptr || port == 0) return nullptr;
   *listening = absl::StrCat(bind.substr(0, bind.rfind(':')), ":", port);
   return server;
-}
-
-// Blocks until SIGINT or SIGTERM.
-void WaitForTermination() {
-  sigset_t set;
-  sigemptyset(&set);
-  sigaddset(&set, SIGINT);
-  sigaddset(&set, SIGTERM);
-  int signal = 0;
-  sigwait(&set, &signal);
 }
 
 // --run-as: prepares what the user must own as root, then becomes the user.
@@ -285,13 +277,10 @@ int Run(const Args& args) {
   server->GetHealthCheckService()->SetServingStatus(pb::Node::service_full_name(), true);
   if (config) server->GetHealthCheckService()->SetServingStatus(pb::Master::service_full_name(), true);
   std::unique_ptr<grpc::Server> bridge_server;
+  std::string serving = "serving on " + listening;  // STATUS= names the ports
   if (config) {
-    // The job API opens once the nodes are attached (or have had their chance).
-    size_t up = master->Start(listening, absl::Seconds(10));
-    if (up < config->nodes.size()) {
-      LogWarning("daemon", "%d of %d nodes reachable; carrying on, the rest join when they can", up,
-                 config->nodes.size());
-    }
+    // The job API opens while the nodes attach: a job waits for a node to place it on.
+    master->Start(listening, absl::ZeroDuration());
     std::string bridge_listening;
     bridge_server =
         Serve(*config->bridge_node().bridge_bind, {master->jobs_service()}, *credentials, &bridge_listening);
@@ -301,6 +290,7 @@ int Run(const Args& args) {
     }
     bridge_server->GetHealthCheckService()->SetServingStatus(v1::Jobs::service_full_name(), true);
     printf("constellation: bridge listening on %s\n", bridge_listening.c_str());
+    absl::StrAppend(&serving, ", job API on ", bridge_listening);
   }
   std::atomic<bool> join_refused{false};
   std::unique_ptr<Joiner> joiner;
@@ -325,18 +315,39 @@ int Run(const Args& args) {
     joiner->Start();
   }
   fflush(stdout);
-  sd_notify(0, "READY=1");
-  WaitForTermination();
-  sd_notify(0, "STOPPING=1");
+  // Serving: the ports accept (BuildAndStart listened before it returned).
+  NodeService* node_service = node->get();
+  size_t attached = SIZE_MAX;  // the last count reported
+  LifecycleHooks hooks;
+  hooks.running = [node_service] { return node_service->agent().live(); };
+  hooks.status = [&] {
+    std::string status = absl::StrCat(serving, "; ", hooks.running(), " process(es) running here");
+    if (!master) return status;
+    size_t now = master->nodes_attached(), known = master->nodes_known();
+    if (now != attached) {
+      // On stdout too, for scripts and tests that wait for the cluster.
+      printf("constellation: nodes attached: %zu of %zu\n", now, known);
+      fflush(stdout);
+      LogInfo("master", "%d of %d nodes attached", now, known);
+      attached = now;
+    }
+    return absl::StrCat(status, "; ", now, " of ", known, " nodes attached");
+  };
+  hooks.drain = [&] {
+    for (grpc::Server* s : {server.get(), bridge_server.get()}) {
+      if (s != nullptr) s->GetHealthCheckService()->Shutdown();  // NOT_SERVING while it drains
+    }
+    node_service->Drain();
+    if (master) master->Drain();
+  };
+  NotifyServing(hooks.status());
+  RunUntilDrained(hooks, args.drain_timeout);
   if (joiner) {
-    // The master drops this node now, rather than after its peer timeout.
+    // Drained: the master drops this node now, rather than after its peer timeout.
     absl::Status left = joiner->Leave();
     if (!left.ok()) LogWarning("join", "leaving the master: %s", left.message());
     presence.Connect(nullptr);
     joiner.reset();
-  }
-  for (grpc::Server* s : {server.get(), bridge_server.get()}) {
-    if (s != nullptr) s->GetHealthCheckService()->Shutdown();  // NOT_SERVING while it drains
   }
   if (bridge_server) bridge_server->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(2));
   server->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(2));
@@ -376,7 +387,7 @@ int main(int argc, char** argv) {
     return Usage("--advertise, --mem and --cpu go with --join");
   }
   if (args.tls.insecure && !args.tls.bundle_dir.empty()) return Usage("--tls and --insecure exclude each other");
-  // Termination is waited for with sigwait; every thread inherits the mask.
+  // Termination is waited for with sigtimedwait (lifecycle.h); every thread inherits the mask.
   sigset_t set;
   sigemptyset(&set);
   sigaddset(&set, SIGINT);

@@ -157,11 +157,18 @@ grpc::Status NodeService::Upload(grpc::ServerContext* context, grpc::ServerReade
   return ToGrpc((*upload)->Finish());
 }
 
+grpc::Status NodeService::RefuseIfDraining() const {
+  if (!draining_.load()) return grpc::Status::OK;
+  return grpc::Status(grpc::StatusCode::UNAVAILABLE,
+                      "this node is draining (its daemon is stopping): no new process starts here");
+}
+
 grpc::Status NodeService::Launch(grpc::ServerContext* context, const pb::LaunchRequest* request,
                                  pb::LaunchReply* reply) {
   if (grpc::Status denied = Admit(*context, "Node.Launch"); !denied.ok()) {
     return denied;
   }
+  if (grpc::Status draining = RefuseIfDraining(); !draining.ok()) return draining;
   absl::StatusOr<std::string> binary = cache_->VerifiedPath(request->binary());  // hashed: what it says it is
   if (!binary.ok()) {
     return grpc::Status(grpc::StatusCode::FAILED_PRECONDITION,
@@ -288,6 +295,7 @@ grpc::Status NodeService::QueryResources(grpc::ServerContext* context, const pb:
   if (grpc::Status denied = Admit(*context, "Node.QueryResources"); !denied.ok()) {
     return denied;
   }
+  if (grpc::Status draining = RefuseIfDraining(); !draining.ok()) return draining;
   absl::StatusOr<std::string> binary = cache_->VerifiedPath(query->binary());
   if (!binary.ok()) {
     return grpc::Status(grpc::StatusCode::FAILED_PRECONDITION,

@@ -69,6 +69,9 @@ class NodeService final : public pb::Node::WithCallbackMethod_Attach<pb::Node::S
   const std::string& incarnation() const { return link_->incarnation(); }
   const MasterGrace& grace() const { return *grace_; }
   const NodeAgent& agent() const { return *agent_; }
+  // The daemon is stopping: Launch and QueryResources answer UNAVAILABLE from
+  // now on; what runs keeps running. Idempotent, any thread.
+  void Drain() { draining_.store(true); }
 
   grpc::Status HasBinary(grpc::ServerContext*, const pb::BinaryId* id, pb::HasBinaryReply* reply) override;
   grpc::Status Upload(grpc::ServerContext*, grpc::ServerReader<pb::UploadChunk>* reader, pb::UploadReply*) override;
@@ -97,6 +100,8 @@ class NodeService final : public pb::Node::WithCallbackMethod_Attach<pb::Node::S
         relay_(std::make_unique<SpawnRelay>(credentials.ChannelCredentials())) {}
   // Whether the caller is the master (authz_), for the synchronous handlers.
   grpc::Status Admit(const grpc::ServerContext& context, const char* what);
+  // UNAVAILABLE once Drain()ed: no new process starts here.
+  grpc::Status RefuseIfDraining() const;
   // Past the master grace: nothing this node started outlives its master.
   void MasterGone();
 
@@ -119,6 +124,7 @@ class NodeService final : public pb::Node::WithCallbackMethod_Attach<pb::Node::S
   std::mutex mu_;
   std::map<Pid, int> stdin_ ABSL_GUARDED_BY(mu_);  // roots' stdin pipes
   std::atomic<uint64_t> queries_{0};               // names the queries' cgroup leaves
+  std::atomic<bool> draining_{false};              // Drain()
 };
 
 // Parses "host:port" into an IPv4 address in host byte order ("localhost" and

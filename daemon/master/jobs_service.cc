@@ -156,6 +156,11 @@ grpc::Status JobsService::HasBinary(grpc::ServerContext* context, const v1::HasB
 grpc::Status JobsService::Submit(grpc::ServerContext* context, const v1::SubmitRequest* request, v1::Job* response) {
   absl::StatusOr<Identity> caller = Caller(*context, "Jobs.Submit");
   if (!caller.ok()) return ToGrpc(caller.status());
+  if (draining_.load()) {
+    return grpc::Status(grpc::StatusCode::UNAVAILABLE,
+                        "the master is draining (its daemon is stopping): it takes no new job; submit again once it "
+                        "is back");
+  }
   return Reply(jobs_->Submit(request->spec(), *caller), response);
 }
 

@@ -10,6 +10,7 @@
 //
 // Thread-safe; everything it points to must outlive the server.
 
+#include <atomic>
 #include <functional>
 #include "daemon/binary_cache.h"
 
@@ -36,6 +37,9 @@ class JobsService final : public v1::Jobs::WithCallbackMethod_Watch<v1::Jobs::Se
 
   grpc::Status UploadBinary(grpc::ServerContext* context, grpc::ServerReader<v1::UploadBinaryRequest>* reader,
                             v1::UploadBinaryResponse* response) override;
+  // The daemon is stopping: Submit answers UNAVAILABLE from now on; the jobs
+  // there are go on. Idempotent, any thread.
+  void Drain() { draining_.store(true); }
   grpc::Status HasBinary(grpc::ServerContext* context, const v1::HasBinaryRequest* request,
                          v1::HasBinaryResponse* response) override;
   grpc::Status Submit(grpc::ServerContext* context, const v1::SubmitRequest* request, v1::Job* response) override;
@@ -62,6 +66,7 @@ class JobsService final : public v1::Jobs::WithCallbackMethod_Watch<v1::Jobs::Se
   IncomingBinaries* const incoming_;
   const std::function<void(const pb::BinaryId&)> on_receiving_;
   const security::Authorizer authz_;
+  std::atomic<bool> draining_{false};  // Drain()
 };
 
 }  // namespace constellation::daemon::master

@@ -53,6 +53,13 @@ class Master {
   // passed and returns how many are.
   size_t Start(const std::string& self_addr, absl::Duration timeout);
 
+  // The daemon is stopping: no new job is taken (JobsService::Drain); the
+  // running ones go on (the nodes keep them for the next master).
+  void Drain() { jobs_service_->Drain(); }
+  // How many of the nodes of nodes.toml are attached, of how many.
+  size_t nodes_attached() const { return nodes_->up().size(); }
+  size_t nodes_known() const { return nodes_->addrs().size(); }
+
  private:
   Master() = default;
 
