@@ -21,6 +21,7 @@
 #include "lib/async/wait.h"
 #include "lib/core/codec.h"
 #include "lib/core/type_name.h"
+#include "lib/net/channel_codec.h"
 
 namespace constellation::async_internal {
 
@@ -36,7 +37,7 @@ class RecvWait final : public Wait {
     absl::Status status = end_->Recv(absl::InfinitePast(), &fingerprint_, &payload_);
     if (absl::IsDeadlineExceeded(status)) return false;
     if (status.ok()) {
-      result_.emplace(end_->template Decode<T>(fingerprint_, payload_));
+      result_.emplace(end_->template Decode<T>(fingerprint_, &payload_));
     } else {
       result_.emplace(std::move(status));
     }
@@ -47,7 +48,7 @@ class RecvWait final : public Wait {
   void CompleteBlocking(absl::Time deadline) override {
     absl::Status status = end_->Recv(deadline, &fingerprint_, &payload_);
     if (status.ok()) {
-      result_.emplace(end_->template Decode<T>(fingerprint_, payload_));
+      result_.emplace(end_->template Decode<T>(fingerprint_, &payload_));
     } else {
       result_.emplace(std::move(status));
     }
@@ -69,7 +70,7 @@ class SendWait final : public Wait {
   // Encodes `value` at once: it may be a temporary.
   SendWait(const End* end, bool* opened, const T& value, absl::Time deadline)
       : Wait(deadline), end_(end), opened_(opened) {
-    encode(value, &payload_);
+    net::EncodeForChannel(value, &payload_);
   }
   ~SendWait() { Cancel(); }
   absl::Status await_resume() { return std::move(result_); }
