@@ -303,14 +303,13 @@ int Run(const Args& args) {
       absl::StrAppend(&join_options.self_addr, listening.substr(listening.rfind(':') + 1));
     }
     join_options.capacity = *join_capacity;
-    joiner = std::make_unique<Joiner>(join_options,
-                                      Joiner::GrpcCalls(args.join, credentials->ChannelCredentials(), absl::Seconds(3)),
-                                      [&join_refused, master = args.join](const absl::Status& refused) {
-                                        LogError("join", "the master at %s refused the join: %s", master,
-                                                 refused.message());
-                                        join_refused = true;
-                                        kill(getpid(), SIGTERM);  // shuts the node down as a stop would
-                                      });
+    joiner = std::make_unique<Joiner>(
+        join_options, Joiner::GrpcCalls(args.join, credentials->ChannelCredentials(), absl::Seconds(3)),
+        [&join_refused, master = args.join](const absl::Status& refused) {
+          LogError("join", "the master at %s refused the join: %s", master, refused.message());
+          join_refused = true;
+          kill(getpid(), SIGTERM);  // shuts the node down as a stop would
+        });
     presence.Connect(joiner.get());
     joiner->Start();
   }
