@@ -18,6 +18,8 @@
 #include "daemon/config.h"
 #include "daemon/grpc_util.h"
 #include "daemon/master/master.h"
+#include "daemon/metrics/http_server.h"
+#include "daemon/metrics/registry.h"
 #include "daemon/node_service.h"
 #include "daemon/run_as.h"
 #include "daemon/security/ca_command.h"
@@ -76,6 +78,8 @@ options:
   --run-as=USER     required when started as root: make the directories and the cgroup base, hand them
                     to USER, then run as USER (and so does everything it launches); the TLS
                     bundle is read before. --run-as=root keeps root: deployments run as root
+  --metrics=ADDR    serve Prometheus metrics at http://ADDR/metrics (HOST:PORT; port 0 takes a free
+                    port, printed); docs/metrics.md lists them. Off by default
   --help            this text
   --version         the version
 
@@ -93,6 +97,7 @@ struct Args {
   uint64_t event_buffer = 64 * constellation::kMiB;
   absl::Duration master_grace = absl::Seconds(60);
   absl::Duration peer_timeout = absl::Seconds(10);
+  std::string metrics;  // --metrics: empty for none
 };
 
 int Usage(const std::string& error) {
@@ -195,7 +200,9 @@ int Run(const Args& args) {
     cgroups = *std::move(made);
   }
   SetPeerTimeout(args.peer_timeout);  // before any channel or server
+  metrics::Registry registry;         // outlives the node, the master and the metrics server
   NodeOptions node_options;
+  node_options.metrics = &registry;
   node_options.max_binary_size = args.max_binary_size;
   node_options.cgroups = std::move(cgroups);
   node_options.event_buffer = args.event_buffer;
@@ -215,8 +222,8 @@ int Run(const Args& args) {
       fprintf(stderr, "constellation: %s\n", std::string(cache.status().message()).c_str());
       return 1;
     }
-    absl::StatusOr<std::unique_ptr<master::Master>> made =
-        master::Master::Create(*config, *std::move(cache), *credentials, {args.state_dir, args.master_grace});
+    absl::StatusOr<std::unique_ptr<master::Master>> made = master::Master::Create(
+        *config, *std::move(cache), *credentials, {args.state_dir, args.master_grace, &registry});
     if (!made.ok()) {
       fprintf(stderr, "constellation: %s\n", std::string(made.status().message()).c_str());
       return 1;
@@ -231,6 +238,17 @@ int Run(const Args& args) {
     return 1;
   }
   printf("constellation: %s listening on %s\n", config ? "master" : "node", listening.c_str());
+  std::unique_ptr<metrics::MetricsServer> metrics_server;
+  if (!args.metrics.empty()) {
+    absl::StatusOr<std::unique_ptr<metrics::MetricsServer>> started =
+        metrics::MetricsServer::Start(args.metrics, &registry);
+    if (!started.ok()) {
+      fprintf(stderr, "constellation: %s\n", std::string(started.status().message()).c_str());
+      return 1;
+    }
+    metrics_server = *std::move(started);
+    printf("constellation: metrics listening on %s\n", metrics_server->address().c_str());
+  }
   // Per-service health, for probes that name the service they need.
   server->GetHealthCheckService()->SetServingStatus(pb::Node::service_full_name(), true);
   if (config) server->GetHealthCheckService()->SetServingStatus(pb::Master::service_full_name(), true);
@@ -316,6 +334,11 @@ int main(int argc, char** argv) {
           args.peer_timeout > absl::Hours(1)) {
         return Usage("--peer-timeout: expected a duration from 1s to 1h such as \"10s\", got \"" + arg.substr(15) +
                      "\"");
+      }
+    } else if (arg.rfind("--metrics=", 0) == 0) {
+      args.metrics = arg.substr(10);
+      if (absl::Status valid = ValidateHostPort(args.metrics); !valid.ok()) {
+        return Usage("--metrics: " + std::string(valid.message()));
       }
     } else if (arg.rfind("-", 0) == 0) {
       return Usage("unknown option " + arg);

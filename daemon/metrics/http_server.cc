@@ -31,6 +31,8 @@ absl::Status SplitHostPort(const std::string& host_port, std::string* host, uint
         "--metrics: expected HOST:PORT such as 127.0.0.1:9464 (port 0: any free port), got \"", host_port, "\""));
   }
   *host = host_port.substr(0, colon);
+  if (host->size() > 2 && host->front() == '[' && host->back() == ']')
+    *host = host->substr(1, host->size() - 2);  // [v6]
   *port = static_cast<uint16_t>(number);
   return absl::OkStatus();
 }
@@ -69,7 +71,7 @@ absl::StatusOr<std::unique_ptr<MetricsServer>> MetricsServer::Start(const std::s
   }
   int bound_port = BoundPort(evhttp_bound_socket_get_fd(bound));
   if (bound_port < 0) return absl::InternalError(absl::StrCat("metrics: getsockname: ", strerror(errno)));
-  server->address_ = absl::StrCat(host, ":", bound_port);
+  server->address_ = absl::StrCat(host.find(':') != std::string::npos ? "[" + host + "]" : host, ":", bound_port);
 
   server->stop_fd_ = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
   if (server->stop_fd_ < 0) return absl::InternalError(absl::StrCat("metrics: eventfd: ", strerror(errno)));

@@ -21,6 +21,11 @@ TEST(TextFormatTest, Numbers) {
   EXPECT_EQ(FormatDouble(0), "0");
   EXPECT_EQ(FormatDouble(1), "1");
   EXPECT_EQ(FormatDouble(0.005), "0.005");
+  EXPECT_EQ(FormatDouble(0.0005), "0.0005");
+  EXPECT_EQ(FormatDouble(0.00001), "1e-05");
+  EXPECT_EQ(FormatDouble(-2.5e-7), "-2.5e-07");
+  EXPECT_EQ(FormatDouble(123456789), "123456789");
+  EXPECT_EQ(FormatDouble(1e21), "1e+21");
   EXPECT_EQ(FormatDouble(2.5), "2.5");
   EXPECT_EQ(FormatDouble(0.1 + 0.2), "0.30000000000000004");
   EXPECT_EQ(FormatDouble(std::numeric_limits<double>::infinity()), "+Inf");

@@ -49,8 +49,13 @@ std::string EscapeLabelValue(absl::string_view value) { return Escape(value, /*q
 std::string FormatDouble(double value) {
   if (std::isnan(value)) return "NaN";
   if (std::isinf(value)) return value > 0 ? "+Inf" : "-Inf";
-  char buf[64];
-  std::to_chars_result result = std::to_chars(buf, buf + sizeof(buf), value);  // shortest round trip
+  char buf[400];  // fixed notation of values below 1e21
+  // The shortest text that reads back the same value; plain decimals unless
+  // the exponent is far out (as Go's 'g' and so Prometheus's own clients: 0.0005, 1e-05).
+  double magnitude = std::fabs(value);
+  bool exponent = magnitude != 0 && (magnitude < 1e-4 || magnitude >= 1e21);
+  std::to_chars_result result = exponent ? std::to_chars(buf, buf + sizeof(buf), value)
+                                         : std::to_chars(buf, buf + sizeof(buf), value, std::chars_format::fixed);
   return std::string(buf, result.ptr);
 }
 

@@ -23,7 +23,8 @@ std::string EscapeHelp(absl::string_view help);
 // A label value: backslash, double quote and newline escaped.
 std::string EscapeLabelValue(absl::string_view value);
 // A sample value or `le` bound: the shortest text that reads back the same
-// double ("1", "0.005", "2.5e-07"), "+Inf", "-Inf" or "NaN".
+// double, in plain decimals between 1e-4 and 1e21 ("1", "0.0005", "2.5e-07",
+// "1e+21"), "+Inf", "-Inf" or "NaN".
 std::string FormatDouble(double value);
 // `{a="x",b="y"}`, or "" for no labels.
 std::string FormatLabels(const Labels& labels);
