@@ -8,18 +8,27 @@
 #include <systemd/sd-daemon.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cstdio>
 #include <cstring>
+#include <mutex>
+#include <optional>
 #include <string>
 #include <vector>
 
+#include "absl/flags/flag.h"
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/time.h"
+#include "daemon/capacity.h"
 #include "daemon/config.h"
+#include "daemon/flags.h"
 #include "daemon/grpc_util.h"
+#include "daemon/log/log.h"
 #include "daemon/master/master.h"
 #include "daemon/metrics/http_server.h"
 #include "daemon/metrics/registry.h"
+#include "daemon/node_join.h"
 #include "daemon/node_service.h"
 #include "daemon/run_as.h"
 #include "daemon/security/ca_command.h"
@@ -42,50 +51,6 @@ using internal::RemoveCgroupBase;
 
 namespace {
 
-constexpr char kVersion[] = "constellation 0.1.0";
-
-constexpr char kUsage[] = R"(usage: constellation <bind-addr> [nodes.toml] [options]
-       constellation ca init|issue|show ...     (constellation ca --help)
-
-Runs a Constellation daemon.
-  constellation 10.0.0.2:9999              a node: runs the processes the master places here
-  constellation 10.0.0.1:9999 nodes.toml   the master: places processes on the nodes listed in
-                                           nodes.toml and serves the job API (constellation.v1.Jobs)
-                                           that cdeploy talks to, at the bridge_bind of its entry
-
-options:
-  --tls=DIR         this daemon's TLS bundle: ca.pem, cert.pem, key.pem from `constellation ca issue`
-                    with --role=node (a node) or --role=master (the master) (default /etc/constellation/tls)
-  --insecure        no TLS and no authentication: anyone who can reach the ports can run code here;
-                    only for a private, trusted network (prints a warning)
-  --cache-dir=DIR   where uploaded binaries are kept (default /var/tmp/constellation/<port>);
-                    created 0700, refused if it exists with another owner or group/world write
-  --max-binary-size=SIZE
-                    the largest binary accepted for upload, e.g. "512 MiB" (default 4 GiB)
-  --state-dir=DIR   the master's jobs and their logs (SQLite), kept across restarts
-                    (default /var/lib/constellation); created 0700
-  --event-buffer=SIZE
-                    a node: memory for its processes' events until the master has stored them, e.g.
-                    "64 MiB" (the default); when full, output is dropped (and the loss reported)
-  --master-grace=DURATION
-                    a node: how long it keeps its processes when its master goes away, for a master
-                    that comes back, e.g. "60s" (the default), "500ms", "2m"; 0 kills them at once.
-                    The master: how long, after it restarts, it waits for the nodes that ran its jobs
-  --peer-timeout=DURATION
-                    how long a peer's connection (master to node, node to master) may leave a
-                    keepalive ping unanswered before it is taken as broken: a node then counts as
-                    lost, a master as gone; e.g. "10s" (the default), at least 1s
-  --run-as=USER     required when started as root: make the directories and the cgroup base, hand them
-                    to USER, then run as USER (and so does everything it launches); the TLS
-                    bundle is read before. --run-as=root keeps root: deployments run as root
-  --metrics=ADDR    serve Prometheus metrics at http://ADDR/metrics (HOST:PORT; port 0 takes a free
-                    port, printed); docs/metrics.md lists them. Off by default
-  --help            this text
-  --version         the version
-
-A bind address with port 0 takes a free port; the daemon prints the address it listens on.
-)";
-
 struct Args {
   security::TlsFlags tls;
   std::string bind;
@@ -93,15 +58,82 @@ struct Args {
   std::string cache_dir;
   uint64_t max_binary_size = kDefaultMaxBinarySize;
   std::string run_as;
-  std::string state_dir = "/var/lib/constellation";
-  uint64_t event_buffer = 64 * constellation::kMiB;
-  absl::Duration master_grace = absl::Seconds(60);
-  absl::Duration peer_timeout = absl::Seconds(10);
-  std::string metrics;  // --metrics: empty for none
+  std::string state_dir;
+  uint64_t event_buffer = 0;
+  absl::Duration master_grace;
+  absl::Duration peer_timeout;
+  std::string join;             // --join: the master's address
+  std::string advertise;        // --advertise
+  std::optional<uint64_t> mem;  // --mem
+  std::optional<double> cpu;    // --cpu
+  std::string metrics;          // --metrics: empty for none
 };
 
+// What a joining node offers: --mem/--cpu, else what its cgroup and affinity allow.
+absl::StatusOr<Resources> JoinCapacity(const Args& args) {
+  Resources capacity;
+  if (!args.mem || !args.cpu) {
+    absl::StatusOr<Resources> detected = DetectCapacity("/", AffinityCpus());
+    if (!detected.ok()) return detected.status();
+    capacity = *detected;
+  }
+  if (args.mem) capacity.mem = *args.mem;
+  if (args.cpu) capacity.cpu = *args.cpu;
+  return capacity;
+}
+
+// Carries the node's "a master is attached" to the joiner, which is made once the node listens.
+struct MasterPresence {
+  std::mutex mu;
+  bool attached = false;
+  Joiner* joiner = nullptr;
+  void Set(bool now) {
+    std::lock_guard<std::mutex> lock(mu);
+    attached = now;
+    if (joiner != nullptr) joiner->SetAttached(now);
+  }
+  void Connect(Joiner* j) {
+    std::lock_guard<std::mutex> lock(mu);
+    joiner = j;
+    if (j != nullptr) j->SetAttached(attached);
+  }
+};
+
+// The first directory of systemd's $CACHE_DIRECTORY or $STATE_DIRECTORY
+// (CacheDirectory=, StateDirectory=; ':'-separated when there are several), or "".
+std::string SystemdDirectory(const char* variable) {
+  const char* value = getenv(variable);
+  if (value == nullptr) return "";
+  std::string dirs = value;
+  return dirs.substr(0, dirs.find(':'));
+}
+
+// The flags after ParseCommandLine(); directories left unset come from systemd.
+Args ArgsFromFlags() {
+  Args args;
+  args.tls.bundle_dir = absl::GetFlag(FLAGS_tls);
+  args.tls.insecure = absl::GetFlag(FLAGS_insecure);
+  args.cache_dir = absl::GetFlag(FLAGS_cache_dir);
+  if (args.cache_dir.empty()) args.cache_dir = SystemdDirectory("CACHE_DIRECTORY");
+  args.max_binary_size = absl::GetFlag(FLAGS_max_binary_size).bytes;
+  args.run_as = absl::GetFlag(FLAGS_run_as);
+  args.state_dir = absl::GetFlag(FLAGS_state_dir).path;
+  if (args.state_dir.empty()) args.state_dir = SystemdDirectory("STATE_DIRECTORY");
+  if (args.state_dir.empty()) args.state_dir = "/var/lib/constellation";
+  args.event_buffer = absl::GetFlag(FLAGS_event_buffer).bytes;
+  args.master_grace = absl::GetFlag(FLAGS_master_grace).value;
+  args.peer_timeout = absl::GetFlag(FLAGS_peer_timeout).value;
+  args.join = absl::GetFlag(FLAGS_join).value;
+  args.advertise = absl::GetFlag(FLAGS_advertise).value;
+  args.mem = absl::GetFlag(FLAGS_mem).bytes;
+  args.cpu = absl::GetFlag(FLAGS_cpu).cores;
+  args.metrics = absl::GetFlag(FLAGS_metrics).value;
+  return args;
+}
+
 int Usage(const std::string& error) {
-  fprintf(stderr, "constellation: %s\n\n%s", error.c_str(), kUsage);
+  absl::string_view usage = UsageText();
+  fprintf(stderr, "constellation: %s\n\n%.*s", error.c_str(), static_cast<int>(usage.size()), usage.data());
   return 2;
 }
 
@@ -158,13 +190,28 @@ absl::StatusOr<CgroupSetup> BecomeUser(const std::string& name, const std::strin
 }
 
 int Run(const Args& args) {
-  absl::StatusOr<uint32_t> ip = ResolveIpv4(args.bind);
+  std::string bind_host = args.bind.substr(0, args.bind.rfind(':'));
+  bool wildcard = bind_host == "0.0.0.0" || bind_host.empty();
+  if (!args.join.empty() && wildcard && args.advertise.empty()) {
+    return Usage("--join with a bind address of 0.0.0.0 needs --advertise=HOST:PORT (the address the master dials)");
+  }
+  // Processes bind their ports on the node's address: the advertised one when the daemon binds every address.
+  absl::StatusOr<uint32_t> ip = ResolveIpv4(wildcard && !args.advertise.empty() ? args.advertise : args.bind);
   if (!ip.ok()) return Usage(std::string(ip.status().message()));
+  std::optional<Resources> join_capacity;
+  if (!args.join.empty()) {
+    absl::StatusOr<Resources> capacity = JoinCapacity(args);
+    if (!capacity.ok()) {
+      LogError("daemon", "%s", capacity.status().message());
+      return 1;
+    }
+    join_capacity = *capacity;
+  }
   std::optional<ClusterConfig> config;
   if (!args.nodes_toml.empty()) {
     absl::StatusOr<ClusterConfig> loaded = LoadNodesToml(args.nodes_toml);
     if (!loaded.ok()) {
-      fprintf(stderr, "constellation: %s\n", std::string(loaded.status().message()).c_str());
+      LogError("daemon", "%s", loaded.status().message());
       return 1;
     }
     config = *std::move(loaded);
@@ -173,19 +220,19 @@ int Run(const Args& args) {
   absl::StatusOr<security::Credentials> credentials =
       security::LoadForRole(args.tls, security::kDaemonDefaultBundle, {role}, "constellation");
   if (!credentials.ok()) {
-    fprintf(stderr, "constellation: %s\n", std::string(credentials.status().message()).c_str());
+    LogError("daemon", "%s", credentials.status().message());
     return 1;
   }
-  if (credentials->insecure()) fprintf(stderr, "%s\n", security::InsecureWarning("constellation").c_str());
+  if (credentials->insecure()) LogWarning("daemon", "%s", security::InsecureWarning("constellation"));
   std::string port = args.bind.substr(args.bind.rfind(':') + 1);
   std::string cache_dir = args.cache_dir.empty() ? "/var/tmp/constellation/" + port : args.cache_dir;
 
   // Deployments never run as root unless the operator says so.
   if (geteuid() == 0 && args.run_as.empty()) {
-    fprintf(stderr,
-            "constellation: started as root without --run-as: every deployment would run as root. Pass "
-            "--run-as=USER (an unprivileged user that runs the processes; docs/security.md), or --run-as=root to "
-            "accept that\n");
+    LogError("daemon",
+             "started as root without --run-as: every deployment would run as root. Pass "
+             "--run-as=USER (an unprivileged user that runs the processes; docs/security.md), or --run-as=root to "
+             "accept that");
     return 1;
   }
   if (args.run_as == "root" && geteuid() != 0) return Usage("--run-as=root needs the daemon to be started as root");
@@ -194,7 +241,7 @@ int Run(const Args& args) {
   if (!args.run_as.empty() && args.run_as != "root") {
     absl::StatusOr<CgroupSetup> made = BecomeUser(args.run_as, cache_dir, args.state_dir, config.has_value());
     if (!made.ok()) {
-      fprintf(stderr, "constellation: %s\n", std::string(made.status().message()).c_str());
+      LogError("daemon", "%s", made.status().message());
       return 1;
     }
     cgroups = *std::move(made);
@@ -207,10 +254,12 @@ int Run(const Args& args) {
   node_options.cgroups = std::move(cgroups);
   node_options.event_buffer = args.event_buffer;
   node_options.master_grace = args.master_grace;
+  MasterPresence presence;
+  node_options.on_master = [&presence](bool attached) { presence.Set(attached); };
   absl::StatusOr<std::unique_ptr<NodeService>> node =
       NodeService::Create(*ip, cache_dir + "/node", *credentials, std::move(node_options));
   if (!node.ok()) {
-    fprintf(stderr, "constellation: %s\n", std::string(node.status().message()).c_str());
+    LogError("daemon", "%s", node.status().message());
     return 1;
   }
   std::unique_ptr<master::Master> master;
@@ -219,13 +268,13 @@ int Run(const Args& args) {
     absl::StatusOr<std::unique_ptr<BinaryCache>> cache =
         BinaryCache::Create(cache_dir + "/master", args.max_binary_size);
     if (!cache.ok()) {
-      fprintf(stderr, "constellation: %s\n", std::string(cache.status().message()).c_str());
+      LogError("daemon", "%s", cache.status().message());
       return 1;
     }
     absl::StatusOr<std::unique_ptr<master::Master>> made = master::Master::Create(
         *config, *std::move(cache), *credentials, {args.state_dir, args.master_grace, &registry});
     if (!made.ok()) {
-      fprintf(stderr, "constellation: %s\n", std::string(made.status().message()).c_str());
+      LogError("daemon", "%s", made.status().message());
       return 1;
     }
     master = *std::move(made);
@@ -234,7 +283,7 @@ int Run(const Args& args) {
   std::string listening;
   std::unique_ptr<grpc::Server> server = Serve(args.bind, services, *credentials, &listening);
   if (server == nullptr) {
-    fprintf(stderr, "constellation: cannot listen on %s\n", args.bind.c_str());
+    LogError("daemon", "cannot listen on %s", args.bind);
     return 1;
   }
   printf("constellation: %s listening on %s\n", config ? "master" : "node", listening.c_str());
@@ -243,7 +292,7 @@ int Run(const Args& args) {
     absl::StatusOr<std::unique_ptr<metrics::MetricsServer>> started =
         metrics::MetricsServer::Start(args.metrics, &registry);
     if (!started.ok()) {
-      fprintf(stderr, "constellation: %s\n", std::string(started.status().message()).c_str());
+      LogError("daemon", "%s", started.status().message());
       return 1;
     }
     metrics_server = *std::move(started);
@@ -257,23 +306,52 @@ int Run(const Args& args) {
     // The job API opens once the nodes are attached (or have had their chance).
     size_t up = master->Start(listening, absl::Seconds(10));
     if (up < config->nodes.size()) {
-      fprintf(stderr, "constellation: %zu of %zu nodes reachable; carrying on, the rest join when they can\n", up,
-              config->nodes.size());
+      LogWarning("daemon", "%d of %d nodes reachable; carrying on, the rest join when they can", up,
+                 config->nodes.size());
     }
     std::string bridge_listening;
     bridge_server =
         Serve(*config->bridge_node().bridge_bind, {master->jobs_service()}, *credentials, &bridge_listening);
     if (bridge_server == nullptr) {
-      fprintf(stderr, "constellation: cannot listen on %s\n", config->bridge_node().bridge_bind->c_str());
+      LogError("daemon", "cannot listen on %s", *config->bridge_node().bridge_bind);
       return 1;
     }
     bridge_server->GetHealthCheckService()->SetServingStatus(v1::Jobs::service_full_name(), true);
     printf("constellation: bridge listening on %s\n", bridge_listening.c_str());
   }
+  std::atomic<bool> join_refused{false};
+  std::unique_ptr<Joiner> joiner;
+  if (!args.join.empty()) {
+    Joiner::Options join_options;
+    join_options.master_addr = args.join;
+    join_options.self_addr = args.advertise.empty() ? listening : args.advertise;
+    if (absl::EndsWith(join_options.self_addr, ":0")) {  // --advertise=HOST:0: the port listened on
+      join_options.self_addr.resize(join_options.self_addr.size() - 1);
+      absl::StrAppend(&join_options.self_addr, listening.substr(listening.rfind(':') + 1));
+    }
+    join_options.capacity = *join_capacity;
+    joiner = std::make_unique<Joiner>(join_options,
+                                      Joiner::GrpcCalls(args.join, credentials->ChannelCredentials(), absl::Seconds(3)),
+                                      [&join_refused, master = args.join](const absl::Status& refused) {
+                                        LogError("join", "the master at %s refused the join: %s", master,
+                                                 refused.message());
+                                        join_refused = true;
+                                        kill(getpid(), SIGTERM);  // shuts the node down as a stop would
+                                      });
+    presence.Connect(joiner.get());
+    joiner->Start();
+  }
   fflush(stdout);
   sd_notify(0, "READY=1");
   WaitForTermination();
   sd_notify(0, "STOPPING=1");
+  if (joiner) {
+    // The master drops this node now, rather than after its peer timeout.
+    absl::Status left = joiner->Leave();
+    if (!left.ok()) LogWarning("join", "leaving the master: %s", left.message());
+    presence.Connect(nullptr);
+    joiner.reset();
+  }
   for (grpc::Server* s : {server.get(), bridge_server.get()}) {
     if (s != nullptr) s->GetHealthCheckService()->Shutdown();  // NOT_SERVING while it drains
   }
@@ -281,7 +359,7 @@ int Run(const Args& args) {
   server->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(2));
   master.reset();
   node->reset();  // kills every process this node started
-  return 0;
+  return join_refused ? 1 : 0;
 }
 
 }  // namespace
@@ -292,65 +370,28 @@ int main(int argc, char** argv) {
   if (argc >= 2 && std::string(argv[1]) == "ca") {
     return constellation::daemon::security::RunCaCommand({argv + 2, argv + argc});
   }
-  Args args;
-  std::vector<std::string> positional;
-  for (int i = 1; i < argc; ++i) {
-    std::string arg = argv[i];
-    if (arg == "--help" || arg == "-h") {
-      fputs(kUsage, stdout);
-      return 0;
-    }
-    if (arg == "--version") {
-      puts(kVersion);
-      return 0;
-    }
-    if (arg.rfind("--cache-dir=", 0) == 0) {
-      args.cache_dir = arg.substr(12);
-    } else if (arg.rfind("--tls=", 0) == 0) {
-      args.tls.bundle_dir = arg.substr(6);
-    } else if (arg == "--insecure") {
-      args.tls.insecure = true;
-    } else if (arg.rfind("--state-dir=", 0) == 0) {
-      args.state_dir = arg.substr(12);
-      if (args.state_dir.empty()) return Usage("--state-dir needs a directory");
-    } else if (arg.rfind("--run-as=", 0) == 0) {
-      args.run_as = arg.substr(9);
-    } else if (arg.rfind("--max-binary-size=", 0) == 0) {
-      absl::StatusOr<uint64_t> size = constellation::parse_mem(arg.substr(18));
-      if (!size.ok()) return Usage("--max-binary-size: " + std::string(size.status().message()));
-      args.max_binary_size = *size;
-    } else if (arg.rfind("--event-buffer=", 0) == 0) {
-      absl::StatusOr<uint64_t> size = constellation::parse_mem(arg.substr(15));
-      if (!size.ok()) return Usage("--event-buffer: " + std::string(size.status().message()));
-      args.event_buffer = *size;
-    } else if (arg.rfind("--master-grace=", 0) == 0) {
-      if (!absl::ParseDuration(arg.substr(15), &args.master_grace) || args.master_grace < absl::ZeroDuration() ||
-          args.master_grace == absl::InfiniteDuration()) {
-        return Usage("--master-grace: expected a duration such as \"60s\", \"500ms\", \"2m\" or 0, got \"" +
-                     arg.substr(15) + "\"");
-      }
-    } else if (arg.rfind("--peer-timeout=", 0) == 0) {
-      if (!absl::ParseDuration(arg.substr(15), &args.peer_timeout) || args.peer_timeout < absl::Seconds(1) ||
-          args.peer_timeout > absl::Hours(1)) {
-        return Usage("--peer-timeout: expected a duration from 1s to 1h such as \"10s\", got \"" + arg.substr(15) +
-                     "\"");
-      }
-    } else if (arg.rfind("--metrics=", 0) == 0) {
-      args.metrics = arg.substr(10);
-      if (absl::Status valid = ValidateHostPort(args.metrics); !valid.ok()) {
-        return Usage("--metrics: " + std::string(valid.message()));
-      }
-    } else if (arg.rfind("-", 0) == 0) {
-      return Usage("unknown option " + arg);
-    } else {
-      positional.push_back(arg);
-    }
+  absl::StatusOr<CommandLine> line = ParseCommandLine({argv + 1, argv + argc});
+  if (!line.ok()) return Usage(std::string(line.status().message()));
+  if (line->action == CommandLine::Action::kHelp) {
+    fwrite(UsageText().data(), 1, UsageText().size(), stdout);
+    return 0;
   }
+  if (line->action == CommandLine::Action::kVersion) {
+    printf("%.*s\n", static_cast<int>(VersionText().size()), VersionText().data());
+    return 0;
+  }
+  Args args = ArgsFromFlags();
+  const std::vector<std::string>& positional = line->positional;
+  ConfigureLog({absl::GetFlag(FLAGS_log_format), StderrIsJournal()});
   if (positional.empty() || positional.size() > 2) return Usage("expected <bind-addr> [nodes.toml]");
   args.bind = positional[0];
   absl::Status valid = ValidateHostPort(args.bind);
   if (!valid.ok()) return Usage(std::string(valid.message()));
   if (positional.size() == 2) args.nodes_toml = positional[1];
+  if (!args.join.empty() && !args.nodes_toml.empty()) return Usage("--join is for nodes: a master has nodes.toml");
+  if (args.join.empty() && (!args.advertise.empty() || args.mem || args.cpu)) {
+    return Usage("--advertise, --mem and --cpu go with --join");
+  }
   if (args.tls.insecure && !args.tls.bundle_dir.empty()) return Usage("--tls and --insecure exclude each other");
   // Termination is waited for with sigwait; every thread inherits the mask.
   sigset_t set;
