@@ -33,6 +33,7 @@ ABSL_FLAG(constellation::daemon::MemOffer, mem, {}, "with --join: memory offered
 ABSL_FLAG(constellation::daemon::CpuOffer, cpu, {}, "with --join: cores offered");
 ABSL_FLAG(constellation::daemon::GraceDuration, drain_timeout, constellation::daemon::GraceDuration{absl::Seconds(30)},
           "how long SIGTERM lets running processes finish");
+ABSL_FLAG(constellation::daemon::HostPort, metrics, {}, "where to serve Prometheus metrics (/metrics)");
 ABSL_FLAG(constellation::daemon::LogFormat, log_format, constellation::daemon::LogFormat::kText, "text or json");
 
 namespace constellation::daemon {
@@ -92,6 +93,9 @@ options (--opt=value or --opt value):
   --log-format=FORMAT
                     "text" (the default: one line per event with time and level; under systemd the
                     journal's <N> priority instead of the time) or "json" (one object per line)
+  --metrics=HOST:PORT
+                    serve Prometheus metrics at http://HOST:PORT/metrics (port 0 takes a free port,
+                    printed); docs/metrics.md lists them. Off by default
   --help            this text
   --version         the version
 

@@ -103,3 +103,4 @@ ABSL_DECLARE_FLAG(constellation::daemon::MemOffer, mem);
 ABSL_DECLARE_FLAG(constellation::daemon::CpuOffer, cpu);
 ABSL_DECLARE_FLAG(constellation::daemon::LogFormat, log_format);
 ABSL_DECLARE_FLAG(constellation::daemon::GraceDuration, drain_timeout);
+ABSL_DECLARE_FLAG(constellation::daemon::HostPort, metrics);

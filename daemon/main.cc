@@ -26,6 +26,8 @@
 #include "daemon/lifecycle.h"
 #include "daemon/log/log.h"
 #include "daemon/master/master.h"
+#include "daemon/metrics/http_server.h"
+#include "daemon/metrics/registry.h"
 #include "daemon/node_join.h"
 #include "daemon/node_service.h"
 #include "daemon/run_as.h"
@@ -65,6 +67,7 @@ struct Args {
   std::string advertise;        // --advertise
   std::optional<uint64_t> mem;  // --mem
   std::optional<double> cpu;    // --cpu
+  std::string metrics;          // --metrics: empty for none
 };
 
 // What a joining node offers: --mem/--cpu, else what its cgroup and affinity allow.
@@ -126,6 +129,7 @@ Args ArgsFromFlags() {
   args.mem = absl::GetFlag(FLAGS_mem).bytes;
   args.cpu = absl::GetFlag(FLAGS_cpu).cores;
   args.drain_timeout = absl::GetFlag(FLAGS_drain_timeout).value;
+  args.metrics = absl::GetFlag(FLAGS_metrics).value;
   return args;
 }
 
@@ -235,7 +239,9 @@ int Run(const Args& args) {
     cgroups = *std::move(made);
   }
   SetPeerTimeout(args.peer_timeout);  // before any channel or server
+  metrics::Registry registry;         // outlives the node, the master and the metrics server
   NodeOptions node_options;
+  node_options.metrics = &registry;
   node_options.max_binary_size = args.max_binary_size;
   node_options.cgroups = std::move(cgroups);
   node_options.event_buffer = args.event_buffer;
@@ -257,8 +263,8 @@ int Run(const Args& args) {
       LogError("daemon", "%s", cache.status().message());
       return 1;
     }
-    absl::StatusOr<std::unique_ptr<master::Master>> made =
-        master::Master::Create(*config, *std::move(cache), *credentials, {args.state_dir, args.master_grace});
+    absl::StatusOr<std::unique_ptr<master::Master>> made = master::Master::Create(
+        *config, *std::move(cache), *credentials, {args.state_dir, args.master_grace, &registry});
     if (!made.ok()) {
       LogError("daemon", "%s", made.status().message());
       return 1;
@@ -273,6 +279,17 @@ int Run(const Args& args) {
     return 1;
   }
   printf("constellation: %s listening on %s\n", config ? "master" : "node", listening.c_str());
+  std::unique_ptr<metrics::MetricsServer> metrics_server;
+  if (!args.metrics.empty()) {
+    absl::StatusOr<std::unique_ptr<metrics::MetricsServer>> started =
+        metrics::MetricsServer::Start(args.metrics, &registry);
+    if (!started.ok()) {
+      LogError("daemon", "%s", started.status().message());
+      return 1;
+    }
+    metrics_server = *std::move(started);
+    printf("constellation: metrics listening on %s\n", metrics_server->address().c_str());
+  }
   // Per-service health, for probes that name the service they need.
   server->GetHealthCheckService()->SetServingStatus(pb::Node::service_full_name(), true);
   if (config) server->GetHealthCheckService()->SetServingStatus(pb::Master::service_full_name(), true);

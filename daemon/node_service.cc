@@ -8,6 +8,7 @@
 #include <signal.h>
 #include <unistd.h>
 
+#include <chrono>
 #include <set>
 
 #include "absl/strings/str_cat.h"
@@ -65,6 +66,12 @@ absl::StatusOr<std::unique_ptr<NodeService>> NodeService::Create(uint32_t ipv4, 
   }
   std::unique_ptr<NodeService> service(new NodeService(ipv4, *std::move(cache), cgroups.base, credentials));
   NodeService* self = service.get();
+  metrics::Registry* registry = options.metrics;
+  if (registry == nullptr) {
+    service->own_registry_ = std::make_unique<metrics::Registry>();
+    registry = service->own_registry_.get();
+  }
+  service->metrics_ = std::make_unique<metrics::NodeMetrics>(*registry);
   std::unique_ptr<Alarm> alarm = options.alarm ? std::move(options.alarm) : std::make_unique<ThreadAlarm>();
   service->grace_ =
       std::make_unique<MasterGrace>(options.master_grace, std::move(alarm), [self] { self->MasterGone(); });
@@ -84,17 +91,22 @@ absl::StatusOr<std::unique_ptr<NodeService>> NodeService::Create(uint32_t ipv4, 
                                                                     if (on_master) on_master(false);
                                                                   }});
   absl::StatusOr<std::unique_ptr<NodeAgent>> agent = NodeAgent::Start(
-      {[self](uint64_t deployment, const pb::ProcessEvent& event) { self->link_->Push(deployment, event); },
+      {[self](uint64_t deployment, const pb::ProcessEvent& event) {
+         if (event.has_exit()) self->metrics_->Exited(event.exit());
+         self->link_->Push(deployment, event);
+       },
        [self](uint64_t deployment, const pb::SpawnRequest& request, NodeAgent::Reply reply) {
          self->relay_->Relay(deployment, request, std::move(reply));
        },
        [self](uint64_t deployment, const std::vector<Pid>& pids) { self->watches_->Ask(deployment, pids); }});
   if (!agent.ok()) return agent.status();
   service->agent_ = *std::move(agent);
+  service->running_ = service->metrics_->CollectRunning([self] { return static_cast<int64_t>(self->agent_->live()); });
   return service;
 }
 
 NodeService::~NodeService() {
+  running_.Reset();                    // no scrape reads the agent any more
   if (link_) link_->CheckQuiet();      // the server has shut down: no stream calls the hooks any more
   relay_->Shutdown();                  // its last replies go through the agent, still running
   if (watches_) watches_->Shutdown();  // so do its answers
@@ -129,6 +141,7 @@ grpc::Status NodeService::HasBinary(grpc::ServerContext* context, const pb::Bina
   }
   reply->set_present(cache_->Has(*id));
   reply->set_boot_id(boot_id_);
+  metrics_->CacheLookup(reply->present());
   return grpc::Status::OK;
 }
 
@@ -151,6 +164,7 @@ grpc::Status NodeService::Upload(grpc::ServerContext* context, grpc::ServerReade
   do {
     absl::Status appended = (*upload)->Append(chunk.data());
     if (!appended.ok()) return ToGrpc(appended);
+    metrics_->Uploaded(chunk.data().size());
   } while (reader->Read(&chunk));
   // A master that gave up (its own upload failed) cancels: keep nothing.
   if (context->IsCancelled()) return grpc::Status(grpc::StatusCode::CANCELLED, "the master cancelled the upload");
@@ -165,6 +179,7 @@ grpc::Status NodeService::RefuseIfDraining() const {
 
 grpc::Status NodeService::Launch(grpc::ServerContext* context, const pb::LaunchRequest* request,
                                  pb::LaunchReply* reply) {
+  const auto arrived = std::chrono::steady_clock::now();  // for the spawn latency
   if (grpc::Status denied = Admit(*context, "Node.Launch"); !denied.ok()) {
     return denied;
   }
@@ -210,6 +225,7 @@ grpc::Status NodeService::Launch(grpc::ServerContext* context, const pb::LaunchR
     return ToGrpc(os_pid.status());
   }
   agent_->Started(pid, *os_pid);
+  metrics_->Spawned(std::chrono::duration<double>(std::chrono::steady_clock::now() - arrived).count());
   if (stdin_pipe[1] >= 0) {
     std::lock_guard<std::mutex> lock(mu_);
     stdin_[pid] = stdin_pipe[1];

@@ -29,6 +29,8 @@
 #include "absl/base/thread_annotations.h"
 #include "absl/time/time.h"
 #include "daemon/binary_cache.h"
+#include "daemon/metrics/node_metrics.h"
+#include "daemon/metrics/registry.h"
 #include "daemon/node_agent.h"
 #include "daemon/node_attach.h"
 #include "daemon/node_grace.h"
@@ -52,6 +54,9 @@ struct NodeOptions {
   // Told when a master's Attach stream opens (true) and when it is lost
   // (false), under the link's lock (MasterLink::Hooks): for --join.
   std::function<void(bool attached)> on_master;
+  // Where the node's metrics are kept (metrics/node_metrics.h); must outlive
+  // the service. Null: a registry of its own that nobody reads.
+  metrics::Registry* metrics = nullptr;
 };
 
 class NodeService final : public pb::Node::WithCallbackMethod_Attach<pb::Node::Service> {
@@ -110,6 +115,8 @@ class NodeService final : public pb::Node::WithCallbackMethod_Attach<pb::Node::S
   static constexpr absl::Duration kQueryTimeout = absl::Seconds(10);
 
   const uint32_t ipv4_;
+  std::unique_ptr<metrics::Registry> own_registry_;  // when NodeOptions::metrics is null
+  std::unique_ptr<metrics::NodeMetrics> metrics_;
   std::unique_ptr<BinaryCache> cache_;
   const std::string boot_id_ = BootId();  // HasBinaryReply.boot_id
   const pb::CgroupBase cgroups_;          // where its processes' cgroups go (version 0: none)
@@ -120,6 +127,7 @@ class NodeService final : public pb::Node::WithCallbackMethod_Attach<pb::Node::S
   std::unique_ptr<MasterGrace> grace_;   // its expiry uses agent_ and relay_
   std::unique_ptr<MasterLink> link_;     // its hooks use grace_
   std::unique_ptr<NodeAgent> agent_;     // its callbacks use link_, relay_ and watches_
+  metrics::Registration running_;        // reads agent_: the first thing the destructor drops
 
   std::mutex mu_;
   std::map<Pid, int> stdin_ ABSL_GUARDED_BY(mu_);  // roots' stdin pipes

@@ -82,6 +82,7 @@ class NodeServiceTest : public ::testing::Test {
     auto alarm = std::make_unique<FakeAlarm>();
     alarm_ = alarm.get();
     options.alarm = std::move(alarm);
+    options.metrics = &registry_;
     absl::StatusOr<std::unique_ptr<NodeService>> node =
         NodeService::Create(0x7f000001, cache_dir_ = TempDir() + "/node", credentials, std::move(options));
     ASSERT_TRUE(node.ok()) << node.status();
@@ -162,6 +163,16 @@ class NodeServiceTest : public ::testing::Test {
     return stub_->Kill(&context, request, &empty);
   }
 
+  // The value of the sample `series` (name and labels as rendered) in a scrape now; -1 if absent.
+  double Metric(const std::string& series) {
+    std::string text = registry_.Render();
+    size_t at = text.find("\n" + series + " ");
+    if (at == std::string::npos) return -1;
+    at += series.size() + 2;
+    return std::stod(text.substr(at, text.find('\n', at) - at));
+  }
+
+  metrics::Registry registry_;  // outlives node_
   FakeAlarm* alarm_ = nullptr;
   std::string cache_dir_;
   std::unique_ptr<NodeService> node_;
@@ -347,6 +358,32 @@ TEST_F(NodeServiceTest, ACancelledUploadLeavesNothing) {
     ++entries;
   }
   EXPECT_EQ(entries, 0);
+}
+
+// What the node counts (metrics/node_metrics.h), read back from its registry.
+TEST_F(NodeServiceTest, CountsLaunchesExitsUploadsAndCacheLookups) {
+  std::unique_ptr<MasterSide> master = Attach();
+  EXPECT_EQ(Metric("constellation_node_processes_spawned_total"), 0);
+  EXPECT_EQ(Metric("constellation_node_uploaded_bytes_total"), 0);
+  Pid failing = Launch(5, "exit");  // uploads the program first (a cache miss), exits 3
+  ASSERT_TRUE(master->ReadUntil([&](const pb::NodeEvent& e) { return IsExit(e, failing); }));
+  Pid waiting = Launch(5, "wait");  // cached now: a hit
+  ASSERT_TRUE(master->ReadUntil([](const pb::NodeEvent& e) { return IsOutput(e, "up"); }));
+  EXPECT_EQ(Metric("constellation_node_processes_running"), 1);
+  ASSERT_TRUE(Kill(5, SIGTERM, {waiting}).ok());
+  ASSERT_TRUE(master->ReadUntil([&](const pb::NodeEvent& e) { return IsExit(e, waiting); }));
+
+  struct stat st;
+  ASSERT_EQ(stat(ProgramPath().c_str(), &st), 0);
+  EXPECT_EQ(Metric("constellation_node_processes_spawned_total"), 2);
+  EXPECT_EQ(Metric("constellation_node_spawn_latency_seconds_count"), 2);
+  EXPECT_GT(Metric("constellation_node_spawn_latency_seconds_sum"), 0);
+  EXPECT_EQ(Metric("constellation_node_processes_failed_total{reason=\"exit_code\"}"), 1);
+  EXPECT_EQ(Metric("constellation_node_processes_failed_total{reason=\"signal\"}"), 1);
+  EXPECT_EQ(Metric("constellation_node_processes_failed_total{reason=\"oom\"}"), 0);
+  EXPECT_EQ(Metric("constellation_node_uploaded_bytes_total"), st.st_size);
+  EXPECT_EQ(Metric("constellation_node_binary_cache_misses_total"), 1);
+  EXPECT_EQ(Metric("constellation_node_binary_cache_hits_total"), 1);
 }
 
 }  // namespace

@@ -38,7 +38,10 @@ bool SameSpec(const v1::JobSpec& a, const v1::JobSpec& b) {
 
 }  // namespace
 
-JobManager::JobManager(Parts parts, Options options) : parts_(parts), options_(std::move(options)) {
+JobManager::JobManager(Parts parts, Options options)
+    : parts_(parts),
+      metrics_(parts.metrics != nullptr ? *parts.metrics : metrics::MasterMetrics::Unread()),
+      options_(std::move(options)) {
   parts_.timers->After(options_.sweep_interval, [this] { Sweep(); });
 }
 
@@ -176,6 +179,7 @@ absl::StatusOr<v1::Job> JobManager::Submit(const v1::JobSpec& spec, const Identi
     }
     AppendStateLocked(job);
     StartRoot(id);
+    metrics_.JobSubmitted();
   }
   std::optional<JobRecord> stored = parts_.store->GetJob(id);
   if (!stored) return absl::InternalError("the job vanished");

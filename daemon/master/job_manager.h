@@ -45,6 +45,7 @@
 #include "daemon/master/node_set.h"
 #include "daemon/master/placement.h"
 #include "daemon/master/timers.h"
+#include "daemon/metrics/master_metrics.h"
 #include "daemon/security/authz.h"
 #include "daemon/security/identity.h"
 #include "proto/jobs.pb.h"
@@ -72,6 +73,7 @@ class JobManager : public NodeEventHandler {
     Timers* timers;
     CommitNotifier* notifier;
     GoneBroadcast* gone;
+    metrics::MasterMetrics* metrics = nullptr;  // null: none
   };
   JobManager(Parts parts, Options options);
   ~JobManager() override;  // Shutdown()
@@ -206,7 +208,8 @@ class JobManager : public NodeEventHandler {
   void GiveUpUnconfirmed();
 
   const Parts parts_;
-  Options options_;  // self_addr set once, before the nodes attach
+  metrics::MasterMetrics& metrics_;  // parts_.metrics, or one nobody reads
+  Options options_;                  // self_addr set once, before the nodes attach
 
   std::mutex mu_;
   std::map<uint64_t, ActiveJob> active_;             // guarded by mu_: unfinished jobs

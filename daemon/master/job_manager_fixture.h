@@ -78,7 +78,7 @@ class JobManagerTest : public ::testing::Test {
       return node;
     };
     nodes_ = std::make_unique<NodeSet>(std::move(specs), std::move(node_options));
-    placement_ = std::make_unique<Placement>();
+    placement_ = std::make_unique<Placement>(&metrics_);
     binaries_ = std::make_unique<BinaryDistribution>(cache_.get());
     timers_ = std::make_unique<FakeTimers>();
     NodeSet* node_set = nodes_.get();
@@ -94,7 +94,7 @@ class JobManagerTest : public ::testing::Test {
     options.master_grace = absl::Seconds(60);
     jobs_ =
         std::make_unique<JobManager>(JobManager::Parts{store_.get(), nodes_.get(), placement_.get(), binaries_.get(),
-                                                       cache_.get(), timers_.get(), notifier, gone_.get()},
+                                                       cache_.get(), timers_.get(), notifier, gone_.get(), &metrics_},
                                      options);
     jobs_->Recover();
     nodes_->Start(jobs_.get());
@@ -193,6 +193,17 @@ class JobManagerTest : public ::testing::Test {
     return event;
   }
 
+  // The value of the sample `series` (name and labels as rendered) in a scrape now; -1 if absent.
+  double Metric(const std::string& series) const {
+    std::string text = registry_.Render();
+    size_t at = text.find("\n" + series + " ");
+    if (at == std::string::npos) return -1;
+    at += series.size() + 2;
+    return std::stod(text.substr(at, text.find('\n', at) - at));
+  }
+
+  metrics::Registry registry_;
+  metrics::MasterMetrics metrics_{registry_};  // kept across StartMaster/StopMaster, as a process's registry is
   std::string base_;
   pb::BinaryId binary_;
   std::unique_ptr<BinaryCache> cache_;

@@ -201,6 +201,21 @@ TEST_F(JobManagerTest, ALostNodeThatComesBackHasItsOldProcessesKilled) {
   EXPECT_THAT(jobs_->Get(job.id(), kAnn)->reason(), HasSubstr("was lost"));
 }
 
+// What the manager and its placement count (metrics/master_metrics.h).
+TEST_F(JobManagerTest, CountsSubmissionsPlacementsAndLostNodes) {
+  WaitUp();
+  EXPECT_EQ(Metric("constellation_master_jobs_submitted_total"), 0);
+  auto [job, node] = SubmitRunning(Spec());
+  ASSERT_NE(node, nullptr);
+  EXPECT_EQ(Metric("constellation_master_jobs_submitted_total"), 1);
+  EXPECT_EQ(Metric("constellation_master_placement_wait_seconds_count"), 1) << "the root waits for room if need be";
+  EXPECT_EQ(Metric("constellation_master_placement_queue_length"), 0);
+  EXPECT_EQ(Metric("constellation_master_nodes_lost_total"), 0);
+  node->End(absl::UnavailableError("keepalive failed"));
+  ASSERT_TRUE(WaitState(job.id(), v1::JOB_STATE_FAILED));
+  EXPECT_EQ(Metric("constellation_master_nodes_lost_total"), 1);
+}
+
 // The master restarts while a job runs: the node says it still runs the
 // root, the master takes it back, and the job finishes with its log whole.
 TEST_F(JobManagerTest, ARestartedMasterTakesBackARunningJob) {

@@ -158,6 +158,7 @@ void JobManager::OnNodeEvent(const std::string& addr, const std::string& incarna
 }
 
 void JobManager::OnNodeDown(const std::string& addr, const absl::Status& why) {
+  metrics_.NodeLost();
   FlushGone flush(parts_.gone);  // after the lock: the node-lost verdicts go out at once
   std::lock_guard<std::mutex> lock(mu_);
   parts_.placement->RemoveNode(addr);

@@ -51,9 +51,15 @@ absl::StatusOr<std::unique_ptr<JobStore>> JobStore::Open(const std::string& dir,
   if (!next_job_id.ok()) return next_job_id.status();
   absl::StatusOr<std::vector<std::pair<uint64_t, LogState>>> logs = (*db)->Logs();
   if (!logs.ok()) return logs.status();
+  absl::StatusOr<std::vector<std::pair<uint64_t, v1::JobState>>> states = (*db)->JobStates();
+  if (!states.ok()) return states.status();
 
   std::unique_ptr<JobStore> store(new JobStore(options, *std::move(db), *next_job_id));
   for (const auto& [job, log] : *logs) store->queue_.AddJob(job, log);
+  {
+    std::lock_guard<std::mutex> lock(store->db_mu_);
+    for (const auto& [job, state] : *states) store->CountState(job, state);
+  }
   store->commit_thread_ = std::thread([store = store.get()] { store->CommitLoop(); });
   return store;
 }
@@ -164,7 +170,11 @@ absl::Status JobStore::PutJob(const JobRecord& job) {
   uint64_t next = next_job_id_.load();
   while (next <= job.id && !next_job_id_.compare_exchange_weak(next, job.id + 1)) {
   }
-  return Commit([&](StoreDb& db) { return db.PutJob(job); }, [&] { queue_.AddJob(job.id, LogState{}); });
+  return Commit([&](StoreDb& db) { return db.PutJob(job); },
+                [&] {
+                  queue_.AddJob(job.id, LogState{});
+                  CountState(job.id, job.job.state());
+                });
 }
 
 absl::Status JobStore::PutProcess(const ProcessRecord& process) {
@@ -172,7 +182,29 @@ absl::Status JobStore::PutProcess(const ProcessRecord& process) {
 }
 
 absl::Status JobStore::DeleteJob(uint64_t id) {
-  return Commit([&](StoreDb& db) { return db.DeleteJob(id); }, [&] { queue_.RemoveJob(id); });
+  return Commit([&](StoreDb& db) { return db.DeleteJob(id); },
+                [&] {
+                  queue_.RemoveJob(id);
+                  CountState(id, std::nullopt);
+                });
+}
+
+void JobStore::CountState(uint64_t id, std::optional<v1::JobState> state) {
+  auto it = states_.find(id);
+  if (it != states_.end()) {
+    counts_[it->second].fetch_sub(1, std::memory_order_relaxed);
+    if (!state) states_.erase(it);
+  }
+  if (!state) return;
+  v1::JobState known = v1::JobState_IsValid(*state) ? *state : v1::JOB_STATE_UNSPECIFIED;
+  states_[id] = known;
+  counts_[known].fetch_add(1, std::memory_order_relaxed);
+}
+
+JobStore::StateCounts JobStore::CountByState() const {
+  StateCounts counts;
+  for (size_t i = 0; i < counts.size(); ++i) counts[i] = counts_[i].load(std::memory_order_relaxed);
+  return counts;
 }
 
 uint64_t JobStore::NextJobId() { return next_job_id_.fetch_add(1); }

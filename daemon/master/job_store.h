@@ -29,6 +29,7 @@
 // commit order; it may read the store, but must not Append or Mark (under
 // back-pressure those wait for a commit, perhaps of the very thread it runs on).
 
+#include <array>
 #include <atomic>
 #include <condition_variable>
 #include <cstdint>
@@ -119,6 +120,11 @@ class JobStore {
   std::vector<v1::JobEvent> ReadEvents(uint64_t job, uint64_t after, size_t max_events, size_t max_bytes);
   std::optional<NodeMark> GetMark(const std::string& node);
 
+  // How many stored jobs are in each state (as committed), for the metrics:
+  // indexed by v1::JobState. Never waits on the disk.
+  using StateCounts = std::array<int64_t, v1::JobState_ARRAYSIZE>;
+  StateCounts CountByState() const;
+
   // Called after each commit that stored events or marks, with the jobs whose
   // committed seq advanced and the marks committed (latest per node). Set
   // before the first Append. Replacing it (nullptr: none) waits until a call
@@ -142,8 +148,12 @@ class JobStore {
   const Options options_;
   EventQueue queue_;
   std::atomic<uint64_t> next_job_id_;  // the next NextJobId()
+  // Sets the committed state of job `id` (nullopt: deleted) and the counts. Needs db_mu_.
+  void CountState(uint64_t id, std::optional<v1::JobState> state);
+
   // std::mutex, not absl::Mutex: ThreadSanitizer sees only the former.
-  std::mutex db_mu_;  // serializes every use of the file; guards the three below
+  std::mutex db_mu_;                         // serializes every use of the file; guards the four below
+  std::map<uint64_t, v1::JobState> states_;  // every stored job's state
   std::unique_ptr<StoreDb> db_;
   uint64_t stored_next_job_id_;
   bool failing_ = false;  // the last commit failed (logged once)
@@ -154,6 +164,7 @@ class JobStore {
   bool calling_ = false;                   // the listener runs (on some thread)
   std::condition_variable listener_idle_;  // calling_ became false
   std::thread commit_thread_;
+  std::array<std::atomic<int64_t>, v1::JobState_ARRAYSIZE> counts_{};  // of states_, for readers without db_mu_
 };
 
 }  // namespace constellation::daemon::master

@@ -204,6 +204,29 @@ TEST_F(JobStoreTest, DeleteJobRemovesItsProcessesAndEvents) {
   EXPECT_EQ(All(2).size(), 1u);
 }
 
+// The counts behind constellation_master_jobs: kept as jobs change, and read back on reopen.
+TEST_F(JobStoreTest, CountsJobsByState) {
+  auto counts = [&] {
+    JobStore::StateCounts c = store_->CountByState();
+    return std::vector<int64_t>(c.begin(), c.end());
+  };
+  using V = std::vector<int64_t>;  // unspecified, pending, running, succeeded, failed, cancelled
+  EXPECT_EQ(counts(), (V{0, 0, 0, 0, 0, 0}));
+  Put(Job(1, v1::JOB_STATE_PENDING));
+  Put(Job(2, v1::JOB_STATE_RUNNING));
+  Put(Job(3, v1::JOB_STATE_RUNNING));
+  EXPECT_EQ(counts(), (V{0, 1, 2, 0, 0, 0}));
+  Put(Job(1, v1::JOB_STATE_RUNNING));
+  Put(Job(2, v1::JOB_STATE_FAILED));
+  EXPECT_EQ(counts(), (V{0, 0, 2, 0, 1, 0}));
+  ASSERT_TRUE(store_->DeleteJob(2).ok());
+  ASSERT_TRUE(store_->DeleteJob(99).ok());  // not stored: no change
+  EXPECT_EQ(counts(), (V{0, 0, 2, 0, 0, 0}));
+  Put(Job(4, v1::JOB_STATE_CANCELLED));
+  Reopen();
+  EXPECT_EQ(counts(), (V{0, 0, 2, 0, 0, 1}));
+}
+
 TEST_F(JobStoreTest, PutJobRefusesIdZero) {
   EXPECT_EQ(store_->PutJob(Job(0)).code(), absl::StatusCode::kInvalidArgument);
 }

@@ -136,6 +136,7 @@ grpc::Status JobsService::UploadBinary(grpc::ServerContext* context,
   while (reader->Read(&request)) {
     if (!request.has_chunk()) return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "only chunks after the first");
     if (absl::Status appended = (*upload)->Append(request.chunk()); !appended.ok()) return ToGrpc(appended);
+    metrics_.Uploaded(request.chunk().size());
   }
   if (context->IsCancelled()) return grpc::Status(grpc::StatusCode::CANCELLED, "the client went away");
   return ToGrpc((*upload)->Finish());
@@ -150,6 +151,7 @@ grpc::Status JobsService::HasBinary(grpc::ServerContext* context, const v1::HasB
   id.set_size(request->binary().size());
   if (absl::Status valid = ValidateBinaryId(id); !valid.ok()) return ToGrpc(valid);
   response->set_present(cache_->Has(id));
+  metrics_.CacheLookup(response->present());
   return grpc::Status::OK;
 }
 

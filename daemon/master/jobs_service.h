@@ -18,6 +18,7 @@
 #include "daemon/master/incoming_binaries.h"
 #include "daemon/master/job_manager.h"
 #include "daemon/master/job_store.h"
+#include "daemon/metrics/master_metrics.h"
 #include "daemon/security/authz.h"
 #include "proto/jobs.grpc.pb.h"
 
@@ -26,14 +27,16 @@ namespace constellation::daemon::master {
 class JobsService final : public v1::Jobs::WithCallbackMethod_Watch<v1::Jobs::Service> {
  public:
   JobsService(JobManager* jobs, JobStore* store, CommitNotifier* notifier, BinaryCache* cache,
-              IncomingBinaries* incoming, std::function<void(const pb::BinaryId&)> on_receiving, bool insecure)
+              IncomingBinaries* incoming, std::function<void(const pb::BinaryId&)> on_receiving, bool insecure,
+              metrics::MasterMetrics* metrics = nullptr)
       : jobs_(jobs),
         store_(store),
         notifier_(notifier),
         cache_(cache),
         incoming_(incoming),
         on_receiving_(std::move(on_receiving)),
-        authz_(insecure) {}
+        authz_(insecure),
+        metrics_(metrics != nullptr ? *metrics : metrics::MasterMetrics::Unread()) {}
 
   grpc::Status UploadBinary(grpc::ServerContext* context, grpc::ServerReader<v1::UploadBinaryRequest>* reader,
                             v1::UploadBinaryResponse* response) override;
@@ -67,6 +70,7 @@ class JobsService final : public v1::Jobs::WithCallbackMethod_Watch<v1::Jobs::Se
   const std::function<void(const pb::BinaryId&)> on_receiving_;
   const security::Authorizer authz_;
   std::atomic<bool> draining_{false};  // Drain()
+  metrics::MasterMetrics& metrics_;
 };
 
 }  // namespace constellation::daemon::master

@@ -1,5 +1,8 @@
 #include "daemon/master/master.h"
 
+#include <algorithm>
+#include <cctype>
+
 #include "daemon/master/grpc_node_client.h"
 
 namespace constellation::daemon::master {
@@ -9,6 +12,12 @@ absl::StatusOr<std::unique_ptr<Master>> Master::Create(const ClusterConfig& conf
   absl::StatusOr<std::unique_ptr<JobStore>> store = JobStore::Open(options.state_dir, JobStore::Options());
   if (!store.ok()) return store.status();
   std::unique_ptr<Master> master(new Master());
+  metrics::Registry* registry = options.metrics;
+  if (registry == nullptr) {
+    master->own_registry_ = std::make_unique<metrics::Registry>();
+    registry = master->own_registry_.get();
+  }
+  master->metrics_ = std::make_unique<metrics::MasterMetrics>(*registry);
   master->cache_ = std::move(cache);
   master->store_ = *std::move(store);
   std::vector<NodeSpec> nodes;
@@ -22,7 +31,7 @@ absl::StatusOr<std::unique_ptr<Master>> Master::Create(const ClusterConfig& conf
     return std::make_unique<GrpcNodeClient>(addr, channel);
   };
   master->nodes_ = std::make_unique<NodeSet>(std::move(nodes), std::move(node_options));
-  master->placement_ = std::make_unique<Placement>();
+  master->placement_ = std::make_unique<Placement>(master->metrics_.get());
   master->incoming_ = std::make_unique<IncomingBinaries>(master->cache_.get());
   master->binaries_ = std::make_unique<BinaryDistribution>(master->cache_.get(), master->incoming_.get());
   master->timers_ = std::make_unique<RealTimers>();
@@ -36,7 +45,7 @@ absl::StatusOr<std::unique_ptr<Master>> Master::Create(const ClusterConfig& conf
   });
   JobManager::Parts parts{master->store_.get(),    master->nodes_.get(), master->placement_.get(),
                           master->binaries_.get(), master->cache_.get(), master->timers_.get(),
-                          master->notifier_.get(), master->gone_.get()};
+                          master->notifier_.get(), master->gone_.get(),  master->metrics_.get()};
   JobManager::Options manager_options;
   manager_options.master_grace = options.master_grace;
   master->jobs_ = std::make_unique<JobManager>(parts, manager_options);
@@ -48,10 +57,32 @@ absl::StatusOr<std::unique_ptr<Master>> Master::Create(const ClusterConfig& conf
   auto on_receiving = [jobs, binaries](const pb::BinaryId& id) {
     if (NodeClient* node = jobs->FirstNode(); node != nullptr) binaries->Prefetch(*node, id);
   };
-  master->jobs_service_ =
-      std::make_unique<JobsService>(master->jobs_.get(), master->store_.get(), notifier, master->cache_.get(),
-                                    master->incoming_.get(), on_receiving, credentials.insecure());
+  master->jobs_service_ = std::make_unique<JobsService>(master->jobs_.get(), master->store_.get(), notifier,
+                                                        master->cache_.get(), master->incoming_.get(), on_receiving,
+                                                        credentials.insecure(), master->metrics_.get());
+  master->CollectStates();
   return master;
+}
+
+void Master::CollectStates() {
+  NodeSet* nodes = nodes_.get();
+  nodes_by_state_ = metrics_->CollectNodes([nodes] {
+    std::map<std::string, int64_t> by_state;
+    for (NodeState state : {NodeState::kConnecting, NodeState::kUp, NodeState::kLost}) by_state[NodeStateName(state)];
+    for (const std::string& addr : nodes->addrs()) ++by_state[NodeStateName(nodes->state(addr))];
+    return by_state;
+  });
+  JobStore* store = store_.get();
+  jobs_by_state_ = metrics_->CollectJobs([store] {
+    std::map<std::string, int64_t> by_state;
+    JobStore::StateCounts counts = store->CountByState();
+    for (int state = v1::JOB_STATE_PENDING; state <= v1::JobState_MAX; ++state) {
+      std::string name = v1::JobState_Name(static_cast<v1::JobState>(state)).substr(sizeof("JOB_STATE_") - 1);
+      std::transform(name.begin(), name.end(), name.begin(), [](unsigned char c) { return std::tolower(c); });
+      by_state[name] = counts[state];
+    }
+    return by_state;
+  });
 }
 
 size_t Master::Start(const std::string& self_addr, absl::Duration timeout) {
@@ -62,6 +93,8 @@ size_t Master::Start(const std::string& self_addr, absl::Duration timeout) {
 }
 
 Master::~Master() {
+  nodes_by_state_.Reset();  // no scrape reads the parts any more
+  jobs_by_state_.Reset();
   // The servers are shut down already: no RPC handler runs.
   jobs_->Shutdown();  // starters joined: nothing calls the nodes for the jobs any more
   gone_->Shutdown();  // no verdict starts out; those in flight are done (bounded by their deadline)

@@ -30,6 +30,8 @@
 #include "daemon/master/node_set.h"
 #include "daemon/master/placement.h"
 #include "daemon/master/timers.h"
+#include "daemon/metrics/master_metrics.h"
+#include "daemon/metrics/registry.h"
 #include "daemon/security/credentials.h"
 
 namespace constellation::daemon::master {
@@ -39,6 +41,9 @@ class Master {
   struct Options {
     std::string state_dir = "/var/lib/constellation";
     absl::Duration master_grace = absl::Seconds(60);
+    // Where the master's metrics are kept (metrics/master_metrics.h); must
+    // outlive the master. Null: a registry of its own that nobody reads.
+    metrics::Registry* metrics = nullptr;
   };
   // Opens the store (an error if another master holds it, or it is not ours).
   static absl::StatusOr<std::unique_ptr<Master>> Create(const ClusterConfig& config, std::unique_ptr<BinaryCache> cache,
@@ -62,7 +67,11 @@ class Master {
 
  private:
   Master() = default;
+  // The metrics read at each scrape: nodes and jobs by state.
+  void CollectStates();
 
+  std::unique_ptr<metrics::Registry> own_registry_;  // when Options::metrics is null
+  std::unique_ptr<metrics::MasterMetrics> metrics_;
   std::unique_ptr<BinaryCache> cache_;
   std::unique_ptr<JobStore> store_;
   std::unique_ptr<NodeSet> nodes_;
@@ -75,6 +84,8 @@ class Master {
   std::unique_ptr<JobManager> jobs_;
   std::unique_ptr<MasterService> master_service_;
   std::unique_ptr<JobsService> jobs_service_;
+  metrics::Registration nodes_by_state_;  // read nodes_ and store_: dropped first
+  metrics::Registration jobs_by_state_;
 };
 
 }  // namespace constellation::daemon::master

@@ -178,6 +178,37 @@ TEST(Placement, AWaitBeforeAnyNodeIsUpWaitsForOne) {
   EXPECT_FALSE(found);
 }
 
+// What it counts (metrics/master_metrics.h): the queue's length while a
+// spawn waits, and each placed wait.
+TEST(Placement, CountsTheQueueAndTheWaits) {
+  metrics::Registry registry;
+  metrics::MasterMetrics metrics(registry);
+  auto metric = [&](const std::string& series) {
+    std::string text = registry.Render();
+    size_t at = text.find("\n" + series + " ");
+    return at == std::string::npos
+               ? std::string("absent")
+               : text.substr(at + series.size() + 2, text.find('\n', at + 1) - at - series.size() - 2);
+  };
+  Placement placement(&metrics);
+  ASSERT_TRUE(placement.AddNode("a", Resources{4, 1}).ok());
+  absl::StatusOr<scheduler::Allocation> first = placement.Place(Resources{3, 1}, true, [] { return false; });
+  ASSERT_TRUE(first.ok());
+  EXPECT_EQ(metric("constellation_master_placement_wait_seconds_count"), "1");
+  EXPECT_EQ(metric("constellation_master_placement_queue_length"), "0");
+  absl::StatusOr<scheduler::Allocation> second;
+  std::thread waiter([&] { second = placement.Place(Resources{3, 1}, true, [] { return false; }); });
+  while (metric("constellation_master_placement_queue_length") != "1") std::this_thread::yield();
+  placement.Release(first->id);
+  waiter.join();
+  ASSERT_TRUE(second.ok()) << second.status();
+  EXPECT_EQ(metric("constellation_master_placement_queue_length"), "0");
+  EXPECT_EQ(metric("constellation_master_placement_wait_seconds_count"), "2");
+  // try_spawn (no wait) is not a wait.
+  EXPECT_FALSE(placement.Place(Resources{3, 1}, false, [] { return false; }).ok());
+  EXPECT_EQ(metric("constellation_master_placement_wait_seconds_count"), "2");
+}
+
 TEST(Placement, CouldEverFitNamesBothSizes) {
   Placement placement;
   absl::Status status =

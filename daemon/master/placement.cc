@@ -1,5 +1,7 @@
 #include "daemon/master/placement.h"
 
+#include <chrono>
+
 #include "absl/strings/str_cat.h"
 
 namespace constellation::daemon::master {
@@ -33,6 +35,10 @@ bool Placement::HasNode(const std::string& addr) const {
 
 absl::StatusOr<scheduler::Allocation> Placement::Place(const Resources& request, bool wait,
                                                        const std::function<bool()>& abandoned) {
+  const auto asked = std::chrono::steady_clock::now();  // for the wait's histogram
+  auto placed = [&] {
+    if (wait) metrics_->Placed(std::chrono::duration<double>(std::chrono::steady_clock::now() - asked).count());
+  };
   std::unique_lock<std::mutex> lock(mu_);
   if (wait) {
     // No node to place on or queue for yet: wait for one to come up.
@@ -42,19 +48,24 @@ absl::StatusOr<scheduler::Allocation> Placement::Place(const Resources& request,
   if (abandoned()) return absl::CancelledError("the job ended while the spawn waited for a node");
   if (!wait && scheduler_.Nodes().empty()) return absl::UnavailableError("no node is up");
   absl::StatusOr<scheduler::Allocation> now = scheduler_.TryPlace(request);
+  if (now.ok()) placed();
   if (!wait || now.ok() || !absl::IsResourceExhausted(now.status())) return now;
   absl::StatusOr<scheduler::TicketId> ticket = scheduler_.Enqueue(request);
   if (!ticket.ok()) return ticket.status();
+  metrics_->Enqueued();
   CollectGrantsLocked();
   while (true) {
     auto grant = grants_.find(*ticket);
     if (grant != grants_.end()) {
       absl::StatusOr<scheduler::Allocation> allocation = std::move(grant->second.allocation);
       grants_.erase(grant);
+      metrics_->Dequeued();
+      if (allocation.ok()) placed();
       return allocation;
     }
     if (shutdown_ || abandoned()) {
       scheduler_.Cancel(*ticket).IgnoreError();
+      metrics_->Dequeued();
       CollectGrantsLocked();
       return absl::CancelledError(shutdown_ ? "the master is stopping"
                                             : "the job ended while the spawn waited for room");

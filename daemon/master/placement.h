@@ -17,12 +17,17 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "daemon/metrics/master_metrics.h"
 #include "scheduler/scheduler.h"
 
 namespace constellation::daemon::master {
 
 class Placement {
  public:
+  // `metrics` (the queue's length and waits; must outlive this): null for none.
+  explicit Placement(metrics::MasterMetrics* metrics = nullptr)
+      : metrics_(metrics != nullptr ? metrics : &metrics::MasterMetrics::Unread()) {}
+
   absl::Status AddNode(const std::string& addr, Resources capacity);
   // Frees every allocation on the node (it is lost).
   void RemoveNode(const std::string& addr);
@@ -51,6 +56,7 @@ class Placement {
  private:
   void CollectGrantsLocked();
 
+  metrics::MasterMetrics* const metrics_;
   mutable std::mutex mu_;
   std::condition_variable cv_;
   scheduler::Scheduler scheduler_;                          // guarded by mu_

@@ -18,7 +18,8 @@ struct StoreDb::Statements {
   StatementPtr begin, commit, rollback;
   StatementPtr insert_event, upsert_log, upsert_mark, raise_next_id;
   StatementPtr put_job, put_process, delete_job, delete_processes, delete_events, delete_log;
-  StatementPtr next_id, logs, get_job, find_request, list_jobs, unfinished, processes, expired, read_events, get_mark;
+  StatementPtr next_id, logs, job_states, get_job, find_request, list_jobs, unfinished, processes, expired, read_events,
+      get_mark;
 };
 
 namespace {
@@ -49,6 +50,7 @@ const std::pair<StatementPtr StoreDb::Statements::*, const char*> kSql[] = {
     {&StoreDb::Statements::logs,
      "SELECT jobs.id, coalesce(logs.seq, 0), coalesce(logs.bytes, 0), coalesce(logs.truncated, 0) "
      "FROM jobs LEFT JOIN logs ON logs.job = jobs.id"},
+    {&StoreDb::Statements::job_states, "SELECT id, state FROM jobs"},
     {&StoreDb::Statements::get_job, "SELECT id, record, secret FROM jobs WHERE id = ?1"},
     {&StoreDb::Statements::find_request,
      "SELECT id, record, secret FROM jobs WHERE owner = ?1 AND request_id = ?2 ORDER BY id LIMIT 1"},
@@ -235,6 +237,19 @@ absl::StatusOr<std::vector<std::pair<uint64_t, LogState>>> StoreDb::Logs() {
     if (!*row) return logs;
     LogState log{static_cast<uint64_t>(query.Int(1)), static_cast<uint64_t>(query.Int(2)), query.Int(3) != 0};
     logs.emplace_back(static_cast<uint64_t>(query.Int(0)), log);
+  }
+}
+
+absl::StatusOr<std::vector<std::pair<uint64_t, v1::JobState>>> StoreDb::JobStates() {
+  std::vector<std::pair<uint64_t, v1::JobState>> states;
+  Query query(*s_->job_states);
+  while (true) {
+    absl::StatusOr<bool> row = query.Step();
+    if (!row.ok()) return row.status();
+    if (!*row) return states;
+    int64_t state = query.Int(1);
+    states.emplace_back(static_cast<uint64_t>(query.Int(0)),
+                        v1::JobState_IsValid(state) ? static_cast<v1::JobState>(state) : v1::JOB_STATE_UNSPECIFIED);
   }
 }
 

@@ -42,7 +42,8 @@ class StoreDb {
 
   // Reads.
   absl::StatusOr<uint64_t> NextJobId();
-  absl::StatusOr<std::vector<std::pair<uint64_t, LogState>>> Logs();  // every stored job's log
+  absl::StatusOr<std::vector<std::pair<uint64_t, LogState>>> Logs();           // every stored job's log
+  absl::StatusOr<std::vector<std::pair<uint64_t, v1::JobState>>> JobStates();  // every stored job's state
   absl::StatusOr<std::optional<JobRecord>> GetJob(uint64_t id);
   absl::StatusOr<std::optional<JobRecord>> FindByRequestId(const std::string& owner, const std::string& request_id);
   absl::StatusOr<JobPage> ListJobs(const JobFilter& filter);
