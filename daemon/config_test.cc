@@ -136,6 +136,10 @@ TEST(NodesTomlTest, SyntaxErrorsNameTheLine) {
   ExpectError("\n\n[[nodes]\n", "nodes.toml:3: ");
   ExpectError("[[nodes]]\nfabric_addr = \"a:1\"\n[nodes]\n", "nodes.toml:3: ");
   ExpectError("[[nodes]]\nfabric_addr = \"\xff\xfe:1\"\n", "nodes.toml:2: ");  // not UTF-8
+  // A header without a key: toml++ 3.3.0 asserted (config_fuzzer's finding).
+  ExpectError("\n[ = \"x\"\n", "nodes.toml:2: ");
+  ExpectError("[=\n", "nodes.toml:1: ");
+  ExpectError("[[ #\n", "nodes.toml:1: ");
 }
 
 TEST(NodesTomlTest, TooLargeIsRefusedUnread) {
