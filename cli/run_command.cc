@@ -196,9 +196,14 @@ int RunOrSubmit(const Args& args, JobsClient& client, const std::string& binary)
   // upload leaves at once), and every way out is Leave(): the signal thread
   // may use `client` until the process is gone. Never freed, for that thread.
   Interrupts* interrupts = args.detach ? nullptr : new Interrupts(client);
-  UploadProgress progress(stderr, isatty(STDERR_FILENO) == 1);
-  absl::StatusOr<v1::BinaryRef> ref =
-      client.EnsureUploaded(binary, [&progress](uint64_t sent, uint64_t total) { progress.Update(sent, total); });
+  // JSON output is for programs: off a terminal, stderr keeps to errors there.
+  bool terminal = isatty(STDERR_FILENO) == 1;
+  UploadProgress progress(stderr, terminal);
+  JobsClient::Progress report = nullptr;
+  if (terminal || args.output != OutputFormat::kJson) {
+    report = [&progress](uint64_t sent, uint64_t total) { progress.Update(sent, total); };
+  }
+  absl::StatusOr<v1::BinaryRef> ref = client.EnsureUploaded(binary, report);
   if (!ref.ok()) {
     int code = Fail(std::string(ref.status().message()));
     if (interrupts != nullptr) Leave(code);

@@ -22,6 +22,7 @@ void UploadProgress::Update(uint64_t sent, uint64_t total) {
   if (sent < last_sent_) {  // a retry
     done_ = false;
     started_ = false;
+    printed_ = false;
     last_step_ = -1;
   }
   last_sent_ = sent;
@@ -46,11 +47,16 @@ void UploadProgress::Bar(uint64_t sent, uint64_t total) {
 
 void UploadProgress::Line(uint64_t sent, uint64_t total) {
   absl::Time now = now_();
+  if (!started_) {
+    started_ = true;
+    started_at_ = now;
+  }
   int percent = Percent(sent, total);
   int step = percent / kLineStepPercent;
-  bool due = !started_ || sent >= total || step > last_step_ || now - last_line_ >= kLineInterval;
+  bool due = printed_ ? sent >= total || step > last_step_ || now - last_line_ >= kLineInterval
+                      : now - started_at_ >= kLineInterval;
   if (!due) return;
-  started_ = true;
+  printed_ = true;
   last_line_ = now;
   last_step_ = step;
   fprintf(out_, "cdeploy: uploading %s of %s (%d%%)\n", format_mem(sent).c_str(), format_mem(total).c_str(), percent);

@@ -1,11 +1,13 @@
 #pragma once
 
 // How cdeploy shows an upload's progress on stderr: on a terminal, a bar
-// redrawn in place; elsewhere (a CI log, a pipe, a file), a line now and then,
-// when another 10% is done or 2 seconds have passed since the last line, and
-// when the upload is complete:
+// redrawn in place; elsewhere (a CI log, a pipe, a file), lines such as
 //
 //   cdeploy: uploading 12.5 MiB of 40 MiB (31%)
+//
+// once the upload has taken 2 seconds (a quicker one says nothing), then
+// whenever another 10% is done or 2 seconds have passed since the last line,
+// and when it is complete.
 //
 // Not thread-safe: the uploading thread calls Update. `out` must outlive it.
 
@@ -37,7 +39,9 @@ class UploadProgress {
   FILE* out_;
   bool terminal_;
   std::function<absl::Time()> now_;
-  bool started_ = false;
+  bool started_ = false;  // this attempt has begun: started_at_ is set
+  bool printed_ = false;  // a line of this attempt is out
+  absl::Time started_at_;
   bool done_ = false;
   uint64_t last_sent_ = 0;
   absl::Time last_line_;

@@ -7,23 +7,11 @@
 #include <string_view>
 #include <utility>
 
-// TOML_EXCEPTIONS=0 and TOML_HEADER_ONLY=1 come from
-// @constellation_system//:tomlplusplus: toml::parse returns a parse_result.
-//
-// toml++'s own assertions are off, whatever the build: Debian's 3.3.0 asserts
-// that a table header's key starts with a key character just before the code
-// that answers anything else with a parse error, so "[=" aborted the daemon
-// (config_fuzzer found it; with clang and NDEBUG the assertion becomes an
-// assumption, undefined behaviour). Its preprocessor header is read first so
-// that TOML_ASSERT_ASSUME, which it defines unconditionally, can be replaced.
-#define TOML_ASSERT(expr) static_cast<void>(0)
-#include <toml++/impl/preprocessor.h>
-#undef TOML_ASSERT_ASSUME
-#define TOML_ASSERT_ASSUME(expr) static_cast<void>(0)
-#include <toml++/toml.h>
-
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+// TOML_EXCEPTIONS=0 (@constellation_system//:tomlplusplus): toml::parse
+// returns a parse_result.
+#include "daemon/tomlpp.h"
 
 namespace constellation::daemon {
 namespace {

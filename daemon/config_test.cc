@@ -140,6 +140,10 @@ TEST(NodesTomlTest, SyntaxErrorsNameTheLine) {
   ExpectError("\n[ = \"x\"\n", "nodes.toml:2: ");
   ExpectError("[=\n", "nodes.toml:1: ");
   ExpectError("[[ #\n", "nodes.toml:1: ");
+  // Non-ASCII after a bare key: toml++ 3.3.0 reached __builtin_unreachable().
+  ExpectError("[[nodes]]\nfab\u00e9 = 1\n", "nodes.toml:2: ");
+  ExpectError("[[nodes]]\nfab\u3001 = 1\n", "nodes.toml:2: ");
+  ExpectError("[[nodes]]\nfab\ufee5 = 1\n", "nodes.toml:2: ");
 }
 
 TEST(NodesTomlTest, TooLargeIsRefusedUnread) {
