@@ -52,11 +52,13 @@ std::string CurrentDirectory() {
 // started in ($BUILD_WORKING_DIRECTORY).
 absl::StatusOr<std::string> ResolveBinary(const Args& args) {
   const std::string& binary = args.binary;
-  std::string cwd = Env("BUILD_WORKING_DIRECTORY");
-  if (cwd.empty()) cwd = CurrentDirectory();
+  std::string started_in = Env("BUILD_WORKING_DIRECTORY");  // under bazel run
   std::string path = binary;
-  if (!LooksLikeLabel(binary) && !binary.empty() && binary[0] != '/') path = cwd + "/" + binary;
+  if (!started_in.empty() && !LooksLikeLabel(binary) && !binary.empty() && binary[0] != '/') {
+    path = started_in + "/" + binary;
+  }
   if (LooksLikeLabel(binary)) {
+    std::string cwd = started_in.empty() ? CurrentDirectory() : started_in;
     absl::StatusOr<std::string> workspace = FindWorkspace(args.workspace, Env("BUILD_WORKSPACE_DIRECTORY"), cwd);
     if (!workspace.ok()) return workspace.status();
     fprintf(stderr, "cdeploy: building %s in %s\n", binary.c_str(), workspace->c_str());
