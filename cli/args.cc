@@ -15,6 +15,8 @@ namespace constellation::cli {
 using internal::OutputFormat;
 using internal::ParseOutputFormat;
 
+const char kVersion[] = "cdeploy 0.1.0";
+
 const char kUsage[] = R"(usage: cdeploy [ADDR] BINARY|//label [options] [-- args...]
        cdeploy submit [ADDR] [--detach] [--label=K=V]... [--ttl=DUR] BINARY|//label [-- args...]
        cdeploy list [ADDR] [--state=S]... [--label=K=V]... [--format=json]
@@ -25,7 +27,9 @@ const char kUsage[] = R"(usage: cdeploy [ADDR] BINARY|//label [options] [-- args
        cdeploy nodes [ADDR] [--format=json|table]
 
 Runs Constellation programs as jobs on the cluster whose master serves the job API at ADDR
-(host:port; default $CONSTELLATION_MASTER). A bazel label (//pkg:target) is built first.
+(host:port; default $CONSTELLATION_MASTER). A bazel label (//pkg:target) is built first, in the
+workspace --workspace names, else $BUILD_WORKSPACE_DIRECTORY (under `bazel run`), else the nearest
+directory at or above the current one with a WORKSPACE, WORKSPACE.bazel or MODULE.bazel file.
 
 The first form uploads the binary (once: the cluster keeps it by its SHA-256), submits a job,
 forwards stdin to its root process and prints every process's output as local mode prints it;
@@ -33,7 +37,7 @@ cdeploy exits with the program's exit code (128+n for signal n). Ctrl-C cancels 
 one leaves at once). If the master restarts, cdeploy reconnects and continues where it was.
 `submit --detach` prints the job's id and leaves it running; the other commands find it by that id.
 
-options:
+options (--name=VALUE or --name VALUE):
   --format=human|json  how output is printed (default: $CONSTELLATION_FORMAT, else human);
                        list, status and nodes print a table or JSON lines (--format=json|table)
   --tls=DIR            your TLS bundle (ca.pem, cert.pem, key.pem from `constellation ca issue
@@ -49,10 +53,14 @@ options:
   -f, --follow         logs: keep printing until the job ends, then exit with its exit code
   --from=SEQ           logs: only events after sequence number SEQ
   --grace=DUR          cancel: SIGTERM first, SIGKILL after DUR (default 10s; 0: SIGKILL at once)
+  --workspace=DIR      run, submit: build a //label in the Bazel workspace DIR
   --help               this text
+  --version            cdeploy's version
 
 The program gets PATH, LANG, LC_*, TZ and CONSTELLATION_* from cdeploy's environment,
 and the variables named with --env; nothing else unless --env-all.
+Output is coloured on a terminal unless $NO_COLOR is set (and not empty). Upload progress is a bar
+on a terminal, else a line every 10% or 2 seconds.
 Errors are one line on stderr and exit code 2. docs/jobs.md has the details.
 )";
 
@@ -72,6 +80,8 @@ struct OptionSpec {
 constexpr OptionSpec kOptions[] = {
     {"--help", false, kAll},
     {"-h", false, kAll},
+    {"--version", false, kAll},
+    {"--workspace", true, kRunLike},
     {"--tls", true, kAll},
     {"--insecure", false, kAll},
     {"--format", true, kRunLike | Bit(Verb::kLogs) | kListing},
@@ -149,6 +159,9 @@ absl::Status Apply(const OptionSpec& spec, absl::string_view value, Args& args, 
   absl::string_view name = spec.name;
   if (name == "--tls") {
     args.tls.bundle_dir = std::string(value);
+  } else if (name == "--workspace") {
+    if (value.empty()) return Usage("--workspace wants a directory");
+    args.workspace = std::string(value);
   } else if (name == "--insecure") {
     args.tls.insecure = true;
   } else if (name == "--format") {
@@ -290,6 +303,8 @@ const char* VerbName(Verb verb) {
       return "run";
     case Verb::kHelp:
       return "help";
+    case Verb::kVersion:
+      return "version";
     default:
       for (const VerbWord& w : kVerbs) {
         if (w.verb == verb) return w.word;
@@ -329,18 +344,24 @@ absl::StatusOr<Args> ParseArgs(const std::vector<std::string>& argv, const ArgsE
     std::string name = arg.substr(0, eq);
     const OptionSpec* spec = FindOption(name);
     if (spec == nullptr) return Usage(absl::StrCat("unknown option ", name));
-    if (name == "--help" || name == "-h") {
-      args.verb = Verb::kHelp;
+    if (!spec->takes_value && eq != std::string::npos) return Usage(absl::StrCat(name, " takes no value"));
+    if (name == "--help" || name == "-h" || name == "--version") {
+      args.verb = name == "--version" ? Verb::kVersion : Verb::kHelp;
       return args;
     }
     if ((spec->verbs & Bit(args.verb)) == 0) {
       return Usage(absl::StrCat(name, " is not an option of cdeploy ", VerbName(args.verb)));
     }
-    if (spec->takes_value && eq == std::string::npos)
-      return Usage(absl::StrCat(name, " needs a value: ", name, "=..."));
-    if (!spec->takes_value && eq != std::string::npos) return Usage(absl::StrCat(name, " takes no value"));
-    absl::Status applied =
-        Apply(*spec, eq == std::string::npos ? absl::string_view() : absl::string_view(arg).substr(eq + 1), args, raw);
+    std::string value;
+    if (eq != std::string::npos) {
+      value = arg.substr(eq + 1);
+    } else if (spec->takes_value) {  // --name VALUE: the next argument, whatever it looks like, but not "--"
+      if (i + 1 >= argv.size() || argv[i + 1] == "--") {
+        return Usage(absl::StrCat(name, " needs a value: ", name, "=VALUE or ", name, " VALUE"));
+      }
+      value = argv[++i];
+    }
+    absl::Status applied = Apply(*spec, value, args, raw);
     if (!applied.ok()) return applied;
   }
   if (args.tls.insecure && !args.tls.bundle_dir.empty()) return Usage("--tls and --insecure exclude each other");

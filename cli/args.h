@@ -12,7 +12,9 @@
 // The first argument being a subcommand word selects the subcommand; else it
 // is the attached run. ADDR (host:port) may be left out when
 // $CONSTELLATION_MASTER names the master. Options may stand anywhere before
-// "--"; an option another subcommand takes is an error that says so.
+// "--"; an option another subcommand takes is an error that says so. An
+// option's value follows it as "--name=VALUE" or as the next argument
+// ("--name VALUE").
 
 #include <cstdint>
 #include <map>
@@ -28,7 +30,7 @@
 
 namespace constellation::cli {
 
-enum class Verb { kHelp, kRun, kSubmit, kList, kStatus, kLogs, kCancel, kDelete, kNodes };
+enum class Verb { kHelp, kVersion, kRun, kSubmit, kList, kStatus, kLogs, kCancel, kDelete, kNodes };
 
 // How list, status and nodes print: a table for people, or one JSON object a
 // line. kAuto: a table when stdout is a terminal (nodes) or always (list,
@@ -41,7 +43,8 @@ struct Args {
   daemon::security::TlsFlags tls;
 
   // run, submit
-  std::string binary;  // a path, or a validated Bazel label
+  std::string binary;     // a path, or a validated Bazel label
+  std::string workspace;  // --workspace: where a label is built ("": found, cli/workspace.h)
   std::vector<std::string> program_args;
   EnvPolicy env;
   bool detach = false;
@@ -81,5 +84,8 @@ const char* VerbName(Verb verb);
 
 // The --help text.
 extern const char kUsage[];
+
+// The --version line.
+extern const char kVersion[];
 
 }  // namespace constellation::cli

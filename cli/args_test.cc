@@ -142,7 +142,9 @@ TEST(ParseArgs, Logs) {
   EXPECT_TRUE(a->follow);
   EXPECT_EQ(a->output, OutputFormat::kJson);
   EXPECT_THAT(Error({"logs", "--from=-1", "h:1", "5"}), HasSubstr("--from wants"));
-  EXPECT_THAT(Error({"logs", "--from", "h:1", "5"}), HasSubstr("needs a value"));
+  // --from takes the next argument as its value.
+  EXPECT_THAT(Error({"logs", "--from", "h:1", "5"}), HasSubstr("--from wants an event sequence number, not \"h:1\""));
+  EXPECT_THAT(Error({"logs", "h:1", "5", "--from"}), HasSubstr("--from needs a value"));
   EXPECT_THAT(Error({"logs", "-f=1", "h:1", "5"}), HasSubstr("takes no value"));
 }
 
@@ -200,6 +202,62 @@ TEST(ParseArgs, Help) {
     EXPECT_EQ(a->verb, Verb::kHelp);
   }
   EXPECT_THAT(kUsage, HasSubstr("usage: cdeploy"));
+}
+
+TEST(ParseArgs, ValuesAfterASpace) {
+  absl::StatusOr<Args> a = Parse({"list", "h:1", "--format", "json", "--state", "running", "--label", "a=b"});
+  ASSERT_TRUE(a.ok()) << a.status();
+  EXPECT_EQ(a->listing, ListingFormat::kJson);
+  EXPECT_THAT(a->states, ElementsAre(v1::JOB_STATE_RUNNING));
+  EXPECT_THAT(a->labels, ElementsAre(Pair("a", "b")));
+  a = Parse({"--tls", "/b", "h:1", "./p", "--env", "FOO", "--reconnect-timeout", "5m", "--", "--format", "x"});
+  ASSERT_TRUE(a.ok()) << a.status();
+  EXPECT_EQ(a->tls.bundle_dir, "/b");
+  EXPECT_EQ(a->addr, "h:1");
+  EXPECT_EQ(a->binary, "./p");
+  EXPECT_THAT(a->env.names, ElementsAre("FOO"));
+  EXPECT_EQ(a->reconnect_timeout, absl::Minutes(5));
+  EXPECT_THAT(a->program_args, ElementsAre("--format", "x"));  // after --, the program's
+  a = Parse({"logs", "--from", "17", "-f", "h:1", "5"});
+  ASSERT_TRUE(a.ok()) << a.status();
+  EXPECT_EQ(a->from_seq, 17u);
+  EXPECT_TRUE(a->follow);
+  a = Parse({"cancel", "h:1", "5", "--grace", "0"});
+  ASSERT_TRUE(a.ok()) << a.status();
+  EXPECT_EQ(a->grace, absl::ZeroDuration());
+  // The value is the next argument whatever it looks like, as getopt does.
+  EXPECT_THAT(Error({"h:1", "./p", "--env", "--X"}), HasSubstr("not a variable name"));
+  // A missing value, also before "--", is an error; the options still apply per command.
+  EXPECT_THAT(Error({"h:1", "./p", "--format"}), HasSubstr("--format needs a value"));
+  EXPECT_THAT(Error({"h:1", "./p", "--format", "--", "x"}), HasSubstr("--format needs a value"));
+  EXPECT_THAT(Error({"list", "h:1", "--grace", "1s"}), HasSubstr("--grace is not an option of cdeploy list"));
+  // The space form of a flag with no value leaves the next argument alone.
+  a = Parse({"submit", "--detach", "h:1", "./p"});
+  ASSERT_TRUE(a.ok()) << a.status();
+  EXPECT_TRUE(a->detach);
+  EXPECT_EQ(a->addr, "h:1");
+}
+
+TEST(ParseArgs, Workspace) {
+  absl::StatusOr<Args> a = Parse({"h:1", "//examples:hello", "--workspace=/src/ws"});
+  ASSERT_TRUE(a.ok()) << a.status();
+  EXPECT_EQ(a->workspace, "/src/ws");
+  a = Parse({"submit", "--workspace", "../ws", "h:1", "//examples:hello"});
+  ASSERT_TRUE(a.ok()) << a.status();
+  EXPECT_EQ(a->workspace, "../ws");
+  EXPECT_THAT(Error({"list", "h:1", "--workspace=/w"}), HasSubstr("--workspace is not an option of cdeploy list"));
+  EXPECT_THAT(Error({"h:1", "./p", "--workspace="}), HasSubstr("--workspace wants a directory"));
+}
+
+TEST(ParseArgs, Version) {
+  for (std::vector<std::string> argv :
+       std::vector<std::vector<std::string>>{{"--version"}, {"list", "--version"}, {"h:1", "./p", "--version"}}) {
+    absl::StatusOr<Args> a = Parse(argv);
+    ASSERT_TRUE(a.ok()) << a.status();
+    EXPECT_EQ(a->verb, Verb::kVersion);
+  }
+  EXPECT_THAT(kVersion, HasSubstr("cdeploy "));
+  EXPECT_THAT(Error({"--version=1"}), HasSubstr("takes no value"));
 }
 
 TEST(ParseArgs, VerbNames) {

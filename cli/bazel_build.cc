@@ -79,7 +79,8 @@ absl::Status ValidateLabel(absl::string_view label) {
                                                  "); give a label such as //pkg:target, or a path to a binary"));
 }
 
-absl::StatusOr<std::string> RunCapturingStdout(const std::vector<std::string>& argv, bool show_stderr) {
+absl::StatusOr<std::string> RunCapturingStdout(const std::vector<std::string>& argv, bool show_stderr,
+                                               const std::string& dir) {
   int out[2];
   if (pipe2(out, O_CLOEXEC) != 0) return absl::InternalError(absl::StrCat("pipe: ", std::strerror(errno)));
   posix_spawn_file_actions_t actions;
@@ -87,6 +88,7 @@ absl::StatusOr<std::string> RunCapturingStdout(const std::vector<std::string>& a
   posix_spawn_file_actions_addopen(&actions, STDIN_FILENO, "/dev/null", O_RDONLY, 0);
   posix_spawn_file_actions_adddup2(&actions, out[1], STDOUT_FILENO);
   if (!show_stderr) posix_spawn_file_actions_addopen(&actions, STDERR_FILENO, "/dev/null", O_WRONLY, 0);
+  if (!dir.empty()) posix_spawn_file_actions_addchdir_np(&actions, dir.c_str());
   std::vector<char*> args;
   for (const std::string& arg : argv) args.push_back(const_cast<char*>(arg.c_str()));
   args.push_back(nullptr);
@@ -116,19 +118,20 @@ absl::StatusOr<std::string> RunCapturingStdout(const std::vector<std::string>& a
   return std::string(absl::StripTrailingAsciiWhitespace(output));
 }
 
-absl::StatusOr<std::string> BuildLabel(const std::string& label) {
+absl::StatusOr<std::string> BuildLabel(const std::string& label, const std::string& workspace) {
   absl::Status valid = ValidateLabel(label);
   if (!valid.ok()) return valid;
   // bazel build's own output (progress, errors) belongs on stderr: stdout is
   // the program's. Its stdout is captured and passed on to stderr.
-  absl::StatusOr<std::string> built = RunCapturingStdout({"bazel", "build", "--", label}, /*show_stderr=*/true);
+  absl::StatusOr<std::string> built =
+      RunCapturingStdout({"bazel", "build", "--", label}, /*show_stderr=*/true, workspace);
   if (!built.ok()) return built.status();
   if (!built->empty()) fprintf(stderr, "%s\n", built->c_str());
-  absl::StatusOr<std::string> exec_root = RunCapturingStdout({"bazel", "info", "execution_root"}, false);
+  absl::StatusOr<std::string> exec_root = RunCapturingStdout({"bazel", "info", "execution_root"}, false, workspace);
   if (!exec_root.ok()) return exec_root.status();
   absl::StatusOr<std::string> path = RunCapturingStdout(
       {"bazel", "cquery", "--output=starlark", "--starlark:expr=target.files_to_run.executable.path", "--", label},
-      false);
+      false, workspace);
   if (!path.ok()) return path.status();
   if (exec_root->empty() || path->empty()) return absl::NotFoundError(absl::StrCat(label, " has no executable"));
   return absl::StrCat(*exec_root, "/", *path);

@@ -25,13 +25,16 @@ bool LooksLikeLabel(absl::string_view target);
 // "_-.+=,@~/" (no "." or ".." path segments, no empty ones).
 absl::Status ValidateLabel(absl::string_view label);
 
-// Runs `argv` (argv[0] looked up on PATH) with stdin from /dev/null; returns
-// its stdout (trailing whitespace stripped), or an error with its exit code.
-// Its stderr goes to ours when `show_stderr`, else to /dev/null.
-absl::StatusOr<std::string> RunCapturingStdout(const std::vector<std::string>& argv, bool show_stderr);
+// Runs `argv` (argv[0] looked up on PATH) in directory `dir` ("": ours) with
+// stdin from /dev/null; returns its stdout (trailing whitespace stripped), or
+// an error with its exit code. Its stderr goes to ours when `show_stderr`,
+// else to /dev/null.
+absl::StatusOr<std::string> RunCapturingStdout(const std::vector<std::string>& argv, bool show_stderr,
+                                               const std::string& dir = "");
 
-// Validates `label`, builds it (bazel's output on our stderr) and returns the
-// path of its executable.
-absl::StatusOr<std::string> BuildLabel(const std::string& label);
+// Validates `label`, builds it in the Bazel workspace `workspace` (a
+// directory; cli/workspace.h finds it) with bazel's output on our stderr, and
+// returns the path of its executable.
+absl::StatusOr<std::string> BuildLabel(const std::string& label, const std::string& workspace);
 
 }  // namespace constellation::cli

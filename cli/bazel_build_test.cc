@@ -33,11 +33,18 @@ TEST(RunCapturingStdout, NoShell) {
   EXPECT_FALSE(RunCapturingStdout({"/nonexistent/program"}, true).ok());
 }
 
+TEST(RunCapturingStdout, InTheGivenDirectory) {
+  absl::StatusOr<std::string> out = RunCapturingStdout({"pwd"}, true, "/tmp");
+  ASSERT_TRUE(out.ok()) << out.status();
+  EXPECT_EQ(*out, "/tmp");
+  EXPECT_FALSE(RunCapturingStdout({"pwd"}, true, "/nonexistent/dir").ok());
+}
+
 TEST(BuildLabel, AnInjectedLabelRunsNothing) {
   char dir[] = "/tmp/bazel_build_test.XXXXXX";
   ASSERT_NE(mkdtemp(dir), nullptr);
   ASSERT_EQ(chdir(dir), 0);
-  absl::StatusOr<std::string> built = BuildLabel("//x;touch owned.txt;#");
+  absl::StatusOr<std::string> built = BuildLabel("//x;touch owned.txt;#", dir);
   EXPECT_EQ(built.status().code(), absl::StatusCode::kInvalidArgument) << built.status();
   EXPECT_NE(access("owned.txt", F_OK), 0);
   rmdir(dir);

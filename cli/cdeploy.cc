@@ -9,6 +9,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <climits>
 #include <cstdio>
 #include <string>
 #include <vector>
@@ -18,6 +19,7 @@
 #include "cli/job_commands.h"
 #include "cli/jobs_client.h"
 #include "cli/run_command.h"
+#include "cli/workspace.h"
 #include "daemon/security/credentials.h"
 
 namespace constellation::cli {
@@ -39,11 +41,28 @@ std::string DefaultBundleDir() {
   return Env("HOME") + "/.config/constellation/tls";
 }
 
-// The executable to upload: `binary` itself, or what bazel built for it.
-absl::StatusOr<std::string> ResolveBinary(const std::string& binary) {
+std::string CurrentDirectory() {
+  char buf[PATH_MAX];
+  return getcwd(buf, sizeof(buf)) == nullptr ? "/" : buf;
+}
+
+// The executable to upload: `binary` itself, or what bazel built for it in
+// the workspace cli/workspace.h finds. Under `bazel run` cdeploy runs in its
+// runfiles; a relative path or --workspace means the directory bazel run was
+// started in ($BUILD_WORKING_DIRECTORY).
+absl::StatusOr<std::string> ResolveBinary(const Args& args) {
+  const std::string& binary = args.binary;
+  std::string started_in = Env("BUILD_WORKING_DIRECTORY");  // under bazel run
   std::string path = binary;
+  if (!started_in.empty() && !LooksLikeLabel(binary) && !binary.empty() && binary[0] != '/') {
+    path = started_in + "/" + binary;
+  }
   if (LooksLikeLabel(binary)) {
-    absl::StatusOr<std::string> built = BuildLabel(binary);
+    std::string cwd = started_in.empty() ? CurrentDirectory() : started_in;
+    absl::StatusOr<std::string> workspace = FindWorkspace(args.workspace, Env("BUILD_WORKSPACE_DIRECTORY"), cwd);
+    if (!workspace.ok()) return workspace.status();
+    fprintf(stderr, "cdeploy: building %s in %s\n", binary.c_str(), workspace->c_str());
+    absl::StatusOr<std::string> built = BuildLabel(binary, *workspace);
     if (absl::IsInvalidArgument(built.status())) return built.status();
     if (!built.ok()) {
       return absl::FailedPreconditionError("cannot build " + binary + ": " + std::string(built.status().message()));
@@ -75,6 +94,7 @@ int Dispatch(const Args& args, JobsClient& client, const std::string& binary) {
     case Verb::kNodes:
       return ListNodes(args, client);
     case Verb::kHelp:
+    case Verb::kVersion:
       break;
   }
   return kCdeployError;
@@ -86,6 +106,10 @@ int Main(int argc, char** argv) {
   if (!args.ok()) return Fail(std::string(args.status().message()));
   if (args->verb == Verb::kHelp) {
     fputs(kUsage, stdout);
+    return 0;
+  }
+  if (args->verb == Verb::kVersion) {
+    puts(kVersion);
     return 0;
   }
   absl::StatusOr<daemon::security::Credentials> credentials = daemon::security::LoadForRole(
@@ -105,7 +129,7 @@ int Main(int argc, char** argv) {
 
   std::string binary;
   if (args->verb == Verb::kRun || args->verb == Verb::kSubmit) {
-    absl::StatusOr<std::string> resolved = ResolveBinary(args->binary);
+    absl::StatusOr<std::string> resolved = ResolveBinary(*args);
     if (!resolved.ok()) return Fail(std::string(resolved.status().message()));
     binary = *resolved;
   }

@@ -65,7 +65,7 @@ int JobLogs(const Args& args, JobsClient& client) {
   std::unique_ptr<OutputFormatter> out =
       args.output == OutputFormat::kJson
           ? MakeJsonFormatter(stdout)
-          : MakeHumanFormatter(stdout, stderr, isatty(STDOUT_FILENO) == 1, VerboseFromEnv(getenv(kVerboseEnv)));
+          : MakeHumanFormatter(stdout, stderr, internal::UseColor(STDOUT_FILENO), VerboseFromEnv(getenv(kVerboseEnv)));
   EventPrinter printer(out.get(), stderr);
   absl::Status watched =
       client.Watch(args.job, args.from_seq, args.follow, [&](const v1::JobEvent& event) { printer.Print(event); });

@@ -12,6 +12,7 @@
 #include "absl/strings/str_cat.h"
 #include "cli/event_printer.h"
 #include "cli/job_spec.h"
+#include "cli/upload_progress.h"
 #include "lib/process/output_format.h"
 
 extern char** environ;
@@ -23,19 +24,12 @@ using internal::MakeHumanFormatter;
 using internal::MakeJsonFormatter;
 using internal::OutputFormat;
 using internal::OutputFormatter;
+using internal::UseColor;
 using internal::VerboseFromEnv;
 
 namespace {
 
 constexpr size_t kStdinChunk = 1 << 20;  // WriteStdin's limit
-
-void Progress(uint64_t sent, uint64_t total) {
-  int width = 40;
-  int done = total == 0 ? width : static_cast<int>(width * sent / total);
-  fprintf(stderr, "\r  uploading [%s%s] %3d%%", std::string(done, '#').c_str(), std::string(width - done, ' ').c_str(),
-          total == 0 ? 100 : static_cast<int>(100 * sent / total));
-  if (sent == total) fputs("\n", stderr);
-}
 
 // Leaves now: the stdin and signal threads may be blocked in read() and
 // sigwait(), and nothing they hold needs cleaning up.
@@ -144,7 +138,7 @@ void ForwardStdin(JobsClient* client, std::string job) {
 
 std::unique_ptr<OutputFormatter> MakeFormatter(OutputFormat format) {
   if (format == OutputFormat::kJson) return MakeJsonFormatter(stdout);
-  return MakeHumanFormatter(stdout, stderr, isatty(STDOUT_FILENO) == 1, VerboseFromEnv(getenv(kVerboseEnv)));
+  return MakeHumanFormatter(stdout, stderr, UseColor(STDOUT_FILENO), VerboseFromEnv(getenv(kVerboseEnv)));
 }
 
 [[noreturn]] void Attach(const Args& args, JobsClient& client, const v1::JobSpec& spec, Interrupts& interrupts) {
@@ -202,8 +196,14 @@ int RunOrSubmit(const Args& args, JobsClient& client, const std::string& binary)
   // upload leaves at once), and every way out is Leave(): the signal thread
   // may use `client` until the process is gone. Never freed, for that thread.
   Interrupts* interrupts = args.detach ? nullptr : new Interrupts(client);
-  absl::StatusOr<v1::BinaryRef> ref =
-      client.EnsureUploaded(binary, isatty(STDERR_FILENO) ? JobsClient::Progress(Progress) : nullptr);
+  // JSON output is for programs: off a terminal, stderr keeps to errors there.
+  bool terminal = isatty(STDERR_FILENO) == 1;
+  UploadProgress progress(stderr, terminal);
+  JobsClient::Progress report = nullptr;
+  if (terminal || args.output != OutputFormat::kJson) {
+    report = [&progress](uint64_t sent, uint64_t total) { progress.Update(sent, total); };
+  }
+  absl::StatusOr<v1::BinaryRef> ref = client.EnsureUploaded(binary, report);
   if (!ref.ok()) {
     int code = Fail(std::string(ref.status().message()));
     if (interrupts != nullptr) Leave(code);

@@ -1,5 +1,6 @@
-// libFuzzer target for the nodes.toml parser (daemon/config.h): the input is
-// the file's text. Parsing must end in a config or an error, never a crash; a
+// libFuzzer target for the nodes.toml reader (daemon/config.h: toml++, built
+// header-only so it is instrumented too, and our checks): the input is the
+// file's text. Parsing must end in a config or an error, never a crash; a
 // config that parses must satisfy what the master relies on (at least one node,
 // unique valid fabric addresses, exactly one bridge, positive cpu), and written
 // back as TOML it must parse to the same config.
@@ -18,11 +19,19 @@
 namespace constellation::daemon {
 namespace {
 
+// A TOML basic string: quotes, backslashes and control characters escaped
+// (what parsed came from valid TOML, so it is valid UTF-8).
 std::string Quoted(const std::string& value) {
   std::string out = "\"";
   for (char c : value) {
-    if (c == '"' || c == '\\') out += '\\';
-    out += c;
+    if (c == '"' || c == '\\') {
+      out += '\\';
+      out += c;
+    } else if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f) {
+      absl::StrAppendFormat(&out, "\\u%04x", static_cast<unsigned char>(c));
+    } else {
+      out += c;
+    }
   }
   return out + "\"";
 }
@@ -90,6 +99,12 @@ cpu = 0.5
       {"ipv6-escapes",
        "# comment\n[[nodes]] # one\nfabric_addr = \"[::1]:1\"\nbridge_bind = \"a\\\"b:2\"\n"
        "mem = \"512 MiB\"\ncpu = \"2\"\n"},
+      {"toml-forms", R"(# inline tables, literal strings, integer bytes
+nodes = [
+  { fabric_addr = '10.0.0.1:9999', bridge_bind = '10.0.0.1:8888', mem = 1073741824, cpu = 2 },
+  { "fabric_addr" = "h\u0031:1", mem = """512 MiB""", cpu = 5e-1 },
+]
+)"},
       {"errors", "[[nodes]]\nfabric_addr = \"x:1\"\nmem = 5 GB\ncpu = -1\n[[other]]\nkey\n"},
   };
 }

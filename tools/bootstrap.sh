@@ -20,6 +20,7 @@ PACKAGES=(
   libsystemd-dev           # sd_notify for the node daemon
   libssl-dev               # SHA-256 of uploaded binaries
   libsqlite3-dev           # the master's job store
+  libtomlplusplus-dev      # toml++: nodes.toml
   clang-format             # tools/format.sh
   clang-14                 # tools/fuzz.sh: libFuzzer targets are built with clang
   libclang-rt-14-dev       # libFuzzer and the ASan/UBSan runtimes for clang-14

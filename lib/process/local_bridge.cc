@@ -294,7 +294,7 @@ int RunLocalBridge(int listen_fd, int root_fd, const Pid& root, OutputFormat for
   std::unique_ptr<OutputFormatter> out =
       format == OutputFormat::kJson
           ? MakeJsonFormatter(stdout)
-          : MakeHumanFormatter(stdout, stderr, isatty(STDOUT_FILENO) == 1, VerboseFromEnv(getenv(kVerboseEnv)));
+          : MakeHumanFormatter(stdout, stderr, UseColor(STDOUT_FILENO), VerboseFromEnv(getenv(kVerboseEnv)));
   LocalBridgeLoop loop(out.get(), std::move(spawner), cgroups);
   return loop.Run(listen_fd, root_fd, root);
 }

@@ -3,7 +3,9 @@
 #include <signal.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
+#include <cstdlib>
 #include <cstring>
 
 #include "absl/strings/escaping.h"
@@ -169,6 +171,10 @@ absl::StatusOr<OutputFormat> ParseOutputFormat(const char* value) {
 }
 
 bool VerboseFromEnv(const char* value) { return value != nullptr && *value != '\0' && std::strcmp(value, "0") != 0; }
+
+bool ColorFor(bool terminal, const char* no_color) { return terminal && (no_color == nullptr || *no_color == '\0'); }
+
+bool UseColor(int fd) { return ColorFor(isatty(fd) == 1, getenv("NO_COLOR")); }
 
 std::unique_ptr<OutputFormatter> MakeHumanFormatter(FILE* out, FILE* err, bool color, bool verbose) {
   return std::make_unique<HumanFormatter>(out, err, color, verbose);

@@ -38,6 +38,12 @@ class OutputFormatter {
 // `verbose` adds each process's peak memory and CPU time to its exit line.
 std::unique_ptr<OutputFormatter> MakeHumanFormatter(FILE* out, FILE* err, bool color, bool verbose = false);
 
+// Whether to colour what goes to a stream: only on a terminal, and not when
+// $NO_COLOR is set and not empty (no-color.org). ColorFor is the rule with
+// both facts given; UseColor asks isatty(fd) and the environment.
+bool ColorFor(bool terminal, const char* no_color);
+bool UseColor(int fd);
+
 // CONSTELLATION_VERBOSE's value: set and not "" or "0" turns verbose on.
 inline constexpr char kVerboseEnv[] = "CONSTELLATION_VERBOSE";
 bool VerboseFromEnv(const char* value);
