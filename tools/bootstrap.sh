@@ -26,6 +26,9 @@ PACKAGES=(
   llvm-14                  # llvm-symbolizer: file:line in fuzzer findings
   iproute2                 # ip netns for the multi-host tests
   procps                   # ps/pkill in tests and scripts
+  slurmctld                # tests/slurm: a real Slurm (controller, compute daemon, munge)
+  slurmd
+  munge
   python3-grpcio           # examples/python/submit.py, the job API from Python (and its test)
   python3-protobuf
   # The peers //bench:compare measures us against (docs/performance.md), and its plot:
