@@ -31,6 +31,7 @@ PACKAGES=(
   munge
   python3-grpcio           # examples/python/submit.py, the job API from Python (and its test)
   python3-protobuf
+  python3-yaml             # tests/kubernetes: the manifests parsed offline
   # The peers //bench:compare measures us against (docs/performance.md), and its plot:
   libzmq3-dev              # ZeroMQ
   cppzmq-dev               # zmq.hpp, ZeroMQ's C++ binding
