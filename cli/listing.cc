@@ -94,12 +94,14 @@ std::string JobDetails(const v1::Job& job, absl::TimeZone tz) {
 }
 
 std::string NodesTable(const std::vector<v1::NodeInfo>& nodes) {
-  Table table({"NODE", "STATE", "MEM", "CPU", "FREE MEM", "FREE CPU", "PROCESSES"},
-              {Table::Align::kLeft, Table::Align::kLeft, Table::Align::kRight, Table::Align::kRight,
-               Table::Align::kRight, Table::Align::kRight, Table::Align::kRight});
+  Table table({"NODE", "SOURCE", "STATE", "MEM", "CPU", "FREE MEM", "FREE CPU", "PROCESSES"},
+              {Table::Align::kLeft, Table::Align::kLeft, Table::Align::kLeft, Table::Align::kRight,
+               Table::Align::kRight, Table::Align::kRight, Table::Align::kRight, Table::Align::kRight});
   for (const v1::NodeInfo& node : nodes) {
-    table.AddRow({node.addr(), node.state(), format_mem(node.capacity().mem()), Cpu(node.capacity().cpu()),
-                  format_mem(node.free().mem()), Cpu(node.free().cpu()), absl::StrCat(node.processes())});
+    // SOURCE: nodes.toml ("config") or --join ("joined"); an older master says nothing.
+    table.AddRow({node.addr(), node.source().empty() ? "config" : node.source(), node.state(),
+                  format_mem(node.capacity().mem()), Cpu(node.capacity().cpu()), format_mem(node.free().mem()),
+                  Cpu(node.free().cpu()), absl::StrCat(node.processes())});
   }
   return table.Render();
 }

@@ -81,13 +81,15 @@ TEST(NodesTable, CapacityFreeAndProcesses) {
   n.mutable_free()->set_mem(1536ull << 20);
   n.mutable_free()->set_cpu(1.875);
   n.set_processes(2);
+  n.set_source("config");
   v1::NodeInfo lost;
   lost.set_addr("10.0.0.3:9999");
   lost.set_state("lost");
+  lost.set_source("joined");
   EXPECT_EQ(NodesTable({n, lost}),
-            "NODE            STATE    MEM  CPU  FREE MEM  FREE CPU  PROCESSES\n"
-            "127.0.0.1:9001  up     2 GiB    2   1.5 GiB     1.875          2\n"
-            "10.0.0.3:9999   lost     0 B    0       0 B         0          0\n");
+            "NODE            SOURCE  STATE    MEM  CPU  FREE MEM  FREE CPU  PROCESSES\n"
+            "127.0.0.1:9001  config  up     2 GiB    2   1.5 GiB     1.875          2\n"
+            "10.0.0.3:9999   joined  lost     0 B    0       0 B         0          0\n");
 }
 
 TEST(JsonLine, ProtoFieldNamesEveryFieldOneLine) {

@@ -2,22 +2,31 @@
 //
 //   constellation <bind-addr>               a node
 //   constellation <bind-addr> nodes.toml    the master (with the bridge)
+//   constellation <bind-addr> --join=ADDR   a node that joins a running master
 //   constellation ca ...                    the cluster CA (security/ca_command.h)
 #include <signal.h>
 #include <sys/resource.h>
 #include <systemd/sd-daemon.h>
 #include <unistd.h>
 
+#include <atomic>
+#include <cmath>
 #include <cstdio>
 #include <cstring>
+#include <mutex>
+#include <optional>
 #include <string>
 #include <vector>
 
+#include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/time.h"
+#include "daemon/capacity.h"
 #include "daemon/config.h"
 #include "daemon/grpc_util.h"
 #include "daemon/master/master.h"
+#include "daemon/node_join.h"
 #include "daemon/node_service.h"
 #include "daemon/run_as.h"
 #include "daemon/security/ca_command.h"
@@ -76,6 +85,15 @@ options:
   --run-as=USER     required when started as root: make the directories and the cgroup base, hand them
                     to USER, then run as USER (and so does everything it launches); the TLS
                     bundle is read before. --run-as=root keeps root: deployments run as root
+  --join=ADDR       a node: join the master whose daemon listens at ADDR (not in its nodes.toml);
+                    joins again by itself whenever the master comes back, leaves on SIGTERM
+  --advertise=HOST:PORT
+                    with --join: the address the master dials (needed when binding 0.0.0.0; a port of
+                    0 means the one listened on); default: the address the node listens on
+  --mem=SIZE        with --join: memory offered to processes, e.g. "8 GiB" (default: the cgroup's
+                    memory limit, or the machine's memory)
+  --cpu=N           with --join: cores offered (default: the CPUs this daemon may run on, lowered
+                    to the cgroup's CPU quota, rounded down)
   --help            this text
   --version         the version
 
@@ -93,6 +111,40 @@ struct Args {
   uint64_t event_buffer = 64 * constellation::kMiB;
   absl::Duration master_grace = absl::Seconds(60);
   absl::Duration peer_timeout = absl::Seconds(10);
+  std::string join;             // --join: the master's address
+  std::string advertise;        // --advertise
+  std::optional<uint64_t> mem;  // --mem
+  std::optional<double> cpu;    // --cpu
+};
+
+// What a joining node offers: --mem/--cpu, else what its cgroup and affinity allow.
+absl::StatusOr<Resources> JoinCapacity(const Args& args) {
+  Resources capacity;
+  if (!args.mem || !args.cpu) {
+    absl::StatusOr<Resources> detected = DetectCapacity("/", AffinityCpus());
+    if (!detected.ok()) return detected.status();
+    capacity = *detected;
+  }
+  if (args.mem) capacity.mem = *args.mem;
+  if (args.cpu) capacity.cpu = *args.cpu;
+  return capacity;
+}
+
+// Carries the node's "a master is attached" to the joiner, which is made once the node listens.
+struct MasterPresence {
+  std::mutex mu;
+  bool attached = false;
+  Joiner* joiner = nullptr;
+  void Set(bool now) {
+    std::lock_guard<std::mutex> lock(mu);
+    attached = now;
+    if (joiner != nullptr) joiner->SetAttached(now);
+  }
+  void Connect(Joiner* j) {
+    std::lock_guard<std::mutex> lock(mu);
+    joiner = j;
+    if (j != nullptr) j->SetAttached(attached);
+  }
 };
 
 int Usage(const std::string& error) {
@@ -153,8 +205,23 @@ absl::StatusOr<CgroupSetup> BecomeUser(const std::string& name, const std::strin
 }
 
 int Run(const Args& args) {
-  absl::StatusOr<uint32_t> ip = ResolveIpv4(args.bind);
+  std::string bind_host = args.bind.substr(0, args.bind.rfind(':'));
+  bool wildcard = bind_host == "0.0.0.0" || bind_host.empty();
+  if (!args.join.empty() && wildcard && args.advertise.empty()) {
+    return Usage("--join with a bind address of 0.0.0.0 needs --advertise=HOST:PORT (the address the master dials)");
+  }
+  // Processes bind their ports on the node's address: the advertised one when the daemon binds every address.
+  absl::StatusOr<uint32_t> ip = ResolveIpv4(wildcard && !args.advertise.empty() ? args.advertise : args.bind);
   if (!ip.ok()) return Usage(std::string(ip.status().message()));
+  std::optional<Resources> join_capacity;
+  if (!args.join.empty()) {
+    absl::StatusOr<Resources> capacity = JoinCapacity(args);
+    if (!capacity.ok()) {
+      fprintf(stderr, "constellation: %s\n", std::string(capacity.status().message()).c_str());
+      return 1;
+    }
+    join_capacity = *capacity;
+  }
   std::optional<ClusterConfig> config;
   if (!args.nodes_toml.empty()) {
     absl::StatusOr<ClusterConfig> loaded = LoadNodesToml(args.nodes_toml);
@@ -200,6 +267,8 @@ int Run(const Args& args) {
   node_options.cgroups = std::move(cgroups);
   node_options.event_buffer = args.event_buffer;
   node_options.master_grace = args.master_grace;
+  MasterPresence presence;
+  node_options.on_master = [&presence](bool attached) { presence.Set(attached); };
   absl::StatusOr<std::unique_ptr<NodeService>> node =
       NodeService::Create(*ip, cache_dir + "/node", *credentials, std::move(node_options));
   if (!node.ok()) {
@@ -252,10 +321,39 @@ int Run(const Args& args) {
     bridge_server->GetHealthCheckService()->SetServingStatus(v1::Jobs::service_full_name(), true);
     printf("constellation: bridge listening on %s\n", bridge_listening.c_str());
   }
+  std::atomic<bool> join_refused{false};
+  std::unique_ptr<Joiner> joiner;
+  if (!args.join.empty()) {
+    Joiner::Options join_options;
+    join_options.master_addr = args.join;
+    join_options.self_addr = args.advertise.empty() ? listening : args.advertise;
+    if (absl::EndsWith(join_options.self_addr, ":0")) {  // --advertise=HOST:0: the port listened on
+      join_options.self_addr.resize(join_options.self_addr.size() - 1);
+      absl::StrAppend(&join_options.self_addr, listening.substr(listening.rfind(':') + 1));
+    }
+    join_options.capacity = *join_capacity;
+    joiner = std::make_unique<Joiner>(join_options,
+                                      Joiner::GrpcCalls(args.join, credentials->ChannelCredentials(), absl::Seconds(3)),
+                                      [&join_refused, master = args.join](const absl::Status& refused) {
+                                        fprintf(stderr, "constellation: the master at %s refused the join: %s\n",
+                                                master.c_str(), std::string(refused.message()).c_str());
+                                        join_refused = true;
+                                        kill(getpid(), SIGTERM);  // shuts the node down as a stop would
+                                      });
+    presence.Connect(joiner.get());
+    joiner->Start();
+  }
   fflush(stdout);
   sd_notify(0, "READY=1");
   WaitForTermination();
   sd_notify(0, "STOPPING=1");
+  if (joiner) {
+    // The master drops this node now, rather than after its peer timeout.
+    absl::Status left = joiner->Leave();
+    if (!left.ok()) fprintf(stderr, "constellation: leaving the master: %s\n", std::string(left.message()).c_str());
+    presence.Connect(nullptr);
+    joiner.reset();
+  }
   for (grpc::Server* s : {server.get(), bridge_server.get()}) {
     if (s != nullptr) s->GetHealthCheckService()->Shutdown();  // NOT_SERVING while it drains
   }
@@ -263,7 +361,7 @@ int Run(const Args& args) {
   server->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(2));
   master.reset();
   node->reset();  // kills every process this node started
-  return 0;
+  return join_refused ? 1 : 0;
 }
 
 }  // namespace
@@ -317,6 +415,27 @@ int main(int argc, char** argv) {
         return Usage("--peer-timeout: expected a duration from 1s to 1h such as \"10s\", got \"" + arg.substr(15) +
                      "\"");
       }
+    } else if (arg.rfind("--join=", 0) == 0) {
+      args.join = arg.substr(7);
+      if (absl::Status valid = ValidateHostPort(args.join); !valid.ok()) {
+        return Usage("--join: " + std::string(valid.message()));
+      }
+    } else if (arg.rfind("--advertise=", 0) == 0) {
+      args.advertise = arg.substr(12);
+      if (absl::Status valid = ValidateHostPort(args.advertise); !valid.ok()) {
+        return Usage("--advertise: " + std::string(valid.message()));
+      }
+    } else if (arg.rfind("--mem=", 0) == 0) {
+      absl::StatusOr<uint64_t> mem = constellation::parse_mem(arg.substr(6));
+      if (!mem.ok() || *mem == 0)
+        return Usage("--mem: expected a size such as \"8 GiB\", got \"" + arg.substr(6) + "\"");
+      args.mem = *mem;
+    } else if (arg.rfind("--cpu=", 0) == 0) {
+      double cpu = 0;
+      if (!absl::SimpleAtod(arg.substr(6), &cpu) || !std::isfinite(cpu) || cpu < 0.01 || cpu > 4096) {
+        return Usage("--cpu: expected a number of cores from 0.01 to 4096, got \"" + arg.substr(6) + "\"");
+      }
+      args.cpu = cpu;
     } else if (arg.rfind("-", 0) == 0) {
       return Usage("unknown option " + arg);
     } else {
@@ -328,6 +447,10 @@ int main(int argc, char** argv) {
   absl::Status valid = ValidateHostPort(args.bind);
   if (!valid.ok()) return Usage(std::string(valid.message()));
   if (positional.size() == 2) args.nodes_toml = positional[1];
+  if (!args.join.empty() && !args.nodes_toml.empty()) return Usage("--join is for nodes: a master has nodes.toml");
+  if (args.join.empty() && (!args.advertise.empty() || args.mem || args.cpu)) {
+    return Usage("--advertise, --mem and --cpu go with --join");
+  }
   if (args.tls.insecure && !args.tls.bundle_dir.empty()) return Usage("--tls and --insecure exclude each other");
   // Termination is waited for with sigwait; every thread inherits the mask.
   sigset_t set;

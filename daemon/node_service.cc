@@ -72,13 +72,17 @@ absl::StatusOr<std::unique_ptr<NodeService>> NodeService::Create(uint32_t ipv4, 
     self->agent_->Gone(gone.deployment(), {gone.gone().begin(), gone.gone().end()});
   });
   service->link_ = std::make_unique<MasterLink>(NewIncarnation(), options.event_buffer,
-                                                MasterLink::Hooks{[self] {
+                                                MasterLink::Hooks{[self, on_master = options.on_master] {
                                                                     self->grace_->Attached();
+                                                                    if (on_master) on_master(true);
                                                                     // A master that comes back knows what ended
                                                                     // meanwhile.
                                                                     if (self->agent_) self->agent_->AskAgain();
                                                                   },
-                                                                  [self] { self->grace_->Detached(); }});
+                                                                  [self, on_master = options.on_master] {
+                                                                    self->grace_->Detached();
+                                                                    if (on_master) on_master(false);
+                                                                  }});
   absl::StatusOr<std::unique_ptr<NodeAgent>> agent = NodeAgent::Start(
       {[self](uint64_t deployment, const pb::ProcessEvent& event) { self->link_->Push(deployment, event); },
        [self](uint64_t deployment, const pb::SpawnRequest& request, NodeAgent::Reply reply) {

@@ -19,6 +19,7 @@
 // Thread-safe: gRPC calls it from its own threads.
 
 #include <atomic>
+#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -48,6 +49,9 @@ struct NodeOptions {
   uint64_t event_buffer = 64 * kMiB;                // --event-buffer
   absl::Duration master_grace = absl::Seconds(60);  // --master-grace
   std::unique_ptr<Alarm> alarm;                     // the grace's timer; null: a ThreadAlarm
+  // Told when a master's Attach stream opens (true) and when it is lost
+  // (false), under the link's lock (MasterLink::Hooks): for --join.
+  std::function<void(bool attached)> on_master;
 };
 
 class NodeService final : public pb::Node::WithCallbackMethod_Attach<pb::Node::Service> {

@@ -128,6 +128,11 @@ absl::Status FakeNodeClient::Ack(const pb::AckRequest& request) {
   return absl::OkStatus();
 }
 
+void FakeNodeClient::SetAttachError(absl::Status status) {
+  std::lock_guard<std::mutex> lock(mu_);
+  attach_error = std::move(status);
+}
+
 std::unique_ptr<AttachStream> FakeNodeClient::Attach(const pb::AttachRequest& request) {
   std::lock_guard<std::mutex> lock(mu_);
   attaches_.push_back(request);

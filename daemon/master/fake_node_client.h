@@ -47,6 +47,8 @@ class FakeNodeClient final : public NodeClient {
   void SetHello(pb::NodeHello hello);
   // Ends the current Attach stream with `status` once its queue is read.
   void End(absl::Status status);
+  // attach_error, while the master's threads may call Attach.
+  void SetAttachError(absl::Status status);
   // Waits (bounded) until the current stream's queue is read and its reader
   // waits for more: everything pushed has been handled.
   bool WaitIdle(absl::Duration timeout = absl::Seconds(10));

@@ -133,7 +133,7 @@ absl::Status JobManager::ValidateSpec(const v1::JobSpec& spec) {
       return absl::InvalidArgumentError("spec.resources: memory and cpu must both be positive (or leave it unset)");
     }
     std::vector<Resources> capacities;
-    for (const std::string& addr : parts_.nodes->addrs()) capacities.push_back(parts_.nodes->capacity(addr));
+    for (const NodeView& node : parts_.nodes->List()) capacities.push_back(node.capacity);
     if (absl::Status fits = parts_.placement->CouldEverFit(FromProto(r), capacities); !fits.ok()) return fits;
   }
   if (!parts_.cache->Has(binary)) {
@@ -282,16 +282,17 @@ v1::ListNodesResponse JobManager::ListNodes() {
   std::map<std::string, scheduler::NodeState> placed;
   for (scheduler::NodeState& state : parts_.placement->Nodes()) placed[state.id] = state;
   v1::ListNodesResponse response;
-  for (const std::string& addr : parts_.nodes->addrs()) {
+  for (const NodeView& node : parts_.nodes->List()) {
     v1::NodeInfo& info = *response.add_nodes();
-    info.set_addr(addr);
-    info.set_state(NodeStateName(parts_.nodes->state(addr)));
-    Resources capacity = parts_.nodes->capacity(addr);
+    info.set_addr(node.addr);
+    info.set_state(NodeStateName(node.state));
+    info.set_source(node.joined ? "joined" : "config");
+    Resources capacity = node.capacity;
     *info.mutable_capacity() = ToProto(capacity);
-    auto it = placed.find(addr);
+    auto it = placed.find(node.addr);
     if (it != placed.end()) {
-      *info.mutable_free() = ToProto(
-          Resources{capacity.mem - it->second.allocated.mem, std::max(0.0, capacity.cpu - it->second.allocated.cpu)});
+      *info.mutable_free() = ToProto(Resources{capacity.mem - std::min(capacity.mem, it->second.allocated.mem),
+                                               std::max(0.0, capacity.cpu - it->second.allocated.cpu)});
       info.set_processes(it->second.allocations);
     }
   }

@@ -67,7 +67,17 @@ class JobManagerTest : public ::testing::Test {
     std::vector<NodeSpec> specs;
     specs.push_back({std::move(n1), Resources{2ull << 30, 2}});
     specs.push_back({std::move(n2), Resources{1ull << 30, 1}});
-    nodes_ = std::make_unique<NodeSet>(std::move(specs), absl::Milliseconds(1));
+    NodeSet::Options node_options;
+    node_options.retry = absl::Milliseconds(1);
+    // Nodes that join are fakes too: at 10.0.0.(16 + n), with the hello the test set for their address.
+    node_options.make_client = [this](const std::string& addr) {
+      std::lock_guard<std::mutex> lock(joined_mu_);
+      auto node = std::make_unique<FakeNodeClient>(addr, 0x0a000010 + static_cast<uint32_t>(joined_.size()));
+      node->SetHello(joined_hellos_[addr]);
+      joined_[addr] = node.get();
+      return node;
+    };
+    nodes_ = std::make_unique<NodeSet>(std::move(specs), std::move(node_options));
     placement_ = std::make_unique<Placement>();
     binaries_ = std::make_unique<BinaryDistribution>(cache_.get());
     timers_ = std::make_unique<FakeTimers>();
@@ -102,8 +112,16 @@ class JobManagerTest : public ::testing::Test {
     timers_.reset();
     store_.reset();
     nodes_.reset();
+    std::lock_guard<std::mutex> lock(joined_mu_);
+    joined_.clear();  // owned by the nodes that are gone
   }
   void WaitUp() { ASSERT_EQ(nodes_->WaitUp(absl::Seconds(10)), 2u); }
+  // The fake made for a node that joined at `addr` (the latest master's); null if none.
+  FakeNodeClient* Joined(const std::string& addr) {
+    std::lock_guard<std::mutex> lock(joined_mu_);
+    auto it = joined_.find(addr);
+    return it == joined_.end() ? nullptr : it->second;
+  }
 
   v1::JobSpec Spec(Resources resources = Resources{256 << 20, 1}) {
     v1::JobSpec spec;
@@ -182,6 +200,9 @@ class JobManagerTest : public ::testing::Test {
   FakeNodeClient* n1_ = nullptr;
   FakeNodeClient* n2_ = nullptr;
   std::unique_ptr<NodeSet> nodes_;
+  std::mutex joined_mu_;
+  std::map<std::string, FakeNodeClient*> joined_;       // guarded by joined_mu_; owned by nodes_
+  std::map<std::string, pb::NodeHello> joined_hellos_;  // guarded by joined_mu_
   std::unique_ptr<Placement> placement_;
   std::unique_ptr<BinaryDistribution> binaries_;
   std::unique_ptr<FakeTimers> timers_;

@@ -16,7 +16,12 @@ absl::StatusOr<std::unique_ptr<Master>> Master::Create(const ClusterConfig& conf
     nodes.push_back(
         {std::make_unique<GrpcNodeClient>(node.fabric_addr, credentials.ChannelCredentials()), node.capacity});
   }
-  master->nodes_ = std::make_unique<NodeSet>(std::move(nodes));
+  NodeSet::Options node_options;
+  // Nodes that join (Master.Join) are dialled as the configured ones are.
+  node_options.make_client = [channel = credentials.ChannelCredentials()](const std::string& addr) {
+    return std::make_unique<GrpcNodeClient>(addr, channel);
+  };
+  master->nodes_ = std::make_unique<NodeSet>(std::move(nodes), std::move(node_options));
   master->placement_ = std::make_unique<Placement>();
   master->incoming_ = std::make_unique<IncomingBinaries>(master->cache_.get());
   master->binaries_ = std::make_unique<BinaryDistribution>(master->cache_.get(), master->incoming_.get());
@@ -35,7 +40,8 @@ absl::StatusOr<std::unique_ptr<Master>> Master::Create(const ClusterConfig& conf
   JobManager::Options manager_options;
   manager_options.master_grace = options.master_grace;
   master->jobs_ = std::make_unique<JobManager>(parts, manager_options);
-  master->master_service_ = std::make_unique<MasterService>(master->jobs_.get(), credentials.insecure());
+  master->master_service_ =
+      std::make_unique<MasterService>(master->jobs_.get(), master->nodes_.get(), credentials.insecure());
   // A binary starts on its way to the node that will first need it while it still arrives.
   JobManager* jobs = master->jobs_.get();
   BinaryDistribution* binaries = master->binaries_.get();

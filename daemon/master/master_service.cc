@@ -2,6 +2,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "daemon/grpc_util.h"
+#include "daemon/master/join_request.h"
 #include "lib/process/proto_convert.h"
 
 namespace constellation::daemon::master {
@@ -41,6 +42,29 @@ grpc::Status MasterService::Watch(grpc::ServerContext* context, const pb::Master
   absl::StatusOr<pb::GoneBatch> answer = jobs_->Watch(request->deployment(), pids);
   if (!answer.ok()) return ToGrpc(answer.status());
   *reply = *std::move(answer);
+  return grpc::Status::OK;
+}
+
+grpc::Status MasterService::Join(grpc::ServerContext* context, const pb::JoinRequest* request, pb::Empty*) {
+  absl::StatusOr<security::Identity> caller = authz_.Check(*context, {security::Role::kNode}, "Master.Join");
+  if (!caller.ok()) return ToGrpc(caller.status());
+  absl::StatusOr<JoinSpec> spec = ValidateJoin(*request);
+  if (!spec.ok()) return ToGrpc(absl::InvalidArgumentError(absl::StrCat("Master.Join: ", spec.status().message())));
+  absl::Status joined = nodes_->Join(spec->addr, spec->capacity, security::SpiffeUri(*caller));
+  if (!joined.ok()) return ToGrpc(joined);
+  fprintf(stderr, "constellation master: node %s joined (%s)\n", spec->addr.c_str(), to_string(spec->capacity).c_str());
+  return grpc::Status::OK;
+}
+
+grpc::Status MasterService::Leave(grpc::ServerContext* context, const pb::LeaveRequest* request, pb::Empty*) {
+  absl::StatusOr<security::Identity> caller = authz_.Check(*context, {security::Role::kNode}, "Master.Leave");
+  if (!caller.ok()) return ToGrpc(caller.status());
+  if (absl::Status addr = ValidateNodeAddr(request->addr()); !addr.ok()) {
+    return ToGrpc(absl::InvalidArgumentError(absl::StrCat("Master.Leave: ", addr.message())));
+  }
+  absl::Status left = nodes_->Leave(request->addr(), security::SpiffeUri(*caller));
+  if (!left.ok()) return ToGrpc(left);
+  fprintf(stderr, "constellation master: node %s left\n", request->addr().c_str());
   return grpc::Status::OK;
 }
 

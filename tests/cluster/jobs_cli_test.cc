@@ -162,12 +162,15 @@ TEST_F(JobsCli, NodesListsEveryNode) {
   for (size_t i = 0; i < cluster_->size(); ++i) {
     EXPECT_THAT(json.output, HasSubstr("\"addr\":\"" + cluster_->node_addr(i) + "\"")) << json.output;
   }
-  for (const std::string& line : lines) EXPECT_THAT(line, HasSubstr("\"state\":\"up\""));
+  for (const std::string& line : lines) {
+    EXPECT_THAT(line, HasSubstr("\"state\":\"up\""));
+    EXPECT_THAT(line, HasSubstr("\"source\":\"config\""));
+  }
   CommandResult table = Cdeploy("nodes", {"--format=table"});
   EXPECT_EQ(table.code, 0) << table.error;
   std::vector<std::string> rows = Lines(table.output);
   ASSERT_THAT(rows, SizeIs(cluster_->size() + 1)) << table.output;
-  EXPECT_THAT(rows[0], MatchesRegex("NODE +STATE +MEM +CPU +FREE MEM +FREE CPU +PROCESSES"));
+  EXPECT_THAT(rows[0], MatchesRegex("NODE +SOURCE +STATE +MEM +CPU +FREE MEM +FREE CPU +PROCESSES"));
   EXPECT_THAT(table.output, HasSubstr("2 GiB"));
 }
 
