@@ -4,14 +4,17 @@
 # Starts munged, slurmctld and three slurmd (each in a network namespace of
 # its own, so this machine looks like a controller and three nodes; see
 # slurm_lab.sh), submits tools/slurm/constellation.sbatch with sbatch, waits
-# for the bridge address it publishes, deploys //examples:workers into the
-# allocation with cdeploy from the submitting host and checks `total 4500!`.
-# Then it sends the batch script the SIGTERM that `--signal=B:TERM@60` sends
-# before the walltime and checks that the job drains to a clean end. Every
-# process, namespace and file is removed at the end, also on failure.
+# for the bridge address it publishes, checks with `cdeploy nodes` that the
+# two other nodes joined the master with what Slurm granted (--mem, one CPU),
+# deploys //examples:workers into the allocation with cdeploy from the
+# submitting host and checks `total 4500!`. Then it sends the batch script
+# the SIGTERM that `--signal=B:TERM@60` sends before the walltime and checks
+# that the joined nodes leave the master and the job completes with exit
+# code 0. Every process, namespace and file is removed at the end, also on
+# failure.
 #
 # Skips (exit 0 with a message) only where Slurm or munge is not installed.
-# Needs root (network namespaces; slurmd). About 20 s.
+# Needs root (network namespaces; slurmd). 20 to 30 s.
 set -uo pipefail
 
 runfiles="${TEST_SRCDIR:?run under bazel test}/${TEST_WORKSPACE:-constellation}"
@@ -85,13 +88,31 @@ bridge=$(cat "$bridge_file")
 echo "slurm_test: the bridge listens on $bridge after $((SECONDS - started)) s"
 [[ $bridge == "$LAB_SUBNET.1:"* ]] || fail "the bridge is at $bridge, not on n0 ($LAB_SUBNET.1)"
 
-# Node 0 saw every node of the allocation with what Slurm granted it:
-# --mem=1000M, and one CPU (the task's affinity mask; Slurm's default of one
-# CPU per task).
-nodes_toml="$submit_dir/constellation-$job.d/nodes.toml"
-[ "$(grep -c '^fabric_addr' "$nodes_toml")" = 3 ] || fail "nodes.toml does not list 3 nodes: $(cat "$nodes_toml")"
-[ "$(grep -c '^mem = "1000 MiB"$' "$nodes_toml")" = 3 ] || fail "not 1000 MiB per node: $(cat "$nodes_toml")"
-[ "$(grep -c '^cpu = 1$' "$nodes_toml")" = 3 ] || fail "not 1 CPU per node: $(cat "$nodes_toml")"
+# Every node of the allocation is in the cluster: node 0 (the master's
+# nodes.toml) and the two others joined, each with what Slurm granted it:
+# --mem=1000M, and one CPU (the daemon's own affinity detection: Slurm's
+# default of one CPU per task). Joining takes a moment after the bridge opens.
+# One line per node: address, source, state, memory, CPUs (from the JSON
+# lines of `cdeploy nodes`, whose fields come in the proto's order).
+nodes_summary() {
+  "$cdeploy" nodes "$bridge" --insecure --format=json 2>/dev/null |
+    sed -E 's/^\{"addr":"([^"]*)","state":"([^"]*)","capacity":\{"mem":"([0-9]*)","cpu":([0-9.]*)\}.*"source":"([^"]*)".*$/\1 \5 \2 \3 \4/' |
+    sort
+}
+deadline=$((SECONDS + 60))
+while [ "$(nodes_summary | grep -c ' up ')" != 3 ]; do
+  ((SECONDS < deadline)) || fail "not 3 nodes up 60 s after the bridge opened: $(nodes_summary)"
+  sleep 0.2
+done
+summary=$(nodes_summary)
+port=$(( ${bridge##*:} - 1 ))
+expected=$(printf '%s\n' "$LAB_SUBNET.1:$port config up 1048576000 1" "$LAB_SUBNET.2:$port joined up 1048576000 1" \
+  "$LAB_SUBNET.3:$port joined up 1048576000 1")
+[ "$summary" = "$expected" ] || fail "the nodes are not what Slurm granted: got
+$summary
+expected
+$expected"
+echo "slurm_test: 3 nodes (2 joined) with 1000 MiB and 1 CPU each after $((SECONDS - started)) s"
 
 output=$(cd "$submit_dir" && timeout 120 "$cdeploy" "$bridge" "$workers" --insecure 2>"$submit_dir/cdeploy.err")
 code=$?
@@ -110,7 +131,12 @@ while squeue -h -j "$job" 2>/dev/null | grep -q .; do
 done
 state=$(scontrol show job -o "$job" 2>/dev/null | grep -o 'JobState=[A-Z]* .*ExitCode=[0-9:]*')
 [[ $state == "JobState=COMPLETED"*"ExitCode=0:0" ]] || fail "job $job did not end cleanly after SIGTERM: $state"
+# The joined nodes left the master before it stopped.
+[ "$(grep -c 'constellation master: node .* left' "$submit_dir/constellation-$job.out")" = 2 ] ||
+  fail "the master did not see both joined nodes leave"
 [ ! -e "$bridge_file" ] || fail "the job left $bridge_file behind"
 [ ! -e "$submit_dir/constellation-$job.d" ] || fail "the job left its work directory behind"
 echo "slurm_test: job $job drained on SIGTERM and completed; $((SECONDS - started)) s in all"
+echo "----- the job's output"
+cat "$submit_dir/constellation-$job.out"
 echo "PASS"
