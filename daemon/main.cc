@@ -83,20 +83,32 @@ absl::StatusOr<Resources> JoinCapacity(const Args& args) {
   return capacity;
 }
 
-// Carries the node's "a master is attached" to the joiner, which is made once the node listens.
+// The health service a readiness probe asks (docs/kubernetes.md): SERVING while a master is
+// attached to this node (after a --join, or the master of a nodes.toml that lists it).
+constexpr char kJoinedHealthService[] = "constellation.Joined";
+
+// Carries the node's "a master is attached" to the joiner, which is made once the node listens,
+// and to the health service, once the server exists.
 struct MasterPresence {
   std::mutex mu;
   bool attached = false;
   Joiner* joiner = nullptr;
+  grpc::HealthCheckServiceInterface* health = nullptr;
   void Set(bool now) {
     std::lock_guard<std::mutex> lock(mu);
     attached = now;
     if (joiner != nullptr) joiner->SetAttached(now);
+    if (health != nullptr) health->SetServingStatus(kJoinedHealthService, now);
   }
   void Connect(Joiner* j) {
     std::lock_guard<std::mutex> lock(mu);
     joiner = j;
     if (j != nullptr) j->SetAttached(attached);
+  }
+  void ConnectHealth(grpc::HealthCheckServiceInterface* h) {
+    std::lock_guard<std::mutex> lock(mu);
+    health = h;
+    if (h != nullptr) h->SetServingStatus(kJoinedHealthService, attached);
   }
 };
 
@@ -293,6 +305,7 @@ int Run(const Args& args) {
   // Per-service health, for probes that name the service they need.
   server->GetHealthCheckService()->SetServingStatus(pb::Node::service_full_name(), true);
   if (config) server->GetHealthCheckService()->SetServingStatus(pb::Master::service_full_name(), true);
+  presence.ConnectHealth(server->GetHealthCheckService());
   std::unique_ptr<grpc::Server> bridge_server;
   std::string serving = "serving on " + listening;  // STATUS= names the ports
   if (config) {

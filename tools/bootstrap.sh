@@ -27,8 +27,12 @@ PACKAGES=(
   llvm-14                  # llvm-symbolizer: file:line in fuzzer findings
   iproute2                 # ip netns for the multi-host tests
   procps                   # ps/pkill in tests and scripts
+  slurmctld                # tests/slurm: a real Slurm (controller, compute daemon, munge)
+  slurmd
+  munge
   python3-grpcio           # examples/python/submit.py, the job API from Python (and its test)
   python3-protobuf
+  python3-yaml             # tests/kubernetes: the manifests parsed offline
   # The peers //bench:compare measures us against (docs/performance.md), and its plot:
   libzmq3-dev              # ZeroMQ
   cppzmq-dev               # zmq.hpp, ZeroMQ's C++ binding
