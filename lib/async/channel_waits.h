@@ -21,7 +21,6 @@
 #include "lib/async/wait.h"
 #include "lib/core/codec.h"
 #include "lib/core/type_name.h"
-#include "lib/net/channel_codec.h"
 
 namespace constellation::async_internal {
 
@@ -37,7 +36,7 @@ class RecvWait final : public Wait {
     absl::Status status = end_->Recv(absl::InfinitePast(), &fingerprint_, &payload_);
     if (absl::IsDeadlineExceeded(status)) return false;
     if (status.ok()) {
-      result_.emplace(end_->template Decode<T>(fingerprint_, &payload_));
+      result_.emplace(end_->template Decode<T>(fingerprint_, payload_));
     } else {
       result_.emplace(std::move(status));
     }
@@ -48,7 +47,7 @@ class RecvWait final : public Wait {
   void CompleteBlocking(absl::Time deadline) override {
     absl::Status status = end_->Recv(deadline, &fingerprint_, &payload_);
     if (status.ok()) {
-      result_.emplace(end_->template Decode<T>(fingerprint_, &payload_));
+      result_.emplace(end_->template Decode<T>(fingerprint_, payload_));
     } else {
       result_.emplace(std::move(status));
     }
@@ -70,7 +69,7 @@ class SendWait final : public Wait {
   // Encodes `value` at once: it may be a temporary.
   SendWait(const End* end, bool* opened, const T& value, absl::Time deadline)
       : Wait(deadline), end_(end), opened_(opened) {
-    net::EncodeForChannel(value, &payload_);
+    encode(value, &payload_);
   }
   ~SendWait() { Cancel(); }
   absl::Status await_resume() { return std::move(result_); }

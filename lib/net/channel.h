@@ -30,7 +30,6 @@
 #include "lib/core/pid.h"
 #include "lib/core/type_name.h"
 #include "lib/net/busy_poll.h"  // set_busy_poll: how long a recv spins before sleeping
-#include "lib/net/channel_codec.h"
 
 namespace constellation {
 
@@ -68,9 +67,6 @@ class ChannelEnd {
   // Peer::Send and Peer::TypeName (peer.h); abort on a moved-from channel.
   absl::Status Send(uint64_t fingerprint, std::string_view type_name, bool* opened, std::string* payload,
                     absl::Time deadline) const;
-  // Peer::SendParts: a payload in the caller's memory (channel_codec.h's InPlace).
-  absl::Status SendParts(uint64_t fingerprint, std::string_view type_name, bool* opened, const InPlace& parts,
-                         std::string* scratch, absl::Time deadline) const;
   std::string TypeName(uint64_t fingerprint) const;
   // Peer::Recv: the oldest incoming value's type into *fingerprint and its
   // bytes into *payload (swapping buffers, so *payload's old one is reused).
@@ -78,17 +74,16 @@ class ChannelEnd {
   // Registers (add) or unregisters `waiter` to be fired when a Send or Recv
   // (by direction) may go on (Peer::AddSendWaiter, AddRecvWaiter).
   void Watch(Waiter* waiter, bool add) const;
-  // The value of a received frame, or why not (another type than T, bad
-  // bytes). A string takes *payload's buffer (channel_codec.h).
+  // The value of a received frame, or why not (another type than T, bad bytes).
   template <class T>
-  absl::StatusOr<T> Decode(uint64_t fingerprint, std::string* payload) const {
+  absl::StatusOr<T> Decode(uint64_t fingerprint, const std::string& payload) const {
     if (fingerprint != type_fingerprint<T>()) {
       return absl::InvalidArgumentError(absl::StrCat("Receiver<", std::string(type_name<T>()), "> from process ",
                                                      remote_.to_string(), " got a value sent by a Sender<",
                                                      TypeName(fingerprint), ">"));
     }
     T value{};
-    absl::Status status = DecodeFromChannel(payload, &value);
+    absl::Status status = decode_into(payload, &value);
     if (!status.ok()) return status;
     return value;
   }
@@ -133,15 +128,9 @@ class Sender {
   absl::Status try_send(const T& value) { return send_until(value, absl::InfinitePast()); }
   absl::Status send_for(const T& value, absl::Duration timeout) { return send_until(value, absl::Now() + timeout); }
   absl::Status send_until(const T& value, absl::Time deadline) {
-    if constexpr (net::kSentInPlace<T>) {
-      // A string or a vector of numbers: sent from where it is (channel_codec.h).
-      return end_.SendParts(type_fingerprint<T>(), type_name<T>(), &opened_, net::InPlaceView(value), &buffer_,
-                            deadline);
-    } else {
-      buffer_.clear();
-      net::EncodeForChannel(value, &buffer_);
-      return end_.Send(type_fingerprint<T>(), type_name<T>(), &opened_, &buffer_, deadline);
-    }
+    buffer_.clear();
+    encode(value, &buffer_);
+    return end_.Send(type_fingerprint<T>(), type_name<T>(), &opened_, &buffer_, deadline);
   }
 
   // Coroutine forms (lib/async, docs/async.md): co_await suspends the
@@ -159,7 +148,7 @@ class Sender {
   friend struct net::ChannelAccess;
 
   net::ChannelEnd end_;
-  std::string buffer_;   // the encoding of the value being sent (unless in place); reused
+  std::string buffer_;   // the encoding of the value being sent; reused
   bool opened_ = false;  // the Open frame naming T was queued
 };
 
@@ -181,7 +170,7 @@ class Receiver {
   absl::StatusOr<T> recv_until(absl::Time deadline) {
     absl::Status status = end_.Recv(deadline, &fingerprint_, &payload_);
     if (!status.ok()) return status;
-    return end_.Decode<T>(fingerprint_, &payload_);
+    return end_.Decode<T>(fingerprint_, payload_);
   }
 
   // Coroutine forms (lib/async, docs/async.md): co_await suspends the

@@ -1,7 +1,6 @@
 #include "lib/net/data_plane.h"
 
 #include <fcntl.h>
-#include <malloc.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <sys/ioctl.h>
@@ -504,18 +503,6 @@ bool DataPlane::WaitForOpenConnections(size_t n, absl::Duration timeout) {
 }
 
 // ---- Traffic ----
-
-void DataPlane::OnMemoryReleased(size_t bytes) {
-  // Freed buffers stay in malloc's heap (fragmented among live ones), so an
-  // idle process would keep the resident memory its traffic once took.
-  // malloc_trim returns the free pages; it walks the heap, so it runs once
-  // per kTrimAfter bytes freed, on a stall tick, never per message.
-  constexpr size_t kTrimAfter = 256 << 10;
-  released_since_trim_ += bytes;
-  if (released_since_trim_ < kTrimAfter) return;
-  released_since_trim_ = 0;
-  malloc_trim(0);
-}
 
 void DataPlane::OnWritable(Link* link) {
   if (link->peer()->Flush() == Peer::WriteResult::kBlocked) link->ArmWrite();

@@ -180,10 +180,6 @@ class DataPlane : public LinkOwner {  // LinkOwner: for its own Links only
   void OnControl(Link* link, const FrameHeader& header, std::string_view payload) override;
   void OnWritable(Link* link) override;
   void OnLinkDown(Link* link, absl::Status why) override;
-  // Hands freed heap memory back to the system once enough has been freed
-  // (malloc keeps what a connection's buffers freed, so an idle process's
-  // resident memory would not fall).
-  void OnMemoryReleased(size_t bytes) override;
 
   void OnAcceptable();
   // accept() ran out of fds: rest the listener for accept_backoff.
@@ -249,8 +245,7 @@ class DataPlane : public LinkOwner {  // LinkOwner: for its own Links only
   std::unique_ptr<Event> flush_timer_;
   std::unique_ptr<Event> accept_timer_;
   std::vector<std::unique_ptr<Event>> watched_fds_;
-  bool accept_warned_ = false;      // said once per process: the condition tends to last
-  size_t released_since_trim_ = 0;  // buffer bytes idle peers freed since the last malloc_trim
+  bool accept_warned_ = false;  // said once per process: the condition tends to last
 
   std::atomic<size_t> open_{0};
   std::atomic<uint64_t> opened_{0};

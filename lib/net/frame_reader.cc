@@ -53,12 +53,6 @@ FrameReader::Parsed FrameReader::Parse(absl::FunctionRef<bool()> admit_data, abs
 
 void FrameReader::MakeRoom() {
   if (filled_ < payload_.size()) return;
-  // The frame's whole buffer at once up to kEagerReserve (address space:
-  // pages are touched only as bytes arrive), so a big value is not copied at
-  // each doubling; beyond, twice what has arrived.
-  if (payload_.capacity() < header_.length) {
-    payload_.reserve(std::min<uint64_t>(header_.length, std::max(kEagerReserve, 2 * payload_.size())));
-  }
   // Geometric growth as bytes arrive: at most about twice what has arrived
   // (or the capacity this buffer already has, a recycled one's), capped at
   // the frame's length. A resize within the capacity allocates nothing.

@@ -7,9 +7,8 @@
 //
 // Memory follows bytes, not claims: the read buffer is allocated when the
 // first bytes are read and freed by ReleaseIfIdle (the Peer calls it from a
-// timer, never per message); a frame's payload buffer is reserved (address
-// space, not memory) for at most kEagerReserve of the header's claim, and is
-// filled and grows only as its bytes arrive (MakeRoom).
+// timer, never per message); a frame's payload buffer grows as its bytes
+// arrive (MakeRoom), capped at the header's length.
 //
 // Threading: thread-compatible. The Peer's read role makes its holder the only
 // user (see peer.h). bytes_read() and mid_frame() may be read by any thread
@@ -35,9 +34,6 @@ class FrameReader {
   // above which a frame is read straight into its payload.
   static constexpr size_t kBufferSize = 64 << 10;
   static constexpr size_t kDirectRead = 16 << 10;
-  // A frame's payload buffer is reserved for its whole length, up to this,
-  // on its first bytes; a bigger one grows as its bytes arrive.
-  static constexpr size_t kEagerReserve = 4 << 20;
 
   FrameReader() = default;
   FrameReader(const FrameReader&) = delete;

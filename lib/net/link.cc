@@ -284,10 +284,7 @@ bool Link::OnHelloMessage(const HelloMessage& m) {
 
 void Link::OnStallTick() {
   if (stage_ != Stage::kOpen) return;
-  if (!peer_->mid_frame()) {
-    // What was quiet for a tick gives back memory.
-    if (size_t released = peer_->ReleaseIdleMemory(); released > 0) owner_->OnMemoryReleased(released);
-  }
+  if (!peer_->mid_frame()) peer_->ReleaseIdleMemory();  // what was quiet for a tick gives back memory
   uint64_t bytes = peer_->bytes_read();
   if (paused_ || !peer_->mid_frame() || bytes != stall_bytes_) {
     stall_bytes_ = bytes;

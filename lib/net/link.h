@@ -49,8 +49,6 @@ class LinkOwner {
   virtual void OnWritable(Link* link) = 0;
   // EOF, a socket error, bad bytes or a handshake timeout. The link is not yet killed.
   virtual void OnLinkDown(Link* link, absl::Status why) = 0;
-  // The link's idle peer gave back `bytes` of buffers (its stall tick).
-  virtual void OnMemoryReleased(size_t bytes) {}
 };
 
 class Link {

@@ -38,10 +38,6 @@ constexpr size_t kSlotKeep = 16 << 10;
 // stream: they are batched (see Send).
 constexpr int64_t kBatchWindowNs = 50'000;
 constexpr size_t kKeepCapacity = (4 << 20) + (64 << 10);
-// Payloads from the caller's memory (SendParts) at least this big go out from
-// where they are when the connection is free; smaller ones are copied, which
-// costs less than the syscall and lets a stream of them be batched.
-constexpr size_t kInPlaceMin = 16 << 10;
 
 // Empties a buffer leaving a queue: it stays if small, becomes the spare if
 // it is bigger than the spare, and is freed otherwise.

@@ -13,7 +13,6 @@
 #include <cstring>
 #include <memory>
 #include <string>
-#include <string_view>
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
@@ -47,39 +46,21 @@ class SendQueue {
     bytes_ += frame.payload.size();
     ++pushes_;
   }
-  // SendParts: queues the head frame of a payload written from the caller's
-  // memory, with no payload yet; returns its encoded header (the slot never
-  // moves). The queue must be empty and the caller hold the write role.
-  const char* PushInPlace(const FrameHeader& header) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
-    OutFrame& frame = frames_.push_back();
-    EncodeFrameHeader(header, frame.header);
-    frame.held = false;
-    in_place_bytes_ = header.length;
-    bytes_ += header.length;
-    ++pushes_;
-    return frame.header;
-  }
-  // `written` bytes of the head frame's header and `prefix` + `bytes` went
-  // out: pops it when all did (true), else keeps a copy of the rest as its
-  // payload, to be written like any queued frame.
-  bool FinishInPlace(size_t written, std::string_view prefix, std::string_view bytes)
-      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Room for a data frame and its Open frame.
   bool HasRoom() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
     return frames_.size() + 2 + peer_internal::kControlReserve <= frames_.max_capacity() && bytes_ < max_bytes_;
   }
   // Fills iov (at most max entries) with the unwritten bytes of the queued
-  // frames, up to the first held one; returns how many entries. With more
-  // than kStageAbove frames queued (fewer fit in iov as they are), headers
-  // and small payloads are copied into one staging buffer, so a run of small
-  // frames is one entry (a writev carries up to kStageSize of them, not
-  // kMaxIov / 2); big payloads stay entries of their own.
+  // frames, up to the first held one; returns how many entries. With several
+  // frames queued, headers and small payloads are copied into one staging
+  // buffer, so a run of small frames is one entry (a writev carries up to
+  // kStageSize of them, not kMaxIov / 2); big payloads stay entries of their own.
   // Called by the write role's holder, who writes from the staging buffer
   // with mu_ dropped (nobody else touches it).
   int Gather(iovec* iov, int max) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
     int n = 0;
     size_t staged = 0;
-    const bool coalesce = frames_.size() > kStageAbove;
+    const bool coalesce = frames_.size() > 1;
     if (coalesce && stage_ == nullptr) stage_.reset(new char[kStageSize]);  // uninitialised: only written
     char* const stage = stage_.get();
     // Appends [p, p + len) to iov; false when there is no room (stop there).
@@ -168,9 +149,6 @@ class SendQueue {
  private:
   // Gather's staging buffer, and the payloads it copies (smaller than kCopyBelow).
   static constexpr size_t kStageSize = 64 << 10;
-  // A burst this short needs no staging buffer (which a connection that only
-  // ever sees short bursts would then never allocate).
-  static constexpr size_t kStageAbove = 8;
   static constexpr size_t kCopyBelow = 2048;
 
   struct OutFrame {
@@ -185,10 +163,9 @@ class SendQueue {
   // The queue. Its slots never move (Ring): the holder of the write role
   // writes from them with mu_ dropped (see Peer::WriteLocked), and only it pops.
   Ring<OutFrame> frames_ ABSL_GUARDED_BY(mu_);
-  size_t offset_ ABSL_GUARDED_BY(mu_) = 0;          // bytes of frames_.front() already written
-  size_t bytes_ ABSL_GUARDED_BY(mu_) = 0;           // payload bytes in frames_
-  size_t in_place_bytes_ ABSL_GUARDED_BY(mu_) = 0;  // the in-place head frame's payload (PushInPlace)
-  std::string spare_ ABSL_GUARDED_BY(mu_);          // a big buffer kept for reuse (see peer_internal.h)
+  size_t offset_ ABSL_GUARDED_BY(mu_) = 0;  // bytes of frames_.front() already written
+  size_t bytes_ ABSL_GUARDED_BY(mu_) = 0;   // payload bytes in frames_
+  std::string spare_ ABSL_GUARDED_BY(mu_);  // a big buffer kept for reuse (see peer_internal.h)
   // Gather's staging buffer: allocated by the first batch, freed when idle
   // (ReleaseIdleMemory); the write role's holder writes from it unlocked.
   std::unique_ptr<char[]> stage_ ABSL_GUARDED_BY(mu_);
