@@ -6,9 +6,9 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
-#include <cstdio>
 #include <set>
 
+#include "daemon/log/log.h"
 #include "lib/process/proto_convert.h"
 
 namespace constellation::daemon {
@@ -152,8 +152,7 @@ bool NodeAgent::Admit(Conn conn, const PeerCredentials& peer) {
     // Say so, without a line per connection of a flood.
     ++refused_;
     if ((refused_ & (refused_ - 1)) == 0) {
-      fprintf(stderr, "constellation node: refused %llu connection(s) to its socket from processes it did not start\n",
-              static_cast<unsigned long long>(refused_));
+      LogWarning("node", "refused %d connection(s) to its socket from processes it did not start", refused_);
     }
     return false;
   }

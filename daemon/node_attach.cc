@@ -1,8 +1,9 @@
 #include "daemon/node_attach.h"
 
 #include <atomic>
-#include <cstdio>
 #include <cstdlib>
+
+#include "daemon/log/log.h"
 
 namespace constellation::daemon {
 
@@ -57,7 +58,7 @@ MasterLink::~MasterLink() { CheckQuiet(); }
 void MasterLink::CheckQuiet() const {
   std::lock_guard<std::mutex> lock(mu_);
   if (streams_ != 0) {
-    fprintf(stderr, "MasterLink destroyed with %zu Attach stream(s) not done: shut the server down first\n", streams_);
+    LogError("node", "MasterLink destroyed with %d Attach stream(s) not done: shut the server down first", streams_);
     abort();
   }
 }

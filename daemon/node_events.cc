@@ -2,10 +2,10 @@
 
 #include <sys/random.h>
 
-#include <cstdio>
 #include <cstdlib>
 
 #include "absl/strings/escaping.h"
+#include "daemon/log/log.h"
 #include "lib/process/proto_convert.h"
 
 namespace constellation::daemon {
@@ -15,7 +15,7 @@ using internal::FromProto;
 std::string NewIncarnation() {
   char bytes[16];
   if (getrandom(bytes, sizeof(bytes), 0) != static_cast<ssize_t>(sizeof(bytes))) {
-    fprintf(stderr, "constellation node: getrandom failed\n");
+    LogError("node", "getrandom failed");
     abort();
   }
   return absl::BytesToHexString(absl::string_view(bytes, sizeof(bytes)));

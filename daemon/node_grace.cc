@@ -1,6 +1,6 @@
 #include "daemon/node_grace.h"
 
-#include <cstdio>
+#include "daemon/log/log.h"
 
 namespace constellation::daemon {
 
@@ -81,16 +81,14 @@ void MasterGrace::Detached() {
     expire_();
     return;
   }
-  fprintf(stderr, "constellation node: the master is gone; keeping its processes for %s\n",
-          absl::FormatDuration(grace_).c_str());
+  LogWarning("node", "the master is gone; keeping its processes for %s", absl::FormatDuration(grace_));
   alarm_->Set(grace_, [this, epoch] { Expire(epoch); });
 }
 
 void MasterGrace::Expire(uint64_t epoch) {
   std::lock_guard<std::mutex> lock(mu_);
   if (epoch != epoch_ || attached_) return;  // a master came back meanwhile
-  fprintf(stderr, "constellation node: no master for %s: killing its processes\n",
-          absl::FormatDuration(grace_).c_str());
+  LogWarning("node", "no master for %s: killing its processes", absl::FormatDuration(grace_));
   expired_ = true;
   expire_();
 }

@@ -1,8 +1,7 @@
 #include "daemon/node_join.h"
 
-#include <cstdio>
-
 #include "daemon/grpc_util.h"
+#include "daemon/log/log.h"
 #include "lib/process/proto_convert.h"
 #include "proto/cluster.grpc.pb.h"
 
@@ -94,8 +93,8 @@ void Joiner::Loop() {
     if (stopping_) return;
     if (joined.ok()) {
       joined_ = true;
-      fprintf(stderr, "constellation node: joined the master at %s as %s (%s)\n", options_.master_addr.c_str(),
-              options_.self_addr.c_str(), to_string(options_.capacity).c_str());
+      LogInfo("join", "joined the master at %s as %s (%s)", options_.master_addr, options_.self_addr,
+              to_string(options_.capacity));
       last_error.clear();
       delay = options_.first_retry;
       // The master dials back; if it does not within attach_wait, join again.
@@ -110,8 +109,8 @@ void Joiner::Loop() {
     }
     std::string error(joined.message());
     if (error != last_error) {
-      fprintf(stderr, "constellation node: joining the master at %s: %s (trying again, at most every %s)\n",
-              options_.master_addr.c_str(), error.c_str(), absl::FormatDuration(options_.max_retry).c_str());
+      LogWarning("join", "joining the master at %s: %s (trying again, at most every %s)", options_.master_addr, error,
+                 absl::FormatDuration(options_.max_retry));
       last_error = error;
     }
     cv_.wait_for(lock, absl::ToChronoMilliseconds(delay), [this] { return stopping_ || attached_; });

@@ -1,5 +1,6 @@
 #include "daemon/node_service.h"
 
+#include "daemon/log/log.h"
 #include "lib/process/cgroup.h"
 
 #include <arpa/inet.h>
@@ -59,10 +60,10 @@ absl::StatusOr<std::unique_ptr<NodeService>> NodeService::Create(uint32_t ipv4, 
       options.cgroups ? *std::move(options.cgroups) : CreateCgroupBase(ReadCgroupLayout(), getenv(kCgroupsEnv));
   if (absl::IsInvalidArgument(cgroups.why_not)) return cgroups.why_not;
   if (!cgroups.why_not.ok()) {
-    fprintf(stderr,
-            "constellation node: warning: processes' resources are not enforced with cgroups (%s); memory is "
-            "limited with setrlimit(RLIMIT_DATA) and CPU is not limited\n",
-            std::string(cgroups.why_not.message()).c_str());
+    LogWarning("node",
+               "processes' resources are not enforced with cgroups (%s); memory is limited with "
+               "setrlimit(RLIMIT_DATA) and CPU is not limited",
+               cgroups.why_not.message());
   }
   std::unique_ptr<NodeService> service(new NodeService(ipv4, *std::move(cache), cgroups.base, credentials));
   NodeService* self = service.get();

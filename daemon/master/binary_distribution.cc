@@ -4,10 +4,10 @@
 #include <unistd.h>
 
 #include <cerrno>
-#include <cstdio>
 #include <cstring>
 
 #include "absl/strings/str_cat.h"
+#include "daemon/log/log.h"
 
 namespace constellation::daemon::master {
 namespace {
@@ -85,8 +85,8 @@ absl::Status BinaryDistribution::Send(NodeClient& node, const pb::BinaryId& bina
       cache_->LinkedElsewhere(binary);  // the link moved its ctime: no need to hash it again
       return adopted;
     }
-    fprintf(stderr, "constellation master: node %s did not take this machine's copy of %s (%s); sending it\n",
-            node.addr().c_str(), binary.sha256().c_str(), std::string(adopted.message()).c_str());
+    LogWarning("upload", "node %s did not take this machine's copy of %s (%s); sending it", node.addr(),
+               binary.sha256(), adopted.message());
   }
   FileSource source(*path);
   return node.Upload(binary, source);
@@ -105,8 +105,8 @@ void BinaryDistribution::Prefetch(NodeClient& node, const pb::BinaryId& binary) 
   prefetch->thread = std::thread([this, &node, binary, raw] {
     absl::Status status = EnsureOn(node, binary);
     if (!status.ok()) {
-      fprintf(stderr, "constellation master: sending %s to node %s ahead of its job: %s\n", binary.sha256().c_str(),
-              node.addr().c_str(), std::string(status.message()).c_str());
+      LogWarning("upload", "sending %s to node %s ahead of its job: %s", binary.sha256(), node.addr(),
+                 status.message());
     }
     raw->done.store(true);
   });

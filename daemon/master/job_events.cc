@@ -1,9 +1,8 @@
 // JobManager: each job's event log, its processes' exits, and its end.
 #include <signal.h>
 
-#include <cstdio>
-
 #include "absl/strings/str_cat.h"
+#include "daemon/log/log.h"
 #include "daemon/master/job_manager.h"
 #include "lib/process/output_format.h"
 #include "lib/process/proto_convert.h"
@@ -87,8 +86,7 @@ void JobManager::ExitedLocked(ActiveJob& job, const Pid& pid, const pb::ExitEven
   }
   absl::Status stored = parts_.store->PutProcess(ProcessRecord{job.record.id, record});
   if (!stored.ok()) {
-    fprintf(stderr, "constellation master: job %llu: cannot store an exit: %s\n",
-            static_cast<unsigned long long>(job.record.id), std::string(stored.message()).c_str());
+    LogError("master", "job %d: cannot store an exit: %s", job.record.id, stored.message());
   }
 }
 
@@ -151,8 +149,7 @@ void JobManager::AppendStateLocked(ActiveJob& job) {
 void JobManager::PutJobLocked(ActiveJob& job) {
   absl::Status stored = parts_.store->PutJob(job.record);  // commits the events queued before it
   if (!stored.ok()) {
-    fprintf(stderr, "constellation master: job %llu: cannot store its state: %s\n",
-            static_cast<unsigned long long>(job.record.id), std::string(stored.message()).c_str());
+    LogError("master", "job %d: cannot store its state: %s", job.record.id, stored.message());
   }
 }
 

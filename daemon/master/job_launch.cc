@@ -1,9 +1,8 @@
 // JobManager: starting a job's root and the children its processes spawn.
 #include <signal.h>
 
-#include <cstdio>
-
 #include "absl/strings/str_cat.h"
+#include "daemon/log/log.h"
 #include "daemon/master/job_manager.h"
 #include "lib/process/proto_convert.h"
 
@@ -123,8 +122,7 @@ Resources JobManager::RootResources(const JobRecord& record) {
     why = asked.status();
     break;  // the binary answered badly: another node would not do better
   }
-  fprintf(stderr, "constellation master: job %llu: placing the root with the default resources: %s\n",
-          static_cast<unsigned long long>(record.id), std::string(why.message()).c_str());
+  LogWarning("master", "job %d: placing the root with the default resources: %s", record.id, why.message());
   return Resources();
 }
 
@@ -186,8 +184,7 @@ void JobManager::RecordLaunchLocked(ActiveJob& job, const Launched& launched, co
   }
   absl::Status stored = parts_.store->PutProcess(ProcessRecord{job.record.id, record});
   if (!stored.ok()) {
-    fprintf(stderr, "constellation master: job %llu: cannot store a process: %s\n",
-            static_cast<unsigned long long>(job.record.id), std::string(stored.message()).c_str());
+    LogError("master", "job %d: cannot store a process: %s", job.record.id, stored.message());
   }
 }
 

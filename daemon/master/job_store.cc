@@ -1,12 +1,11 @@
 #include "daemon/master/job_store.h"
 
-#include <stdio.h>
-
 #include <algorithm>
 #include <map>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
+#include "daemon/log/log.h"
 #include "daemon/master/store_db.h"
 #include "lib/process/private_dir.h"
 
@@ -19,7 +18,7 @@ namespace {
 // A read that failed (the disk, or a damaged file): the caller gets nothing,
 // the operator a line on stderr.
 void ReportReadError(const char* what, const absl::Status& status) {
-  fprintf(stderr, "constellation: job store: %s: %s\n", what, std::string(status.message()).c_str());
+  LogError("job-store", "%s: %s", what, status.message());
 }
 
 std::vector<NodeMark> LatestMarks(const Batch& batch) {
@@ -107,13 +106,12 @@ absl::Status JobStore::Commit(const std::function<absl::Status(StoreDb&)>& write
       db_->Rollback();
       queue_.Failed(std::move(batch));
       if (!failing_) {
-        fprintf(stderr, "constellation: job store: commit failed (queued events are kept and retried): %s\n",
-                std::string(status.message()).c_str());
+        LogError("job-store", "commit failed (queued events are kept and retried): %s", status.message());
       }
       failing_ = true;
       return status;
     }
-    if (failing_) fprintf(stderr, "constellation: job store: commits succeed again\n");
+    if (failing_) LogInfo("job-store", "commits succeed again");
     failing_ = false;
     stored_next_job_id_ = next_job_id;
     note.jobs = queue_.Committed(batch);

@@ -2,6 +2,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "daemon/grpc_util.h"
+#include "daemon/log/log.h"
 #include "daemon/master/join_request.h"
 #include "lib/process/proto_convert.h"
 
@@ -52,7 +53,7 @@ grpc::Status MasterService::Join(grpc::ServerContext* context, const pb::JoinReq
   if (!spec.ok()) return ToGrpc(absl::InvalidArgumentError(absl::StrCat("Master.Join: ", spec.status().message())));
   absl::Status joined = nodes_->Join(spec->addr, spec->capacity, security::SpiffeUri(*caller));
   if (!joined.ok()) return ToGrpc(joined);
-  fprintf(stderr, "constellation master: node %s joined (%s)\n", spec->addr.c_str(), to_string(spec->capacity).c_str());
+  LogInfo("join", "node %s joined (%s)", spec->addr, to_string(spec->capacity));
   return grpc::Status::OK;
 }
 
@@ -64,7 +65,7 @@ grpc::Status MasterService::Leave(grpc::ServerContext* context, const pb::LeaveR
   }
   absl::Status left = nodes_->Leave(request->addr(), security::SpiffeUri(*caller));
   if (!left.ok()) return ToGrpc(left);
-  fprintf(stderr, "constellation master: node %s left\n", request->addr().c_str());
+  LogInfo("join", "node %s left", request->addr());
   return grpc::Status::OK;
 }
 

@@ -1,8 +1,7 @@
 #include "daemon/master/node_set.h"
 
-#include <cstdio>
-
 #include "absl/strings/str_cat.h"
+#include "daemon/log/log.h"
 
 namespace constellation::daemon::master {
 
@@ -189,8 +188,8 @@ void NodeSet::AttachLoop(const std::string& addr, Node* node) {
     if (was_up) handler_->OnNodeDown(addr, left ? absl::CancelledError("it left the cluster") : why);
     if (left) return;
     if (forgotten) {
-      fprintf(stderr, "constellation master: joined node %s was not up for %s: dropped (it may join again)\n",
-              addr.c_str(), absl::FormatDuration(options_.forget_after).c_str());
+      LogWarning("join", "joined node %s was not up for %s: dropped (it may join again)", addr,
+                 absl::FormatDuration(options_.forget_after));
       return;
     }
     std::unique_lock<std::mutex> lock(mu_);
