@@ -132,7 +132,7 @@ done
 state=$(scontrol show job -o "$job" 2>/dev/null | grep -o 'JobState=[A-Z]* .*ExitCode=[0-9:]*')
 [[ $state == "JobState=COMPLETED"*"ExitCode=0:0" ]] || fail "job $job did not end cleanly after SIGTERM: $state"
 # The joined nodes left the master before it stopped.
-[ "$(grep -c 'constellation master: node .* left' "$submit_dir/constellation-$job.out")" = 2 ] ||
+[ "$(grep -c 'INFO join: node .* left' "$submit_dir/constellation-$job.out")" = 2 ] ||
   fail "the master did not see both joined nodes leave"
 [ ! -e "$bridge_file" ] || fail "the job left $bridge_file behind"
 [ ! -e "$submit_dir/constellation-$job.d" ] || fail "the job left its work directory behind"
