@@ -20,6 +20,7 @@
 namespace constellation::testing {
 namespace {
 
+using ::testing::ContainsRegex;
 using ::testing::HasSubstr;
 using ::testing::MatchesRegex;
 using ::testing::SizeIs;
@@ -143,6 +144,8 @@ TEST(FabricEnforcement, OverItsMemoryIsKilledAndReported) {
   EXPECT_TRUE(hog.memory_exceeded) << run.Dump();
   EXPECT_EQ(hog.error, "exceeded its memory limit of 64 MiB");
   EXPECT_THAT(root.out, HasSubstr("sibling 0 ok\nsibling 1 ok\n")) << run.Dump();
+  // The root's monitor of the hog hears it from the node agent (docs/async.md).
+  EXPECT_THAT(root.out, ContainsRegex("monitor: process [0-9a-f]+ ran out of memory")) << run.Dump();
   EXPECT_EQ(root.ExitString(), "code 0");
   EXPECT_EQ(run.exit.ToString(), "exit code 137");
   for (const auto& [pid, p] : run.trace.processes) {

@@ -71,7 +71,8 @@ TEST_F(EnforcementTest, OverItsMemoryIsKilledAndReportedWhileOthersFinish) {
   // Its siblings and its parent are untouched.
   for (int i = 0; i < 2; ++i) EXPECT_EQ(run.trace.Find(root.children[i])->ExitString(), "code 0") << run.Dump();
   EXPECT_EQ(root.ExitString(), "code 0") << run.Dump();
-  EXPECT_THAT(root.out, ContainsRegex("hog: UNAVAILABLE: .*\nsibling 0 ok\nsibling 1 ok\n"));
+  EXPECT_THAT(root.out, ContainsRegex("hog: UNAVAILABLE: .*\nsibling 0 ok\nsibling 1 ok\n"
+                                      "monitor: process [0-9a-f]+ ran out of memory"));
   // The bridge's rule: the first failure (the hog's SIGKILL) gives 137.
   EXPECT_EQ(run.exit.ToString(), "exit code 137");
   // Peak memory reaches the limit, and not the 128 MiB it tried (resident

@@ -11,7 +11,8 @@
 //   oom <limit_mib>  the root spawns a hog (limit_mib MiB) that touches twice
 //                    its limit, and two siblings that each send the root a
 //                    value after the hog was killed; prints "sibling <i> ok"
-//                    for each and "hog: <recv status>".
+//                    for each, "hog: <recv status>", and "monitor: <Down>"
+//                    from its monitor of the hog.
 //   spin <cpu>       the root spawns a spinner with <cpu> cores that spins for
 //                    one second of wall time and prints
 //                    "cpu fraction <cpu seconds / wall seconds>".
@@ -133,6 +134,7 @@ int OomMain(uint64_t limit_mib) {
   }
   absl::StatusOr<Pid> hog = spawn(Resources{limit_mib * kMiB, 0.5}, Hog, limit_mib * kMiB);
   if (!hog.ok()) Fail("spawn hog", hog.status());
+  Monitor hog_monitor = monitor(*hog);
   absl::StatusOr<int> from_hog = Receiver<int>(*hog).recv();
   Say(absl::StrCat("hog: ", from_hog.ok() ? absl::StrCat("sent ", *from_hog) : from_hog.status().ToString()));
   for (size_t i = 0; i < siblings.size(); ++i) {
@@ -140,6 +142,7 @@ int OomMain(uint64_t limit_mib) {
     if (!got.ok()) Fail("recv sibling", got.status());
     Say(absl::StrCat("sibling ", *got, " ok"));
   }
+  Say("monitor: " + hog_monitor.wait().to_string());
   return 0;
 }
 
