@@ -277,9 +277,9 @@ void Decoder::Decode(T& value) {
     value = static_cast<T>(raw);
   } else if constexpr (kind == Kind::kString) {
     uint64_t size = 0;
-    if (!ReadCount(1, &size)) return;
-    value.resize(size);
-    ReadBytes(value.data(), size);
+    absl::string_view bytes;
+    if (!ReadCount(1, &size) || !ReadView(size, &bytes)) return;
+    value.assign(bytes.data(), bytes.size());  // one copy, no zero-fill first (resize would)
   } else if constexpr (kind == Kind::kArray) {
     for (auto& element : value) Decode(element);
   } else if constexpr (kind == Kind::kContainer) {

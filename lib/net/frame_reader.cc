@@ -29,15 +29,13 @@ FrameReader::Parsed FrameReader::Parse(absl::FunctionRef<bool()> admit_data, abs
     }
     pos_ += kFrameHeaderSize;
     header_ = header;
-    payload_.clear();  // keeps its capacity; nothing is allocated on the header's claim
-    filled_ = 0;
+    filled_ = 0;  // the payload keeps its size and capacity: nothing is allocated on the header's claim
     in_frame_ = true;
     available -= kFrameHeaderSize;
   }
   size_t take = std::min<uint64_t>(available, header_.length - filled_);
   while (take > 0) {
-    MakeRoom();
-    size_t n = std::min(take, payload_.size() - filled_);
+    size_t n = std::min(take, Room());
     std::memcpy(payload_.data() + filled_, buffer_.get() + pos_, n);
     pos_ += n;
     filled_ += n;
@@ -47,17 +45,27 @@ FrameReader::Parsed FrameReader::Parse(absl::FunctionRef<bool()> admit_data, abs
     mid_frame_.store(true, std::memory_order_relaxed);
     return Parsed::kNeedMore;
   }
+  // Shrinking writes no byte but the terminator; the stale bytes past the
+  // frame are cut off here, so nobody sees them.
+  payload_.resize(filled_);
   in_frame_ = false;
   return Parsed::kFrame;
 }
 
-void FrameReader::MakeRoom() {
-  if (filled_ < payload_.size()) return;
+size_t FrameReader::Room() {
+  const size_t end = std::min<uint64_t>(payload_.size(), header_.length);
+  if (filled_ < end) return end - filled_;
   // Geometric growth as bytes arrive: at most about twice what has arrived
   // (or the capacity this buffer already has, a recycled one's), capped at
-  // the frame's length. A resize within the capacity allocates nothing.
-  size_t target = std::max({payload_.capacity(), 2 * payload_.size(), kBufferSize});
+  // the frame's length. A resize within the capacity allocates nothing, and
+  // zero-fills only what the buffer's size did not cover yet.
+  size_t target = std::max({payload_.capacity(), 2 * filled_, kBufferSize});
+  // Within an eighth of the length, take the whole frame: a last small step
+  // (a 1 MiB string's frame is 1 MiB and 3 bytes) would copy everything into
+  // a buffer that std::string doubles.
+  if (target < header_.length && header_.length - target <= target / 8) target = header_.length;
   payload_.resize(std::min<uint64_t>(target, header_.length));
+  return payload_.size() - filled_;
 }
 
 FrameReader::ReadResult FrameReader::ReadSome(int fd, size_t max) {
@@ -66,8 +74,7 @@ FrameReader::ReadResult FrameReader::ReadSome(int fd, size_t max) {
     ssize_t n;
     size_t asked;
     if (in_frame_ && pos_ == end_ && header_.length - filled_ >= kDirectRead) {
-      MakeRoom();
-      asked = std::min(payload_.size() - filled_, max);
+      asked = std::min(Room(), max);
       n = recv(fd, payload_.data() + filled_, asked, MSG_DONTWAIT);
       if (n > 0) filled_ += n;
     } else {

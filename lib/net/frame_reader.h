@@ -8,7 +8,9 @@
 // Memory follows bytes, not claims: the read buffer is allocated when the
 // first bytes are read and freed by ReleaseIfIdle (the Peer calls it from a
 // timer, never per message); a frame's payload buffer grows as its bytes
-// arrive (MakeRoom), capped at the header's length.
+// arrive (Room), capped at the header's length. A recycled payload buffer
+// keeps its size (its bytes stale, see peer_internal::RecycleBuffer), so a
+// frame that fits in it is not zero-filled first.
 //
 // Threading: thread-compatible. The Peer's read role makes its holder the only
 // user (see peer.h). bytes_read() and mid_frame() may be read by any thread
@@ -50,7 +52,8 @@ class FrameReader {
   // room); other kinds are always taken.
   Parsed Parse(absl::FunctionRef<bool()> admit_data, absl::Status* bad);
   // The last frame Parse returned (kFrame). The caller may swap the payload
-  // out for another buffer, which the reader then reuses (cleared).
+  // out for another buffer, which the reader then reuses (its bytes need not
+  // be cleared: the reader overwrites them).
   const FrameHeader& header() const { return header_; }
   std::string* payload() { return &payload_; }
 
@@ -89,16 +92,18 @@ class FrameReader {
  private:
   // What an empty std::string holds without allocating.
   static size_t kInline() { return std::string().capacity(); }
-  // In a frame: at least one byte of room after filled_.
-  void MakeRoom();
+  // In a frame that is not complete: the bytes of room after filled_ (at
+  // least one), growing the payload if it has none.
+  size_t Room();
 
   std::unique_ptr<char[]> buffer_;  // bytes read but not yet parsed: [pos_, end_); null until needed
   size_t pos_ = 0;
   size_t end_ = 0;
   bool in_frame_ = false;  // header parsed, payload being read
   FrameHeader header_;
-  // [0, filled_) read; the size grows as bytes arrive (MakeRoom), never ahead
-  // of them to what the header claims.
+  // [0, filled_) read, the rest stale; the size grows as bytes arrive (Room),
+  // never ahead of them to what the header claims, and is cut to the frame's
+  // length when it is complete.
   std::string payload_;
   size_t filled_ = 0;
   std::atomic<uint64_t> bytes_read_{0};

@@ -8,6 +8,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <string>
 
 namespace constellation::net {
@@ -176,6 +177,53 @@ TEST_F(FrameReaderTest, BigFrameArrivesWhole) {
   }
   EXPECT_EQ(written, frame.size());
   EXPECT_TRUE(*reader_.payload() == payload);
+}
+
+// A recycled payload buffer keeps its old size and bytes (RecycleBuffer): a
+// shorter frame read into it is exactly that frame, and none of the old
+// bytes shows, also when the frame arrives in pieces.
+TEST_F(FrameReaderTest, ARecycledBufferShowsOnlyTheNewFrame) {
+  std::string recycled(200 << 10, 'o');  // a previous, bigger value
+  reader_.payload()->swap(recycled);
+  const char* memory = reader_.payload()->data();
+  const std::string frame = Frame(FrameKind::kData, std::string(40 << 10, 'n'));
+  Write(frame.substr(0, 1000));
+  ReadExpectingData();
+  EXPECT_EQ(Parse(), Parsed::kNeedMore);
+  Write(frame.substr(1000));
+  ReadExpectingData();
+  ASSERT_EQ(Parse(), Parsed::kFrame);
+  EXPECT_EQ(*reader_.payload(), std::string(40 << 10, 'n'));
+  EXPECT_EQ(reader_.payload()->data(), memory);  // read into the recycled memory
+  // An empty frame into the same buffer.
+  Write(Frame(FrameKind::kData, ""));
+  ReadExpectingData();
+  ASSERT_EQ(Parse(), Parsed::kFrame);
+  EXPECT_EQ(*reader_.payload(), "");
+}
+
+// A big frame grows its buffer as bytes arrive, and near the end takes the
+// whole length at once rather than a last small step (which would copy the
+// frame into a buffer std::string doubles): its capacity ends at the frame's
+// length, not twice it.
+TEST_F(FrameReaderTest, ABigFrameEndsInABufferOfItsLength) {
+  const std::string payload((1 << 20) + 3, 'b');
+  const std::string frame = Frame(FrameKind::kData, payload);
+  size_t written = 0;
+  Parsed parsed = Parsed::kNeedMore;
+  while (parsed != Parsed::kFrame) {
+    if (written < frame.size()) {
+      ssize_t n = write(out_, frame.data() + written, std::min<size_t>(frame.size() - written, 32 << 10));
+      if (n > 0) written += n;
+    }
+    FrameReader::ReadResult r = reader_.ReadSome(in_, SIZE_MAX);
+    ASSERT_NE(r.what, Read::kEnd);
+    ASSERT_NE(r.what, Read::kError);
+    parsed = Parse();
+    ASSERT_NE(parsed, Parsed::kBad) << bad_;
+  }
+  EXPECT_TRUE(*reader_.payload() == payload);
+  EXPECT_LT(reader_.payload()->capacity(), payload.size() + payload.size() / 8);
 }
 
 TEST_F(FrameReaderTest, BuffersAreAllocatedWithBytesAndFreedWhenIdle) {

@@ -6,7 +6,8 @@ namespace constellation::net {
 
 using namespace peer_internal;
 
-RecvQueue::RecvQueue(size_t max_frames, size_t max_bytes) : max_bytes_(max_bytes), frames_(kInitialSlots, max_frames) {}
+RecvQueue::RecvQueue(size_t max_frames, size_t max_bytes)
+    : max_bytes_(max_bytes), frames_(kInitialSlots, max_frames), spares_(max_bytes + kOneValue) {}
 
 void RecvQueue::RemoveWaiter(Waiter* w) {
   MutexLock lock(&mu_);
@@ -29,7 +30,7 @@ bool RecvQueue::ReleaseIdleMemory() {
   const bool quiet = deliveries == deliveries_at_release_ && frames_.empty();
   if (quiet) {
     frames_.ShrinkIfEmpty();
-    std::string().swap(spare_);
+    spares_.Release();
   }
   deliveries_at_release_ = deliveries;
   return quiet;

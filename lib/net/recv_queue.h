@@ -16,6 +16,7 @@
 #include "lib/net/mutex.h"
 #include "lib/net/peer_internal.h"
 #include "lib/net/ring.h"
+#include "lib/net/spare_buffers.h"
 #include "lib/net/waiter.h"
 
 namespace constellation::net {
@@ -40,18 +41,18 @@ class RecvQueue {
   bool HasRoom() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
     return discard_ || (!frames_.full() && bytes_ < max_bytes_);
   }
-  // Queues a frame of type `fingerprint`, swapping *payload for the slot's old,
-  // cleared buffer (or the spare); drops it once discarding. The caller fires
+  // Queues a frame of type `fingerprint`, swapping *payload for the slot's old
+  // buffer (or a spare; see RecycleBuffer); drops it once discarding. The caller fires
   // the waiters (once for a batch of frames) before it unlocks.
   void Deliver(uint64_t fingerprint, std::string* payload) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
     if (discard_) {
-      peer_internal::ClearBuffer(payload, &spare_);
+      peer_internal::RecycleBuffer(payload, &spares_);
       return;
     }
     InFrame& frame = frames_.push_back();
     frame.fingerprint = fingerprint;
-    frame.payload.swap(*payload);  // *payload gets the slot's old, cleared buffer
-    peer_internal::TakeSpare(payload, &spare_);
+    frame.payload.swap(*payload);  // *payload gets the slot's old buffer
+    peer_internal::TakeSpare(payload, &spares_);
     bytes_ += frame.payload.size();
     deliveries_.fetch_add(1, std::memory_order_relaxed);
   }
@@ -60,8 +61,8 @@ class RecvQueue {
   void TakeDirect(uint64_t fingerprint, std::string* payload, InFrame* take) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
     take->fingerprint = fingerprint;
     take->payload.swap(*payload);  // the parser gets the caller's old buffer
-    peer_internal::ClearBuffer(payload, &spare_);
-    peer_internal::TakeSpare(payload, &spare_);
+    peer_internal::RecycleBuffer(payload, &spares_);
+    peer_internal::TakeSpare(payload, &spares_);
     deliveries_.fetch_add(1, std::memory_order_relaxed);
     fast_path_frames_.fetch_add(1, std::memory_order_relaxed);
     FireWaiters();
@@ -73,7 +74,7 @@ class RecvQueue {
     out->fingerprint = frame.fingerprint;
     out->payload.swap(frame.payload);
     bytes_ -= out->payload.size();
-    peer_internal::ClearBuffer(&frame.payload, &spare_);
+    peer_internal::RecycleBuffer(&frame.payload, &spares_);
     frames_.pop_front();
     if (paused_ && frames_.size() <= frames_.capacity() / 2 && bytes_ <= max_bytes_ / 2) {
       paused_ = false;
@@ -96,7 +97,7 @@ class RecvQueue {
   void Fail(const absl::Status& status) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
     if (status_.ok()) status_ = status;
   }
-  // Gives back the slots and the spare if no frame came since the last call
+  // Gives back the slots and the spares if no frame came since the last call
   // and none is queued; returns whether it was so quiet.
   bool ReleaseIdleMemory() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
@@ -109,7 +110,7 @@ class RecvQueue {
   bool discarding() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return discard_; }
   void Discard() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { discard_ = true; }
   size_t slots() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return frames_.capacity(); }
-  size_t spare_bytes() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return peer_internal::AllocatedBytes(spare_); }
+  size_t spare_bytes() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return spares_.bytes(); }
   // Any thread, no lock: frames received, ever (tells a ping-pong from a
   // stream), and those taken by TakeDirect.
   uint64_t deliveries() const { return deliveries_.load(std::memory_order_relaxed); }
@@ -121,7 +122,7 @@ class RecvQueue {
   CondVar cv_;
   Ring<InFrame> frames_ ABSL_GUARDED_BY(mu_);
   size_t bytes_ ABSL_GUARDED_BY(mu_) = 0;
-  std::string spare_ ABSL_GUARDED_BY(mu_);  // a big buffer kept for reuse
+  SpareBuffers spares_ ABSL_GUARDED_BY(mu_);  // big buffers kept for reuse (see peer_internal.h)
   std::atomic<uint64_t> deliveries_{0};
   std::atomic<uint64_t> fast_path_frames_{0};
   uint64_t deliveries_at_release_ ABSL_GUARDED_BY(mu_) = 0;  // deliveries_ at the last ReleaseIdleMemory

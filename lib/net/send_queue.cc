@@ -7,7 +7,7 @@ namespace constellation::net {
 using namespace peer_internal;
 
 SendQueue::SendQueue(size_t max_frames, size_t max_bytes)
-    : max_bytes_(max_bytes), frames_(kInitialSlots, max_frames + 2 + kControlReserve) {}
+    : max_bytes_(max_bytes), frames_(kInitialSlots, max_frames + 2 + kControlReserve), spares_(max_bytes + kOneValue) {}
 
 void SendQueue::AddWaiter(Waiter* w) {
   MutexLock lock(&mu_);
@@ -27,7 +27,7 @@ void SendQueue::Fail(const absl::Status& status) {
   if (status_.ok()) status_ = status;
   lost_bytes_ += bytes_;
   while (!frames_.empty()) {
-    ClearBuffer(&frames_.front().payload, &spare_);
+    ClearBuffer(&frames_.front().payload, &spares_);
     frames_.pop_front();
   }
   bytes_ = 0;
@@ -39,7 +39,7 @@ void SendQueue::ReleaseIdleMemory(bool writing) {
   // writer holds pointers into queued slots only, and there are none).
   if (pushes_ == pushes_at_release_ && frames_.empty() && !writing) {
     frames_.ShrinkIfEmpty();
-    std::string().swap(spare_);
+    spares_.Release();
     stage_.reset();
   }
   pushes_at_release_ = pushes_;

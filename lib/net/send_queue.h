@@ -21,6 +21,7 @@
 #include "lib/net/mutex.h"
 #include "lib/net/peer_internal.h"
 #include "lib/net/ring.h"
+#include "lib/net/spare_buffers.h"
 #include "lib/net/waiter.h"
 
 namespace constellation::net {
@@ -36,12 +37,12 @@ class SendQueue {
   Mutex& mu() const ABSL_LOCK_RETURNED(mu_) { return mu_; }
   CondVar& cv() { return cv_; }  // room, failure, the write role coming free
 
-  // Queues a frame, swapping *payload for the slot's old, cleared buffer (or the spare).
+  // Queues a frame, swapping *payload for the slot's old, cleared buffer (or a spare).
   void Push(const FrameHeader& header, std::string* payload, bool held) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
     OutFrame& frame = frames_.push_back();
     EncodeFrameHeader(header, frame.header);
     frame.payload.swap(*payload);  // *payload gets the slot's old, cleared buffer
-    peer_internal::TakeSpare(payload, &spare_);
+    peer_internal::TakeSpare(payload, &spares_);
     frame.held = held;
     bytes_ += frame.payload.size();
     ++pushes_;
@@ -108,7 +109,7 @@ class SendQueue {
       }
       written -= rest;
       bytes_ -= frame.payload.size();
-      peer_internal::ClearBuffer(&frame.payload, &spare_);
+      peer_internal::ClearBuffer(&frame.payload, &spares_);
       frames_.pop_front();
       offset_ = 0;
     }
@@ -130,7 +131,7 @@ class SendQueue {
   // The peer is gone: records `status` (the first sticks) and drops every
   // queued frame, counting its bytes as lost.
   void Fail(const absl::Status& status) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  // Gives back the slots and the spare if quiet since the last call and
+  // Gives back the slots and the spares if quiet since the last call and
   // nothing is queued or being written (`writing`: a writer holds pointers
   // into queued slots only, and there are none).
   void ReleaseIdleMemory(bool writing) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
@@ -143,7 +144,7 @@ class SendQueue {
   uint64_t written_on_connection() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return written_on_connection_; }
   size_t slots() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return frames_.capacity(); }
   size_t spare_bytes() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
-    return peer_internal::AllocatedBytes(spare_) + (stage_ != nullptr ? kStageSize : 0);
+    return spares_.bytes() + (stage_ != nullptr ? kStageSize : 0);
   }
 
  private:
@@ -163,9 +164,9 @@ class SendQueue {
   // The queue. Its slots never move (Ring): the holder of the write role
   // writes from them with mu_ dropped (see Peer::WriteLocked), and only it pops.
   Ring<OutFrame> frames_ ABSL_GUARDED_BY(mu_);
-  size_t offset_ ABSL_GUARDED_BY(mu_) = 0;  // bytes of frames_.front() already written
-  size_t bytes_ ABSL_GUARDED_BY(mu_) = 0;   // payload bytes in frames_
-  std::string spare_ ABSL_GUARDED_BY(mu_);  // a big buffer kept for reuse (see peer_internal.h)
+  size_t offset_ ABSL_GUARDED_BY(mu_) = 0;    // bytes of frames_.front() already written
+  size_t bytes_ ABSL_GUARDED_BY(mu_) = 0;     // payload bytes in frames_
+  SpareBuffers spares_ ABSL_GUARDED_BY(mu_);  // big buffers kept for reuse (see peer_internal.h)
   // Gather's staging buffer: allocated by the first batch, freed when idle
   // (ReleaseIdleMemory); the write role's holder writes from it unlocked.
   std::unique_ptr<char[]> stage_ ABSL_GUARDED_BY(mu_);
