@@ -49,6 +49,7 @@ FrameReader::Parsed FrameReader::Parse(absl::FunctionRef<bool()> admit_data, abs
   // frame are cut off here, so nobody sees them.
   payload_.resize(filled_);
   in_frame_ = false;
+  last_was_big_ = filled_ >= kDirectRead;
   return Parsed::kFrame;
 }
 
@@ -85,6 +86,10 @@ FrameReader::ReadResult FrameReader::ReadSome(int fd, size_t max) {
         pos_ = 0;
       }
       asked = std::min(kBufferSize - end_, max);
+      // After a big frame, expect another: read its header alone, so that its
+      // payload is read straight into its buffer (above) rather than most of
+      // it into this one and copied.
+      if (last_was_big_ && !in_frame_ && pos_ == end_) asked = std::min(asked, kFrameHeaderSize);
       n = recv(fd, buffer_.get() + end_, asked, MSG_DONTWAIT);
       if (n > 0) end_ += n;
     }
@@ -116,6 +121,7 @@ void FrameReader::Reset() {
   pos_ = 0;
   end_ = 0;
   in_frame_ = false;
+  last_was_big_ = false;
   filled_ = 0;
   payload_.clear();
   bytes_read_.store(0, std::memory_order_relaxed);

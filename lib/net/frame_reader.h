@@ -99,7 +99,8 @@ class FrameReader {
   std::unique_ptr<char[]> buffer_;  // bytes read but not yet parsed: [pos_, end_); null until needed
   size_t pos_ = 0;
   size_t end_ = 0;
-  bool in_frame_ = false;  // header parsed, payload being read
+  bool in_frame_ = false;      // header parsed, payload being read
+  bool last_was_big_ = false;  // the last frame had kDirectRead bytes or more
   FrameHeader header_;
   // [0, filled_) read, the rest stale; the size grows as bytes arrive (Room),
   // never ahead of them to what the header claims, and is cut to the frame's
