@@ -226,6 +226,41 @@ TEST_F(FrameReaderTest, ABigFrameEndsInABufferOfItsLength) {
   EXPECT_LT(reader_.payload()->capacity(), payload.size() + payload.size() / 8);
 }
 
+// After a big frame the reader expects another: it reads the next header
+// alone, and then the payload straight into the payload buffer, not through
+// the read buffer (which would cost a copy of most of it). After a small frame
+// it reads all it can at once.
+TEST_F(FrameReaderTest, AfterABigFrameTheNextHeaderIsReadAlone) {
+  const std::string big(FrameReader::kDirectRead, 'b');
+  Write(Frame(FrameKind::kData, big));
+  Parsed parsed = Parsed::kNeedMore;
+  while (parsed == Parsed::kNeedMore) {
+    ASSERT_EQ(reader_.ReadSome(in_, SIZE_MAX).what, Read::kData);
+    parsed = Parse();
+  }
+  ASSERT_EQ(parsed, Parsed::kFrame);
+  Write(Frame(FrameKind::kData, big) + Frame(FrameKind::kData, "s"));
+  FrameReader::ReadResult header = reader_.ReadSome(in_, SIZE_MAX);
+  ASSERT_EQ(header.what, Read::kData);
+  EXPECT_EQ(header.bytes, kFrameHeaderSize);
+  EXPECT_TRUE(header.filled);  // more may be waiting: read again
+  EXPECT_EQ(Parse(), Parsed::kNeedMore);
+  FrameReader::ReadResult payload = reader_.ReadSome(in_, SIZE_MAX);
+  ASSERT_EQ(payload.what, Read::kData);
+  EXPECT_EQ(payload.bytes, big.size());  // exactly the payload, into its buffer
+  ASSERT_EQ(Parse(), Parsed::kFrame);
+  EXPECT_TRUE(*reader_.payload() == big);
+  // The small frame after it: its header alone again (the last was big), then
+  // with a small frame last, everything there is in one read.
+  ReadExpectingData();
+  ReadExpectingData();
+  ASSERT_EQ(Parse(), Parsed::kFrame);
+  EXPECT_EQ(*reader_.payload(), "s");
+  Write(Frame(FrameKind::kData, "t") + Frame(FrameKind::kData, "u"));
+  FrameReader::ReadResult both = reader_.ReadSome(in_, SIZE_MAX);
+  EXPECT_EQ(both.bytes, 2 * (kFrameHeaderSize + 1));
+}
+
 TEST_F(FrameReaderTest, BuffersAreAllocatedWithBytesAndFreedWhenIdle) {
   EXPECT_EQ(reader_.HeldBytes(), 0u);  // nothing before the first byte
   Write(Frame(FrameKind::kData, std::string(100, 'x')) + Frame(FrameKind::kData, "y").substr(0, 4));
