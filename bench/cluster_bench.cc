@@ -432,8 +432,15 @@ struct Bench {
   // the child's exit is reported.
   SpawnStats MeasureSpawn(bool fabric, int spawns, int warmup) {
     std::vector<std::string> argv =
-        fabric ? std::vector<std::string>{cdeploy_bin, bridge,  spawn_bin, "--format=json", "--tls=" + Bundle("client"),
-                                          "--",        "--root"}
+        // cdeploy forwards only PATH, LANG, TZ, LC_* and CONSTELLATION_* unless told (docs/cluster.md).
+        fabric ? std::vector<std::string>{cdeploy_bin,
+                                          bridge,
+                                          spawn_bin,
+                                          "--format=json",
+                                          "--env=SPAWN_LATENCY_T1",
+                                          "--tls=" + Bundle("client"),
+                                          "--",
+                                          "--root"}
                : std::vector<std::string>{spawn_bin, "--root"};
     std::string log = dir + (fabric ? "/cdeploy-spawn.log" : "/local-spawn.log");
     Proc p = Start(argv, {"SPAWN_LATENCY_T1=1", "CONSTELLATION_FORMAT=json"}, true, log, SIGKILL);
