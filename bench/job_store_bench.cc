@@ -4,7 +4,7 @@
 //   bazel run -c opt //bench:job_store_bench [-- --events=200000 --flushed=2000 --runs=3 --dir=/var/tmp]
 //
 // Batched: `events` output events of 100 bytes are Appended as fast as one
-// thread can, then one Flush(); the commit thread commits every 20 ms (or
+// thread can, then one Flush(); the commit thread commits every 2 ms (or
 // every 4096 events) meanwhile. Flushed: the same, but a Flush() after every
 // Append, i.e. one transaction per event, on fewer events. Both with the
 // default durability (WAL, synchronous=NORMAL: no fsync per commit) and with
