@@ -55,7 +55,9 @@ class Report {
   void PrintScale(FILE* out) const;
   void PrintConnections(FILE* out) const;
   void PrintFanIn(FILE* out) const;
-  void PrintAsyncTargets(FILE* out) const;  // async 8 B latency ÷ blocking
+  void PrintAsyncTargets(FILE* out) const;    // async 8 B latency ÷ blocking
+  void PrintLatencyTargets(FILE* out) const;  // each size ÷ raw, against ZeroMQ and gRPC
+  void PrintStreamTargets(FILE* out) const;   // 1 MiB ÷ raw, the 8 B rate ÷ ZeroMQ
   void PrintTargets(FILE* out) const;
 
   std::vector<Row> rows_;
