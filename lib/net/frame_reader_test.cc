@@ -52,6 +52,24 @@ class FrameReaderTest : public ::testing::Test {
     bad_ = bad;
     return parsed;
   }
+  // Writes `frame` in pieces of at most `piece` bytes as the reader drains the
+  // socket (its buffers are smaller than a big frame), until a frame is parsed.
+  void FeedWhileReading(const std::string& frame, size_t piece) {
+    size_t written = 0;
+    Parsed parsed = Parsed::kNeedMore;
+    while (parsed != Parsed::kFrame) {
+      if (written < frame.size()) {
+        ssize_t n = write(out_, frame.data() + written, std::min(frame.size() - written, piece));
+        if (n > 0) written += n;
+      }
+      FrameReader::ReadResult r = reader_.ReadSome(in_, SIZE_MAX);
+      ASSERT_NE(r.what, Read::kEnd);
+      ASSERT_NE(r.what, Read::kError);
+      parsed = Parse();
+      ASSERT_NE(parsed, Parsed::kBad) << bad_;
+    }
+    EXPECT_EQ(written, frame.size());
+  }
   // Reads once (all there is, for these small writes) and checks it read something.
   void ReadExpectingData() {
     FrameReader::ReadResult r = reader_.ReadSome(in_, SIZE_MAX);
@@ -160,22 +178,7 @@ TEST_F(FrameReaderTest, RefusedDataFrameStaysBuffered) {
 TEST_F(FrameReaderTest, BigFrameArrivesWhole) {
   std::string payload(300 << 10, '\0');
   for (size_t i = 0; i < payload.size(); ++i) payload[i] = static_cast<char>(i * 131);
-  const std::string frame = Frame(FrameKind::kData, payload);
-  size_t written = 0;
-  Parsed parsed = Parsed::kNeedMore;
-  // Feeds the socket as the reader drains it (its buffer is smaller than the frame).
-  while (parsed != Parsed::kFrame) {
-    if (written < frame.size()) {
-      ssize_t n = write(out_, frame.data() + written, frame.size() - written);
-      if (n > 0) written += n;
-    }
-    FrameReader::ReadResult r = reader_.ReadSome(in_, SIZE_MAX);
-    ASSERT_NE(r.what, Read::kEnd);
-    ASSERT_NE(r.what, Read::kError);
-    parsed = Parse();
-    ASSERT_NE(parsed, Parsed::kBad) << bad_;
-  }
-  EXPECT_EQ(written, frame.size());
+  ASSERT_NO_FATAL_FAILURE(FeedWhileReading(Frame(FrameKind::kData, payload), SIZE_MAX));
   EXPECT_TRUE(*reader_.payload() == payload);
 }
 
@@ -208,20 +211,7 @@ TEST_F(FrameReaderTest, ARecycledBufferShowsOnlyTheNewFrame) {
 // length, not twice it.
 TEST_F(FrameReaderTest, ABigFrameEndsInABufferOfItsLength) {
   const std::string payload((1 << 20) + 3, 'b');
-  const std::string frame = Frame(FrameKind::kData, payload);
-  size_t written = 0;
-  Parsed parsed = Parsed::kNeedMore;
-  while (parsed != Parsed::kFrame) {
-    if (written < frame.size()) {
-      ssize_t n = write(out_, frame.data() + written, std::min<size_t>(frame.size() - written, 32 << 10));
-      if (n > 0) written += n;
-    }
-    FrameReader::ReadResult r = reader_.ReadSome(in_, SIZE_MAX);
-    ASSERT_NE(r.what, Read::kEnd);
-    ASSERT_NE(r.what, Read::kError);
-    parsed = Parse();
-    ASSERT_NE(parsed, Parsed::kBad) << bad_;
-  }
+  ASSERT_NO_FATAL_FAILURE(FeedWhileReading(Frame(FrameKind::kData, payload), 32 << 10));
   EXPECT_TRUE(*reader_.payload() == payload);
   EXPECT_LT(reader_.payload()->capacity(), payload.size() + payload.size() / 8);
 }
