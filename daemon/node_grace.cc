@@ -71,7 +71,7 @@ void MasterGrace::Attached() {
   alarm_->Cancel();
 }
 
-void MasterGrace::Detached() {
+void MasterGrace::Detached(bool leaving) {
   std::unique_lock<std::mutex> lock(mu_);
   if (!attached_) return;  // already counting (or expired)
   attached_ = false;
@@ -81,7 +81,11 @@ void MasterGrace::Detached() {
     expire_();
     return;
   }
-  LogWarning("node", "the master is gone; keeping its processes for %s", absl::FormatDuration(grace_));
+  if (leaving) {
+    LogInfo("node", "left the master (draining)");
+  } else {
+    LogWarning("node", "the master is gone; keeping its processes for %s", absl::FormatDuration(grace_));
+  }
   alarm_->Set(grace_, [this, epoch] { Expire(epoch); });
 }
 

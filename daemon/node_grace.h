@@ -70,7 +70,9 @@ class MasterGrace {
   // A master is attached: a pending expiry is cancelled.
   void Attached();
   // The master's stream ended: expire after the grace unless it comes back.
-  void Detached();
+  // `leaving`: this node is draining and has left the master on purpose, so
+  // the log says so instead of warning that the master is gone.
+  void Detached(bool leaving = false);
   // Whether the grace ran out since the last Attached() (for tests and logs).
   bool expired() const;
 

@@ -5,6 +5,7 @@
 
 #include <atomic>
 #include <future>
+#include <string>
 
 #include "daemon/testing/fake_alarm.h"
 #include "gtest/gtest.h"
@@ -85,6 +86,22 @@ TEST_F(MasterGraceTest, OnlyAnAttachedMasterCanBeLost) {
   grace_->Detached();
   grace_->Detached();  // the same loss seen twice: one grace
   EXPECT_EQ(alarm_->sets(), 1);
+}
+
+// A node that drains and leaves says so; only a master lost unasked is a warning.
+TEST_F(MasterGraceTest, ANodeThatLeavesDoesNotWarnThatTheMasterIsGone) {
+  Make(absl::Seconds(60));
+  grace_->Attached();
+  ::testing::internal::CaptureStderr();
+  grace_->Detached(/*leaving=*/true);
+  std::string leaving = ::testing::internal::GetCapturedStderr();
+  EXPECT_NE(leaving.find("INFO node: left the master (draining)"), std::string::npos) << leaving;
+  EXPECT_EQ(leaving.find("the master is gone"), std::string::npos) << leaving;
+  grace_->Attached();
+  ::testing::internal::CaptureStderr();
+  grace_->Detached();
+  std::string lost = ::testing::internal::GetCapturedStderr();
+  EXPECT_NE(lost.find("WARNING node: the master is gone; keeping its processes for 1m"), std::string::npos) << lost;
 }
 
 TEST(ThreadAlarm, FiresWhenItsTimeHasCome) {

@@ -88,7 +88,7 @@ absl::StatusOr<std::unique_ptr<NodeService>> NodeService::Create(uint32_t ipv4, 
                                                                     if (self->agent_) self->agent_->AskAgain();
                                                                   },
                                                                   [self, on_master = options.on_master] {
-                                                                    self->grace_->Detached();
+                                                                    self->grace_->Detached(self->draining_.load());
                                                                     if (on_master) on_master(false);
                                                                   }});
   absl::StatusOr<std::unique_ptr<NodeAgent>> agent = NodeAgent::Start(
