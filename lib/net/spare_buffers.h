@@ -29,15 +29,18 @@ class SpareBuffers {
   // Buffers of this capacity or less are not worth keeping here: a queue slot
   // keeps its own.
   static constexpr size_t kSmall = 16 << 10;
+  // At most this many are kept (Take looks through them all): enough for a
+  // queue's bound of 1 MiB values with room to spare.
+  static constexpr size_t kMaxBuffers = 16;
   // At most `keep_bytes` of buffers' capacity are kept together.
   explicit SpareBuffers(size_t keep_bytes) : keep_bytes_(keep_bytes) {}
 
-  // Takes a big buffer in (leaving *buffer empty) while the total allows it,
-  // else frees it. Small buffers are left where they are.
+  // Takes a big buffer in (leaving *buffer empty) while the total and the
+  // count allow it, else frees it. Small buffers are left where they are.
   void Give(std::string* buffer) {
     const size_t capacity = buffer->capacity();
     if (capacity <= kSmall) return;
-    if (bytes_ + capacity <= keep_bytes_) {
+    if (bytes_ + capacity <= keep_bytes_ && buffers_.size() < kMaxBuffers) {
       bytes_ += capacity;
       buffers_.push_back(std::move(*buffer));
     }

@@ -57,6 +57,15 @@ TEST(SpareBuffersTest, FreesWhatWouldPassTheBound) {
   EXPECT_EQ(spares.bytes(), 3u << 20);
 }
 
+TEST(SpareBuffersTest, KeepsAtMostKMaxBuffers) {
+  SpareBuffers spares(64 << 20);
+  for (size_t i = 0; i < SpareBuffers::kMaxBuffers + 4; ++i) {
+    std::string b = Buffer(SpareBuffers::kSmall + 1);
+    spares.Give(&b);
+  }
+  EXPECT_EQ(spares.bytes(), SpareBuffers::kMaxBuffers * (SpareBuffers::kSmall + 1));
+}
+
 TEST(SpareBuffersTest, ReleaseFreesEverything) {
   SpareBuffers spares(kKeep);
   std::string a = Buffer(1 << 20);
