@@ -8,17 +8,13 @@
 #include <future>
 
 #include "absl/strings/str_cat.h"
+#include "daemon/testing/socket_dir.h"
 #include "gtest/gtest.h"
 
 namespace constellation::daemon {
 namespace {
 
-std::string AbsentMaster() {
-  static int n = 0;
-  char dir[] = "/tmp/master_calls_test.XXXXXX";  // short: unix socket paths are limited
-  EXPECT_NE(mkdtemp(dir), nullptr);
-  return absl::StrCat("unix:", dir, "/master-", ++n, ".sock");
-}
+std::string AbsentMaster() { return testing::NewUnixSocketAddress("master_calls_test"); }
 
 struct Call {
   grpc::ClientContext context;

@@ -13,6 +13,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "daemon/grpc_util.h"
+#include "daemon/testing/socket_dir.h"
 #include "gtest/gtest.h"
 
 namespace constellation::daemon {
@@ -47,12 +48,7 @@ std::unique_ptr<grpc::Server> Serve(grpc::Service* service, const std::string& a
 // An address where no master listens yet, and where one can listen later
 // without racing anyone for it: a unix socket in a private directory (a
 // released TCP port could be taken by another test meanwhile).
-std::string AbsentMaster() {
-  static int n = 0;
-  char dir[] = "/tmp/node_spawns_test.XXXXXX";  // short: unix socket paths are limited
-  EXPECT_NE(mkdtemp(dir), nullptr);
-  return absl::StrCat("unix:", dir, "/master-", ++n, ".sock");
-}
+std::string AbsentMaster() { return testing::NewUnixSocketAddress("node_spawns_test"); }
 
 pb::SpawnRequest Request(uint64_t id) {
   pb::SpawnRequest request;
