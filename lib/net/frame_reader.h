@@ -9,7 +9,7 @@
 // first bytes are read and freed by ReleaseIfIdle (the Peer calls it from a
 // timer, never per message); a frame's payload buffer grows as its bytes
 // arrive (Room), capped at the header's length. A recycled payload buffer
-// keeps its size (its bytes stale, see peer_internal::RecycleBuffer), so a
+// keeps its size (its bytes stale, see RecvQueue::Deliver), so a
 // frame that fits in it is not zero-filled first.
 //
 // Threading: thread-compatible. The Peer's read role makes its holder the only

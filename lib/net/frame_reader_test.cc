@@ -182,7 +182,7 @@ TEST_F(FrameReaderTest, BigFrameArrivesWhole) {
   EXPECT_TRUE(*reader_.payload() == payload);
 }
 
-// A recycled payload buffer keeps its old size and bytes (RecycleBuffer): a
+// A recycled payload buffer keeps its old size and bytes (RecvQueue): a
 // shorter frame read into it is exactly that frame, and none of the old
 // bytes shows, also when the frame arrives in pieces.
 TEST_F(FrameReaderTest, ARecycledBufferShowsOnlyTheNewFrame) {

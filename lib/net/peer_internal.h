@@ -30,12 +30,11 @@ constexpr size_t kControlReserve = 2;
 // with traffic, doubling, and shrink back when idle (Ring, ReleaseIdleMemory).
 constexpr size_t kInitialSlots = 4;
 // Buffers are recycled, not freed, so the steady state allocates nothing per
-// message: a ring slot keeps a buffer up to kSlotKeep (1024 slots: 16 MiB at
-// most per direction), and each direction's SpareBuffers keep bigger ones: as
-// many as its queue's byte bound and one value up to it hold (kOneValue), so
-// a stream of big values reuses them. An idle peer gives them back
-// (ReleaseIdleMemory).
-constexpr size_t kSlotKeep = SpareBuffers::kSmall;
+// message: a ring slot keeps a buffer up to SpareBuffers::kSmall (1024 slots:
+// 16 MiB at most per direction), and each direction's SpareBuffers keep bigger
+// ones: as many as its queue's byte bound and one value up to it hold
+// (kOneValue), so a stream of big values reuses them. An idle peer gives them
+// back (ReleaseIdleMemory).
 constexpr size_t kOneValue = (4 << 20) + (64 << 10);
 // Sends closer together than this, with nothing received in between, are a
 // stream: they are batched (see Send).
@@ -47,21 +46,6 @@ inline void ClearBuffer(std::string* buffer, SpareBuffers* spares) {
   buffer->clear();
   spares->Give(buffer);
 }
-
-// The receive side's ClearBuffer: the buffer keeps its size, its bytes stale.
-// Only the FrameReader writes into a recycled receive buffer, and it tracks
-// how much of it a frame has filled, so the size it keeps lets the next frame
-// grow into it without std::string zero-filling it again (a megabyte memset
-// per big value otherwise).
-inline void RecycleBuffer(std::string* buffer, SpareBuffers* spares) { spares->Give(buffer); }
-
-// What a buffer holds on the heap (an empty string's inline room is none).
-inline size_t AllocatedBytes(const std::string& buffer) {
-  return buffer.capacity() > std::string().capacity() ? buffer.capacity() : 0;
-}
-
-// Gives a buffer about to be filled the biggest spare, if that is bigger.
-inline void TakeSpare(std::string* buffer, SpareBuffers* spares) { spares->Take(buffer); }
 
 // User mode (see ReadAsUser) follows a recv that held the read role at most
 // kStickyHoldNs; the loop's lease timer looks every kLeasePeriod whether

@@ -42,17 +42,23 @@ class RecvQueue {
     return discard_ || (!frames_.full() && bytes_ < max_bytes_);
   }
   // Queues a frame of type `fingerprint`, swapping *payload for the slot's old
-  // buffer (or a spare; see RecycleBuffer); drops it once discarding. The caller fires
-  // the waiters (once for a batch of frames) before it unlocks.
+  // buffer (or a spare); drops it once discarding. The caller fires the
+  // waiters (once for a batch of frames) before it unlocks.
+  //
+  // Buffers leaving this queue are not cleared (unlike the send side's, which
+  // the encoder appends to): they keep their size, their bytes stale. Only the
+  // FrameReader writes into them, tracking how much a frame has filled, so the
+  // kept size lets the next frame grow into it without std::string
+  // zero-filling it again (a megabyte memset per big value otherwise).
   void Deliver(uint64_t fingerprint, std::string* payload) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
     if (discard_) {
-      peer_internal::RecycleBuffer(payload, &spares_);
+      spares_.Give(payload);
       return;
     }
     InFrame& frame = frames_.push_back();
     frame.fingerprint = fingerprint;
     frame.payload.swap(*payload);  // *payload gets the slot's old buffer
-    peer_internal::TakeSpare(payload, &spares_);
+    spares_.Take(payload);
     bytes_ += frame.payload.size();
     deliveries_.fetch_add(1, std::memory_order_relaxed);
   }
@@ -61,8 +67,8 @@ class RecvQueue {
   void TakeDirect(uint64_t fingerprint, std::string* payload, InFrame* take) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
     take->fingerprint = fingerprint;
     take->payload.swap(*payload);  // the parser gets the caller's old buffer
-    peer_internal::RecycleBuffer(payload, &spares_);
-    peer_internal::TakeSpare(payload, &spares_);
+    spares_.Give(payload);
+    spares_.Take(payload);
     deliveries_.fetch_add(1, std::memory_order_relaxed);
     fast_path_frames_.fetch_add(1, std::memory_order_relaxed);
     FireWaiters();
@@ -74,7 +80,7 @@ class RecvQueue {
     out->fingerprint = frame.fingerprint;
     out->payload.swap(frame.payload);
     bytes_ -= out->payload.size();
-    peer_internal::RecycleBuffer(&frame.payload, &spares_);
+    spares_.Give(&frame.payload);
     frames_.pop_front();
     if (paused_ && frames_.size() <= frames_.capacity() / 2 && bytes_ <= max_bytes_ / 2) {
       paused_ = false;

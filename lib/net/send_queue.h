@@ -42,7 +42,7 @@ class SendQueue {
     OutFrame& frame = frames_.push_back();
     EncodeFrameHeader(header, frame.header);
     frame.payload.swap(*payload);  // *payload gets the slot's old, cleared buffer
-    peer_internal::TakeSpare(payload, &spares_);
+    spares_.Take(payload);
     frame.held = held;
     bytes_ += frame.payload.size();
     ++pushes_;
