@@ -20,6 +20,8 @@
 #include <memory>
 #include <string>
 #include <string_view>
+#include <type_traits>
+#include <vector>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
@@ -67,6 +69,9 @@ class ChannelEnd {
   // Peer::Send and Peer::TypeName (peer.h); abort on a moved-from channel.
   absl::Status Send(uint64_t fingerprint, std::string_view type_name, bool* opened, std::string* payload,
                     absl::Time deadline) const;
+  // Peer::SendParts: a payload in the caller's memory, `prefix` then `bytes`.
+  absl::Status SendParts(uint64_t fingerprint, std::string_view type_name, bool* opened, std::string_view prefix,
+                         std::string_view bytes, std::string* scratch, absl::Time deadline) const;
   std::string TypeName(uint64_t fingerprint) const;
   // Peer::Recv: the oldest incoming value's type into *fingerprint and its
   // bytes into *payload (swapping buffers, so *payload's old one is reused).
@@ -96,6 +101,28 @@ class ChannelEnd {
   Direction direction_;
   std::shared_ptr<Peer> peer_;
 };
+
+// A value whose encoding (codec.h) is a count and then bytes that already lie
+// together in its memory: a string, or a vector of numbers. A Sender hands
+// the data plane the value's own memory (Peer::SendParts), so a big one is
+// written from where it is when the connection is free.
+template <class T>
+struct SentInPlace : std::is_same<T, std::string> {};
+template <class E, class A>
+struct SentInPlace<std::vector<E, A>>
+    : std::bool_constant<codec_internal::is_contiguous_arithmetic<std::vector<E, A>>> {};
+template <class T>
+inline constexpr bool kSentInPlace = SentInPlace<T>::value;
+
+// The payload of such a value: the codec's count (into *prefix, a few bytes)
+// and a view of the value's bytes (valid while the value is).
+template <class T>
+std::string_view InPlaceBytes(const T& value, std::string* prefix) {
+  static_assert(kSentInPlace<T>);
+  prefix->clear();
+  Encoder(prefix).WriteVarint(value.size());
+  return std::string_view(reinterpret_cast<const char*>(value.data()), value.size() * sizeof(value[0]));
+}
 
 // The Peer behind a channel, for select (select.h) and the data plane's tests;
 // users never need it.
@@ -128,9 +155,15 @@ class Sender {
   absl::Status try_send(const T& value) { return send_until(value, absl::InfinitePast()); }
   absl::Status send_for(const T& value, absl::Duration timeout) { return send_until(value, absl::Now() + timeout); }
   absl::Status send_until(const T& value, absl::Time deadline) {
-    buffer_.clear();
-    encode(value, &buffer_);
-    return end_.Send(type_fingerprint<T>(), type_name<T>(), &opened_, &buffer_, deadline);
+    if constexpr (net::kSentInPlace<T>) {
+      std::string prefix;  // a varint: within the string's inline buffer
+      std::string_view bytes = net::InPlaceBytes(value, &prefix);
+      return end_.SendParts(type_fingerprint<T>(), type_name<T>(), &opened_, prefix, bytes, &buffer_, deadline);
+    } else {
+      buffer_.clear();
+      encode(value, &buffer_);
+      return end_.Send(type_fingerprint<T>(), type_name<T>(), &opened_, &buffer_, deadline);
+    }
   }
 
   // Coroutine forms (lib/async, docs/async.md): co_await suspends the
@@ -148,7 +181,7 @@ class Sender {
   friend struct net::ChannelAccess;
 
   net::ChannelEnd end_;
-  std::string buffer_;   // the encoding of the value being sent; reused
+  std::string buffer_;   // the encoding of the value being sent (unless in place); reused
   bool opened_ = false;  // the Open frame naming T was queued
 };
 

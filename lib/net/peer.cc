@@ -17,9 +17,7 @@ Peer::Peer(const Pid& pid, const PeerLimits& limits, Hooks hooks)
 
 // ---- Senders ----
 
-absl::Status Peer::Send(uint64_t fingerprint, std::string_view type_name, bool* opened, std::string* payload,
-                        absl::Time deadline) {
-  UniqueLock lock(&send_.mu());
+absl::Status Peer::AwaitRoomLocked(absl::Time deadline) {
   while (!SendReadyLocked() && send_.cv().WaitUntil(&send_.mu(), deadline)) {
   }
   const bool ready = SendReadyLocked();
@@ -34,6 +32,20 @@ absl::Status Peer::Send(uint64_t fingerprint, std::string_view type_name, bool* 
     return absl::DeadlineExceededError(
         absl::StrCat("send to ", pid_.to_string(), ": the buffer bound is reached (the receiver is not reading)"));
   }
+  return absl::OkStatus();
+}
+
+absl::Status Peer::Send(uint64_t fingerprint, std::string_view type_name, bool* opened, std::string* payload,
+                        absl::Time deadline) {
+  UniqueLock lock(&send_.mu());
+  if (absl::Status room = AwaitRoomLocked(deadline); !room.ok()) return room;
+  const After after = QueueLocked(fingerprint, type_name, opened, payload);
+  lock.Unlock();
+  CallHook(after);
+  return absl::OkStatus();
+}
+
+Peer::After Peer::QueueLocked(uint64_t fingerprint, std::string_view type_name, bool* opened, std::string* payload) {
   if (!*opened) {
     std::string name(type_name);
     send_.Push(FrameHeader{FrameKind::kOpen, kChannelForward, fingerprint, name.size()}, &name, holding_);
@@ -41,29 +53,80 @@ absl::Status Peer::Send(uint64_t fingerprint, std::string_view type_name, bool* 
   }
   send_.Push(FrameHeader{FrameKind::kData, kChannelForward, fingerprint, payload->size()}, payload, holding_);
   // A flush is posted: the loop writes this frame with the others (no clock read).
-  if (fd_ >= 0 && !writing_ && !write_armed_ && !holding_ && !flush_posted_) {
-    // A one-way stream (sends in quick succession, nothing received in
-    // between): leave the frames to pile up and let the loop write them in one
-    // writev, instead of one syscall per message. A ping-pong, or a send after
-    // a pause, writes from this thread at once: no wake-up of the loop.
-    int64_t now = MonotonicNs();
-    uint64_t deliveries = recv_.deliveries();
-    if (now - last_direct_write_ns_ < kBatchWindowNs && deliveries == deliveries_at_write_) {
-      flush_posted_ = true;
-      lock.Unlock();
-      hooks_.want_flush(pid_);
-      return absl::OkStatus();
-    }
-    last_direct_write_ns_ = now;
-    deliveries_at_write_ = deliveries;
-    writing_ = true;
-    if (WriteLocked() == WriteResult::kBlocked) {
-      write_armed_ = true;
-      lock.Unlock();
-      hooks_.want_write(pid_);
-    }
-    // kError: the loop sees the broken socket on its read side and fails the peer.
+  if (fd_ < 0 || writing_ || write_armed_ || holding_ || flush_posted_) return After::kNothing;
+  // A one-way stream (sends in quick succession, nothing received in
+  // between): leave the frames to pile up and let the loop write them in one
+  // writev, instead of one syscall per message. A ping-pong, or a send after
+  // a pause, writes from this thread at once: no wake-up of the loop.
+  int64_t now = MonotonicNs();
+  uint64_t deliveries = recv_.deliveries();
+  if (now - last_direct_write_ns_ < kBatchWindowNs && deliveries == deliveries_at_write_) {
+    flush_posted_ = true;
+    return After::kWantFlush;
   }
+  last_direct_write_ns_ = now;
+  deliveries_at_write_ = deliveries;
+  writing_ = true;
+  // kError: the loop sees the broken socket on its read side and fails the peer.
+  if (WriteLocked() != WriteResult::kBlocked) return After::kNothing;
+  write_armed_ = true;
+  return After::kWantWrite;
+}
+
+void Peer::CallHook(After after) {
+  if (after == After::kWantFlush) hooks_.want_flush(pid_);
+  if (after == After::kWantWrite) hooks_.want_write(pid_);
+}
+
+absl::Status Peer::SendParts(uint64_t fingerprint, std::string_view type_name, bool* opened, std::string_view prefix,
+                             std::string_view bytes, std::string* scratch, absl::Time deadline) {
+  UniqueLock lock(&send_.mu());
+  if (absl::Status room = AwaitRoomLocked(deadline); !room.ok()) return room;
+  const size_t size = prefix.size() + bytes.size();
+  if (!*opened || size < kInPlaceMin || fd_ < 0 || writing_ || write_armed_ || holding_ || flush_posted_ ||
+      !send_.empty()) {
+    // Small, or the connection is busy: the payload joins the queue (a copy),
+    // to go out in order behind what is there.
+    scratch->assign(prefix);
+    scratch->append(bytes);
+    const After after = QueueLocked(fingerprint, type_name, opened, scratch);
+    lock.Unlock();
+    CallHook(after);
+    return absl::OkStatus();
+  }
+  // Nothing queued and nobody writing: header and payload go out from where
+  // they are, in one sendmsg. The frame holds its place at the head of the
+  // queue meanwhile (senders on other threads queue behind it), and keeps
+  // only a copy of what the socket did not take.
+  writing_ = true;
+  const char* header = send_.PushInPlace(FrameHeader{FrameKind::kData, kChannelForward, fingerprint, size});
+  iovec iov[3] = {{const_cast<char*>(header), kFrameHeaderSize},
+                  {const_cast<char*>(prefix.data()), prefix.size()},
+                  {const_cast<char*>(bytes.data()), bytes.size()}};
+  const int fd = fd_;
+  send_.mu().Unlock();  // the write role keeps the head slot ours (see WriteLocked)
+  msghdr msg{};
+  msg.msg_iov = iov;
+  msg.msg_iovlen = 3;
+  ssize_t written;
+  do {
+    written = sendmsg(fd, &msg, MSG_NOSIGNAL | MSG_DONTWAIT);
+  } while (written < 0 && errno == EINTR);
+  const int error = errno;
+  send_.mu().Lock();
+  const bool all = send_.FinishInPlace(written > 0 ? static_cast<size_t>(written) : 0, prefix, bytes);
+  last_direct_write_ns_ = MonotonicNs();
+  deliveries_at_write_ = recv_.deliveries();
+  const bool blocked = written >= 0 ? !all : (error == EAGAIN || error == EWOULDBLOCK);
+  // All written: frames queued meanwhile go now. A broken socket: the loop
+  // sees it on its read side and fails the peer.
+  if (!blocked && WriteLocked() != WriteResult::kBlocked) return absl::OkStatus();
+  // The socket is full: the loop writes the rest when it drains.
+  writing_ = false;
+  write_armed_ = true;
+  send_.Notify();
+  lock.Unlock();
+  hooks_.want_write(pid_);
   return absl::OkStatus();
 }
 

@@ -106,6 +106,14 @@ class Peer {
   // the peer's error once it is gone.
   absl::Status Send(uint64_t fingerprint, std::string_view type_name, bool* opened, std::string* payload,
                     absl::Time deadline);
+  // Send for a payload in the caller's memory: `prefix` then `bytes`, read
+  // only until this returns. When nothing is queued or being written and the
+  // payload is big (kInPlaceMin), header and payload go out from where they
+  // are in one sendmsg, and only what the socket did not take is copied into
+  // the queue; otherwise the payload is copied into *scratch and queued as
+  // Send does. Same waits and errors as Send.
+  absl::Status SendParts(uint64_t fingerprint, std::string_view type_name, bool* opened, std::string_view prefix,
+                         std::string_view bytes, std::string* scratch, absl::Time deadline);
   bool SendReady();
   void AddSendWaiter(Waiter* w);
   void RemoveSendWaiter(Waiter* w);
@@ -208,6 +216,16 @@ class Peer {
   WriteResult WriteLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(send_.mu());
   // A sender may go on: room, the peer's error, or a report to return.
   bool SendReadyLocked() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(send_.mu());
+  // Waits (until `deadline`) for room; OK when there is, else the peer's
+  // error, a report, or DeadlineExceeded.
+  absl::Status AwaitRoomLocked(absl::Time deadline) ABSL_EXCLUSIVE_LOCKS_REQUIRED(send_.mu());
+  // Queues the frame (and the channel's Open frame first if *opened is
+  // false), then writes it, leaves it to the loop, or batches it (see Send).
+  // Returns the hook to call once send_mu_ is dropped.
+  enum class After { kNothing, kWantFlush, kWantWrite };
+  After QueueLocked(uint64_t fingerprint, std::string_view type_name, bool* opened, std::string* payload)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(send_.mu());
+  void CallHook(After after) ABSL_LOCKS_EXCLUDED(send_.mu());
 
   // ---- The read role ----
   enum class Reader { kNone, kLoop, kUser };

@@ -39,6 +39,10 @@ constexpr size_t kOneValue = (4 << 20) + (64 << 10);
 // Sends closer together than this, with nothing received in between, are a
 // stream: they are batched (see Send).
 constexpr int64_t kBatchWindowNs = 50'000;
+// A payload at least this big is written from the sender's memory when the
+// connection is free (Peer::SendParts): below it, copying costs less than
+// giving up the stream's batching.
+constexpr size_t kInPlaceMin = 16 << 10;
 
 // Empties a buffer leaving a queue: it stays if small, else goes to the
 // spares (or is freed if they are full).

@@ -19,6 +19,36 @@ void SendQueue::RemoveWaiter(Waiter* w) {
   waiters_.erase(std::find(waiters_.begin(), waiters_.end(), w));
 }
 
+bool SendQueue::FinishInPlace(size_t written, std::string_view prefix, std::string_view bytes) {
+  written_on_connection_ += written;
+  bytes_ -= in_place_bytes_;
+  in_place_bytes_ = 0;
+  OutFrame& frame = frames_.front();
+  if (written == kFrameHeaderSize + prefix.size() + bytes.size()) {
+    frames_.pop_front();  // the slot's own (small) buffer stays with it
+    return true;
+  }
+  // The rest becomes the frame's payload: Consume and Gather see a frame
+  // whose first offset_ bytes (at most the header) are written.
+  size_t skip = 0;
+  if (written >= kFrameHeaderSize) {
+    skip = written - kFrameHeaderSize;
+    offset_ = kFrameHeaderSize;
+  } else {
+    offset_ = written;
+  }
+  spares_.Take(&frame.payload);
+  frame.payload.clear();
+  if (skip < prefix.size()) {
+    frame.payload.append(prefix.substr(skip));
+    frame.payload.append(bytes);
+  } else {
+    frame.payload.append(bytes.substr(skip - prefix.size()));
+  }
+  bytes_ += frame.payload.size();
+  return false;
+}
+
 void SendQueue::ReleaseHeld() {
   for (size_t i = 0; i < frames_.size(); ++i) frames_.at(i).held = false;
 }

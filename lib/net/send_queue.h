@@ -13,6 +13,7 @@
 #include <cstring>
 #include <memory>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
@@ -47,6 +48,24 @@ class SendQueue {
     bytes_ += frame.payload.size();
     ++pushes_;
   }
+  // Peer::SendParts: queues the head frame of a payload written from the
+  // caller's memory, with no payload yet (its length counts toward the
+  // bound); returns its encoded header, in a slot that never moves. The
+  // queue must be empty and the caller hold the write role.
+  const char* PushInPlace(const FrameHeader& header) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    OutFrame& frame = frames_.push_back();
+    EncodeFrameHeader(header, frame.header);
+    frame.held = false;
+    in_place_bytes_ = header.length;
+    bytes_ += header.length;
+    ++pushes_;
+    return frame.header;
+  }
+  // `written` bytes of the head frame's header and payload (`prefix` then
+  // `bytes`) went out: pops it when all did (true), else keeps a copy of the
+  // rest as its payload, to be written like any queued frame.
+  bool FinishInPlace(size_t written, std::string_view prefix, std::string_view bytes)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Room for a data frame and its Open frame.
   bool HasRoom() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
     return frames_.size() + 2 + peer_internal::kControlReserve <= frames_.max_capacity() && bytes_ < max_bytes_;
@@ -164,9 +183,10 @@ class SendQueue {
   // The queue. Its slots never move (Ring): the holder of the write role
   // writes from them with mu_ dropped (see Peer::WriteLocked), and only it pops.
   Ring<OutFrame> frames_ ABSL_GUARDED_BY(mu_);
-  size_t offset_ ABSL_GUARDED_BY(mu_) = 0;    // bytes of frames_.front() already written
-  size_t bytes_ ABSL_GUARDED_BY(mu_) = 0;     // payload bytes in frames_
-  SpareBuffers spares_ ABSL_GUARDED_BY(mu_);  // big buffers kept for reuse (see peer_internal.h)
+  size_t offset_ ABSL_GUARDED_BY(mu_) = 0;          // bytes of frames_.front() already written
+  size_t bytes_ ABSL_GUARDED_BY(mu_) = 0;           // payload bytes in frames_
+  size_t in_place_bytes_ ABSL_GUARDED_BY(mu_) = 0;  // the in-place head frame's payload (PushInPlace)
+  SpareBuffers spares_ ABSL_GUARDED_BY(mu_);        // big buffers kept for reuse (see peer_internal.h)
   // Gather's staging buffer: allocated by the first batch, freed when idle
   // (ReleaseIdleMemory); the write role's holder writes from it unlocked.
   std::unique_ptr<char[]> stage_ ABSL_GUARDED_BY(mu_);

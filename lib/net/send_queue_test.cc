@@ -1,0 +1,61 @@
+// SendQueue's in-place head frame (Peer::SendParts): whatever part of header
+// and payload the socket took, what Gather offers next is exactly the rest,
+// and a frame queued behind it follows it.
+#include "lib/net/send_queue.h"
+
+#include <gtest/gtest.h>
+
+#include <string>
+
+namespace constellation::net {
+namespace {
+
+// What Gather offers, concatenated: the bytes the next writes would send.
+std::string Pending(SendQueue& q) ABSL_EXCLUSIVE_LOCKS_REQUIRED(q.mu()) {
+  iovec iov[16];
+  int n = q.Gather(iov, 16);
+  std::string out;
+  for (int i = 0; i < n; ++i) out.append(static_cast<const char*>(iov[i].iov_base), iov[i].iov_len);
+  return out;
+}
+
+std::string Header(uint64_t fingerprint, uint64_t length) {
+  char bytes[kFrameHeaderSize];
+  EncodeFrameHeader(FrameHeader{FrameKind::kData, kChannelForward, fingerprint, length}, bytes);
+  return std::string(bytes, kFrameHeaderSize);
+}
+
+class InPlaceTest : public ::testing::TestWithParam<size_t> {};
+
+TEST_P(InPlaceTest, TheRestOfAPartlyWrittenFrameIsWhatGoesNext) {
+  const std::string prefix = "\x05";
+  std::string bytes(70000, '\0');
+  for (size_t i = 0; i < bytes.size(); ++i) bytes[i] = static_cast<char>(i * 7 + (i >> 9));
+  const std::string frame = Header(9, prefix.size() + bytes.size()) + prefix + bytes;
+  const size_t written = GetParam();
+
+  SendQueue q(64, 1 << 20);
+  MutexLock lock(&q.mu());
+  const char* header = q.PushInPlace(FrameHeader{FrameKind::kData, kChannelForward, 9, prefix.size() + bytes.size()});
+  EXPECT_EQ(std::string(header, kFrameHeaderSize), frame.substr(0, kFrameHeaderSize));
+  EXPECT_FALSE(q.HasRoom() && q.bytes() == 0) << "the frame in flight counts toward the bound";
+  std::string behind = "next";  // queued by another thread while the frame was in flight
+  q.Push(FrameHeader{FrameKind::kData, kChannelForward, 3, behind.size()}, &behind, false);
+
+  const bool all = q.FinishInPlace(written, prefix, bytes);
+  EXPECT_EQ(all, written == frame.size());
+  const std::string rest = frame.substr(written) + Header(3, 4) + "next";
+  EXPECT_EQ(Pending(q), rest);
+  EXPECT_EQ(q.bytes(), frame.size() - std::max(written, kFrameHeaderSize) + 4);
+  q.Consume(rest.size());
+  EXPECT_TRUE(q.empty());
+  EXPECT_EQ(q.bytes(), 0u);
+  EXPECT_EQ(q.written_on_connection(), frame.size() + kFrameHeaderSize + 4);
+}
+
+INSTANTIATE_TEST_SUITE_P(Written, InPlaceTest,
+                         ::testing::Values(0, 1, kFrameHeaderSize - 1, kFrameHeaderSize, kFrameHeaderSize + 1,
+                                           kFrameHeaderSize + 5, 40000, kFrameHeaderSize + 70000));
+
+}  // namespace
+}  // namespace constellation::net
