@@ -27,8 +27,12 @@ if grep -vq '^{.*}$' "$out"; then
   cat "$out" >&2
   exit 1
 fi
-for test in latency throughput rate start all_to_all memory; do
+for test in latency throughput rate start all_to_all memory connections; do
   grep -q "\"system\":\"ours\",.*\"test\":\"$test\"" "$out" || { echo "no $test row for ours" >&2; exit 1; }
+done
+# The connections row reports both ends.
+for field in hub_idle_rss_kib other_idle_rss_kib hub_idle_heap_kib other_idle_heap_kib; do
+  grep -q "\"test\":\"connections\".*\"$field\"" "$out" || { echo "the connections row lacks $field" >&2; exit 1; }
 done
 for row in 'ours-async",.*"test":"latency"' 'ours-async-echo",.*"test":"latency"' 'ours",.*"test":"fan_in"' \
   'ours-async",.*"test":"fan_in"' 'ours-async",.*"test":"fan_in_select"'; do

@@ -12,18 +12,8 @@
 //       lib/process: init() forks and the parent monitors). Then one of them
 //       (the hub) opens a channel pair to the K-1 others and exchanges a value
 //       on each: its RSS growth per connection, and the others' growth.
-//   --scale=connections --n=N   the cost of one idle connection, at each end,
-//       over N of them in this process: a hub DataPlane and N others (each
-//       its own "process" on 127.0.0.1, sharing a made-up secret), a channel
-//       pair between the hub and each with one value exchanged each way. Heap
-//       bytes in use (glibc's count) and RSS, their growth over the 2N ends,
-//       right after the exchange ("busy") and after the connections were quiet
-//       for two ticks of the stall check, which gives idle memory back (here
-//       every 0.25 s; by default every 7.5 s).
-#include <arpa/inet.h>
-#include <malloc.h>
-#include <netinet/in.h>
-#include <sys/socket.h>
+//   --scale=connections --n=N   the cost of one idle connection, at each end
+//       (scale_connections.cc).
 #include <unistd.h>
 
 #include <chrono>
@@ -36,10 +26,9 @@
 #include "absl/strings/str_format.h"
 #include "bench/bench_support.h"
 #include "bench/compare/common.h"
+#include "bench/compare/scale_connections.h"
 #include "constellation/constellation.h"
 #include "lib/net/channel.h"
-#include "lib/net/data_plane.h"
-#include "lib/net/handshake.h"
 
 namespace {
 
@@ -212,83 +201,25 @@ void Memory(const compare::Args& args, int64_t k) {
                                              idle, hub, others / (k - 1)));
 }
 
-// ---------------------------------------------------------------------------
-// Idle connections.
-
-int64_t HeapBytes() {
-  struct mallinfo2 m = mallinfo2();
-  return static_cast<int64_t>(m.uordblks + m.hblkhd);
-}
-
-std::unique_ptr<constellation::net::DataPlane> Plane(uint32_t nonce) {
-  int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  socklen_t len = sizeof(addr);
-  if (fd < 0 || bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0 || listen(fd, 1024) != 0 ||
-      getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) != 0) {
-    Die("cannot listen on 127.0.0.1");
-  }
-  constellation::net::DataPlane::Options options;
-  options.secret = std::string(constellation::net::kSecretSize, 'b');
-  options.idle_timeout = absl::Hours(1);             // channels stay open: no teardown
-  options.stall_timeout = absl::Milliseconds(1000);  // its check (and release) every 0.25 s
-  return std::make_unique<constellation::net::DataPlane>(fd, Pid::FromIpv4(0x7f000001, ntohs(addr.sin_port), nonce),
-                                                         options);
-}
-
-void Connections(const compare::Args& args, int64_t n) {
-  using constellation::net::DataPlane;
-  std::unique_ptr<DataPlane> hub = Plane(1);
-  std::vector<std::unique_ptr<DataPlane>> others;
-  for (int64_t i = 0; i < n; ++i) others.push_back(Plane(static_cast<uint32_t>(i + 2)));
-  std::this_thread::sleep_for(std::chrono::milliseconds(300));  // loop threads settle
-  const int64_t heap0 = HeapBytes(), rss0 = Rss(getpid());
-  std::vector<Sender<uint64_t>> hub_out, out;
-  std::vector<Receiver<uint64_t>> hub_in, in;
-  for (int64_t i = 0; i < n; ++i) {
-    hub_out.emplace_back(others[i]->self(), *hub);
-    hub_in.emplace_back(others[i]->self(), *hub);
-    out.emplace_back(hub->self(), *others[i]);
-    in.emplace_back(hub->self(), *others[i]);
-  }
-  for (int64_t i = 0; i < n; ++i) {
-    DieIf(hub_out[i].send(1), "send");
-    DieIf(out[i].send(2), "send");
-  }
-  for (int64_t i = 0; i < n; ++i) {
-    Recv(hub_in[i]);
-    Recv(in[i]);
-  }
-  const double ends = 2.0 * n;
-  const double busy_heap = (HeapBytes() - heap0) / ends / 1024, busy_rss = (Rss(getpid()) - rss0) / ends;
-  std::this_thread::sleep_for(std::chrono::milliseconds(800));  // quiet: two ticks or more
-  const double idle_heap = (HeapBytes() - heap0) / ends / 1024, idle_rss = (Rss(getpid()) - rss0) / ends;
-  compare::WriteResult(args, absl::StrFormat("\"connections\":%d,\"busy_heap_kib\":%.2f,\"busy_rss_kib\":%.2f,"
-                                             "\"idle_heap_kib\":%.2f,\"idle_rss_kib\":%.2f",
-                                             n, busy_heap, busy_rss, idle_heap, idle_rss));
-  // Channels first, then the planes they use.
-  hub_out.clear(), hub_in.clear(), out.clear(), in.clear();
-}
-
 }  // namespace
 
 int main(int argc, char** argv) {
   bench::InitCpus();
   absl::StatusOr<compare::Args> args = compare::ParseArgs(argc, argv);
   DieIf(args.status(), "usage");
-  constellation::init(constellation::Resources{256 * constellation::kMiB, kRootCpu});  // members run in here and exit
   int64_t n = 0, msgs = 0;
   if (!absl::SimpleAtoi(compare::Extra(*args, "n"), &n) || n < 1) Die("--n=N needed");
   std::string scale = compare::Extra(*args, "scale");
+  if (scale == "connections") {
+    compare::Connections(*args, n);  // its own processes and data planes, forked before any thread
+    return 0;
+  }
+  constellation::init(constellation::Resources{256 * constellation::kMiB, kRootCpu});  // members run in here and exit
   if (scale == "all_to_all") {
     if (!absl::SimpleAtoi(compare::Extra(*args, "msgs"), &msgs) || msgs < 1) Die("--msgs=M needed");
     AllToAll(*args, n, msgs);
   } else if (scale == "memory") {
     Memory(*args, n);
-  } else if (scale == "connections") {
-    Connections(*args, n);
   } else {
     Die("--scale=all_to_all|memory|connections needed");
   }
