@@ -64,9 +64,18 @@ absl::Status ChannelEnd::SendParts(uint64_t fingerprint, std::string_view type_n
 std::string ChannelEnd::TypeName(uint64_t fingerprint) const { return peer().TypeName(fingerprint); }
 
 absl::Status ChannelEnd::Recv(absl::Time deadline, uint64_t* fingerprint, std::string* payload) const {
+  return RecvWith([&](InFrame* frame) { return peer().Recv(deadline, frame); }, fingerprint, payload);
+}
+
+absl::Status ChannelEnd::RecvFor(absl::Duration timeout, uint64_t* fingerprint, std::string* payload) const {
+  return RecvWith([&](InFrame* frame) { return peer().RecvFor(timeout, frame); }, fingerprint, payload);
+}
+
+absl::Status ChannelEnd::RecvWith(absl::FunctionRef<absl::Status(InFrame*)> recv, uint64_t* fingerprint,
+                                  std::string* payload) const {
   InFrame frame;
-  frame.payload.swap(*payload);  // Recv swaps it for the frame's buffer: the old one is reused
-  absl::Status status = peer().Recv(deadline, &frame);
+  frame.payload.swap(*payload);  // the receive swaps it for the frame's buffer: the old one is reused
+  absl::Status status = recv(&frame);
   payload->swap(frame.payload);
   *fingerprint = frame.fingerprint;
   return status;

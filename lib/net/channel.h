@@ -23,6 +23,7 @@
 #include <type_traits>
 #include <vector>
 
+#include "absl/functional/function_ref.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/str_cat.h"
@@ -48,6 +49,7 @@ namespace net {
 class DataPlane;
 class Peer;
 class Waiter;
+struct InFrame;
 
 // The process-wide DataPlane (data_plane.h); aborts with a message before init().
 DataPlane& DefaultDataPlane();
@@ -76,6 +78,8 @@ class ChannelEnd {
   // Peer::Recv: the oldest incoming value's type into *fingerprint and its
   // bytes into *payload (swapping buffers, so *payload's old one is reused).
   absl::Status Recv(absl::Time deadline, uint64_t* fingerprint, std::string* payload) const;
+  // Recv until `timeout` from now, reading the clock only if it must wait (Peer::RecvFor).
+  absl::Status RecvFor(absl::Duration timeout, uint64_t* fingerprint, std::string* payload) const;
   // Registers (add) or unregisters `waiter` to be fired when a Send or Recv
   // (by direction) may go on (Peer::AddSendWaiter, AddRecvWaiter).
   void Watch(Waiter* waiter, bool add) const;
@@ -95,6 +99,9 @@ class ChannelEnd {
 
  private:
   void ReleaseIfHeld();
+  // Recv and RecvFor: `recv` fills a frame that holds *payload's old buffer.
+  absl::Status RecvWith(absl::FunctionRef<absl::Status(InFrame*)> recv, uint64_t* fingerprint,
+                        std::string* payload) const;
 
   DataPlane* plane_;
   Pid remote_;
@@ -199,7 +206,11 @@ class Receiver {
   absl::StatusOr<T> recv() { return recv_until(absl::InfiniteFuture()); }
   // Never blocks: kDeadlineExceeded when nothing has arrived.
   absl::StatusOr<T> try_recv() { return recv_until(absl::InfinitePast()); }
-  absl::StatusOr<T> recv_for(absl::Duration timeout) { return recv_until(absl::Now() + timeout); }
+  absl::StatusOr<T> recv_for(absl::Duration timeout) {
+    absl::Status status = end_.RecvFor(timeout, &fingerprint_, &payload_);  // no clock read if a value is queued
+    if (!status.ok()) return status;
+    return end_.Decode<T>(fingerprint_, payload_);
+  }
   absl::StatusOr<T> recv_until(absl::Time deadline) {
     absl::Status status = end_.Recv(deadline, &fingerprint_, &payload_);
     if (!status.ok()) return status;

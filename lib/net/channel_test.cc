@@ -286,6 +286,30 @@ TEST(ChannelTest, PeerShutDownMidStreamDeliversThenErrors) {
   EXPECT_TRUE(absl::IsUnavailable(rx.recv().status()));
 }
 
+// recv_for takes what is queued without looking at the clock (Peer::RecvFor):
+// even a zero timeout gets every value already there, in order, and the
+// peer's end only after them; with nothing queued it waits out the timeout.
+TEST(ChannelTest, RecvForTakesQueuedValuesThenTheEnd) {
+  Pair p;
+  Receiver<int> rx(p.b->self(), *p.a);
+  {
+    Sender<int> tx(p.a->self(), *p.b);
+    for (int i = 0; i < 5; ++i) ASSERT_TRUE(tx.send(i).ok());
+    EXPECT_EQ(*rx.recv(), 0);  // the others arrived with it or follow it
+  }
+  for (int i = 1; i < 5; ++i) {
+    absl::StatusOr<int> v = rx.recv_for(absl::ZeroDuration());
+    if (absl::IsDeadlineExceeded(v.status())) v = rx.recv_for(absl::Seconds(30));  // not read yet
+    ASSERT_TRUE(v.ok()) << v.status();
+    EXPECT_EQ(*v, i);
+  }
+  const absl::Time start = absl::Now();
+  EXPECT_TRUE(absl::IsDeadlineExceeded(rx.recv_for(absl::Milliseconds(20)).status()));
+  EXPECT_GE(absl::Now() - start, absl::Milliseconds(20));
+  p.b.reset();
+  EXPECT_TRUE(absl::IsUnavailable(rx.recv_for(absl::Seconds(30)).status()));
+}
+
 using ChannelDeathTest = ::testing::Test;
 
 TEST(ChannelDeathTest, ChannelToSelfAborts) {

@@ -126,6 +126,9 @@ class Peer {
   // and the read role free, reads the socket itself (see above); with a
   // deadline already past (try_recv) it only looks (one recv) in user mode.
   absl::Status Recv(absl::Time deadline, InFrame* out);
+  // Recv until `timeout` from now; reads the clock only when nothing is
+  // queued (a stream's receiver finds a frame queued most of the time).
+  absl::Status RecvFor(absl::Duration timeout, InFrame* out);
   // The name a Sender of the peer announced for `fingerprint`, or "<unknown type>".
   std::string TypeName(uint64_t fingerprint);
   bool RecvReady();

@@ -65,6 +65,19 @@ absl::Status Peer::Recv(absl::Time deadline, InFrame* out) {
   return absl::OkStatus();
 }
 
+absl::Status Peer::RecvFor(absl::Duration timeout, InFrame* out) {
+  {
+    UniqueLock lock(&recv_.mu());
+    if (!recv_.empty()) {  // as Recv does with a frame queued, but reading no clock
+      const bool resume = recv_.Pop(out);
+      lock.Unlock();
+      if (resume) hooks_.resume_read(pid_);
+      return absl::OkStatus();
+    }
+  }
+  return Recv(absl::Now() + timeout, out);
+}
+
 bool Peer::RecvWakeLocked() const {
   return !recv_.empty() || !recv_.status().ok() || CanUserReadLocked() || has_report_.load(std::memory_order_relaxed);
 }
