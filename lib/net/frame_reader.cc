@@ -69,14 +69,15 @@ size_t FrameReader::Room() {
   return payload_.size() - filled_;
 }
 
-FrameReader::ReadResult FrameReader::ReadSome(int fd, size_t max) {
+FrameReader::ReadResult FrameReader::ReadSome(int fd, size_t max, bool wait) {
   ReadResult result;
+  const int flags = wait ? 0 : MSG_DONTWAIT;
   while (true) {
     ssize_t n;
     size_t asked;
     if (in_frame_ && pos_ == end_ && header_.length - filled_ >= kDirectRead) {
       asked = std::min(Room(), max);
-      n = recv(fd, payload_.data() + filled_, asked, MSG_DONTWAIT);
+      n = recv(fd, payload_.data() + filled_, asked, flags);
       if (n > 0) filled_ += n;
     } else {
       if (buffer_ == nullptr) buffer_.reset(new char[kBufferSize]);
@@ -90,7 +91,7 @@ FrameReader::ReadResult FrameReader::ReadSome(int fd, size_t max) {
       // payload is read straight into its buffer (above) rather than most of
       // it into this one and copied.
       if (last_was_big_ && !in_frame_ && pos_ == end_) asked = std::min(asked, kFrameHeaderSize);
-      n = recv(fd, buffer_.get() + end_, asked, MSG_DONTWAIT);
+      n = recv(fd, buffer_.get() + end_, asked, flags);
       if (n > 0) end_ += n;
     }
     if (n > 0) {

@@ -70,8 +70,10 @@ class FrameReader {
     absl::Status down;    // kEnd, kError
   };
   // One recv(MSG_DONTWAIT) of at most `max` (> 0) bytes into the buffer, or
-  // straight into the payload of a big frame. EINTR is retried.
-  ReadResult ReadSome(int fd, size_t max);
+  // straight into the payload of a big frame. EINTR is retried. With `wait`,
+  // the recv blocks until bytes arrive (or the socket's SO_RCVTIMEO passes:
+  // kWouldBlock).
+  ReadResult ReadSome(int fd, size_t max, bool wait = false);
 
   // A new connection: the parser starts afresh (buffers are kept).
   void Reset();

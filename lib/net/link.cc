@@ -1,5 +1,6 @@
 #include "lib/net/link.h"
 
+#include <fcntl.h>
 #include <sys/epoll.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -121,6 +122,13 @@ absl::Status Link::Open(std::shared_ptr<Peer> peer) {
   stage_ = Stage::kOpen;
   timer_.Del();
   read_event_.Del();
+  // From here on every read and write of the socket passes MSG_DONTWAIT, but
+  // one: a user thread that sleeps in recv itself (Peer::HowToSleep), for
+  // which the socket must block.
+  const int flags = fcntl(fd_.get(), F_GETFL);
+  if (flags < 0 || fcntl(fd_.get(), F_SETFL, flags & ~O_NONBLOCK) != 0) {
+    return absl::InternalError(absl::StrCat("cannot make the connection blocking: ", std::strerror(errno)));
+  }
   epoll_event event{};
   event.events = EPOLLIN;
   event.data.fd = fd_.get();

@@ -245,6 +245,13 @@ class Peer {
   // reads and held again on return, the role released). True when a data
   // frame was taken into *out.
   bool ReadAsUser(absl::Time deadline, InFrame* out) ABSL_EXCLUSIVE_LOCKS_REQUIRED(recv_.mu());
+  // How a user thread holding the read role sleeps until bytes arrive (role
+  // held, no lock): in the recv itself, one syscall where poll and recv are
+  // two, with SO_RCVTIMEO (set here when the one set will not do) ending it by
+  // `deadline`; or in ppoll when the deadline is near, because the kernel
+  // rounds SO_RCVTIMEO up to a scheduler tick and ppoll does not.
+  enum class Sleep { kInRecv, kInPoll, kExpired };
+  Sleep HowToSleep(int fd, absl::Time deadline);
   // Puts the socket back in the loop's epoll set (user_mode_ set, role free),
   // holding the role as `as` meanwhile; drops and retakes recv_mu_.
   void LeaveUserModeLocked(Reader as) ABSL_EXCLUSIVE_LOCKS_REQUIRED(recv_.mu());
@@ -289,6 +296,9 @@ class Peer {
   // Not guarded by a lock but by the read role: only its holder touches it
   // (or a thread holding recv_mu_ while nobody holds the role).
   FrameReader read_;
+  // The SO_RCVTIMEO set on the read socket (InfiniteDuration: none); the
+  // read role's, like read_.
+  absl::Duration recv_timeout_ = absl::InfiniteDuration();
 
   // ---- ReportOnce's status: report_mu_ (taken after either, never before) ----
   // has_report_ lets Send and Recv check for one without the lock.

@@ -57,6 +57,12 @@ inline void ClearBuffer(std::string* buffer, SpareBuffers* spares) {
 // held it longer than kStickyHoldNs, so it gives the socket back itself.
 constexpr int64_t kStickyHoldNs = 500'000;
 constexpr absl::Duration kLeasePeriod = absl::Milliseconds(1);
+// A user thread sleeps in recv itself, bounded by SO_RCVTIMEO, only while its
+// deadline is at least kRecvTimeoutMin away, and sets the timeout to end
+// kRecvTimeoutSlack before it: the kernel rounds SO_RCVTIMEO up to a tick
+// (at most 10 ms). Closer to the deadline it sleeps in ppoll.
+constexpr absl::Duration kRecvTimeoutMin = absl::Milliseconds(50);
+constexpr absl::Duration kRecvTimeoutSlack = absl::Milliseconds(20);
 
 // Sets which events of `fd` (registered in the epoll set `ep`) are watched.
 inline void SetInterest(int ep, int fd, uint32_t events) {

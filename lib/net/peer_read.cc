@@ -115,15 +115,20 @@ bool Peer::ReadAsUser(absl::Time deadline, InFrame* out) {
       down = bad;
       break;
     }
-    if (got) break;  // kNeedMore: what is left in the socket waits for the next recv (or the lease)
+    if (got) break;     // kNeedMore: what is left in the socket waits for the next recv (or the lease)
+    bool wait = false;  // this recv sleeps until bytes arrive
     if (!may_read) {
       if (loop_watches) {
         SetInterest(ep, fd, 0);
         loop_watches = false;
       }
-      if (!Spinning(&spin_until_ns, spin_ns, deadline) && !PollReadable(fd, deadline)) break;
+      if (!Spinning(&spin_until_ns, spin_ns, deadline)) {
+        const Sleep sleep = HowToSleep(fd, deadline);
+        if (sleep == Sleep::kExpired || (sleep == Sleep::kInPoll && !PollReadable(fd, deadline))) break;
+        wait = sleep == Sleep::kInRecv;
+      }
     }
-    FrameReader::ReadResult read = read_.ReadSome(fd, std::numeric_limits<size_t>::max());
+    FrameReader::ReadResult read = read_.ReadSome(fd, std::numeric_limits<size_t>::max(), wait);
     if (read.what == FrameReader::Read::kData) {
       may_read = read.filled;
       continue;
@@ -165,6 +170,25 @@ bool Peer::ReadAsUser(absl::Time deadline, InFrame* out) {
     recv_.mu().Lock();
   }
   return got;
+}
+
+Peer::Sleep Peer::HowToSleep(int fd, absl::Time deadline) {
+  absl::Duration want = absl::InfiniteDuration();
+  if (deadline != absl::InfiniteFuture()) {
+    const absl::Duration left = deadline - absl::Now();
+    if (left <= absl::ZeroDuration()) return Sleep::kExpired;
+    if (left < kRecvTimeoutMin) return Sleep::kInPoll;
+    want = left - kRecvTimeoutSlack;
+  }
+  // The timeout already set will do if it ends before `want`, and not much
+  // sooner (ending early costs only another look): a loop of recv_for(20 s)
+  // sets it once.
+  if (recv_timeout_ == want || (recv_timeout_ < want && recv_timeout_ >= want / 2)) return Sleep::kInRecv;
+  const absl::Duration set = want == absl::InfiniteDuration() ? want : want * 3 / 4;
+  const timeval tv = set == absl::InfiniteDuration() ? timeval{0, 0} : absl::ToTimeval(set);  // 0: none
+  if (setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv)) != 0) return Sleep::kInPoll;
+  recv_timeout_ = set;
+  return Sleep::kInRecv;
 }
 
 void Peer::LeaveUserModeLocked(Reader as) {
@@ -312,6 +336,7 @@ void Peer::AttachRead(int fd, int ep, uint64_t conn) {
     user_mode_ = false;
     lease_active_ = false;
     read_.Reset();
+    recv_timeout_ = absl::InfiniteDuration();  // a new socket has none
   }
   recv_.cv().NotifyAll();  // a receiver waiting for a connection may read it now
 }

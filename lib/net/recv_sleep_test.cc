@@ -1,0 +1,95 @@
+// A thread blocked in recv sleeps in the socket's recv itself, its deadline
+// kept by SO_RCVTIMEO while it is far and by ppoll once it is near
+// (Peer::HowToSleep): a value wakes it, every deadline ends the wait no
+// sooner than asked, and a timeout left on the socket by one wait never ends
+// another early.
+#include <gtest/gtest.h>
+
+#include <string>
+#include <thread>
+
+#include "absl/time/clock.h"
+#include "lib/net/channel.h"
+#include "lib/net/test_util.h"
+
+namespace constellation {
+namespace {
+
+using net::DataPlane;
+using net::testing::MakePlane;
+
+struct Pair {
+  std::unique_ptr<DataPlane> a = MakePlane(0xa);
+  std::unique_ptr<DataPlane> b = MakePlane(0xb);
+};
+
+void WaitUntilUserReading(net::Peer& peer) {
+  absl::Time give_up = absl::Now() + absl::Seconds(30);
+  while (!peer.UserReading()) {
+    ASSERT_LT(absl::Now(), give_up) << "no thread took the read role";
+    std::this_thread::yield();
+  }
+}
+
+TEST(RecvSleepTest, AValueWakesAReceiverSleepingInTheSocket) {
+  Pair p;
+  Sender<std::string> tx(p.b->self(), *p.a);
+  Receiver<std::string> rx(p.a->self(), *p.b);
+  ASSERT_TRUE(tx.send("first").ok());  // the connection is up
+  ASSERT_EQ(*rx.recv(), "first");
+  for (int i = 0; i < 10; ++i) {
+    absl::StatusOr<std::string> got;
+    std::thread reader([&] { got = i % 2 == 0 ? rx.recv() : rx.recv_for(absl::Seconds(30)); });
+    WaitUntilUserReading(net::ChannelAccess::PeerOf(rx));
+    ASSERT_TRUE(tx.send(std::to_string(i)).ok());
+    reader.join();
+    ASSERT_TRUE(got.ok()) << got.status();
+    EXPECT_EQ(*got, std::to_string(i));
+  }
+}
+
+// Timeouts on both sides of the ppoll/SO_RCVTIMEO threshold (50 ms), each
+// after waits that left a different timeout on the socket.
+TEST(RecvSleepTest, EveryDeadlineEndsTheWaitNoSoonerThanAsked) {
+  Pair p;
+  Sender<int> tx(p.b->self(), *p.a);
+  Receiver<int> rx(p.a->self(), *p.b);
+  ASSERT_TRUE(tx.send(0).ok());
+  ASSERT_EQ(*rx.recv(), 0);
+  // A wait right after a long one must not sleep out the long one's timeout.
+  for (int ms : {30, 2000, 60, 400, 80, 10, 120}) {
+    const absl::Duration timeout = absl::Milliseconds(ms);
+    const absl::Time start = absl::Now();
+    absl::StatusOr<int> got = rx.recv_for(timeout);
+    const absl::Duration took = absl::Now() - start;
+    EXPECT_TRUE(absl::IsDeadlineExceeded(got.status())) << ms << " ms: " << got.status();
+    EXPECT_GE(took, timeout) << ms << " ms";
+    EXPECT_LT(took, timeout + absl::Seconds(1)) << ms << " ms: the wait overran its deadline";
+  }
+  // recv_until with a deadline already past only looks.
+  EXPECT_TRUE(absl::IsDeadlineExceeded(rx.recv_until(absl::Now() - absl::Seconds(1)).status()));
+}
+
+// After a short timed wait set a short SO_RCVTIMEO, an untimed recv and a
+// long recv_for still wait for a value that comes later than that timeout.
+TEST(RecvSleepTest, AShortTimeoutLeftOnTheSocketEndsNoLaterWait) {
+  Pair p;
+  Sender<int> tx(p.b->self(), *p.a);
+  Receiver<int> rx(p.a->self(), *p.b);
+  ASSERT_TRUE(tx.send(0).ok());
+  ASSERT_EQ(*rx.recv(), 0);
+  for (int round = 1; round <= 4; ++round) {
+    EXPECT_TRUE(absl::IsDeadlineExceeded(rx.recv_for(absl::Milliseconds(70)).status()));
+    std::thread late([&] {
+      absl::SleepFor(absl::Milliseconds(150));  // longer than the timeout the last wait set
+      ASSERT_TRUE(tx.send(round).ok());
+    });
+    absl::StatusOr<int> got = round % 2 == 0 ? rx.recv() : rx.recv_for(absl::Seconds(60));
+    late.join();
+    ASSERT_TRUE(got.ok()) << "round " << round << ": " << got.status();
+    EXPECT_EQ(*got, round);
+  }
+}
+
+}  // namespace
+}  // namespace constellation
