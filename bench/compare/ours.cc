@@ -1,8 +1,9 @@
 // Our channels: A is the root process of a constellation program, B a
 // process it spawn()s; one Sender<std::string> and one Receiver<std::string>
-// each way, one value per message (send() encodes the string into the
-// Sender's buffer; recv() returns a new string). By default a thread waiting
-// in recv() sleeps in poll(); busy-polling is opt-in (below). See common.h for the protocol.
+// each way, one value per message (send() copies a string under 16 KiB into
+// the Sender's buffer and writes a bigger one from where it is; recv()
+// returns a new string). By default a thread waiting in recv() sleeps in the
+// socket's recv; busy-polling is opt-in (below). See common.h for the protocol.
 //
 // Pinning: B is spawned while A is still unpinned, so B's monitor keeps every
 // CPU; then A pins itself and B pins itself, every thread (the data plane's

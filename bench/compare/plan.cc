@@ -54,7 +54,7 @@ std::vector<std::string> Flags(const std::string& test, int64_t size, const Pin&
 const std::vector<System>& Systems() {
   static const std::vector<System> systems = {
       {"raw", "raw TCP", "bench/compare/compare_raw", "", "blocking send/read, the floor"},
-      {"ours", "ours (channels)", "bench/compare/compare_ours", "", "sleeps in poll() (busy-polling is opt-in)"},
+      {"ours", "ours (channels)", "bench/compare/compare_ours", "", "sleeps in recv() (busy-polling is opt-in)"},
       {"zmq", "ZeroMQ PAIR", "bench/compare/compare_zmq", "", "I/O thread, sleeps in epoll"},
       {"grpc", "gRPC bidi stream", "bench/compare/compare_grpc", "", "completion-queue threads, sleeps in epoll"},
       {"mpi-tcp", "Open MPI, TCP", "bench/compare/compare_mpi", "tcp,self", "busy-polls (spins in MPI_Recv)"},
@@ -76,7 +76,7 @@ const std::vector<System>& Systems() {
        "ours, busy-polling 50 µs",
        "bench/compare/compare_ours",
        "",
-       "spins up to 50 µs in recv (CONSTELLATION_BUSY_POLL_US=50), then sleeps in poll()",
+       "spins up to 50 µs in recv (CONSTELLATION_BUSY_POLL_US=50), then sleeps in recv()",
        {"--busy_poll_us=50"}},
   };
   return systems;

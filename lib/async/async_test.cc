@@ -155,6 +155,25 @@ TEST(AsyncTest, WhenAnyCancelsTheLoserWithoutTakingItsValue) {
   EXPECT_EQ(block_on(receive()), 5);
 }
 
+// A receive's first try takes only what is queued, not what waits in the
+// socket (RecvWait::TryComplete). A value left in the socket while the
+// receiver is in user mode (the loop not watching) must still reach a
+// coroutine that waits on it among other waits (armed, not parked).
+TEST(AsyncTest, AValueWaitingInTheSocketReachesAnArmedReceive) {
+  Pair p;
+  Sender<int> tx(p.b->self(), *p.a);
+  Receiver<int> rx(p.a->self(), *p.b);
+  auto receive = [&]() -> Task<int> { co_return (co_await rx.async_recv_for(absl::Seconds(30))).value(); };
+  for (int round = 0; round < 20; ++round) {
+    ASSERT_TRUE(tx.send(round).ok());
+    ASSERT_EQ(*rx.recv(), round);  // a blocking recv reads the socket and leaves user mode on
+    ASSERT_TRUE(tx.send(100 + round).ok());  // lands in the socket, or the queue if the loop is quick
+    auto [which, value] = block_on(when_any(receive(), SleepThen(absl::Seconds(30), -1)));
+    ASSERT_EQ(which, 0u) << "round " << round;
+    EXPECT_EQ(std::get<0>(value), 100 + round);
+  }
+}
+
 TEST(AsyncTest, ManyConcurrentWaitsOnOneThread) {
   constexpr int kPeers = 16;
   auto hub = MakePlane(0x100);

@@ -33,7 +33,14 @@ class RecvWait final : public Wait {
 
  private:
   bool TryComplete() override {
-    absl::Status status = end_->Recv(absl::InfinitePast(), &fingerprint_, &payload_);
+    // The first try (await_ready) takes only what is queued. A receive that
+    // must wait then sleeps in the socket's recv (CompleteBlocking) or is
+    // woken through the loop (Subscribe), so looking at the socket now would
+    // mostly cost a syscall that finds nothing (a ping-pong's reply is not
+    // there yet when the coroutine has just sent).
+    const bool read_socket = !first_try_;
+    first_try_ = false;
+    absl::Status status = end_->Recv(absl::InfinitePast(), &fingerprint_, &payload_, read_socket);
     if (absl::IsDeadlineExceeded(status)) return false;
     if (status.ok()) {
       result_.emplace(end_->template Decode<T>(fingerprint_, payload_));
@@ -58,6 +65,7 @@ class RecvWait final : public Wait {
   }
 
   const End* end_;
+  bool first_try_ = true;
   uint64_t fingerprint_ = 0;
   std::string payload_;
   std::optional<absl::StatusOr<T>> result_;

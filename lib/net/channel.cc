@@ -63,8 +63,9 @@ absl::Status ChannelEnd::SendParts(uint64_t fingerprint, std::string_view type_n
 
 std::string ChannelEnd::TypeName(uint64_t fingerprint) const { return peer().TypeName(fingerprint); }
 
-absl::Status ChannelEnd::Recv(absl::Time deadline, uint64_t* fingerprint, std::string* payload) const {
-  return RecvWith([&](InFrame* frame) { return peer().Recv(deadline, frame); }, fingerprint, payload);
+absl::Status ChannelEnd::Recv(absl::Time deadline, uint64_t* fingerprint, std::string* payload,
+                              bool read_socket) const {
+  return RecvWith([&](InFrame* frame) { return peer().Recv(deadline, frame, read_socket); }, fingerprint, payload);
 }
 
 absl::Status ChannelEnd::RecvFor(absl::Duration timeout, uint64_t* fingerprint, std::string* payload) const {

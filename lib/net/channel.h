@@ -77,7 +77,7 @@ class ChannelEnd {
   std::string TypeName(uint64_t fingerprint) const;
   // Peer::Recv: the oldest incoming value's type into *fingerprint and its
   // bytes into *payload (swapping buffers, so *payload's old one is reused).
-  absl::Status Recv(absl::Time deadline, uint64_t* fingerprint, std::string* payload) const;
+  absl::Status Recv(absl::Time deadline, uint64_t* fingerprint, std::string* payload, bool read_socket = true) const;
   // Recv until `timeout` from now, reading the clock only if it must wait (Peer::RecvFor).
   absl::Status RecvFor(absl::Duration timeout, uint64_t* fingerprint, std::string* payload) const;
   // Registers (add) or unregisters `waiter` to be fired when a Send or Recv

@@ -125,7 +125,10 @@ class Peer {
   // queue is empty and the peer gone, returns its error. With nothing queued
   // and the read role free, reads the socket itself (see above); with a
   // deadline already past (try_recv) it only looks (one recv) in user mode.
-  absl::Status Recv(absl::Time deadline, InFrame* out);
+  // With read_socket false and a deadline already past, takes only what is
+  // queued, with no syscall: a coroutine's first try (lib/async), after which
+  // it sleeps in a blocking Recv or is woken through the loop.
+  absl::Status Recv(absl::Time deadline, InFrame* out, bool read_socket = true);
   // Recv until `timeout` from now; reads the clock only when nothing is
   // queued (a stream's receiver finds a frame queued most of the time).
   absl::Status RecvFor(absl::Duration timeout, InFrame* out);

@@ -15,7 +15,7 @@ bool Peer::CanUserReadLocked() const {
   return read_fd_ >= 0 && reader_ == Reader::kNone && !recv_.paused() && !read_broken_ && !recv_.discarding();
 }
 
-absl::Status Peer::Recv(absl::Time deadline, InFrame* out) {
+absl::Status Peer::Recv(absl::Time deadline, InFrame* out, bool read_socket) {
   UniqueLock lock(&recv_.mu());
   bool looked = false;
   while (recv_.empty() && recv_.status().ok()) {
@@ -25,7 +25,7 @@ absl::Status Peer::Recv(absl::Time deadline, InFrame* out) {
     if (deadline != absl::InfiniteFuture() && absl::Now() >= deadline) {
       // In user mode the loop does not watch the socket (see ReadAsUser):
       // look at it without waiting, once.
-      if (looked || !user_mode_ || !CanUserReadLocked()) break;
+      if (looked || !read_socket || !user_mode_ || !CanUserReadLocked()) break;
       looked = true;
       if (ReadAsUser(absl::InfinitePast(), out)) return absl::OkStatus();
       continue;
