@@ -212,10 +212,10 @@ void Report::PrintConnections(FILE* out) const {
     std::fprintf(out, "| end | heap, busy | RSS, busy | heap, idle | RSS, idle |\n|---|---|---|---|---|\n");
     for (const char* end : {"hub", "other"}) {
       auto cell = [&](const char* figure) { return Cell(r->Get(absl::StrCat(end, "_", figure, "_kib")), 1); };
-      std::fprintf(out, "| %s | %s | %s | %s | %s |\n",
-                   std::string(end) == "hub" ? "the hub, per connection" : "the other end (its only connection)",
-                   cell("busy_heap").c_str(), cell("busy_rss").c_str(), cell("idle_heap").c_str(),
-                   cell("idle_rss").c_str());
+      std::fprintf(
+          out, "| %s | %s | %s | %s | %s |\n",
+          std::string(end) == "hub" ? "the hub, per connection" : "the other end (its process's second connection)",
+          cell("busy_heap").c_str(), cell("busy_rss").c_str(), cell("idle_heap").c_str(), cell("idle_rss").c_str());
     }
   }
 }

@@ -11,8 +11,9 @@
 // the exchange ("busy") and once the connections were quiet for two ticks of
 // the stall check, which gives idle memory back (here every 0.25 s; by
 // default every 7.5 s). The hub's figures are its growth over N connections,
-// divided by N; the other end's, one connection's growth in its process,
-// averaged over the N processes.
+// divided by N; the other end's, the growth of its second connection (the
+// first, to another data plane of the hub's process, pays what a process's
+// first connection costs once), averaged over the N processes.
 #include "bench/compare/scale_connections.h"
 
 #include <arpa/inet.h>
@@ -122,19 +123,33 @@ T Decode(const std::string& bytes) {
   return *std::move(value);
 }
 
-// One other process: tells the hub its pid, learns the hub's, exchanges a
-// value, reports its growth busy and idle, and waits for the hub to end it.
+// A channel pair to `remote` with one value exchanged; `first` sends first.
+struct Link {
+  Link(const Pid& remote, DataPlane& plane, bool first) : out(remote, plane), in(remote, plane) {
+    if (first) DieIf(out.send(1), "send");
+    DieIf(in.recv_for(kTimeout).status(), "recv");
+    if (!first) DieIf(out.send(1), "send");
+  }
+  Sender<uint64_t> out;
+  Receiver<uint64_t> in;
+};
+
+// One other process: tells the hub its pid; opens a first connection (to the
+// hub process's second data plane, `warm`), which pays what a process's first
+// connection costs once (its loop thread's malloc arena, code pages); waits
+// until it is idle; then opens the measured one to the hub, reports its
+// growth busy and idle, and waits for the hub to end it.
 [[noreturn]] void Other(int from_hub, int to_hub, uint32_t nonce) {
   std::unique_ptr<DataPlane> plane = Plane(nonce);
   Put(to_hub, constellation::encode(plane->self()));
-  std::this_thread::sleep_for(std::chrono::milliseconds(300));  // the loop thread settles, as the hub's
+  const Pid warm = Decode<Pid>(Get(from_hub));
+  Link first(warm, *plane, /*first=*/true);
+  std::this_thread::sleep_for(kQuiet);
+  Put(to_hub, "warm");
   const Pid hub = Decode<Pid>(Get(from_hub));
   const Memory before = Now();
   {
-    Sender<uint64_t> out(hub, *plane);
-    Receiver<uint64_t> in(hub, *plane);
-    DieIf(out.send(2), "send");
-    DieIf(in.recv_for(kTimeout).status(), "recv");
+    Link measured(hub, *plane, /*first=*/true);
     const Memory busy = Growth(before, Now(), 1);
     std::this_thread::sleep_for(kQuiet);
     const Memory idle = Growth(before, Now(), 1);
@@ -170,9 +185,15 @@ void Connections(const Args& args, int64_t n) {
     children.push_back(Child{pid, down[1], up[0]});
   }
   std::unique_ptr<DataPlane> hub = Plane(1);
+  std::unique_ptr<DataPlane> warm = Plane(0x7fff0000);  // the others' first connections
   std::vector<Pid> others;
   for (const Child& c : children) others.push_back(Decode<Pid>(Get(c.from)));
-  std::this_thread::sleep_for(std::chrono::milliseconds(300));  // the loop thread settles
+  const std::string warm_pid = constellation::encode(warm->self());
+  for (const Child& c : children) Put(c.to, warm_pid);
+  std::vector<std::unique_ptr<Link>> warm_links;
+  for (const Pid& other : others) warm_links.push_back(std::make_unique<Link>(other, *warm, /*first=*/false));
+  for (const Child& c : children) Get(c.from);  // its first connection is idle
+  std::this_thread::sleep_for(kQuiet);          // and ours
   const Memory before = Now();
   std::vector<Sender<uint64_t>> out;
   std::vector<Receiver<uint64_t>> in;
@@ -207,9 +228,10 @@ void Connections(const Args& args, int64_t n) {
                                     "\"other_idle_heap_kib\":%.2f,\"other_idle_rss_kib\":%.2f",
                                     n, busy.heap_kib, busy.rss_kib, idle.heap_kib, idle.rss_kib, other[0], other[1],
                                     other[2], other[3]));
-  // Channels first, then the plane they use.
+  // Channels first, then the planes they use.
   out.clear();
   in.clear();
+  warm_links.clear();
 }
 
 }  // namespace compare
