@@ -166,7 +166,7 @@ TEST(AsyncTest, AValueWaitingInTheSocketReachesAnArmedReceive) {
   auto receive = [&]() -> Task<int> { co_return (co_await rx.async_recv_for(absl::Seconds(30))).value(); };
   for (int round = 0; round < 20; ++round) {
     ASSERT_TRUE(tx.send(round).ok());
-    ASSERT_EQ(*rx.recv(), round);  // a blocking recv reads the socket and leaves user mode on
+    ASSERT_EQ(*rx.recv(), round);            // a blocking recv reads the socket and leaves user mode on
     ASSERT_TRUE(tx.send(100 + round).ok());  // lands in the socket, or the queue if the loop is quick
     auto [which, value] = block_on(when_any(receive(), SleepThen(absl::Seconds(30), -1)));
     ASSERT_EQ(which, 0u) << "round " << round;
