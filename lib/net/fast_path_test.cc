@@ -296,7 +296,9 @@ TEST(FastPathTest, PeerDyingMidStreamDeliversEverythingFirst) {
 // and the peer's failure reaches it. Peer alone, on a socketpair.
 TEST(FastPathTest, DetachTakesTheRoleBackFromABlockedReader) {
   int fds[2];
-  ASSERT_EQ(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, fds), 0);
+  // Blocking, as a Link leaves a connection's socket once it is open (a user
+  // thread sleeps in its recv).
+  ASSERT_EQ(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, fds), 0);
   int ep = epoll_create1(EPOLL_CLOEXEC);
   epoll_event event{};
   event.events = EPOLLIN;

@@ -107,8 +107,10 @@ FrameReader::ReadResult FrameReader::ReadSome(int fd, size_t max, bool wait) {
                             : absl::UnavailableError("connection closed");
       return result;
     }
-    if (errno == EINTR) continue;
-    if (errno == EAGAIN || errno == EWOULDBLOCK) {
+    // A signal during a sleeping recv: retrying would restart the whole
+    // SO_RCVTIMEO, so the caller looks at its deadline again first.
+    if (errno == EINTR && !wait) continue;
+    if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR) {
       result.what = Read::kWouldBlock;
       return result;
     }

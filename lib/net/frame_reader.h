@@ -71,8 +71,8 @@ class FrameReader {
   };
   // One recv(MSG_DONTWAIT) of at most `max` (> 0) bytes into the buffer, or
   // straight into the payload of a big frame. EINTR is retried. With `wait`,
-  // the recv blocks until bytes arrive (or the socket's SO_RCVTIMEO passes:
-  // kWouldBlock).
+  // the recv blocks until bytes arrive (kWouldBlock when the socket's
+  // SO_RCVTIMEO passes or a signal interrupts it).
   ReadResult ReadSome(int fd, size_t max, bool wait = false);
 
   // A new connection: the parser starts afresh (buffers are kept).

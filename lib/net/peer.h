@@ -21,8 +21,9 @@
 // The read side mirrors it with a *read role* (reader_), claimed and released
 // under recv_mu_: whoever holds it reads the socket and owns the frame parser
 // (read_). The loop takes it when the socket is readable; a thread blocked in
-// Recv with nothing queued takes it and reads the socket itself (poll, then
-// recv), so a message on an idle channel wakes only that thread. Before it
+// Recv with nothing queued takes it and reads the socket itself (it sleeps in
+// a blocking recv, see HowToSleep), so a message on an idle channel wakes only
+// that thread. Before it
 // waits, a user thread takes the socket out of the connection's own epoll set
 // (which the loop watches, see Link), so the loop is not woken; after a short
 // wait it leaves it out when it releases the role ("user mode": the next recv
@@ -166,7 +167,7 @@ class Peer {
   bool mid_frame() const { return read_.mid_frame(); }
   // Stops writing to and reading from the connection; waits for a user thread's
   // write in progress (a non-blocking writev, short) and takes the read role
-  // back from a user thread (shutdown(SHUT_RD) wakes its poll). The fd stays
+  // back from a user thread (shutdown(SHUT_RD) wakes its recv). The fd stays
   // open (the Link closes it).
   void Detach();
   // Writes what is queued (unless a user thread is writing). kBlocked: wait for POLLOUT.

@@ -58,9 +58,10 @@ inline void ClearBuffer(std::string* buffer, SpareBuffers* spares) {
 constexpr int64_t kStickyHoldNs = 500'000;
 constexpr absl::Duration kLeasePeriod = absl::Milliseconds(1);
 // A user thread sleeps in recv itself, bounded by SO_RCVTIMEO, only while its
-// deadline is at least kRecvTimeoutMin away, and sets the timeout to end
-// kRecvTimeoutSlack before it: the kernel rounds SO_RCVTIMEO up to a tick
-// (at most 10 ms). Closer to the deadline it sleeps in ppoll.
+// deadline is at least kRecvTimeoutMin away, and aims to end
+// kRecvTimeoutSlack before it: the kernel rounds SO_RCVTIMEO up to a tick (at
+// most 10 ms) and its timer wheel by up to 1/8 (see HowToSleep). Closer to the
+// deadline it sleeps in ppoll.
 constexpr absl::Duration kRecvTimeoutMin = absl::Milliseconds(50);
 constexpr absl::Duration kRecvTimeoutSlack = absl::Milliseconds(20);
 

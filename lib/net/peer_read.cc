@@ -180,10 +180,11 @@ Peer::Sleep Peer::HowToSleep(int fd, absl::Time deadline) {
     if (left < kRecvTimeoutMin) return Sleep::kInPoll;
     want = left - kRecvTimeoutSlack;
   }
-  // The timeout already set will do if it ends before `want`, and not much
-  // sooner (ending early costs only another look): a loop of recv_for(20 s)
-  // sets it once.
-  if (recv_timeout_ == want || (recv_timeout_ < want && recv_timeout_ >= want / 2)) return Sleep::kInRecv;
+  // The kernel's timer wheel may end a timeout up to 1/8 late, so a finite
+  // one is set to 3/4 of `want`, and the one already set will do if it is at
+  // most 4/5 of `want` (ending by 9/10) and not much shorter (ending early
+  // costs only another look): a loop of recv_for(20 s) sets it once.
+  if (recv_timeout_ == want || (recv_timeout_ <= want * 4 / 5 && recv_timeout_ >= want / 2)) return Sleep::kInRecv;
   const absl::Duration set = want == absl::InfiniteDuration() ? want : want * 3 / 4;
   const timeval tv = set == absl::InfiniteDuration() ? timeval{0, 0} : absl::ToTimeval(set);  // 0: none
   if (setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv)) != 0) return Sleep::kInPoll;

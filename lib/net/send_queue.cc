@@ -28,23 +28,15 @@ bool SendQueue::FinishInPlace(size_t written, std::string_view prefix, std::stri
     frames_.pop_front();  // the slot's own (small) buffer stays with it
     return true;
   }
-  // The rest becomes the frame's payload: Consume and Gather see a frame
-  // whose first offset_ bytes (at most the header) are written.
-  size_t skip = 0;
-  if (written >= kFrameHeaderSize) {
-    skip = written - kFrameHeaderSize;
-    offset_ = kFrameHeaderSize;
-  } else {
-    offset_ = written;
-  }
+  // The whole payload becomes the frame's, with its first `written` bytes
+  // marked written (Gather and Consume go on from offset_). Not only the
+  // rest: if the connection breaks before the frame is done, DropPartial
+  // sends it again whole on the next one.
+  offset_ = written;
   spares_.Take(&frame.payload);
   frame.payload.clear();
-  if (skip < prefix.size()) {
-    frame.payload.append(prefix.substr(skip));
-    frame.payload.append(bytes);
-  } else {
-    frame.payload.append(bytes.substr(skip - prefix.size()));
-  }
+  frame.payload.append(prefix);
+  frame.payload.append(bytes);
   bytes_ += frame.payload.size();
   return false;
 }

@@ -63,7 +63,7 @@ class SendQueue {
   }
   // `written` bytes of the head frame's header and payload (`prefix` then
   // `bytes`) went out: pops it when all did (true), else keeps a copy of the
-  // rest as its payload, to be written like any queued frame.
+  // payload, to be written on from there like any queued frame.
   bool FinishInPlace(size_t written, std::string_view prefix, std::string_view bytes)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Room for a data frame and its Open frame.

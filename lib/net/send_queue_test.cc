@@ -46,11 +46,34 @@ TEST_P(InPlaceTest, TheRestOfAPartlyWrittenFrameIsWhatGoesNext) {
   EXPECT_EQ(all, written == frame.size());
   const std::string rest = frame.substr(written) + Header(3, 4) + "next";
   EXPECT_EQ(Pending(q), rest);
-  EXPECT_EQ(q.bytes(), frame.size() - std::max(written, kFrameHeaderSize) + 4);
+  // A frame being written counts its whole payload until it is done.
+  EXPECT_EQ(q.bytes(), all ? 4 : prefix.size() + bytes.size() + 4);
   q.Consume(rest.size());
   EXPECT_TRUE(q.empty());
   EXPECT_EQ(q.bytes(), 0u);
   EXPECT_EQ(q.written_on_connection(), frame.size() + kFrameHeaderSize + 4);
+}
+
+// The connection breaks with the frame partly written: on the next one
+// (DropPartial) it goes again whole, header and all of its payload.
+TEST_P(InPlaceTest, AFrameCutByABrokenConnectionGoesAgainWhole) {
+  const std::string prefix = "\x05";
+  std::string bytes(70000, '\0');
+  for (size_t i = 0; i < bytes.size(); ++i) bytes[i] = static_cast<char>(i * 13 + (i >> 7));
+  const std::string frame = Header(9, prefix.size() + bytes.size()) + prefix + bytes;
+  const size_t written = GetParam();
+  if (written == frame.size()) return;  // nothing left to cut
+
+  SendQueue q(64, 1 << 20);
+  MutexLock lock(&q.mu());
+  q.PushInPlace(FrameHeader{FrameKind::kData, kChannelForward, 9, prefix.size() + bytes.size()});
+  EXPECT_FALSE(q.FinishInPlace(written, prefix, bytes));
+  q.DropPartial();
+  q.StartConnection();
+  EXPECT_EQ(Pending(q), frame);
+  q.Consume(frame.size());
+  EXPECT_TRUE(q.empty());
+  EXPECT_EQ(q.bytes(), 0u);
 }
 
 INSTANTIATE_TEST_SUITE_P(Written, InPlaceTest,
