@@ -19,10 +19,7 @@ namespace {
 using net::DataPlane;
 using net::testing::MakePlane;
 
-struct Pair {
-  std::unique_ptr<DataPlane> a = MakePlane(0xa);
-  std::unique_ptr<DataPlane> b = MakePlane(0xb);
-};
+using Pair = net::testing::PlanePair;
 
 Task<int> Add(int x, int y) { co_return x + y; }
 

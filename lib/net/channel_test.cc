@@ -16,10 +16,7 @@ using net::DataPlane;
 using net::testing::MakePlane;
 using net::testing::TestOptions;
 
-struct Pair {
-  std::unique_ptr<DataPlane> a = MakePlane(0xa);
-  std::unique_ptr<DataPlane> b = MakePlane(0xb);
-};
+using Pair = net::testing::PlanePair;
 
 TEST(ChannelTest, SendRecv) {
   Pair p;

@@ -25,19 +25,7 @@ using net::DataPlane;
 using net::testing::MakePlane;
 using net::testing::TestOptions;
 
-struct Pair {
-  std::unique_ptr<DataPlane> a = MakePlane(0xa);
-  std::unique_ptr<DataPlane> b = MakePlane(0xb);
-};
-
-// Waits until a thread blocked in recv on `peer` holds the read role.
-void WaitUntilUserReading(net::Peer& peer) {
-  absl::Time give_up = absl::Now() + absl::Seconds(30);
-  while (!peer.UserReading()) {
-    ASSERT_LT(absl::Now(), give_up) << "no thread took the read role";
-    std::this_thread::yield();
-  }
-}
+using Pair = net::testing::PlanePair;
 
 TEST(FastPathTest, ReceiverBlockedBeforeTheFrameArrivesReadsItItself) {
   Pair p;
@@ -47,7 +35,7 @@ TEST(FastPathTest, ReceiverBlockedBeforeTheFrameArrivesReadsItItself) {
   for (int i = 0; i < 20; ++i) {
     absl::StatusOr<int> got;
     std::thread reader([&] { got = rx.recv(); });
-    WaitUntilUserReading(net::ChannelAccess::PeerOf(rx));
+    ASSERT_TRUE(net::testing::WaitUntilUserReading(net::ChannelAccess::PeerOf(rx))) << "no thread took the read role";
     ASSERT_TRUE(tx.send(i).ok());
     reader.join();
     ASSERT_TRUE(got.ok()) << got.status();
@@ -85,7 +73,7 @@ TEST(FastPathTest, TypeNameOfAFrameReadByTheReceiverItself) {
   ASSERT_TRUE(p.b->WaitForOpenConnections(1, absl::Seconds(30)));
   absl::StatusOr<int> got;
   std::thread reader([&] { got = rx.recv(); });
-  WaitUntilUserReading(net::ChannelAccess::PeerOf(rx));
+  ASSERT_TRUE(net::testing::WaitUntilUserReading(net::ChannelAccess::PeerOf(rx))) << "no thread took the read role";
   ASSERT_TRUE(tx.send("hello").ok());  // Open + data, read by the receiver's thread
   reader.join();
   ASSERT_TRUE(absl::IsInvalidArgument(got.status())) << got.status();
@@ -143,7 +131,7 @@ TEST(FastPathTest, LoopTakesTheSocketBackWhenNoRecvComes) {
   for (int i = 0; i < 5; ++i) {
     absl::StatusOr<int> got;
     std::thread reader([&] { got = rx.recv(); });
-    WaitUntilUserReading(net::ChannelAccess::PeerOf(rx));
+    ASSERT_TRUE(net::testing::WaitUntilUserReading(net::ChannelAccess::PeerOf(rx))) << "no thread took the read role";
     ASSERT_TRUE(tx.send(i).ok());
     reader.join();
     ASSERT_TRUE(got.ok()) << got.status();
@@ -210,7 +198,7 @@ TEST(FastPathTest, CloseArrivingWhileTheReceiverReadsIsHandled) {
   for (int round = 0; round < 5; ++round) {
     absl::StatusOr<int> got;
     std::thread reader([&] { got = rx.recv(); });
-    WaitUntilUserReading(net::ChannelAccess::PeerOf(rx));
+    ASSERT_TRUE(net::testing::WaitUntilUserReading(net::ChannelAccess::PeerOf(rx))) << "no thread took the read role";
     // Idle timers run on b while a's thread waits in recv (nothing to wait on:
     // the Close and its refusal are internal).
     absl::SleepFor(absl::Milliseconds(30));
@@ -257,7 +245,7 @@ TEST(FastPathTest, PeerDyingWhileTheReceiverReads) {
   }
   absl::StatusOr<int> got;
   std::thread reader([&] { got = rx.recv(); });
-  WaitUntilUserReading(net::ChannelAccess::PeerOf(rx));
+  ASSERT_TRUE(net::testing::WaitUntilUserReading(net::ChannelAccess::PeerOf(rx))) << "no thread took the read role";
   p.b.reset();  // EOF, seen by the reading thread and handed to the loop
   reader.join();
   EXPECT_TRUE(absl::IsUnavailable(got.status())) << got.status();
@@ -319,7 +307,7 @@ TEST(FastPathTest, DetachTakesTheRoleBackFromABlockedReader) {
     net::InFrame frame;
     status = peer.Recv(absl::Now() + absl::Seconds(60), &frame);
   });
-  WaitUntilUserReading(peer);
+  ASSERT_TRUE(net::testing::WaitUntilUserReading(peer)) << "no thread took the read role";
   peer.Detach();  // returns only once the reader let go of the socket
   EXPECT_FALSE(peer.UserReading());
   peer.Fail(absl::UnavailableError("gone"));
@@ -340,7 +328,7 @@ TEST(FastPathTest, BackPressureWithTheFastPath) {
   ASSERT_TRUE(p.b->WaitForOpenConnections(1, absl::Seconds(30)));
   absl::StatusOr<std::string> first;
   std::thread reader([&] { first = rx.recv(); });
-  WaitUntilUserReading(net::ChannelAccess::PeerOf(rx));
+  ASSERT_TRUE(net::testing::WaitUntilUserReading(net::ChannelAccess::PeerOf(rx))) << "no thread took the read role";
   std::thread sender([&] {
     for (int i = 0; i < kCount; ++i) ASSERT_TRUE(tx.send(std::to_string(i) + std::string(i % 100, '.')).ok());
   });
@@ -366,7 +354,7 @@ TEST(FastPathTest, SenderBlocksAtTheBoundAfterFastPathReads) {
   for (int i = 0; i < 10; ++i) {
     absl::StatusOr<std::string> got;
     std::thread reader([&] { got = rx.recv(); });
-    WaitUntilUserReading(net::ChannelAccess::PeerOf(rx));
+    ASSERT_TRUE(net::testing::WaitUntilUserReading(net::ChannelAccess::PeerOf(rx))) << "no thread took the read role";
     ASSERT_TRUE(tx.send(chunk).ok());
     reader.join();
     ASSERT_TRUE(got.ok());
@@ -394,7 +382,7 @@ TEST(FastPathTest, BigValueReadByTheReceiver) {
   ASSERT_TRUE(p.b->WaitForOpenConnections(1, absl::Seconds(30)));
   absl::StatusOr<std::string> got;
   std::thread reader([&] { got = rx.recv(); });
-  WaitUntilUserReading(net::ChannelAccess::PeerOf(rx));
+  ASSERT_TRUE(net::testing::WaitUntilUserReading(net::ChannelAccess::PeerOf(rx))) << "no thread took the read role";
   ASSERT_TRUE(tx.send(big).ok());
   reader.join();
   ASSERT_TRUE(got.ok()) << got.status();

@@ -17,10 +17,7 @@ namespace {
 using net::DataPlane;
 using net::testing::MakePlane;
 
-struct Pair {
-  std::unique_ptr<DataPlane> a = MakePlane(0xa);
-  std::unique_ptr<DataPlane> b = MakePlane(0xb);
-};
+using Pair = net::testing::PlanePair;
 
 std::string Pattern(size_t size, int seed) {
   std::string s(size, '\0');

@@ -18,18 +18,7 @@ namespace {
 using net::DataPlane;
 using net::testing::MakePlane;
 
-struct Pair {
-  std::unique_ptr<DataPlane> a = MakePlane(0xa);
-  std::unique_ptr<DataPlane> b = MakePlane(0xb);
-};
-
-void WaitUntilUserReading(net::Peer& peer) {
-  absl::Time give_up = absl::Now() + absl::Seconds(30);
-  while (!peer.UserReading()) {
-    ASSERT_LT(absl::Now(), give_up) << "no thread took the read role";
-    std::this_thread::yield();
-  }
-}
+using Pair = net::testing::PlanePair;
 
 TEST(RecvSleepTest, AValueWakesAReceiverSleepingInTheSocket) {
   Pair p;
@@ -40,7 +29,7 @@ TEST(RecvSleepTest, AValueWakesAReceiverSleepingInTheSocket) {
   for (int i = 0; i < 10; ++i) {
     absl::StatusOr<std::string> got;
     std::thread reader([&] { got = i % 2 == 0 ? rx.recv() : rx.recv_for(absl::Seconds(30)); });
-    WaitUntilUserReading(net::ChannelAccess::PeerOf(rx));
+    ASSERT_TRUE(net::testing::WaitUntilUserReading(net::ChannelAccess::PeerOf(rx))) << "no thread took the read role";
     ASSERT_TRUE(tx.send(std::to_string(i)).ok());
     reader.join();
     ASSERT_TRUE(got.ok()) << got.status();

@@ -10,6 +10,10 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <thread>
+
+#include "absl/time/clock.h"
+#include "lib/net/peer.h"
 
 namespace constellation::net::testing {
 
@@ -161,6 +165,15 @@ void CloseThoseClosedByPeer(std::vector<int>* open) {
     }
   }
   open->swap(still);
+}
+
+bool WaitUntilUserReading(Peer& peer) {
+  const absl::Time give_up = absl::Now() + absl::Seconds(30);
+  while (!peer.UserReading()) {
+    if (absl::Now() >= give_up) return false;
+    std::this_thread::yield();
+  }
+  return true;
 }
 
 }  // namespace constellation::net::testing

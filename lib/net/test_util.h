@@ -32,6 +32,16 @@ DataPlane::Options TestOptions();
 
 std::unique_ptr<DataPlane> MakePlane(uint32_t nonce, DataPlane::Options options = TestOptions());
 
+// Two planes (two "processes") for a test's channels.
+struct PlanePair {
+  std::unique_ptr<DataPlane> a = MakePlane(0xa);
+  std::unique_ptr<DataPlane> b = MakePlane(0xb);
+};
+
+// Waits until a thread blocked in recv on `peer` holds the read role; false
+// after 30 s.
+bool WaitUntilUserReading(Peer& peer);
+
 // Connects a raw client socket (blocking) to `pid`'s port; -1 on failure.
 int RawConnect(const Pid& pid);
 
