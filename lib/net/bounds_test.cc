@@ -93,6 +93,30 @@ TEST(BoundsTest, TwoGibibyteClaimCostsNothingAndStallsAreClosed) {
   EXPECT_NE(v.status().message().find("no progress in the middle of a frame"), std::string::npos) << v.status();
 }
 
+// The same stall while a thread is already asleep in recv, holding the read
+// role (it sleeps in the socket's blocking recv, not in poll): the stall
+// check still ends the connection, and the sleeping recv wakes with the
+// error rather than waiting for bytes that never come.
+TEST(BoundsTest, AStallWakesAReceiverSleepingInTheSocket) {
+  net::DataPlane::Options options = TestOptions();
+  options.stall_timeout = absl::Milliseconds(400);
+  auto b = MakePlane(0xb, options);
+  Pid fake = Pid::FromIpv4(0x7f000001, 7, 0xbad);
+  net::testing::RawHello hello = RawDial(b->self(), fake, b->self(), TestSecret(),
+                                         HeaderBytes(net::FrameKind::kData, 4000) + std::string(1000, 'x'));
+  ASSERT_TRUE(hello.verdict.ok()) << hello.verdict.status();
+  // Well inside the stall timeout: the receiver takes the read role, finds
+  // the frame unfinished and sleeps in the socket's recv.
+  Receiver<int> rx(fake, *b);
+  absl::StatusOr<int> v;
+  std::thread reader([&] { v = rx.recv(); });
+  ASSERT_TRUE(net::testing::WaitUntilUserReading(net::ChannelAccess::PeerOf(rx))) << "no thread took the read role";
+  EXPECT_EQ(ReadUntilClosed(hello.fd), "");
+  reader.join();
+  ASSERT_TRUE(absl::IsUnavailable(v.status())) << v.status();
+  EXPECT_NE(v.status().message().find("no progress in the middle of a frame"), std::string::npos) << v.status();
+}
+
 // Values still cross intact when they arrive in pieces far apart.
 TEST(BoundsTest, BigValueInSlowPiecesArrivesIntact) {
   auto a = MakePlane(0xa);
