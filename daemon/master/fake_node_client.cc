@@ -92,7 +92,13 @@ absl::Status FakeNodeClient::Adopt(const pb::BinaryId& binary, const std::string
 }
 
 absl::StatusOr<Pid> FakeNodeClient::Launch(const pb::LaunchRequest& request) {
-  std::lock_guard<std::mutex> lock(mu_);
+  std::unique_lock<std::mutex> lock(mu_);
+  if (hold_launch) {
+    ++held_launches_;
+    cv_.notify_all();
+    cv_.wait_for(lock, std::chrono::seconds(10), [&] { return !hold_launch; });
+    --held_launches_;
+  }
   if (!launch_error.ok()) return std::exchange(launch_error, absl::OkStatus());
   if (!binaries_.contains(request.binary().sha256())) {
     return absl::FailedPreconditionError(absl::StrCat("binary not uploaded to ", addr_));
@@ -175,6 +181,12 @@ std::vector<std::string> FakeNodeClient::gone_pids() const {
   return pids;
 }
 
+void FakeNodeClient::ReleaseLaunches() {
+  std::lock_guard<std::mutex> lock(mu_);
+  hold_launch = false;
+  cv_.notify_all();
+}
+
 size_t FakeNodeClient::ReleaseGone(absl::Status status) {
   std::vector<std::function<void(absl::Status)>> held;
   {
@@ -228,6 +240,7 @@ bool FakeNodeClient::WaitFor(const std::function<bool()>& predicate, absl::Durat
     return field;                          \
   }
 FAKE_GETTER(std::vector<pb::LaunchRequest>, launches, launches_)
+FAKE_GETTER(int, held_launches, held_launches_)
 FAKE_GETTER(std::vector<pb::KillRequest>, kills, kills_)
 FAKE_GETTER(std::vector<pb::StdinChunk>, stdin_chunks, stdin_)
 FAKE_GETTER(std::vector<pb::AckRequest>, acks, acks_)

@@ -70,6 +70,10 @@ class FakeNodeClient final : public NodeClient {
   std::vector<std::string> gone_pids() const;
   // Answers the Gone calls held (hold_gone) with `status`; returns how many.
   size_t ReleaseGone(absl::Status status = absl::OkStatus());
+  // Launch calls waiting while hold_launch is set (a node slow to answer).
+  int held_launches() const;
+  // Clears hold_launch: the held Launch calls answer.
+  void ReleaseLaunches();
 
   std::string boot_id;        // HasBinaryReply.boot_id
   absl::Status adopt_error;   // what Adopt answers
@@ -77,7 +81,8 @@ class FakeNodeClient final : public NodeClient {
   absl::Status attach_error;  // Attach streams end at once with it
   Resources query_answer{1 << 30, 1};
   std::atomic<bool> hold_gone{false};
-  absl::Status gone_error;  // set before the call it should fail
+  std::atomic<bool> hold_launch{false};  // Launch waits (at most 10 s) until ReleaseLaunches()
+  absl::Status gone_error;               // set before the call it should fail
 
  private:
   struct Stream;
@@ -102,6 +107,7 @@ class FakeNodeClient final : public NodeClient {
   pb::NodeHello hello_;
   std::shared_ptr<Stream> stream_;  // the current Attach
   int waiting_readers_ = 0;
+  int held_launches_ = 0;
 };
 
 }  // namespace constellation::daemon::master

@@ -139,6 +139,7 @@ void JobManager::FinishLocked(uint64_t id, v1::JobState state, const std::string
   view.set_finished_ms(absl::ToUnixMillis(parts_.timers->Now()));
   AppendStateLocked(job);
   active_.erase(it);
+  settled_.notify_all();
 }
 
 void JobManager::AppendStateLocked(ActiveJob& job) {

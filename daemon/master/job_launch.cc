@@ -89,6 +89,7 @@ void JobManager::RunStarter(uint64_t id) {
     LaunchingLocked(job, launched->node, -1);
     PutJobLocked(job);
     if (!job.cancelled_by.empty()) kill_on.push_back(launched->node);  // cancelled while it started
+    MaybeFinishLocked(id);                                             // the root may have exited already
   }
   if (!kill_on.empty()) SignalJob(id, SIGKILL, kill_on);
 }
@@ -159,7 +160,10 @@ absl::StatusOr<JobManager::Launched> JobManager::PlaceAndLaunch(uint64_t job, pb
 }
 
 // The process is written to the store before its spawn is answered, so a
-// restarted master knows every process its jobs run.
+// restarted master knows every process its jobs run. It is written before its
+// line is delivered too: that releases whatever the process said while its
+// launch was in flight, its exit included, which records it as exited (and
+// forgets it as live).
 void JobManager::RecordLaunchLocked(ActiveJob& job, const Launched& launched, const pb::LaunchRequest& launch) {
   LiveProcess& process = job.live[launched.pid];
   process.node = launched.node;
@@ -171,21 +175,22 @@ void JobManager::RecordLaunchLocked(ActiveJob& job, const Launched& launched, co
   record.set_node(launched.node);
   *record.mutable_resources() = launch.resources();
   record.set_state(v1::PROCESS_STATE_RUNNING);
-  if (!launch.has_parent()) {
-    AppendReadyLocked(job, job.order.Announce(launched.pid));  // the root: no spawn line
-  } else {
-    // The spawn line, as an event of the parent: it waits behind the
-    // parent's own line if that is not out yet.
-    EventOrder::Item line;
-    *line.event.mutable_pid() = launch.parent();
-    *line.event.mutable_spawn()->mutable_child() = ToProto(launched.pid);
-    *line.event.mutable_spawn()->mutable_resources() = launch.resources();
-    DeliverLocked(job, std::move(line));
-  }
   absl::Status stored = parts_.store->PutProcess(ProcessRecord{job.record.id, record});
   if (!stored.ok()) {
     LogError("master", "job %d: cannot store a process: %s", job.record.id, stored.message());
   }
+  // `process` and `record` may be gone from here on.
+  if (!launch.has_parent()) {
+    AppendReadyLocked(job, job.order.Announce(launched.pid));  // the root: no spawn line
+    return;
+  }
+  // The spawn line, as an event of the parent: it waits behind the parent's
+  // own line if that is not out yet.
+  EventOrder::Item line;
+  *line.event.mutable_pid() = launch.parent();
+  *line.event.mutable_spawn()->mutable_child() = ToProto(launched.pid);
+  *line.event.mutable_spawn()->mutable_resources() = launch.resources();
+  DeliverLocked(job, std::move(line));
 }
 
 absl::StatusOr<Pid> JobManager::Spawn(uint64_t id, const pb::SpawnRequest& request) {
@@ -194,8 +199,25 @@ absl::StatusOr<Pid> JobManager::Spawn(uint64_t id, const pb::SpawnRequest& reque
   pb::LaunchRequest launch;
   std::shared_ptr<std::atomic<bool>> stop;
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    std::unique_lock<std::mutex> lock(mu_);
+    // A process can ask to spawn before the Launch that started it has
+    // returned here: its node starts it and answers at once, and a process
+    // that starts fast (no exec, or a static binary) calls spawn() within
+    // milliseconds. So a parent this job does not know yet waits for the
+    // launches in flight to settle; once none is, an unknown parent runs no
+    // process of the job. Every launch settles (LaunchingLocked) or the job
+    // ends (FinishLocked), and both notify.
     auto it = active_.find(id);
+    auto known_or_settled = [&] {
+      it = active_.find(id);
+      return it == active_.end() || !it->second.cancelled_by.empty() || it->second.live.contains(*parent) ||
+             it->second.launching_on.empty();
+    };
+    if (!known_or_settled()) {
+      ++spawns_waiting_;
+      settled_.wait(lock, known_or_settled);
+      --spawns_waiting_;
+    }
     if (it == active_.end() || !it->second.cancelled_by.empty() || !it->second.live.contains(*parent)) {
       return absl::FailedPreconditionError(absl::StrCat("job ", id, " is not running that process"));
     }
@@ -227,6 +249,7 @@ absl::StatusOr<Pid> JobManager::Spawn(uint64_t id, const pb::SpawnRequest& reque
     if (it != active_.end() && it->second.cancelled_by.empty()) {
       RecordLaunchLocked(it->second, *launched, launch);
       LaunchingLocked(it->second, launched->node, -1);
+      MaybeFinishLocked(id);  // it may have exited already, and been the last
       return launched->pid;
     }
     // The job ended or was cancelled while this process started, after its
@@ -251,6 +274,11 @@ absl::StatusOr<Pid> JobManager::Spawn(uint64_t id, const pb::SpawnRequest& reque
     node->Kill(kill).IgnoreError();
   }
   return absl::CancelledError("the job ended while the process started");
+}
+
+int JobManager::SpawnsWaitingForLaunches() {
+  std::lock_guard<std::mutex> lock(mu_);
+  return spawns_waiting_;
 }
 
 void JobManager::SignalJob(uint64_t job, int signal, const std::vector<std::string>& nodes) {

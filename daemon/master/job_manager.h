@@ -26,6 +26,7 @@
 // Placement's; Placement's waits test an atomic flag, never this lock.
 
 #include <atomic>
+#include <condition_variable>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -100,8 +101,12 @@ class JobManager : public NodeEventHandler {
   // The job's id if `caller` may watch it.
   absl::StatusOr<uint64_t> Watchable(const std::string& job, const Identity& caller);
 
-  // Master.Spawn: a process of job `job` asks for a child.
+  // Master.Spawn: a process of job `job` asks for a child. A parent the job
+  // does not know yet waits while the job's launches are in flight (it may be
+  // one of them).
   absl::StatusOr<Pid> Spawn(uint64_t job, const pb::SpawnRequest& request);
+  // For tests: Spawn calls waiting so.
+  int SpawnsWaitingForLaunches();
 
   // Master.Watch: which of `pids` (at most kMaxWatch) are gone, as far as
   // the master knows: exited (its exit), its node lost (node_lost), or no
@@ -212,6 +217,8 @@ class JobManager : public NodeEventHandler {
   Options options_;                  // self_addr set once, before the nodes attach
 
   std::mutex mu_;
+  std::condition_variable settled_;                  // with mu_: a launch settled or a job ended
+  int spawns_waiting_ = 0;                           // guarded by mu_: in Spawn, for a parent's launch
   std::map<uint64_t, ActiveJob> active_;             // guarded by mu_: unfinished jobs
   std::map<std::string, NodeProgress> progress_;     // guarded by mu_
   std::map<std::string, std::string> incarnations_;  // guarded by mu_: last seen per node

@@ -88,6 +88,85 @@ TEST_F(JobManagerTest, EarlyEventsOfAChildBeingLaunchedAreHeldThenShownAfterItsS
   EXPECT_TRUE(n2_->WaitFor([&] { return !n2_->acks().empty() && n2_->acks().back().seq() == 1; }));
 }
 
+TEST_F(JobManagerTest, AChildThatSpawnsBeforeItsLaunchReturnsWaitsForIt) {
+  WaitUp();
+  auto [job, node] = SubmitRunning(Spec(Resources{1536ull << 20, 1.5}));  // only n1 holds it
+  ASSERT_EQ(node, n1_);
+  uint64_t id = std::stoull(job.id());
+  // n2 starts the child (port 20000 of 10.0.0.2) but is slow to answer the
+  // Launch; the child, already running, asks for a grandchild meanwhile.
+  n2_->hold_launch = true;
+  pb::SpawnRequest child_request;
+  *child_request.mutable_parent() = job.processes(0).pid();
+  *child_request.mutable_resources() = ToProto(Resources{768 << 20, 0.75});  // more than n1 has left
+  absl::StatusOr<Pid> child;
+  std::thread launching([&] { child = jobs_->Spawn(id, child_request); });
+  EXPECT_TRUE(n2_->WaitFor([&] { return n2_->held_launches() == 1; }));
+  pb::SpawnRequest grandchild_request;
+  *grandchild_request.mutable_parent() = ToProto(Pid::FromIpv4(0x0a000002, 20000, 1));
+  *grandchild_request.mutable_resources() = ToProto(Resources{256 << 20, 0.25});
+  absl::StatusOr<Pid> grandchild;
+  std::thread spawning([&] { grandchild = jobs_->Spawn(id, grandchild_request); });
+  // It waits for the launch in flight rather than calling its parent unknown.
+  EXPECT_TRUE(n2_->WaitFor([&] { return jobs_->SpawnsWaitingForLaunches() == 1; }));
+  n2_->ReleaseLaunches();
+  launching.join();
+  spawning.join();
+  ASSERT_TRUE(child.ok()) << child.status();
+  EXPECT_EQ(ToProto(*child).SerializeAsString(), grandchild_request.parent().SerializeAsString());
+  ASSERT_TRUE(grandchild.ok()) << grandchild.status();
+  // A parent no launch in flight can be is still refused at once.
+  pb::SpawnRequest stranger = grandchild_request;
+  *stranger.mutable_parent() = ToProto(Pid::FromIpv4(0x0a000002, 29999, 1));
+  EXPECT_TRUE(absl::IsFailedPrecondition(jobs_->Spawn(id, stranger).status()));
+  EXPECT_EQ(jobs_->SpawnsWaitingForLaunches(), 0);
+}
+
+TEST_F(JobManagerTest, AChildThatExitedBeforeItsLaunchReturnedIsStoredAsExited) {
+  WaitUp();
+  auto [job, node] = SubmitRunning(Spec(Resources{1536ull << 20, 1.5}));  // only n1 holds it
+  ASSERT_EQ(node, n1_);
+  uint64_t id = std::stoull(job.id());
+  pb::Pid root = job.processes(0).pid();
+  // n2 will launch the child on port 20000 of 10.0.0.2; it prints and exits
+  // before the master hears that the launch succeeded.
+  pb::Pid future = ToProto(Pid::FromIpv4(0x0a000002, 20000, 1));
+  n2_->Push(Output(id, future, 1, "quick"));
+  n2_->Push(Exit(id, future, 2, 4));
+  ASSERT_TRUE(n2_->WaitIdle());
+  pb::SpawnRequest request;
+  *request.mutable_parent() = root;
+  *request.mutable_resources() = ToProto(Resources{512 << 20, 0.5});
+  absl::StatusOr<Pid> child = jobs_->Spawn(id, request);
+  ASSERT_TRUE(child.ok()) << child.status();
+  absl::StatusOr<v1::Job> now = jobs_->Get(job.id(), kAnn);
+  ASSERT_TRUE(now.ok());
+  ASSERT_EQ(now->processes_size(), 2);
+  EXPECT_EQ(now->processes(1).state(), v1::PROCESS_STATE_EXITED) << "recorded as running after its exit";
+  EXPECT_EQ(now->processes(1).exit().code(), 4);
+  n1_->Push(Exit(id, root, 1, 0));
+  ASSERT_TRUE(WaitState(job.id(), v1::JOB_STATE_FAILED));
+  EXPECT_THAT(Log(job.id()), ElementsAre("state JOB_STATE_PENDING", "state JOB_STATE_RUNNING", "20000 spawn 20000",
+                                         "20000 out quick", "20000 exit 4", "20000 exit 0", "state JOB_STATE_FAILED"));
+}
+
+TEST_F(JobManagerTest, ARootThatExitedBeforeItsLaunchReturnedEndsTheJob) {
+  WaitUp();
+  n1_->hold_launch = true;
+  absl::StatusOr<v1::Job> job = jobs_->Submit(Spec(Resources{1536ull << 20, 1.5}), kAnn);  // only n1 holds it
+  ASSERT_TRUE(job.ok()) << job.status();
+  uint64_t id = std::stoull(job->id());
+  EXPECT_TRUE(n1_->WaitFor([&] { return n1_->held_launches() == 1; }));
+  pb::Pid future = ToProto(Pid::FromIpv4(0x0a000001, 20000, 1));
+  n1_->Push(Output(id, future, 1, "done"));
+  n1_->Push(Exit(id, future, 2, 0));
+  EXPECT_TRUE(n1_->WaitIdle());
+  n1_->ReleaseLaunches();
+  ASSERT_TRUE(WaitState(job->id(), v1::JOB_STATE_SUCCEEDED)) << "no event is left to end it";
+  EXPECT_THAT(Log(job->id()), ElementsAre("state JOB_STATE_PENDING", "state JOB_STATE_RUNNING", "20000 out done",
+                                          "20000 exit 0", "state JOB_STATE_SUCCEEDED"));
+}
+
 TEST_F(JobManagerTest, CancelSendsSigtermThenSigkillAfterTheGrace) {
   WaitUp();
   auto [job, node] = SubmitRunning(Spec());

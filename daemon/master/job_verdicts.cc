@@ -29,6 +29,7 @@ std::set<std::string> JobManager::TargetsLocked(const ActiveJob& job) {
 
 void JobManager::LaunchingLocked(ActiveJob& job, const std::string& node, int delta) {
   if ((job.launching_on[node] += delta) <= 0) job.launching_on.erase(node);
+  if (delta < 0) settled_.notify_all();  // Spawn() may wait for this launch's record
   if (!job.launching_on.empty() || job.unresolved.empty()) return;
   // Every launch has settled: a pid watched then and still unknown is no process of the job.
   std::set<Pid> unresolved = std::move(job.unresolved);
