@@ -65,7 +65,7 @@ void JobsClient::SetDeadline(grpc::ClientContext& context) const {
   context.set_deadline(absl::ToChronoTime(absl::Now() + std::max(options_.reconnect_timeout, kShortestCallDeadline)));
 }
 
-absl::StatusOr<v1::BinaryRef> JobsClient::EnsureUploaded(const std::string& path, const Progress& progress) {
+absl::StatusOr<v1::BinaryRef> JobsClient::Describe(const std::string& path) {
   struct stat st;
   if (stat(path.c_str(), &st) != 0) return absl::NotFoundError(absl::StrCat(path, ": ", strerror(errno)));
   absl::StatusOr<std::string> sha = daemon::Sha256OfFile(path);
@@ -73,7 +73,18 @@ absl::StatusOr<v1::BinaryRef> JobsClient::EnsureUploaded(const std::string& path
   v1::BinaryRef ref;
   ref.set_sha256(*sha);
   ref.set_size(st.st_size);
-  absl::Status done = WithRetry([&]() -> absl::Status {
+  return ref;
+}
+
+absl::StatusOr<v1::BinaryRef> JobsClient::EnsureUploaded(const std::string& path, const Progress& progress) {
+  absl::StatusOr<v1::BinaryRef> ref = Describe(path);
+  if (!ref.ok()) return ref.status();
+  if (absl::Status uploaded = EnsureUploaded(path, *ref, progress); !uploaded.ok()) return uploaded;
+  return ref;
+}
+
+absl::Status JobsClient::EnsureUploaded(const std::string& path, const v1::BinaryRef& ref, const Progress& progress) {
+  return WithRetry([&]() -> absl::Status {
     grpc::ClientContext context;
     SetDeadline(context);
     v1::HasBinaryRequest has;
@@ -83,8 +94,6 @@ absl::StatusOr<v1::BinaryRef> JobsClient::EnsureUploaded(const std::string& path
     if (!asked.ok() || present.present()) return asked;
     return UploadOnce(path, ref, progress);
   });
-  if (!done.ok()) return done;
-  return ref;
 }
 
 absl::Status JobsClient::UploadOnce(const std::string& path, const v1::BinaryRef& ref, const Progress& progress) {
@@ -96,12 +105,16 @@ absl::Status JobsClient::UploadOnce(const std::string& path, const v1::BinaryRef
   v1::UploadBinaryRequest first;
   *first.mutable_binary() = ref;
   bool ok = writer->Write(first);
-  std::string buf(kChunk, '\0');
+  // One request read into in place, chunk after chunk: no copy, and no fresh
+  // 1 MiB buffer (and its page faults) per chunk.
+  v1::UploadBinaryRequest chunk;
+  std::string& bytes = *chunk.mutable_chunk();
   uint64_t sent = 0;
-  size_t n;
-  while (ok && (n = fread(buf.data(), 1, buf.size(), file)) > 0) {
-    v1::UploadBinaryRequest chunk;
-    chunk.set_chunk(buf.data(), n);
+  while (ok) {
+    bytes.resize(kChunk);  // whole again after a short read (capacity is kept)
+    size_t n = fread(bytes.data(), 1, kChunk, file);
+    if (n == 0) break;
+    bytes.resize(n);
     ok = writer->Write(chunk);
     sent += n;
     if (progress) progress(sent, ref.size());

@@ -61,8 +61,14 @@ class JobsClient {
   // sent and total are bytes; called after each chunk.
   using Progress = std::function<void(uint64_t sent, uint64_t total)>;
 
-  // The binary at `path`, named by its SHA-256; uploaded in 1 MiB chunks
-  // unless the master has it already.
+  // The binary at `path` as the master names it: its size and SHA-256.
+  // Needs no master, so a caller can hash while the channel connects.
+  static absl::StatusOr<v1::BinaryRef> Describe(const std::string& path);
+
+  // Uploads the binary at `path`, which Describe() gave `ref`, in 1 MiB
+  // chunks unless the master has it already.
+  absl::Status EnsureUploaded(const std::string& path, const v1::BinaryRef& ref, const Progress& progress);
+  // Describe(), then the above.
   absl::StatusOr<v1::BinaryRef> EnsureUploaded(const std::string& path, const Progress& progress);
 
   absl::StatusOr<v1::Job> Submit(const v1::JobSpec& spec);

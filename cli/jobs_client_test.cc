@@ -7,6 +7,7 @@
 
 #include <atomic>
 #include <fstream>
+#include <iterator>
 #include <mutex>
 
 #include "absl/strings/str_cat.h"
@@ -176,6 +177,9 @@ TEST_F(JobsClientTest, UploadsOnlyWhatTheMasterLacks) {
   EXPECT_EQ(Locked([](FakeJobs& f) { return f.upload_chunks; }), 3);
   EXPECT_THAT(progress, ElementsAre(1 << 20, 2 << 20, (5 << 20) / 2));
   EXPECT_EQ(Locked([&](FakeJobs& f) { return f.binaries[ref->sha256()].size(); }), ref->size());
+  std::ifstream file(path, std::ios::binary);
+  std::string bytes((std::istreambuf_iterator<char>(file)), std::istreambuf_iterator<char>());
+  EXPECT_TRUE(Locked([&](FakeJobs& f) { return f.binaries[ref->sha256()] == bytes; })) << "the bytes arrived as read";
   // Again: the master has it; nothing is sent.
   ASSERT_TRUE(client_->EnsureUploaded(path, nullptr).ok());
   EXPECT_EQ(Locked([](FakeJobs& f) { return f.uploads; }), 1);

@@ -191,7 +191,7 @@ int Fail(const std::string& message) {
   return kCdeployError;
 }
 
-int RunOrSubmit(const Args& args, JobsClient& client, const std::string& binary) {
+int RunOrSubmit(const Args& args, JobsClient& client, const std::string& binary, const v1::BinaryRef& ref) {
   // Attached, signals are waited for from the start (a Ctrl-C during the
   // upload leaves at once), and every way out is Leave(): the signal thread
   // may use `client` until the process is gone. Never freed, for that thread.
@@ -203,13 +203,12 @@ int RunOrSubmit(const Args& args, JobsClient& client, const std::string& binary)
   if (terminal || args.output != OutputFormat::kJson) {
     report = [&progress](uint64_t sent, uint64_t total) { progress.Update(sent, total); };
   }
-  absl::StatusOr<v1::BinaryRef> ref = client.EnsureUploaded(binary, report);
-  if (!ref.ok()) {
-    int code = Fail(std::string(ref.status().message()));
+  if (absl::Status uploaded = client.EnsureUploaded(binary, ref, report); !uploaded.ok()) {
+    int code = Fail(std::string(uploaded.message()));
     if (interrupts != nullptr) Leave(code);
     return code;
   }
-  v1::JobSpec spec = MakeJobSpec(args, binary, *ref, environ, NewRequestId());
+  v1::JobSpec spec = MakeJobSpec(args, binary, ref, environ, NewRequestId());
   if (interrupts != nullptr) Attach(args, client, spec, *interrupts);
   absl::StatusOr<v1::Job> job = client.Submit(spec);
   if (!job.ok()) return Fail(std::string(job.status().message()));

@@ -22,9 +22,10 @@ namespace constellation::cli {
 // Prints "cdeploy: <message>" on stderr; returns kCdeployError.
 int Fail(const std::string& message);
 
-// `binary` is the executable to upload (a label already built). Returns the
-// exit code, or does not return (attached: it leaves with _exit once the job
-// has ended, since the stdin thread may be blocked in read()).
-int RunOrSubmit(const Args& args, JobsClient& client, const std::string& binary);
+// `binary` is the executable to upload (a label already built), `ref` what
+// JobsClient::Describe() said of it. Returns the exit code, or does not return
+// (attached: it leaves with _exit once the job has ended, since the stdin
+// thread may be blocked in read()).
+int RunOrSubmit(const Args& args, JobsClient& client, const std::string& binary, const v1::BinaryRef& ref);
 
 }  // namespace constellation::cli
