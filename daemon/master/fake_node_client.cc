@@ -124,6 +124,7 @@ absl::Status FakeNodeClient::Kill(const pb::KillRequest& request) {
 
 absl::StatusOr<Resources> FakeNodeClient::QueryResources(const pb::ResourcesQuery&) {
   std::lock_guard<std::mutex> lock(mu_);
+  ++queries_;
   return query_answer;
 }
 
@@ -241,6 +242,7 @@ bool FakeNodeClient::WaitFor(const std::function<bool()>& predicate, absl::Durat
   }
 FAKE_GETTER(std::vector<pb::LaunchRequest>, launches, launches_)
 FAKE_GETTER(int, held_launches, held_launches_)
+FAKE_GETTER(int, queries, queries_)
 FAKE_GETTER(std::vector<pb::KillRequest>, kills, kills_)
 FAKE_GETTER(std::vector<pb::StdinChunk>, stdin_chunks, stdin_)
 FAKE_GETTER(std::vector<pb::AckRequest>, acks, acks_)

@@ -70,6 +70,8 @@ class FakeNodeClient final : public NodeClient {
   std::vector<std::string> gone_pids() const;
   // Answers the Gone calls held (hold_gone) with `status`; returns how many.
   size_t ReleaseGone(absl::Status status = absl::OkStatus());
+  // QueryResources calls answered.
+  int queries() const;
   // Launch calls waiting while hold_launch is set (a node slow to answer).
   int held_launches() const;
   // Clears hold_launch: the held Launch calls answer.
@@ -108,6 +110,7 @@ class FakeNodeClient final : public NodeClient {
   std::shared_ptr<Stream> stream_;  // the current Attach
   int waiting_readers_ = 0;
   int held_launches_ = 0;
+  int queries_ = 0;
 };
 
 }  // namespace constellation::daemon::master

@@ -112,6 +112,7 @@ Resources JobManager::RootResources(const JobRecord& record) {
   query.mutable_binary()->set_size(spec.binary().size());
   query.mutable_argv()->CopyFrom(spec.argv());
   query.mutable_env()->CopyFrom(spec.env());
+  if (std::optional<Resources> known = resources_answers_.Find(query)) return *known;
   absl::Status why = absl::UnavailableError("no node is up to ask the binary");
   for (const scheduler::NodeState& attached : parts_.placement->Nodes()) {
     NodeClient* node = parts_.nodes->client(attached.id);
@@ -119,7 +120,10 @@ Resources JobManager::RootResources(const JobRecord& record) {
     why = parts_.binaries->EnsureOn(*node, query.binary());
     if (!why.ok()) continue;
     absl::StatusOr<Resources> asked = node->QueryResources(query);
-    if (asked.ok()) return *asked;
+    if (asked.ok()) {
+      resources_answers_.Remember(query, *asked);
+      return *asked;
+    }
     why = asked.status();
     break;  // the binary answered badly: another node would not do better
   }

@@ -45,6 +45,7 @@
 #include "daemon/master/job_store.h"
 #include "daemon/master/node_set.h"
 #include "daemon/master/placement.h"
+#include "daemon/master/resources_answers.h"
 #include "daemon/master/timers.h"
 #include "daemon/metrics/master_metrics.h"
 #include "daemon/security/authz.h"
@@ -213,8 +214,9 @@ class JobManager : public NodeEventHandler {
   void GiveUpUnconfirmed();
 
   const Parts parts_;
-  metrics::MasterMetrics& metrics_;  // parts_.metrics, or one nobody reads
-  Options options_;                  // self_addr set once, before the nodes attach
+  ResourcesAnswers resources_answers_;  // RootResources' answers, by query
+  metrics::MasterMetrics& metrics_;     // parts_.metrics, or one nobody reads
+  Options options_;                     // self_addr set once, before the nodes attach
 
   std::mutex mu_;
   std::condition_variable settled_;                  // with mu_: a launch settled or a job ended

@@ -167,6 +167,23 @@ TEST_F(JobManagerTest, ARootThatExitedBeforeItsLaunchReturnedEndsTheJob) {
                                           "20000 exit 0", "state JOB_STATE_SUCCEEDED"));
 }
 
+TEST_F(JobManagerTest, TheResourcesABinaryAskedForAreAskedOncePerArgvAndEnv) {
+  WaitUp();
+  n1_->query_answer = n2_->query_answer = Resources{128 << 20, 0.5};
+  v1::JobSpec spec = Spec();
+  spec.clear_resources();  // the master asks the binary
+  auto queries = [&] { return n1_->queries() + n2_->queries(); };
+  for (int i = 0; i < 2; ++i) {
+    auto [job, node] = SubmitRunning(spec);
+    ASSERT_NE(node, nullptr);
+    EXPECT_EQ(job.processes(0).resources().mem(), uint64_t{128} << 20);
+    EXPECT_EQ(queries(), 1) << "submission " << i;
+  }
+  spec.add_argv("--other");
+  ASSERT_NE(SubmitRunning(spec).second, nullptr);
+  EXPECT_EQ(queries(), 2) << "other arguments may ask for other resources";
+}
+
 TEST_F(JobManagerTest, CancelSendsSigtermThenSigkillAfterTheGrace) {
   WaitUp();
   auto [job, node] = SubmitRunning(Spec());
