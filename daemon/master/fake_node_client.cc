@@ -96,7 +96,7 @@ absl::StatusOr<Pid> FakeNodeClient::Launch(const pb::LaunchRequest& request) {
   if (hold_launch) {
     ++held_launches_;
     cv_.notify_all();
-    cv_.wait_for(lock, std::chrono::seconds(10), [&] { return !hold_launch; });
+    cv_.wait_for(lock, std::chrono::seconds(30), [&] { return !hold_launch; });
     --held_launches_;
   }
   if (!launch_error.ok()) return std::exchange(launch_error, absl::OkStatus());

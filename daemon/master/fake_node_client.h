@@ -83,7 +83,7 @@ class FakeNodeClient final : public NodeClient {
   absl::Status attach_error;  // Attach streams end at once with it
   Resources query_answer{1 << 30, 1};
   std::atomic<bool> hold_gone{false};
-  std::atomic<bool> hold_launch{false};  // Launch waits (at most 10 s) until ReleaseLaunches()
+  std::atomic<bool> hold_launch{false};  // Launch waits (at most 30 s) until ReleaseLaunches()
   absl::Status gone_error;               // set before the call it should fail
 
  private:

@@ -86,7 +86,7 @@ void JobManager::RunStarter(uint64_t id) {
     job.record.job.set_started_ms(absl::ToUnixMillis(parts_.timers->Now()));
     AppendStateEventLocked(job);                 // "running" before anything the root says
     RecordLaunchLocked(job, *launched, launch);  // the root before the job says it runs
-    LaunchingLocked(job, launched->node, -1);
+    LaunchSettledLocked(job, launched->node, launched->launch);
     PutJobLocked(job);
     if (!job.cancelled_by.empty()) kill_on.push_back(launched->node);  // cancelled while it started
     MaybeFinishLocked(id);                                             // the root may have exited already
@@ -136,12 +136,13 @@ absl::StatusOr<JobManager::Launched> JobManager::PlaceAndLaunch(uint64_t job, pb
   absl::StatusOr<scheduler::Allocation> allocation =
       parts_.placement->Place(FromProto(launch.resources()), wait, [stop] { return stop->load(); });
   if (!allocation.ok()) return allocation.status();
+  uint64_t number = 0;
   {
     // Until the launch is recorded (or fails), the node may run a process of
     // the job that watches others: it gets the job's verdicts.
     std::lock_guard<std::mutex> lock(mu_);
     auto it = active_.find(job);
-    if (it != active_.end()) LaunchingLocked(it->second, allocation->node, +1);
+    if (it != active_.end()) number = LaunchStartsLocked(it->second, allocation->node);
   }
   NodeClient* node = parts_.nodes->client(allocation->node);
   absl::Status ready = parts_.binaries->EnsureOn(*node, launch.binary());
@@ -157,17 +158,18 @@ absl::StatusOr<JobManager::Launched> JobManager::PlaceAndLaunch(uint64_t job, pb
     FlushGone flush(parts_.gone);
     std::lock_guard<std::mutex> lock(mu_);
     auto it = active_.find(job);
-    if (it != active_.end()) LaunchingLocked(it->second, allocation->node, -1);
+    if (it != active_.end()) LaunchSettledLocked(it->second, allocation->node, number);
     return pid.status();
   }
-  return Launched{*pid, allocation->node, allocation->id};
+  return Launched{*pid, allocation->node, allocation->id, number};
 }
 
 // The process is written to the store before its spawn is answered, so a
-// restarted master knows every process its jobs run. It is written before its
-// line is delivered too: that releases whatever the process said while its
-// launch was in flight, its exit included, which records it as exited (and
-// forgets it as live).
+// restarted master knows every process its jobs run. Its line goes first: the
+// store commits what is queued with each write, so the line and the process
+// become durable together. Delivering the line releases what the process said
+// while its launch was in flight; if that included its exit, ExitedLocked has
+// stored it as exited and it is no longer live.
 void JobManager::RecordLaunchLocked(ActiveJob& job, const Launched& launched, const pb::LaunchRequest& launch) {
   LiveProcess& process = job.live[launched.pid];
   process.node = launched.node;
@@ -179,22 +181,24 @@ void JobManager::RecordLaunchLocked(ActiveJob& job, const Launched& launched, co
   record.set_node(launched.node);
   *record.mutable_resources() = launch.resources();
   record.set_state(v1::PROCESS_STATE_RUNNING);
-  absl::Status stored = parts_.store->PutProcess(ProcessRecord{job.record.id, record});
+  // `process` and `record` may be gone once the line is delivered.
+  if (!launch.has_parent()) {
+    AppendReadyLocked(job, job.order.Announce(launched.pid));  // the root: no spawn line
+  } else {
+    // The spawn line, as an event of the parent: it waits behind the
+    // parent's own line if that is not out yet.
+    EventOrder::Item line;
+    *line.event.mutable_pid() = launch.parent();
+    *line.event.mutable_spawn()->mutable_child() = ToProto(launched.pid);
+    *line.event.mutable_spawn()->mutable_resources() = launch.resources();
+    DeliverLocked(job, std::move(line));
+  }
+  auto still = job.live.find(launched.pid);
+  if (still == job.live.end()) return;
+  absl::Status stored = parts_.store->PutProcess(ProcessRecord{job.record.id, still->second.record});
   if (!stored.ok()) {
     LogError("master", "job %d: cannot store a process: %s", job.record.id, stored.message());
   }
-  // `process` and `record` may be gone from here on.
-  if (!launch.has_parent()) {
-    AppendReadyLocked(job, job.order.Announce(launched.pid));  // the root: no spawn line
-    return;
-  }
-  // The spawn line, as an event of the parent: it waits behind the parent's
-  // own line if that is not out yet.
-  EventOrder::Item line;
-  *line.event.mutable_pid() = launch.parent();
-  *line.event.mutable_spawn()->mutable_child() = ToProto(launched.pid);
-  *line.event.mutable_spawn()->mutable_resources() = launch.resources();
-  DeliverLocked(job, std::move(line));
 }
 
 absl::StatusOr<Pid> JobManager::Spawn(uint64_t id, const pb::SpawnRequest& request) {
@@ -208,14 +212,18 @@ absl::StatusOr<Pid> JobManager::Spawn(uint64_t id, const pb::SpawnRequest& reque
     // returned here: its node starts it and answers at once, and a process
     // that starts fast (no exec, or a static binary) calls spawn() within
     // milliseconds. So a parent this job does not know yet waits for the
-    // launches in flight to settle; once none is, an unknown parent runs no
-    // process of the job. Every launch settles (LaunchingLocked) or the job
-    // ends (FinishLocked), and both notify.
+    // launches in flight now to settle (not for later ones: a job that keeps
+    // spawning would keep it waiting); once they have, an unknown parent runs
+    // no process of the job. Every launch settles (LaunchSettledLocked), or
+    // the job ends (FinishLocked), is cancelled, or the master stops: each
+    // notifies.
     auto it = active_.find(id);
+    const uint64_t horizon = it == active_.end() ? 0 : it->second.next_launch;
     auto known_or_settled = [&] {
       it = active_.find(id);
-      return it == active_.end() || !it->second.cancelled_by.empty() || it->second.live.contains(*parent) ||
-             it->second.launching_on.empty();
+      if (stopping_ || it == active_.end() || !it->second.cancelled_by.empty()) return true;
+      const ActiveJob& job = it->second;
+      return job.live.contains(*parent) || job.launches_in_flight.empty() || *job.launches_in_flight.begin() >= horizon;
     };
     if (!known_or_settled()) {
       ++spawns_waiting_;
@@ -252,7 +260,7 @@ absl::StatusOr<Pid> JobManager::Spawn(uint64_t id, const pb::SpawnRequest& reque
     }
     if (it != active_.end() && it->second.cancelled_by.empty()) {
       RecordLaunchLocked(it->second, *launched, launch);
-      LaunchingLocked(it->second, launched->node, -1);
+      LaunchSettledLocked(it->second, launched->node, launched->launch);
       MaybeFinishLocked(id);  // it may have exited already, and been the last
       return launched->pid;
     }
@@ -266,7 +274,7 @@ absl::StatusOr<Pid> JobManager::Spawn(uint64_t id, const pb::SpawnRequest& reque
       killed.mutable_exit()->set_signal(SIGKILL);
       killed.mutable_exit()->set_error("killed: the job was cancelled while it started");
       VerdictLocked(it->second, launched->pid, std::move(killed));
-      LaunchingLocked(it->second, launched->node, -1);
+      LaunchSettledLocked(it->second, launched->node, launched->launch);
       MaybeFinishLocked(id);
     }
     kill_on = launched->node;

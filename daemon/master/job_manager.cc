@@ -57,6 +57,7 @@ void JobManager::Shutdown() {
     std::lock_guard<std::mutex> lock(mu_);
     stopping_ = true;
     for (auto& [id, job] : active_) job.stop->store(true);
+    settled_.notify_all();  // spawns waiting for a launch give up
   }
   parts_.placement->Shutdown();
   ReapStarters(/*all=*/true);
@@ -219,6 +220,7 @@ absl::StatusOr<v1::Job> JobManager::Cancel(const std::string& job, absl::Duratio
       ActiveJob& active = it->second;
       active.cancelled_by = caller.ToString();
       active.stop->store(true);
+      settled_.notify_all();  // its spawns waiting for a launch give up
       parts_.placement->Wake();
       if (!active.root && !active.starting) {
         FinishLocked(record->id, v1::JOB_STATE_CANCELLED, absl::StrCat("cancelled by ", caller.ToString()));

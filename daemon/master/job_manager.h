@@ -144,6 +144,8 @@ class JobManager : public NodeEventHandler {
     // process), once, for Master.Watch and the broadcast; one per process.
     std::map<Pid, pb::ProcessGone> verdicts;
     std::map<std::string, int> launching_on;  // nodes asked to launch a process of the job right now
+    uint64_t next_launch = 0;                 // the number the next launch gets
+    std::set<uint64_t> launches_in_flight;    // the numbers of those not settled yet
     std::set<Pid> unresolved;                 // watched while unknown with launches in flight
     std::optional<Pid> root;
     std::string root_node;
@@ -165,6 +167,7 @@ class JobManager : public NodeEventHandler {
     Pid pid;
     std::string node;
     scheduler::AllocationId allocation = 0;
+    uint64_t launch = 0;  // its number (LaunchStartsLocked), to settle it
   };
 
   // --- job_manager.cc: the API's checks.
@@ -207,8 +210,10 @@ class JobManager : public NodeEventHandler {
   void VerdictLocked(ActiveJob& job, const Pid& pid, pb::ProcessGone gone);
   // The nodes that run, or are being asked to launch, a process of the job, and are up.
   std::set<std::string> TargetsLocked(const ActiveJob& job);
-  // A launch on `node` starts (+1) or has settled (-1: recorded, or failed).
-  void LaunchingLocked(ActiveJob& job, const std::string& node, int delta);
+  // A launch on `node` starts; returns its number, for LaunchSettledLocked.
+  uint64_t LaunchStartsLocked(ActiveJob& job, const std::string& node);
+  // Launch `launch` on `node` has settled: recorded, or failed.
+  void LaunchSettledLocked(ActiveJob& job, const std::string& node, uint64_t launch);
 
   // --- job_nodes.cc: recovery and membership (OnNode*).
   void GiveUpUnconfirmed();

@@ -122,6 +122,44 @@ TEST_F(JobManagerTest, AChildThatSpawnsBeforeItsLaunchReturnsWaitsForIt) {
   EXPECT_EQ(jobs_->SpawnsWaitingForLaunches(), 0);
 }
 
+TEST_F(JobManagerTest, AnUnknownParentWaitsOnlyForTheLaunchesInFlightWhenItAsked) {
+  WaitUp();
+  auto [job, node] = SubmitRunning(Spec(Resources{1536ull << 20, 1.5}));  // only n1 holds it
+  ASSERT_EQ(node, n1_);
+  uint64_t id = std::stoull(job.id());
+  pb::Pid root = job.processes(0).pid();
+  auto spawn_request = [&](const pb::Pid& parent, Resources resources) {
+    pb::SpawnRequest request;
+    *request.mutable_parent() = parent;
+    *request.mutable_resources() = ToProto(resources);
+    return request;
+  };
+  n1_->hold_launch = true;
+  n2_->hold_launch = true;
+  absl::StatusOr<Pid> first, later;
+  std::thread launching_first([&] { first = jobs_->Spawn(id, spawn_request(root, Resources{768 << 20, 0.5})); });
+  EXPECT_TRUE(n2_->WaitFor([&] { return n2_->held_launches() == 1; }));  // only n2 has room
+  // A parent no launch will produce: it waits for the first launch only.
+  std::atomic<bool> answered{false};
+  absl::StatusOr<Pid> stranger;
+  std::thread asking([&] {
+    stranger = jobs_->Spawn(id, spawn_request(ToProto(Pid::FromIpv4(0x0a000002, 29999, 1)), Resources{1 << 20, 0.1}));
+    answered = true;
+  });
+  EXPECT_TRUE(n2_->WaitFor([&] { return jobs_->SpawnsWaitingForLaunches() == 1; }));
+  std::thread launching_later([&] { later = jobs_->Spawn(id, spawn_request(root, Resources{384 << 20, 0.25})); });
+  EXPECT_TRUE(n1_->WaitFor([&] { return n1_->held_launches() == 1; }));  // only n1 has room
+  n2_->ReleaseLaunches();
+  EXPECT_TRUE(n2_->WaitFor([&] { return answered.load(); })) << "kept waiting for a launch begun after it asked";
+  n1_->ReleaseLaunches();
+  launching_first.join();
+  asking.join();
+  launching_later.join();
+  EXPECT_TRUE(first.ok()) << first.status();
+  EXPECT_TRUE(later.ok()) << later.status();
+  EXPECT_TRUE(absl::IsFailedPrecondition(stranger.status())) << stranger.status();
+}
+
 TEST_F(JobManagerTest, AChildThatExitedBeforeItsLaunchReturnedIsStoredAsExited) {
   WaitUp();
   auto [job, node] = SubmitRunning(Spec(Resources{1536ull << 20, 1.5}));  // only n1 holds it

@@ -27,9 +27,17 @@ std::set<std::string> JobManager::TargetsLocked(const ActiveJob& job) {
   return nodes;
 }
 
-void JobManager::LaunchingLocked(ActiveJob& job, const std::string& node, int delta) {
-  if ((job.launching_on[node] += delta) <= 0) job.launching_on.erase(node);
-  if (delta < 0) settled_.notify_all();  // Spawn() may wait for this launch's record
+uint64_t JobManager::LaunchStartsLocked(ActiveJob& job, const std::string& node) {
+  ++job.launching_on[node];
+  uint64_t launch = job.next_launch++;
+  job.launches_in_flight.insert(launch);
+  return launch;
+}
+
+void JobManager::LaunchSettledLocked(ActiveJob& job, const std::string& node, uint64_t launch) {
+  if (--job.launching_on[node] <= 0) job.launching_on.erase(node);
+  job.launches_in_flight.erase(launch);
+  settled_.notify_all();  // Spawn() may wait for this launch's record
   if (!job.launching_on.empty() || job.unresolved.empty()) return;
   // Every launch has settled: a pid watched then and still unknown is no process of the job.
   std::set<Pid> unresolved = std::move(job.unresolved);
