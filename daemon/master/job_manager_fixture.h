@@ -145,6 +145,22 @@ class JobManagerTest : public ::testing::Test {
     return {*running, running->processes(0).node() == "n1:1" ? n1_ : n2_};
   }
 
+  // A running job whose root fills most of n1 (1.5 GiB, 1.5 cpu), so that a
+  // child of more than 512 MiB can only go to n2. Its id (0 on failure) and
+  // its root's pid.
+  std::pair<uint64_t, pb::Pid> RootOnN1() {
+    auto [job, node] = SubmitRunning(Spec(Resources{1536ull << 20, 1.5}));
+    EXPECT_EQ(node, n1_);
+    if (node != n1_) return {0, {}};
+    return {std::stoull(job.id()), job.processes(0).pid()};
+  }
+  static pb::SpawnRequest SpawnOf(const pb::Pid& parent, Resources resources) {
+    pb::SpawnRequest request;
+    *request.mutable_parent() = parent;
+    *request.mutable_resources() = ToProto(resources);
+    return request;
+  }
+
   bool WaitState(const std::string& id, v1::JobState state) {
     return n1_->WaitFor([&] {
       absl::StatusOr<v1::Job> job = jobs_->Get(id, kAnn);

@@ -67,87 +67,67 @@ TEST_F(JobManagerTest, AChildsEventsWaitForItsSpawnLine) {
 
 TEST_F(JobManagerTest, EarlyEventsOfAChildBeingLaunchedAreHeldThenShownAfterItsSpawnLine) {
   WaitUp();
-  auto [job, node] = SubmitRunning(Spec(Resources{1536ull << 20, 1.5}));  // only n1 holds it
-  ASSERT_EQ(node, n1_);
-  uint64_t id = std::stoull(job.id());
-  pb::Pid root = job.processes(0).pid();
+  auto [id, root] = RootOnN1();
+  ASSERT_NE(id, 0u);
   // n2 will launch the child on port 20000 of 10.0.0.2: its output arrives first.
   pb::Pid future = ToProto(Pid::FromIpv4(0x0a000002, 20000, 1));
   n2_->Push(Output(id, future, 1, "early"));
   ASSERT_TRUE(n2_->WaitIdle());  // the master has it, and holds it
-  pb::SpawnRequest request;
-  *request.mutable_parent() = root;
-  *request.mutable_resources() = ToProto(Resources{512 << 20, 0.5});
-  absl::StatusOr<Pid> child = jobs_->Spawn(id, request);
+  absl::StatusOr<Pid> child = jobs_->Spawn(id, SpawnOf(root, Resources{768 << 20, 0.5}));
   ASSERT_TRUE(child.ok()) << child.status();
   ASSERT_EQ(ToProto(*child).SerializeAsString(), future.SerializeAsString());
   store_->Flush().IgnoreError();
-  EXPECT_THAT(Log(job.id()), ElementsAre("state JOB_STATE_PENDING", "state JOB_STATE_RUNNING", "20000 spawn 20000",
-                                         "20000 out early"));
+  EXPECT_THAT(Log(absl::StrCat(id)), ElementsAre("state JOB_STATE_PENDING", "state JOB_STATE_RUNNING",
+                                                 "20000 spawn 20000", "20000 out early"));
   // n2's ack never passed the held event; now that it is stored it may.
   EXPECT_TRUE(n2_->WaitFor([&] { return !n2_->acks().empty() && n2_->acks().back().seq() == 1; }));
 }
 
 TEST_F(JobManagerTest, AChildThatSpawnsBeforeItsLaunchReturnsWaitsForIt) {
   WaitUp();
-  auto [job, node] = SubmitRunning(Spec(Resources{1536ull << 20, 1.5}));  // only n1 holds it
-  ASSERT_EQ(node, n1_);
-  uint64_t id = std::stoull(job.id());
+  auto [id, root] = RootOnN1();
+  ASSERT_NE(id, 0u);
   // n2 starts the child (port 20000 of 10.0.0.2) but is slow to answer the
   // Launch; the child, already running, asks for a grandchild meanwhile.
   n2_->hold_launch = true;
-  pb::SpawnRequest child_request;
-  *child_request.mutable_parent() = job.processes(0).pid();
-  *child_request.mutable_resources() = ToProto(Resources{768 << 20, 0.75});  // more than n1 has left
   absl::StatusOr<Pid> child;
-  std::thread launching([&] { child = jobs_->Spawn(id, child_request); });
+  std::thread launching([&] { child = jobs_->Spawn(id, SpawnOf(root, Resources{768 << 20, 0.75})); });
   EXPECT_TRUE(n2_->WaitFor([&] { return n2_->held_launches() == 1; }));
-  pb::SpawnRequest grandchild_request;
-  *grandchild_request.mutable_parent() = ToProto(Pid::FromIpv4(0x0a000002, 20000, 1));
-  *grandchild_request.mutable_resources() = ToProto(Resources{256 << 20, 0.25});
+  pb::Pid future = ToProto(Pid::FromIpv4(0x0a000002, 20000, 1));
   absl::StatusOr<Pid> grandchild;
-  std::thread spawning([&] { grandchild = jobs_->Spawn(id, grandchild_request); });
+  std::thread spawning([&] { grandchild = jobs_->Spawn(id, SpawnOf(future, Resources{256 << 20, 0.25})); });
   // It waits for the launch in flight rather than calling its parent unknown.
   EXPECT_TRUE(n2_->WaitFor([&] { return jobs_->SpawnsWaitingForLaunches() == 1; }));
   n2_->ReleaseLaunches();
   launching.join();
   spawning.join();
   ASSERT_TRUE(child.ok()) << child.status();
-  EXPECT_EQ(ToProto(*child).SerializeAsString(), grandchild_request.parent().SerializeAsString());
+  EXPECT_EQ(ToProto(*child).SerializeAsString(), future.SerializeAsString());
   ASSERT_TRUE(grandchild.ok()) << grandchild.status();
   // A parent no launch in flight can be is still refused at once.
-  pb::SpawnRequest stranger = grandchild_request;
-  *stranger.mutable_parent() = ToProto(Pid::FromIpv4(0x0a000002, 29999, 1));
-  EXPECT_TRUE(absl::IsFailedPrecondition(jobs_->Spawn(id, stranger).status()));
+  pb::Pid stranger = ToProto(Pid::FromIpv4(0x0a000002, 29999, 1));
+  EXPECT_TRUE(absl::IsFailedPrecondition(jobs_->Spawn(id, SpawnOf(stranger, Resources{256 << 20, 0.25})).status()));
   EXPECT_EQ(jobs_->SpawnsWaitingForLaunches(), 0);
 }
 
 TEST_F(JobManagerTest, AnUnknownParentWaitsOnlyForTheLaunchesInFlightWhenItAsked) {
   WaitUp();
-  auto [job, node] = SubmitRunning(Spec(Resources{1536ull << 20, 1.5}));  // only n1 holds it
-  ASSERT_EQ(node, n1_);
-  uint64_t id = std::stoull(job.id());
-  pb::Pid root = job.processes(0).pid();
-  auto spawn_request = [&](const pb::Pid& parent, Resources resources) {
-    pb::SpawnRequest request;
-    *request.mutable_parent() = parent;
-    *request.mutable_resources() = ToProto(resources);
-    return request;
-  };
+  auto [id, root] = RootOnN1();
+  ASSERT_NE(id, 0u);
   n1_->hold_launch = true;
   n2_->hold_launch = true;
   absl::StatusOr<Pid> first, later;
-  std::thread launching_first([&] { first = jobs_->Spawn(id, spawn_request(root, Resources{768 << 20, 0.5})); });
+  std::thread launching_first([&] { first = jobs_->Spawn(id, SpawnOf(root, Resources{768 << 20, 0.5})); });
   EXPECT_TRUE(n2_->WaitFor([&] { return n2_->held_launches() == 1; }));  // only n2 has room
   // A parent no launch will produce: it waits for the first launch only.
   std::atomic<bool> answered{false};
   absl::StatusOr<Pid> stranger;
   std::thread asking([&] {
-    stranger = jobs_->Spawn(id, spawn_request(ToProto(Pid::FromIpv4(0x0a000002, 29999, 1)), Resources{1 << 20, 0.1}));
+    stranger = jobs_->Spawn(id, SpawnOf(ToProto(Pid::FromIpv4(0x0a000002, 29999, 1)), Resources{1 << 20, 0.1}));
     answered = true;
   });
   EXPECT_TRUE(n2_->WaitFor([&] { return jobs_->SpawnsWaitingForLaunches() == 1; }));
-  std::thread launching_later([&] { later = jobs_->Spawn(id, spawn_request(root, Resources{384 << 20, 0.25})); });
+  std::thread launching_later([&] { later = jobs_->Spawn(id, SpawnOf(root, Resources{384 << 20, 0.25})); });
   EXPECT_TRUE(n1_->WaitFor([&] { return n1_->held_launches() == 1; }));  // only n1 has room
   n2_->ReleaseLaunches();
   EXPECT_TRUE(n2_->WaitFor([&] { return answered.load(); })) << "kept waiting for a launch begun after it asked";
@@ -162,30 +142,26 @@ TEST_F(JobManagerTest, AnUnknownParentWaitsOnlyForTheLaunchesInFlightWhenItAsked
 
 TEST_F(JobManagerTest, AChildThatExitedBeforeItsLaunchReturnedIsStoredAsExited) {
   WaitUp();
-  auto [job, node] = SubmitRunning(Spec(Resources{1536ull << 20, 1.5}));  // only n1 holds it
-  ASSERT_EQ(node, n1_);
-  uint64_t id = std::stoull(job.id());
-  pb::Pid root = job.processes(0).pid();
+  auto [id, root] = RootOnN1();
+  ASSERT_NE(id, 0u);
+  const std::string job = absl::StrCat(id);
   // n2 will launch the child on port 20000 of 10.0.0.2; it prints and exits
   // before the master hears that the launch succeeded.
   pb::Pid future = ToProto(Pid::FromIpv4(0x0a000002, 20000, 1));
   n2_->Push(Output(id, future, 1, "quick"));
   n2_->Push(Exit(id, future, 2, 4));
   ASSERT_TRUE(n2_->WaitIdle());
-  pb::SpawnRequest request;
-  *request.mutable_parent() = root;
-  *request.mutable_resources() = ToProto(Resources{512 << 20, 0.5});
-  absl::StatusOr<Pid> child = jobs_->Spawn(id, request);
+  absl::StatusOr<Pid> child = jobs_->Spawn(id, SpawnOf(root, Resources{768 << 20, 0.5}));
   ASSERT_TRUE(child.ok()) << child.status();
-  absl::StatusOr<v1::Job> now = jobs_->Get(job.id(), kAnn);
+  absl::StatusOr<v1::Job> now = jobs_->Get(job, kAnn);
   ASSERT_TRUE(now.ok());
   ASSERT_EQ(now->processes_size(), 2);
   EXPECT_EQ(now->processes(1).state(), v1::PROCESS_STATE_EXITED) << "recorded as running after its exit";
   EXPECT_EQ(now->processes(1).exit().code(), 4);
   n1_->Push(Exit(id, root, 1, 0));
-  ASSERT_TRUE(WaitState(job.id(), v1::JOB_STATE_FAILED));
-  EXPECT_THAT(Log(job.id()), ElementsAre("state JOB_STATE_PENDING", "state JOB_STATE_RUNNING", "20000 spawn 20000",
-                                         "20000 out quick", "20000 exit 4", "20000 exit 0", "state JOB_STATE_FAILED"));
+  ASSERT_TRUE(WaitState(job, v1::JOB_STATE_FAILED));
+  EXPECT_THAT(Log(job), ElementsAre("state JOB_STATE_PENDING", "state JOB_STATE_RUNNING", "20000 spawn 20000",
+                                    "20000 out quick", "20000 exit 4", "20000 exit 0", "state JOB_STATE_FAILED"));
 }
 
 TEST_F(JobManagerTest, ARootThatExitedBeforeItsLaunchReturnedEndsTheJob) {
