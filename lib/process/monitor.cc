@@ -16,6 +16,7 @@
 #include "absl/strings/str_cat.h"
 #include "lib/core/pid.h"
 #include "lib/process/local_socket.h"
+#include "lib/process/packet_queue.h"
 #include "lib/process/proto_convert.h"
 
 namespace constellation::internal {
@@ -34,13 +35,34 @@ class Monitor {
   void Run();
 
  private:
-  // Reads what is available on pipe i (fd i+1); false once it is closed.
-  bool Drain(int i);
-  // Forwards what the child wrote, then relays its packets; false at EOF.
-  bool RelayControl();
-  // Hands packets from the bridge (spawn replies) to the child.
-  void RelayReplies();
-  void SendToChild(const pb::LocalMessage& message);
+  // Bytes queued for the bridge past which the child's pipes and packets are
+  // not read: the child then waits on its own writes (back-pressure on its
+  // output). The bridge reads every monitor, so the queue drains.
+  static constexpr size_t kBridgeHighWater = 256 << 10;
+  // Bytes queued for the child past which the bridge is not read. A child
+  // that reads is never this far behind (a verdict per watched pid).
+  static constexpr size_t kChildHighWater = 8 << 20;
+  // The most a pipe can hold (fs.pipe-max-size's default): what the child
+  // wrote before a packet is forwarded before it, however full the queue.
+  static constexpr size_t kPipeMax = 1 << 20;
+
+  // Polls until something is ready and handles it.
+  void Turn(int pidfd, bool* child_exited);
+  // Forwards pipe i (fd i+1) until it is empty or `until` bytes are queued
+  // for the bridge; false once it is closed.
+  bool Drain(int i, size_t until);
+  // Forwards what the child wrote, then relays its packets, while the
+  // bridge's queue has room (`all`: until none is left); false at EOF.
+  bool RelayControl(bool all);
+  // Hands packets from the bridge (spawn replies, verdicts) to the child,
+  // while its queue has room (`all`: until none is left).
+  void RelayReplies(bool all);
+  void FlushToChild();
+  void ToBridge(const pb::LocalMessage& message);
+  void FlushToBridge();
+  // After the exit event: sends what is queued for the bridge, reading (and
+  // dropping) what it still sends so that it never stops reading this one.
+  void FinishSending();
   void Send(pb::ProcessEvent&& event);
   void SendEof(int i);
   pb::ExitEvent WaitExit();
@@ -52,48 +74,24 @@ class Monitor {
   int bridge_fd_;
   pb::Pid pid_;
   bool bridge_gone_ = false;
+  PacketQueue to_bridge_;  // every fd is non-blocking: nothing here waits on a write
+  PacketQueue to_child_;
   std::optional<pb::Undelivered> undelivered_;  // the child's exit flush left data undelivered
 };
 
 void Monitor::Run() {
-  for (int fd : {pipes_[0], pipes_[1], control_fd_}) fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
+  for (int fd : {pipes_[0], pipes_[1], control_fd_, bridge_fd_}) fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
   int pidfd = static_cast<int>(syscall(SYS_pidfd_open, child_, 0));
   bool child_exited = pidfd < 0;  // cannot watch it: fall back to pipe EOF, then waitpid
   while ((pipes_[0] >= 0 || pipes_[1] >= 0 || !child_exited) && !bridge_gone_) {
-    pollfd fds[5];
-    int n = 0;
-    for (int fd : pipes_) {
-      if (fd >= 0) fds[n++] = {fd, POLLIN, 0};
-    }
-    if (control_fd_ >= 0) fds[n++] = {control_fd_, POLLIN, 0};
-    if (!child_exited) fds[n++] = {pidfd, POLLIN, 0};
-    fds[n++] = {bridge_fd_, POLLIN, 0};  // replies for the child, or the bridge is gone
-    if (poll(fds, n, -1) < 0 && errno != EINTR) break;
-    for (int i = 0; i < n; ++i) {
-      if (fds[i].revents == 0) continue;
-      if (fds[i].fd == bridge_fd_) {
-        RelayReplies();
-      } else if (fds[i].fd == pidfd) {
-        child_exited = true;
-      } else if (fds[i].fd == control_fd_) {
-        if (!RelayControl()) {
-          close(control_fd_);
-          control_fd_ = -1;
-        }
-      } else {
-        // The pipe may have been drained and closed already in this round.
-        for (int which = 0; which < 2; ++which) {
-          if (fds[i].fd == pipes_[which] && !Drain(which)) SendEof(which);
-        }
-      }
-    }
+    Turn(pidfd, &child_exited);
     if (child_exited) {
       // The child is gone: everything it wrote is queued. Relay its last
       // packets, then the rest of its output; what descendants still write
       // to the pipes is not its own.
-      if (control_fd_ >= 0) RelayControl();
+      if (control_fd_ >= 0) RelayControl(/*all=*/true);
       for (int i = 0; i < 2; ++i) {
-        if (pipes_[i] >= 0 && !Drain(i)) SendEof(i);
+        if (pipes_[i] >= 0 && !Drain(i, to_bridge_.bytes() + kPipeMax)) SendEof(i);
         if (pipes_[i] >= 0) SendEof(i);
       }
     }
@@ -115,13 +113,57 @@ void Monitor::Run() {
   if (bridge_gone_) RemoveCgroupBaseIfUnused(limits_.base);
   if (pidfd >= 0) close(pidfd);
   if (control_fd_ >= 0) close(control_fd_);
+  control_fd_ = -1;
+  to_child_.Clear();
   pb::ProcessEvent event;
   *event.mutable_exit() = exit;
   Send(std::move(event));
+  FinishSending();
 }
 
-bool Monitor::RelayControl() {
-  while (!bridge_gone_) {
+void Monitor::Turn(int pidfd, bool* child_exited) {
+  const bool room = to_bridge_.bytes() < kBridgeHighWater;
+  pollfd fds[5];
+  int n = 0;
+  for (int fd : pipes_) {
+    if (fd >= 0 && room) fds[n++] = {fd, POLLIN, 0};
+  }
+  if (control_fd_ >= 0) {
+    short events = static_cast<short>((room ? POLLIN : 0) | (to_child_.empty() ? 0 : POLLOUT));
+    fds[n++] = {control_fd_, events, 0};  // with no events, still told of a hang-up
+  }
+  if (!*child_exited) fds[n++] = {pidfd, POLLIN, 0};
+  short bridge_events =
+      static_cast<short>((to_child_.bytes() < kChildHighWater ? POLLIN : 0) | (to_bridge_.empty() ? 0 : POLLOUT));
+  fds[n++] = {bridge_fd_, bridge_events, 0};  // replies for the child, or the bridge is gone
+  if (poll(fds, n, -1) < 0) return;           // EINTR
+  for (int i = 0; i < n; ++i) {
+    const short revents = fds[i].revents;
+    if (revents == 0) continue;
+    const bool hung_up = revents & (POLLHUP | POLLERR);
+    if (fds[i].fd == bridge_fd_) {
+      if (revents & POLLOUT) FlushToBridge();
+      if (revents & ~POLLOUT) RelayReplies(/*all=*/hung_up);
+    } else if (fds[i].fd == pidfd) {
+      *child_exited = true;
+    } else if (fds[i].fd == control_fd_) {
+      if (revents & POLLOUT) FlushToChild();
+      if ((revents & ~POLLOUT) && !RelayControl(/*all=*/hung_up)) {
+        close(control_fd_);
+        control_fd_ = -1;
+        to_child_.Clear();
+      }
+    } else {
+      // The pipe may have been drained and closed already in this round.
+      for (int which = 0; which < 2; ++which) {
+        if (fds[i].fd == pipes_[which] && !Drain(which, kBridgeHighWater)) SendEof(which);
+      }
+    }
+  }
+}
+
+bool Monitor::RelayControl(bool all) {
+  while (!bridge_gone_ && (all || to_bridge_.bytes() < kBridgeHighWater)) {
     pb::LocalMessage message;
     absl::StatusOr<bool> got = ReceiveLocal(control_fd_, &message);
     if (!got.ok() && absl::IsUnavailable(got.status())) return true;  // drained
@@ -132,41 +174,54 @@ bool Monitor::RelayControl() {
     }
     // Output written before the packet was sent goes first.
     for (int i = 0; i < 2; ++i) {
-      if (pipes_[i] >= 0 && !Drain(i)) SendEof(i);
+      if (pipes_[i] >= 0 && !Drain(i, to_bridge_.bytes() + kPipeMax)) SendEof(i);
     }
-    if (!SendLocal(bridge_fd_, message).ok()) bridge_gone_ = true;
+    ToBridge(message);
   }
-  return false;
+  return !bridge_gone_;
 }
 
-void Monitor::RelayReplies() {
-  while (true) {
+void Monitor::RelayReplies(bool all) {
+  while (all || to_child_.bytes() < kChildHighWater) {
     pb::LocalMessage message;
     absl::StatusOr<bool> got = ReceiveLocal(bridge_fd_, &message, /*dont_wait=*/true);
-    if (!got.ok() && absl::IsUnavailable(got.status())) return;
+    if (!got.ok() && absl::IsUnavailable(got.status())) break;
     if (!got.ok() || !*got) {
       bridge_gone_ = true;
       return;
     }
-    if (control_fd_ >= 0) SendToChild(message);
+    if (control_fd_ >= 0) to_child_.Push(message).IgnoreError();  // it fit one packet already
+  }
+  FlushToChild();
+}
+
+void Monitor::FlushToChild() {
+  if (control_fd_ < 0 || to_child_.empty()) return;
+  // Broken: the child closed its end; reading it says so.
+  to_child_.Flush(control_fd_).IgnoreError();
+}
+
+void Monitor::ToBridge(const pb::LocalMessage& message) {
+  if (bridge_gone_) return;
+  if (!to_bridge_.Send(bridge_fd_, message).ok()) bridge_gone_ = true;
+}
+
+void Monitor::FlushToBridge() {
+  if (!bridge_gone_ && !to_bridge_.Flush(bridge_fd_).ok()) bridge_gone_ = true;
+}
+
+void Monitor::FinishSending() {
+  while (!bridge_gone_ && !to_bridge_.empty()) {
+    pollfd p{bridge_fd_, POLLIN | POLLOUT, 0};
+    if (poll(&p, 1, -1) < 0) continue;  // EINTR
+    if (p.revents & POLLOUT) FlushToBridge();
+    if (p.revents & ~POLLOUT) RelayReplies(/*all=*/true);  // nobody to hand them to: dropped
   }
 }
 
-void Monitor::SendToChild(const pb::LocalMessage& message) {
-  // control_fd_ is non-blocking; the child's data-plane loop reads it
-  // promptly, so a full socket gets a bounded wait, not a dropped verdict.
-  for (int attempt = 0; attempt < 50; ++attempt) {
-    if (SendLocal(control_fd_, message).ok()) return;
-    if (errno != EAGAIN && errno != EWOULDBLOCK) return;  // the child is gone
-    pollfd p{control_fd_, POLLOUT, 0};
-    poll(&p, 1, 100);
-  }
-  fprintf(stderr, "constellation: monitor: the process does not read its monitor connection; a packet was dropped\n");
-}
-
-bool Monitor::Drain(int i) {
+bool Monitor::Drain(int i, size_t until) {
   char buf[kMaxOutputChunk];
-  while (true) {
+  while (to_bridge_.bytes() < until) {
     ssize_t n = read(pipes_[i], buf, sizeof(buf));
     if (n > 0) {
       pb::ProcessEvent event;
@@ -178,6 +233,7 @@ bool Monitor::Drain(int i) {
     if (n < 0 && errno == EINTR) continue;
     return n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK);
   }
+  return true;
 }
 
 void Monitor::SendEof(int i) {
@@ -194,7 +250,7 @@ void Monitor::Send(pb::ProcessEvent&& event) {
   *event.mutable_pid() = pid_;
   pb::LocalMessage message;
   *message.mutable_event() = std::move(event);
-  if (!SendLocal(bridge_fd_, message).ok()) bridge_gone_ = true;
+  ToBridge(message);
 }
 
 pb::ExitEvent Monitor::WaitExit() {

@@ -64,8 +64,11 @@ void ProcessServer::Turn(int timeout_ms) {
   std::vector<pollfd> fds{{wake_fd_, POLLIN, 0}, {listen_fd_, POLLIN, 0}};
   std::vector<Entry> entries{{Kind::kWake, 0}, {Kind::kListen, 0}};
   for (const auto& [conn, connection] : conns_) {
-    if (handler_->IsHeld(conn)) continue;
-    fds.push_back({connection.fd, POLLIN, 0});
+    short events = 0;
+    if (Readable(conn, connection)) events |= POLLIN;
+    if (!connection.out.empty()) events |= POLLOUT;
+    if (events == 0) continue;
+    fds.push_back({connection.fd, events, 0});
     entries.push_back({Kind::kConn, static_cast<uint64_t>(conn)});
   }
   for (const auto& [fd, watched] : watched_) {
@@ -84,7 +87,10 @@ void ProcessServer::Turn(int timeout_ms) {
         break;
       case Kind::kConn: {
         Conn conn = static_cast<Conn>(entries[i].id);
-        if (auto it = conns_.find(conn); it != conns_.end() && it->second.fd == fds[i].fd) Read(conn);
+        if (auto it = conns_.find(conn); it != conns_.end() && it->second.fd == fds[i].fd) {
+          if (fds[i].events & POLLOUT) Flush(conn);
+          if (fds[i].revents & ~POLLOUT) Read(conn);
+        }
         break;
       }
       case Kind::kWatched:
@@ -112,10 +118,14 @@ void ProcessServer::Accept() {
   }
 }
 
+bool ProcessServer::Readable(Conn conn, const Connection& connection) const {
+  return !handler_->IsHeld(conn) && connection.out.bytes() <= kMaxQueuedPerConnection;
+}
+
 void ProcessServer::Read(Conn conn) {
-  for (int i = 0; i < kPacketsPerTurn && !handler_->IsHeld(conn); ++i) {
+  for (int i = 0; i < kPacketsPerTurn; ++i) {
     auto it = conns_.find(conn);
-    if (it == conns_.end()) return;
+    if (it == conns_.end() || !Readable(conn, it->second)) return;
     pb::LocalMessage message;
     absl::StatusOr<bool> got = ReceiveLocal(it->second.fd, &message);
     if (!got.ok() && absl::IsUnavailable(got.status())) return;  // drained
@@ -178,15 +188,23 @@ void ProcessServer::Reply(Conn conn, const pb::SpawnReply& spawn_reply) {
 }
 
 void ProcessServer::Send(Conn conn, const pb::LocalMessage& message) {
-  for (int attempt = 0; attempt < 50; ++attempt) {
-    auto it = conns_.find(conn);
-    if (it == conns_.end()) return;  // gone: nobody to tell
-    if (SendLocal(it->second.fd, message).ok()) return;
-    if (errno != EAGAIN && errno != EWOULDBLOCK) return;  // broken: its next read says so
-    pollfd p{it->second.fd, POLLOUT, 0};
-    poll(&p, 1, 100);
+  auto it = conns_.find(conn);
+  if (it == conns_.end()) return;  // gone: nobody to tell
+  absl::StatusOr<bool> sent = it->second.out.Send(it->second.fd, message);
+  if (!sent.ok() && !absl::IsUnavailable(sent.status())) {
+    fprintf(stderr, "%s: not sent: %s\n", name_.c_str(), sent.status().ToString().c_str());
   }
-  fprintf(stderr, "%s: a process does not read what it is sent (its monitor is stuck)\n", name_.c_str());
+  // A broken socket (UNAVAILABLE): its next read says so.
+}
+
+void ProcessServer::Flush(Conn conn) {
+  auto it = conns_.find(conn);
+  if (it != conns_.end()) it->second.out.Flush(it->second.fd).IgnoreError();  // broken: as in Send
+}
+
+size_t ProcessServer::queued(Conn conn) const {
+  auto it = conns_.find(conn);
+  return it == conns_.end() ? 0 : it->second.out.bytes();
 }
 
 void ProcessServer::QueueReply(Conn conn, pb::SpawnReply reply) {

@@ -4,8 +4,12 @@
 // node daemon's agent, the two places that processes' monitors connect to
 // (lib/process/local_socket.h). It accepts connections, reads their packets
 // (reassembling spawn requests sent in chunks, bounded by kMaxSpawnRequest),
-// sends spawn replies (from the loop, or queued from any thread and woken
-// through an eventfd), and closes connections. What the packets mean, who may
+// sends spawn replies and verdicts (from the loop, or replies queued from any
+// thread and woken through an eventfd), and closes connections. Sending never
+// waits: what a connection's socket has no room for is queued
+// (lib/process/packet_queue.h) and sent as room appears, and a connection
+// with more than kMaxQueuedPerConnection queued is not read until it drains,
+// so a process that never reads cannot make the server hold more. What the packets mean, who may
 // connect, and when a connection is not to be read is its Handler's business.
 //
 // Connections are named by ids that are never reused (not by their fds), so a
@@ -30,6 +34,7 @@
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "lib/process/local_socket.h"
+#include "lib/process/packet_queue.h"
 #include "lib/process/request_chunks.h"
 #include "proto/local.pb.h"
 
@@ -65,6 +70,10 @@ class ProcessServer {
   // Packets read from one connection per turn, so one chatty process cannot
   // starve the others.
   static constexpr int kPacketsPerTurn = 64;
+  // Bytes queued for a connection past which it is not read. Far above what
+  // a process that reads is ever sent (a verdict per watched pid, a reply per
+  // request).
+  static constexpr size_t kMaxQueuedPerConnection = 8 << 20;
 
   // Serves `listen_fd` (non-blocking; taken). `name` starts its lines on
   // stderr ("constellation bridge").
@@ -95,11 +104,13 @@ class ProcessServer {
   // Closes `conn`, saying `why` on stderr (when not empty); calls OnClose.
   void Drop(Conn conn, absl::string_view why);
 
-  // Sends `reply` to `conn` now; a full socket gets a bounded wait (monitors
-  // read promptly). Nothing if `conn` is gone.
+  // Sends `reply` to `conn`, after what is queued for it; what the socket has
+  // no room for is queued. Nothing if `conn` is gone.
   void Reply(Conn conn, const pb::SpawnReply& reply);
-  // Sends any packet to `conn` now (e.g. a ProcessGone), with Reply's bounded wait.
+  // Sends any packet to `conn` (e.g. a ProcessGone), as Reply does.
   void Send(Conn conn, const pb::LocalMessage& message);
+  // Bytes queued for `conn` (0 if it is gone).
+  size_t queued(Conn conn) const;
   // From any thread: Reply() from the loop thread, soon.
   void QueueReply(Conn conn, pb::SpawnReply reply);
   // From any thread: the loop's current or next Turn() calls OnWake and returns.
@@ -113,6 +124,7 @@ class ProcessServer {
   struct Connection {
     int fd = -1;
     RequestChunks chunks;  // a spawn request arriving in chunks
+    PacketQueue out;       // what its socket had no room for yet
   };
   struct Watched {
     std::function<void()> on_ready;
@@ -122,6 +134,10 @@ class ProcessServer {
   ProcessServer(int listen_fd, int wake_fd, Handler* handler, std::string name)
       : listen_fd_(listen_fd), wake_fd_(wake_fd), handler_(handler), name_(std::move(name)) {}
   Conn Add(int fd);
+  // Whether to read `conn` now: not held, and not too much queued for it.
+  bool Readable(Conn conn, const Connection& connection) const;
+  // Sends what is queued for `conn` as far as its socket has room.
+  void Flush(Conn conn);
   // Handles one spawn request packet of an identified connection; false if it dropped it.
   bool SpawnPacket(Conn conn, const pb::LocalMessage& message);
   void Woken();

@@ -14,6 +14,7 @@
 #include <thread>
 
 #include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "gtest/gtest.h"
@@ -276,6 +277,60 @@ TEST_F(ProcessServerTest, RepliesQueuedFromAnotherThreadReachTheirConnectionOnly
   ASSERT_TRUE(ReceiveLocal(second, &got).ok());
   EXPECT_EQ(got.spawn_reply().id(), 2u);
   EXPECT_TRUE(absl::IsUnavailable(ReceiveLocal(second, &got, /*dont_wait=*/true).status()));
+}
+
+// Sending never waits for a peer to read (a wait there once deadlocked
+// with a monitor writing back, and a bounded one dropped verdicts): what the
+// socket has no room for is queued, the loop goes on, and it all arrives.
+TEST_F(ProcessServerTest, WhatAPeerHasNotReadYetIsQueuedInOrderWhileTheLoopGoesOn) {
+  int pair[2];
+  ASSERT_EQ(socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, pair), 0);
+  Conn conn = server_->AddConnection(pair[0]);
+  clients_.push_back(pair[1]);
+  constexpr int kPackets = 20000;  // far more than the socket holds
+  for (int i = 0; i < kPackets; ++i) server_->Send(conn, Output(absl::StrCat(i)));
+  EXPECT_GT(server_->queued(conn), 0u);
+  // The peer writes while it does not read: the loop still reads it.
+  ASSERT_TRUE(SendLocal(pair[1], Hello()).ok());
+  ASSERT_TRUE(TurnUntil([&] { return handler_.messages.size() == 1; }));
+  int next = 0;
+  while (next < kPackets) {
+    pb::LocalMessage got;
+    absl::StatusOr<bool> read = ReceiveLocal(pair[1], &got, /*dont_wait=*/true);
+    if (absl::IsUnavailable(read.status())) {  // read all that was sent: let the loop send more
+      server_->Turn(10000);
+      continue;
+    }
+    ASSERT_TRUE(read.ok() && *read) << read.status();
+    ASSERT_EQ(got.event().output().data(), absl::StrCat(next)) << "out of order";
+    ++next;
+  }
+  EXPECT_EQ(server_->queued(conn), 0u);
+  EXPECT_TRUE(handler_.closed.empty());
+}
+
+// A peer that never reads cannot make the server hold more than a bound:
+// past it, the server stops reading that peer's requests until it drains.
+TEST_F(ProcessServerTest, AConnectionWithTooMuchQueuedIsNotReadUntilItDrains) {
+  int pair[2];
+  ASSERT_EQ(socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, pair), 0);
+  Conn conn = server_->AddConnection(pair[0]);
+  clients_.push_back(pair[1]);
+  const std::string chunk(kMaxOutputChunk, 'x');
+  while (server_->queued(conn) <= ProcessServer::kMaxQueuedPerConnection) server_->Send(conn, Output(chunk));
+  ASSERT_TRUE(SendLocal(pair[1], Hello()).ok());
+  server_->Turn(0);  // the hello is there to read, and is not read
+  server_->Read(conn);
+  EXPECT_TRUE(handler_.messages.empty());
+  // The peer reads; the server sends the rest and then reads the hello.
+  ASSERT_TRUE(TurnUntil([&] {
+    pb::LocalMessage got;
+    while (ReceiveLocal(pair[1], &got, /*dont_wait=*/true).ok()) {
+    }
+    return !handler_.messages.empty();
+  }));
+  EXPECT_TRUE(handler_.messages[0].second.has_hello());
+  EXPECT_LE(server_->queued(conn), ProcessServer::kMaxQueuedPerConnection);
 }
 
 TEST_F(ProcessServerTest, AWakeFromAnotherThreadEndsTheTurn) {
