@@ -46,8 +46,9 @@ class Monitor {
   // wrote before a packet is forwarded before it, however full the queue.
   static constexpr size_t kPipeMax = 1 << 20;
 
-  // Polls until something is ready and handles it.
-  void Turn(int pidfd, bool* child_exited);
+  // Polls until something is ready and handles it; false if poll failed
+  // (other than by a signal), which no later turn would mend.
+  bool Turn(int pidfd, bool* child_exited);
   // Forwards pipe i (fd i+1) until it is empty or `until` bytes are queued
   // for the bridge; false once it is closed.
   bool Drain(int i, size_t until);
@@ -84,7 +85,7 @@ void Monitor::Run() {
   int pidfd = static_cast<int>(syscall(SYS_pidfd_open, child_, 0));
   bool child_exited = pidfd < 0;  // cannot watch it: fall back to pipe EOF, then waitpid
   while ((pipes_[0] >= 0 || pipes_[1] >= 0 || !child_exited) && !bridge_gone_) {
-    Turn(pidfd, &child_exited);
+    if (!Turn(pidfd, &child_exited)) break;
     if (child_exited) {
       // The child is gone: everything it wrote is queued. Relay its last
       // packets, then the rest of its output; what descendants still write
@@ -121,7 +122,7 @@ void Monitor::Run() {
   FinishSending();
 }
 
-void Monitor::Turn(int pidfd, bool* child_exited) {
+bool Monitor::Turn(int pidfd, bool* child_exited) {
   const bool room = to_bridge_.bytes() < kBridgeHighWater;
   pollfd fds[5];
   int n = 0;
@@ -136,7 +137,7 @@ void Monitor::Turn(int pidfd, bool* child_exited) {
   short bridge_events =
       static_cast<short>((to_child_.bytes() < kChildHighWater ? POLLIN : 0) | (to_bridge_.empty() ? 0 : POLLOUT));
   fds[n++] = {bridge_fd_, bridge_events, 0};  // replies for the child, or the bridge is gone
-  if (poll(fds, n, -1) < 0) return;           // EINTR
+  if (poll(fds, n, -1) < 0) return errno == EINTR;
   for (int i = 0; i < n; ++i) {
     const short revents = fds[i].revents;
     if (revents == 0) continue;
@@ -160,6 +161,7 @@ void Monitor::Turn(int pidfd, bool* child_exited) {
       }
     }
   }
+  return true;
 }
 
 bool Monitor::RelayControl(bool all) {
@@ -213,7 +215,10 @@ void Monitor::FlushToBridge() {
 void Monitor::FinishSending() {
   while (!bridge_gone_ && !to_bridge_.empty()) {
     pollfd p{bridge_fd_, POLLIN | POLLOUT, 0};
-    if (poll(&p, 1, -1) < 0) continue;  // EINTR
+    if (poll(&p, 1, -1) < 0) {
+      if (errno == EINTR) continue;
+      return;
+    }
     if (p.revents & POLLOUT) FlushToBridge();
     if (p.revents & ~POLLOUT) RelayReplies(/*all=*/true);  // nobody to hand them to: dropped
   }

@@ -5,12 +5,14 @@
 // (lib/process/local_socket.h). It accepts connections, reads their packets
 // (reassembling spawn requests sent in chunks, bounded by kMaxSpawnRequest),
 // sends spawn replies and verdicts (from the loop, or replies queued from any
-// thread and woken through an eventfd), and closes connections. Sending never
-// waits: what a connection's socket has no room for is queued
+// thread and woken through an eventfd), and closes connections. What the
+// packets mean, who may connect, and when a connection is not to be read is
+// its Handler's business.
+//
+// Sending never waits: what a connection's socket has no room for is queued
 // (lib/process/packet_queue.h) and sent as room appears, and a connection
 // with more than kMaxQueuedPerConnection queued is not read until it drains,
-// so a process that never reads cannot make the server hold more. What the packets mean, who may
-// connect, and when a connection is not to be read is its Handler's business.
+// so a process that never reads cannot make the server hold more.
 //
 // Connections are named by ids that are never reused (not by their fds), so a
 // reply queued for a connection that has closed meanwhile is dropped rather
