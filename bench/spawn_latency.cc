@@ -2,7 +2,12 @@
 // the bridge, and to its exit being reported, over 200 spawns, beside a bare
 // fork+exec of the same binary measured in the same run.
 //
-//   bazel run -c opt //bench:spawn_latency [-- --spawns=200]
+//   bazel run -c opt //bench:spawn_latency [-- --spawns=200] [--gap=MS]
+//     (--gap: an idle pause of MS milliseconds before each spawn, untimed, as
+//     a program that spawns now and then has. On cgroup v1 a process's move
+//     into its cgroup waits for an RCU grace period, 8-12 ms here, unless a
+//     move happened in the last ~20 ms: back-to-back spawns never show it;
+//     docs/resources.md)
 //   bazel run -c opt //bench:spawn_latency -- --many=1000
 //     (instead: one program whose root spawn()s 1,000 processes back to back,
 //     each exiting at once; prints how long spawning took and how long the
@@ -142,7 +147,11 @@ double Median(std::vector<double> v) {
   return v[v.size() / 2];
 }
 
-Stats MeasureConstellation(int spawns) {
+void Pause(int gap_ms) {
+  if (gap_ms > 0) usleep(static_cast<useconds_t>(gap_ms) * 1000);
+}
+
+Stats MeasureConstellation(int spawns, int gap_ms) {
   int to_root[2], from_bridge[2];
   if (pipe(to_root) != 0 || pipe(from_bridge) != 0) abort();
   pid_t bridge = fork();
@@ -160,6 +169,7 @@ Stats MeasureConstellation(int spawns) {
   Stats stats;
   std::string line;
   for (int i = 0; i < spawns; ++i) {
+    Pause(gap_ms);
     if (write(to_root[1], "go\n", 3) != 3) abort();
     std::string child;
     int64_t t0 = 0, first_line = 0, exited = 0;
@@ -196,9 +206,10 @@ Stats MeasureConstellation(int spawns) {
   return stats;
 }
 
-Stats MeasureBareForkExec(int spawns) {
+Stats MeasureBareForkExec(int spawns, int gap_ms) {
   Stats stats;
   for (int i = 0; i < spawns; ++i) {
+    Pause(gap_ms);
     int out[2];
     if (pipe(out) != 0) abort();
     int64_t t0 = NowNs();
@@ -233,8 +244,10 @@ int main(int argc, char** argv) {
   if (argc > 1 && std::strcmp(argv[1], "--root") == 0) return RunRoot();
   if (argc > 2 && std::strcmp(argv[1], "--root-many") == 0) return RunManyRoot(std::atoi(argv[2]));
   int spawns = 200;
+  int gap_ms = 0;
   for (int i = 1; i < argc; ++i) {
     if (std::strncmp(argv[i], "--spawns=", 9) == 0) spawns = std::atoi(argv[i] + 9);
+    if (std::strncmp(argv[i], "--gap=", 6) == 0) gap_ms = std::max(0, std::atoi(argv[i] + 6));
     if (std::strncmp(argv[i], "--many=", 7) == 0) {
       int n = std::atoi(argv[i] + 7);
       printf("%d processes: %.0f ms from start to the last exit\n", n, MeasureMany(n));
@@ -242,10 +255,10 @@ int main(int argc, char** argv) {
     }
   }
   signal(SIGPIPE, SIG_IGN);
-  Stats bare = MeasureBareForkExec(spawns);
-  Stats ours = MeasureConstellation(spawns);
+  Stats bare = MeasureBareForkExec(spawns, gap_ms);
+  Stats ours = MeasureConstellation(spawns, gap_ms);
   if (ours.exit_ms.empty()) return 1;
-  printf("spawn latency over %d spawns (2-core VM, unpinned):\n", spawns);
+  printf("spawn latency over %d spawns, %d ms idle before each (2-core VM, unpinned):\n", spawns, gap_ms);
   Print("bare fork+exec: first line", bare.first_line_ms);
   Print("bare fork+exec: exit reaped", bare.exit_ms);
   Print("spawn(): first line at bridge", ours.first_line_ms);
