@@ -7,6 +7,7 @@
 #include <cstdio>
 
 #include "absl/strings/str_cat.h"
+#include "cli/hash_cache.h"
 #include "cli/resume.h"
 #include "daemon/binary_cache.h"
 #include "grpcpp/create_channel.h"
@@ -68,7 +69,7 @@ void JobsClient::SetDeadline(grpc::ClientContext& context) const {
 absl::StatusOr<v1::BinaryRef> JobsClient::Describe(const std::string& path) {
   struct stat st;
   if (stat(path.c_str(), &st) != 0) return absl::NotFoundError(absl::StrCat(path, ": ", strerror(errno)));
-  absl::StatusOr<std::string> sha = daemon::Sha256OfFile(path);
+  absl::StatusOr<std::string> sha = CachedSha256OfFile(path);  // unchanged since last time: not read again
   if (!sha.ok()) return sha.status();
   v1::BinaryRef ref;
   ref.set_sha256(*sha);

@@ -30,12 +30,13 @@ std::string Hex(const unsigned char* digest, unsigned int length) {
   return out;
 }
 
-BinaryCache::Stamp StampOf(const struct stat& st) {
+}  // namespace
+
+BinaryCache::Stamp BinaryCache::StampOf(const struct stat& st) {
   return {st.st_dev, st.st_ino, st.st_size, int64_t{st.st_mtim.tv_sec} * 1'000'000'000 + st.st_mtim.tv_nsec,
           int64_t{st.st_ctim.tv_sec} * 1'000'000'000 + st.st_ctim.tv_nsec};
 }
 
-// Reads `fd` to its end from where it is.
 absl::StatusOr<std::string> Sha256OfFd(int fd, const std::string& path) {
   EVP_MD_CTX* ctx = EVP_MD_CTX_new();
   EVP_DigestInit_ex(ctx, EVP_sha256(), nullptr);
@@ -51,6 +52,8 @@ absl::StatusOr<std::string> Sha256OfFd(int fd, const std::string& path) {
   if (n < 0) return Errno(absl::StrCat("read ", path));
   return Hex(digest, length);
 }
+
+namespace {
 
 class UploadImpl : public BinaryCache::Upload {
  public:
@@ -109,7 +112,7 @@ class UploadImpl : public BinaryCache::Upload {
     if (rename(temp_path_.c_str(), final_path_.c_str()) != 0) return Errno("storing the upload");
     finished_ = true;
     struct stat st;
-    if (fstat(fd_, &st) == 0) on_stored_(StampOf(st));  // hashed as it came: no need to again
+    if (fstat(fd_, &st) == 0) on_stored_(BinaryCache::StampOf(st));  // hashed as it came: no need to again
     close(fd_);
     fd_ = -1;
     return absl::OkStatus();

@@ -15,6 +15,8 @@
 // Thread-safe: concurrent uploads (even of the same binary) each write their
 // own temporary file; the rename is atomic.
 
+#include <sys/stat.h>
+
 #include <sys/types.h>
 
 #include <cstdint>
@@ -34,6 +36,9 @@ inline constexpr uint64_t kDefaultMaxBinarySize = uint64_t{4} << 30;
 
 // Lower-case hex SHA-256 of a file's bytes.
 absl::StatusOr<std::string> Sha256OfFile(const std::string& path);
+// Lower-case hex SHA-256 of what `fd` holds from where it is to its end
+// (`path` only names it in errors).
+absl::StatusOr<std::string> Sha256OfFd(int fd, const std::string& path);
 // Lower-case hex SHA-256 of `bytes`.
 std::string Sha256OfBytes(absl::string_view bytes);
 
@@ -119,6 +124,7 @@ class BinaryCache {
     int64_t ctime_ns;
     bool operator==(const Stamp&) const = default;
   };
+  static Stamp StampOf(const struct stat& st);
 
  private:
   BinaryCache(std::string dir, uint64_t max_binary_size) : dir_(std::move(dir)), max_binary_size_(max_binary_size) {}
