@@ -11,6 +11,7 @@
 #include <cstring>
 #include <vector>
 
+#include "absl/strings/escaping.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
@@ -147,6 +148,11 @@ void HashCache::Remember(const Stamp& stamp, const std::string& sha) const {
 }
 
 absl::StatusOr<std::string> CachedSha256OfFile(const std::string& path) {
+  const char* setting = std::getenv(kHashCacheEnv);
+  if (setting != nullptr && std::string(setting) != "on" && std::string(setting) != "off") {
+    return absl::InvalidArgumentError(
+        absl::StrCat(kHashCacheEnv, "=\"", absl::CHexEscape(setting), "\": expected on or off"));
+  }
   std::optional<HashCache> cache = HashCache::Default();
   if (cache) return cache->Sha256(path);
   return daemon::Sha256OfFile(path);

@@ -19,7 +19,8 @@
 //  - it is on a local filesystem (ext4, XFS, Btrfs, tmpfs, overlayfs, ZFS,
 //    F2FS): elsewhere the times come from another machine's clock.
 // No user can set a ctime, so a change that restores the size and mtime still
-// misses. CONSTELLATION_HASH_CACHE=off turns the cache off.
+// misses. CONSTELLATION_HASH_CACHE=off turns the cache off (on, the default,
+// or unset keeps it; anything else is an error).
 //
 // What is read from the cache directory is checked like any input: an entry
 // is at most kMaxEntry bytes and must parse exactly, or it is ignored (and
@@ -79,6 +80,7 @@ class HashCache {
 };
 
 // A file's SHA-256 through the default cache, or hashed if there is none.
+// INVALID_ARGUMENT if CONSTELLATION_HASH_CACHE is set to neither "on" nor "off".
 absl::StatusOr<std::string> CachedSha256OfFile(const std::string& path);
 
 }  // namespace constellation::cli

@@ -18,6 +18,7 @@
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_replace.h"
 #include "daemon/binary_cache.h"
+#include "gmock/gmock.h"
 #include "gtest/gtest.h"
 
 namespace constellation::cli {
@@ -156,6 +157,22 @@ TEST_F(HashCacheTest, AMissingFileIsNotFound) {
 TEST(HashCacheDefault, OffMeansNoCache) {
   setenv(kHashCacheEnv, "off", 1);
   EXPECT_FALSE(HashCache::Default().has_value());
+  unsetenv(kHashCacheEnv);
+}
+
+TEST(HashCacheDefault, ASettingOtherThanOnOrOffIsAnError) {
+  const std::string file = absl::StrCat(std::getenv("TEST_TMPDIR"), "/setting_binary");
+  std::ofstream(file) << "bytes";
+  setenv(kHashCacheEnv, "yes", 1);
+  absl::StatusOr<std::string> refused = CachedSha256OfFile(file);
+  EXPECT_TRUE(absl::IsInvalidArgument(refused.status())) << refused.status();
+  EXPECT_THAT(std::string(refused.status().message()), ::testing::HasSubstr("expected on or off"));
+  for (const char* fine : {"on", "off"}) {
+    setenv(kHashCacheEnv, fine, 1);
+    absl::StatusOr<std::string> sha = CachedSha256OfFile(file);
+    ASSERT_TRUE(sha.ok()) << fine << ": " << sha.status();
+    EXPECT_EQ(*sha, *daemon::Sha256OfFile(file));
+  }
   unsetenv(kHashCacheEnv);
 }
 
