@@ -114,7 +114,6 @@ void EventQueue::AwaitRoom(std::unique_lock<std::mutex>& lock) {
 void EventQueue::Push(QueuedEvent entry) {
   const bool was_empty = queue_.empty();
   const bool was_full = Full();
-  if (was_empty) first_queued_ = absl::Now();
   uint64_t size = Size(entry);
   queued_bytes_ += size;
   unsettled_bytes_ += size;
@@ -130,6 +129,7 @@ Batch EventQueue::Take() {
   batch.entries.swap(queue_);  // O(1) under the lock that Append waits for
   batch.bytes = queued_bytes_;
   queued_bytes_ = 0;
+  last_taken_ = absl::Now();
   return batch;
 }
 
@@ -150,7 +150,6 @@ std::vector<uint64_t> EventQueue::Committed(const Batch& batch) {
 
 void EventQueue::Failed(Batch batch) {
   std::unique_lock<std::mutex> lock(mu_);
-  if (queue_.empty()) first_queued_ = absl::Now();
   queue_.insert(queue_.begin(), std::make_move_iterator(batch.entries.begin()),
                 std::make_move_iterator(batch.entries.end()));
   queued_bytes_ += batch.bytes;
@@ -172,11 +171,18 @@ bool EventQueue::AwaitDue(absl::Duration interval) {
   while (true) {
     while (queue_.empty() && !stopped_) work_.wait(lock);
     if (stopped_) return true;
-    const absl::Time due = first_queued_ + interval;
+    const absl::Time due = DueLocked(interval);
     if (Full() || absl::Now() >= due) return false;
     WaitUntil(lock, due);  // then look again: it may also have been emptied by a Flush
   }
 }
+
+absl::Time EventQueue::NextDue(absl::Duration interval) {
+  std::unique_lock<std::mutex> lock(mu_);
+  return DueLocked(interval);
+}
+
+absl::Time EventQueue::DueLocked(absl::Duration interval) const { return last_taken_ + interval; }
 
 bool EventQueue::AwaitStopFor(absl::Duration timeout) {
   std::unique_lock<std::mutex> lock(mu_);

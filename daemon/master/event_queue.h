@@ -49,7 +49,9 @@ class EventQueue {
     uint64_t max_queued_bytes = 64ull << 20;
     size_t commit_batch = 4096;
   };
-  explicit EventQueue(Limits limits) : limits_(limits) {}
+  // `last_commit`: when the store last committed, for the first AwaitDue.
+  explicit EventQueue(Limits limits, absl::Time last_commit = absl::Now())
+      : limits_(limits), last_taken_(last_commit) {}
   EventQueue(const EventQueue&) = delete;
   EventQueue& operator=(const EventQueue&) = delete;
 
@@ -75,10 +77,14 @@ class EventQueue {
 
   uint64_t CommittedSeq(uint64_t job);
 
-  // For the commit thread: returns once something queued is due (it has
-  // waited `interval`, or commit_batch entries or half the byte bound are
-  // queued) or Stop() was called; true when stopped.
+  // For the commit thread: returns once something queued is due or Stop()
+  // was called; true when stopped. Due: `interval` has passed since the last
+  // Take() (or since this queue was made), so an event after a quiet spell is
+  // committed at once and a stream of them once per interval; or
+  // commit_batch entries or half the byte bound are queued.
   bool AwaitDue(absl::Duration interval);
+  // When what is queued is due by time (see AwaitDue).
+  absl::Time NextDue(absl::Duration interval);
   // Waits until Stop() or `timeout` (after a failed commit); true when stopped.
   bool AwaitStopFor(absl::Duration timeout);
   void Stop();
@@ -95,6 +101,7 @@ class EventQueue {
   void Push(QueuedEvent entry);
   void AwaitRoom(std::unique_lock<std::mutex>& lock);
   bool Full() const;
+  absl::Time DueLocked(absl::Duration interval) const;
   void WaitUntil(std::unique_lock<std::mutex>& lock, absl::Time deadline);  // on work_
 
   const Limits limits_;
@@ -105,7 +112,7 @@ class EventQueue {
   std::vector<QueuedEvent> queue_;
   uint64_t queued_bytes_ = 0;     // in queue_
   uint64_t unsettled_bytes_ = 0;  // in queue_ or taken, not yet committed
-  absl::Time first_queued_;       // when queue_ last became non-empty
+  absl::Time last_taken_;         // the last Take(): when the last commit began
   bool stopped_ = false;
   // Signalled only when what a waiter waits for may have happened, not at
   // every event.

@@ -68,6 +68,17 @@ TEST(EventQueueTest, AppendWaitsForRoomAndGoesOnAfterACommit) {
   EXPECT_EQ(third, 3u);
 }
 
+TEST(EventQueueTest, AnEventAfterAQuietSpellIsDueAtOnceAndTheNextAfterTheInterval) {
+  EventQueue queue({}, absl::InfinitePast());  // nothing committed for ever
+  queue.AddJob(1, {});
+  EXPECT_EQ(queue.Append(1, Output("a"), std::nullopt), 1u);
+  EXPECT_FALSE(queue.AwaitDue(absl::Hours(1)));  // due at once: no wait for the interval
+  const absl::Time taken = absl::Now();
+  queue.Committed(queue.Take());
+  EXPECT_EQ(queue.Append(1, Output("b"), std::nullopt), 2u);
+  EXPECT_GE(queue.NextDue(absl::Hours(1)), taken + absl::Hours(1));  // a stream: one commit per interval
+}
+
 TEST(EventQueueTest, StopEndsTheWaits) {
   EventQueue queue({});
   std::thread stopper([&] { queue.Stop(); });
