@@ -15,6 +15,7 @@
 #include <cstdio>
 #include <map>
 #include <memory>
+#include <utility>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
@@ -87,6 +88,11 @@ class LocalBridgeLoop final : public ProcessServer::Handler {
   std::chrono::steady_clock::time_point last_progress_ = std::chrono::steady_clock::now();
   bool warned_stall_ = false;
   std::map<int, Pid> pidfds_;  // processes announced but not yet connected
+  // Announced, not yet connected, and no pidfd for want of fds: retried each
+  // turn (and at least every kRetryUnwatchedMs) until they connect or a
+  // pidfd says they are gone. Out of fds is no sign that a process ended.
+  std::map<Pid, pid_t> unwatched_;
+  static constexpr int kRetryUnwatchedMs = 100;
   int terminating_signal_ = 0;
   std::chrono::steady_clock::time_point kill_deadline_;
 };
@@ -116,7 +122,9 @@ int LocalBridgeLoop::Run(int listen_fd, int root_fd, const Pid& root) {
   server_->AddConnection(root_fd);
   while (!bridge_.Done()) {
     if (terminating_signal_ != 0 && (server_->size() == 0 || std::chrono::steady_clock::now() > kill_deadline_)) break;
-    server_->Turn(terminating_signal_ != 0 ? 100 : spawner_->waiting() > 0 ? 1000 : -1);
+    server_->Turn(terminating_signal_ != 0 || !unwatched_.empty() ? kRetryUnwatchedMs
+                  : spawner_->waiting() > 0                       ? 1000
+                                                                  : -1);
     WarnIfStalled();
     for (int conn : bridge_.TakeReleased()) server_->Read(conn);
     Settle();
@@ -227,17 +235,21 @@ void LocalBridgeLoop::WatchAnnounced() {
     close(it->first);
     it = pidfds_.erase(it);
   }
-  for (const auto& [pid, os_pid] : bridge_.TakeAnnounced()) {
+  std::map<Pid, pid_t> to_watch = std::exchange(unwatched_, {});
+  for (const auto& [pid, os_pid] : bridge_.TakeAnnounced()) to_watch[pid] = os_pid;
+  for (const auto& [pid, os_pid] : to_watch) {
     if (bridge_.HasConnected(pid) || os_pid <= 0) continue;
     int pidfd = PidfdOpen(os_pid);
-    if (pidfd < 0) {
+    if (pidfd >= 0) {
+      pidfds_[pidfd] = pid;
+      server_->Watch(pidfd, [this, pidfd] { CheckNeverConnected(pidfd); });
+    } else if (errno == ESRCH) {
       // Already gone and reaped: whatever it sent is queued by now.
       server_->Accept();
       if (!bridge_.HasConnected(pid)) bridge_.OnNeverConnected(pid);
-      continue;
+    } else {
+      unwatched_[pid] = os_pid;  // EMFILE, ENFILE, ENOMEM: look again next turn
     }
-    pidfds_[pidfd] = pid;
-    server_->Watch(pidfd, [this, pidfd] { CheckNeverConnected(pidfd); });
   }
 }
 
