@@ -7,6 +7,8 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <chrono>
 #include <cstdio>
 #include <cstring>
 
@@ -61,8 +63,20 @@ void ProcessServer::Turn(int timeout_ms) {
     Kind kind;
     uint64_t id;  // the connection, or the watch's generation
   };
-  std::vector<pollfd> fds{{wake_fd_, POLLIN, 0}, {listen_fd_, POLLIN, 0}};
-  std::vector<Entry> entries{{Kind::kWake, 0}, {Kind::kListen, 0}};
+  std::vector<pollfd> fds{{wake_fd_, POLLIN, 0}};
+  std::vector<Entry> entries{{Kind::kWake, 0}};
+  // Out of fds, the listener stays readable and an accept fails at once:
+  // polling it would spin. It is left out until a connection closes or
+  // kAcceptRetry has passed, and the wait is bounded by that.
+  if (accept_paused_ && std::chrono::steady_clock::now() >= accept_retry_at_) accept_paused_ = false;
+  if (!accept_paused_) {
+    fds.push_back({listen_fd_, POLLIN, 0});
+    entries.push_back({Kind::kListen, 0});
+  } else {
+    const auto left = std::chrono::ceil<std::chrono::milliseconds>(accept_retry_at_ - std::chrono::steady_clock::now());
+    const int retry_ms = static_cast<int>(std::max<int64_t>(0, left.count()));
+    timeout_ms = timeout_ms < 0 ? retry_ms : std::min(timeout_ms, retry_ms);
+  }
   for (const auto& [conn, connection] : conns_) {
     short events = 0;
     if (Readable(conn, connection)) events |= POLLIN;
@@ -106,7 +120,10 @@ void ProcessServer::Turn(int timeout_ms) {
 void ProcessServer::Accept() {
   while (true) {
     int fd = accept4(listen_fd_, nullptr, nullptr, SOCK_CLOEXEC | SOCK_NONBLOCK);
-    if (fd < 0) return;
+    if (fd < 0) {
+      if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) PauseAccepting();
+      return;
+    }
     absl::StatusOr<PeerCredentials> peer = PeerOf(fd);
     Conn conn = next_conn_++;
     if (!peer.ok() || !handler_->Admit(conn, *peer)) {
@@ -172,10 +189,22 @@ void ProcessServer::ReadAll() {
   for (Conn conn : connections()) Read(conn);
 }
 
+void ProcessServer::PauseAccepting() {
+  if (!accept_paused_ && !warned_out_of_fds_) {
+    fprintf(stderr,
+            "%s: cannot accept a process's connection: %s; it waits until a connection closes (raise `ulimit -n`)\n",
+            name_.c_str(), std::strerror(errno));
+    warned_out_of_fds_ = true;
+  }
+  accept_paused_ = true;
+  accept_retry_at_ = std::chrono::steady_clock::now() + kAcceptRetry;
+}
+
 void ProcessServer::Drop(Conn conn, absl::string_view why) {
   auto it = conns_.find(conn);
   if (it == conns_.end()) return;
   if (!why.empty()) fprintf(stderr, "%s: dropping a connection: %.*s\n", name_.c_str(), int(why.size()), why.data());
+  accept_paused_ = false;  // its fd is free for one waiting to be accepted
   close(it->second.fd);
   conns_.erase(it);
   handler_->OnClose(conn);

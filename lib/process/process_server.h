@@ -24,6 +24,7 @@
 // method, and the handler is called on it; QueueReply() and Wake() may be
 // called from any thread.
 
+#include <chrono>
 #include <functional>
 #include <map>
 #include <memory>
@@ -97,8 +98,13 @@ class ProcessServer {
   // connections not held, watched fds and Wake(), and handles what is ready.
   void Turn(int timeout_ms);
 
-  // Accepts every connection queued on the listener (and reads each).
+  // Accepts every connection queued on the listener (and reads each). Out of
+  // fds (EMFILE and the like), the listener is not polled again until a
+  // connection closes or kAcceptRetry has passed: connections wait in the
+  // listen queue, and the loop does not spin.
   void Accept();
+  static constexpr std::chrono::milliseconds kAcceptRetry{100};
+  bool accept_paused() const { return accept_paused_; }
   // Reads up to kPacketsPerTurn packets of `conn`, unless it is held or gone.
   void Read(Conn conn);
   // Reads every connection (not held) once.
@@ -136,6 +142,7 @@ class ProcessServer {
   ProcessServer(int listen_fd, int wake_fd, Handler* handler, std::string name)
       : listen_fd_(listen_fd), wake_fd_(wake_fd), handler_(handler), name_(std::move(name)) {}
   Conn Add(int fd);
+  void PauseAccepting();
   // Whether to read `conn` now: not held, and not too much queued for it.
   bool Readable(Conn conn, const Connection& connection) const;
   // Sends what is queued for `conn` as far as its socket has room.
@@ -150,6 +157,9 @@ class ProcessServer {
   const std::string name_;
 
   Conn next_conn_ = 1;
+  bool accept_paused_ = false;  // out of fds: the listener is not polled until accept_retry_at_
+  bool warned_out_of_fds_ = false;
+  std::chrono::steady_clock::time_point accept_retry_at_;
   std::map<Conn, Connection> conns_;
   std::map<int, Watched> watched_;  // by fd
   uint64_t next_generation_ = 1;

@@ -6,6 +6,7 @@
 
 #include <poll.h>
 #include <sys/eventfd.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -331,6 +332,36 @@ TEST_F(ProcessServerTest, AConnectionWithTooMuchQueuedIsNotReadUntilItDrains) {
   }));
   EXPECT_TRUE(handler_.messages[0].second.has_hello());
   EXPECT_LE(server_->queued(conn), ProcessServer::kMaxQueuedPerConnection);
+}
+
+// Out of fds, a queued connection cannot be accepted and the listener stays
+// readable: polling it would spin. It waits instead, until a connection
+// closes (or kAcceptRetry), and is accepted then.
+TEST_F(ProcessServerTest, OutOfFdsAConnectionWaitsToBeAcceptedWithoutSpinning) {
+  int pair[2];
+  ASSERT_EQ(socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, pair), 0);
+  server_->AddConnection(pair[0]);
+  int waiting = Connect();  // queued on the listener
+  int lowest_free = dup(0);
+  ASSERT_GE(lowest_free, 0);
+  close(lowest_free);
+  rlimit saved{};
+  ASSERT_EQ(getrlimit(RLIMIT_NOFILE, &saved), 0);
+  rlimit tight = saved;
+  tight.rlim_cur = static_cast<rlim_t>(lowest_free);  // no fd left to accept with
+  ASSERT_EQ(setrlimit(RLIMIT_NOFILE, &tight), 0);
+  server_->Turn(0);
+  const bool paused = server_->accept_paused();
+  ASSERT_EQ(setrlimit(RLIMIT_NOFILE, &saved), 0);
+  EXPECT_TRUE(paused);
+  EXPECT_TRUE(handler_.accepted.empty());
+  EXPECT_EQ(server_->size(), 1u);
+  // A connection closes: its fd is free, and the waiting one is accepted.
+  close(pair[1]);
+  ASSERT_TRUE(SendLocal(waiting, Hello()).ok());
+  ASSERT_TRUE(TurnUntil([&] { return handler_.accepted.size() == 1 && !handler_.messages.empty(); }));
+  EXPECT_FALSE(server_->accept_paused());
+  EXPECT_EQ(handler_.closed.size(), 1u);
 }
 
 TEST_F(ProcessServerTest, AWakeFromAnotherThreadEndsTheTurn) {
