@@ -24,9 +24,9 @@ namespace {
 constexpr char kEntryHeader[] = "constellation sha256 v1";
 
 // Filesystems whose times come from this machine's clock (statfs f_type).
-bool IsLocalFilesystem(const std::string& path) {
+bool IsLocalFilesystem(int fd) {
   struct statfs fs;
-  if (statfs(path.c_str(), &fs) != 0) return false;
+  if (fstatfs(fd, &fs) != 0) return false;
   switch (static_cast<uint32_t>(fs.f_type)) {
     case 0xEF53u:      // ext2/3/4
     case 0x58465342u:  // XFS
@@ -41,16 +41,29 @@ bool IsLocalFilesystem(const std::string& path) {
   }
 }
 
-// Makes `dir` and its missing parents (0700); true if it is then a directory
-// of this user's that nobody else can write.
-bool PrivateDir(const std::string& dir) {
+// Opens `dir` (not through a symlink at its end): -1 unless it is a directory
+// of this user's that nobody else can write. Entries are then opened
+// relative to this fd, so the directory checked is the one used.
+int OpenPrivateDir(const std::string& dir) {
+  int fd = open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+  struct stat st;
+  if (fd >= 0 && fstat(fd, &st) == 0 && st.st_uid == geteuid() && (st.st_mode & (S_IWGRP | S_IWOTH)) == 0) {
+    return fd;
+  }
+  if (fd >= 0) close(fd);
+  return -1;
+}
+
+// Makes `dir` and its missing parents (0700); true if it is then private.
+bool MakePrivateDir(const std::string& dir) {
   for (size_t at = 1; at != std::string::npos; at = dir.find('/', at + 1)) {
     mkdir(dir.substr(0, at).c_str(), 0700);  // EEXIST for the ones that are there
   }
   mkdir(dir.c_str(), 0700);
-  struct stat st;
-  return lstat(dir.c_str(), &st) == 0 && S_ISDIR(st.st_mode) && st.st_uid == geteuid() &&
-         (st.st_mode & (S_IWGRP | S_IWOTH)) == 0;
+  int fd = OpenPrivateDir(dir);
+  if (fd < 0) return false;
+  close(fd);
+  return true;
 }
 
 }  // namespace
@@ -74,7 +87,7 @@ std::optional<HashCache> HashCache::Default() {
   } else {
     return std::nullopt;
   }
-  if (!PrivateDir(dir)) return std::nullopt;
+  if (!MakePrivateDir(dir)) return std::nullopt;
   return HashCache(Options{dir, nullptr, nullptr, nullptr});
 }
 
@@ -96,20 +109,26 @@ absl::StatusOr<std::string> HashCache::Sha256(const std::string& path) {
   absl::StatusOr<std::string> hashed = options_.hasher(fd, path);
   struct stat after;
   const bool unchanged = fstat(fd, &after) == 0 && daemon::BinaryCache::StampOf(after) == stamp;
+  const bool may_remember = hashed.ok() && unchanged && MayRemember(stamp, hashed_from, fd);
   close(fd);
-  if (hashed.ok() && unchanged && MayRemember(stamp, hashed_from, path)) Remember(stamp, *hashed);
+  if (may_remember) Remember(stamp, *hashed);
   return hashed;
 }
 
-std::string HashCache::EntryPath(const Stamp& stamp) const {
-  return absl::StrFormat("%s/%x-%x", options_.dir, static_cast<uint64_t>(stamp.dev), static_cast<uint64_t>(stamp.ino));
+std::string HashCache::EntryName(const Stamp& stamp) const {
+  return absl::StrFormat("%x-%x", static_cast<uint64_t>(stamp.dev), static_cast<uint64_t>(stamp.ino));
 }
 
 std::optional<std::string> HashCache::Lookup(const Stamp& stamp) const {
-  int fd = open(EntryPath(stamp).c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+  int dir = OpenPrivateDir(options_.dir);
+  if (dir < 0) return std::nullopt;
+  // Non-blocking and checked regular: a FIFO or device put there cannot hang us.
+  int fd = openat(dir, EntryName(stamp).c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
+  close(dir);
   if (fd < 0) return std::nullopt;
+  struct stat st;
   char buf[kMaxEntry + 1];
-  ssize_t n = read(fd, buf, sizeof(buf));
+  ssize_t n = fstat(fd, &st) == 0 && S_ISREG(st.st_mode) ? read(fd, buf, sizeof(buf)) : -1;
   close(fd);
   if (n <= 0 || static_cast<size_t>(n) > kMaxEntry) return std::nullopt;
   std::vector<absl::string_view> lines = absl::StrSplit(absl::string_view(buf, n), '\n');
@@ -129,22 +148,26 @@ std::optional<std::string> HashCache::Lookup(const Stamp& stamp) const {
   return id.sha256();
 }
 
-bool HashCache::MayRemember(const Stamp& stamp, absl::Time hashed_from, const std::string& path) const {
+bool HashCache::MayRemember(const Stamp& stamp, absl::Time hashed_from, int fd) const {
   const int64_t changed_ns = std::max(stamp.mtime_ns, stamp.ctime_ns);
   const bool whole_seconds = stamp.mtime_ns % 1000000000 == 0 && stamp.ctime_ns % 1000000000 == 0;
-  return !whole_seconds && absl::FromUnixNanos(changed_ns) + kRacyMargin < hashed_from && options_.local_file(path);
+  return !whole_seconds && absl::FromUnixNanos(changed_ns) + kRacyMargin < hashed_from && options_.local_file(fd);
 }
 
 void HashCache::Remember(const Stamp& stamp, const std::string& sha) const {
-  const std::string entry = EntryPath(stamp);
+  int dir = OpenPrivateDir(options_.dir);
+  if (dir < 0) return;  // a cache that cannot be written is only slower
+  const std::string entry = EntryName(stamp);
   const std::string temp = absl::StrCat(entry, ".", getpid(), ".tmp");
   const std::string text = absl::StrFormat("%s\n%d %d %d %s\n", kEntryHeader, static_cast<int64_t>(stamp.size),
                                            stamp.mtime_ns, stamp.ctime_ns, sha);
-  int fd = open(temp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
-  if (fd < 0) return;  // a cache that cannot be written is only slower
-  bool written = write(fd, text.data(), text.size()) == static_cast<ssize_t>(text.size());
-  close(fd);
-  if (!written || rename(temp.c_str(), entry.c_str()) != 0) unlink(temp.c_str());
+  int fd = openat(dir, temp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
+  if (fd >= 0) {
+    bool written = write(fd, text.data(), text.size()) == static_cast<ssize_t>(text.size());
+    close(fd);
+    if (!written || renameat(dir, temp.c_str(), dir, entry.c_str()) != 0) unlinkat(dir, temp.c_str(), 0);
+  }
+  close(dir);
 }
 
 absl::StatusOr<std::string> CachedSha256OfFile(const std::string& path) {

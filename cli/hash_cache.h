@@ -24,9 +24,12 @@
 //
 // What is read from the cache directory is checked like any input: an entry
 // is at most kMaxEntry bytes and must parse exactly, or it is ignored (and
-// rewritten); the directory is used only if it is this user's and nobody
-// else can write it. Entries are written to a temporary file and renamed, so
-// concurrent cdeploys at worst hash twice.
+// rewritten), and only a regular file is read; the directory is used only if
+// it is this user's and nobody else can write it, checked on an fd that
+// entries are then opened relative to. Entries are written to a temporary
+// file and renamed, so concurrent cdeploys at worst hash twice. Entries are
+// never evicted: one small file per binary inode ever deployed. As for Git, a
+// write through an mmap that leaves mtime as it was goes unseen.
 //
 // Thread-compatible.
 
@@ -52,8 +55,8 @@ class HashCache {
     std::string dir;  // made (0700) if missing
     // Lower-case hex SHA-256 of an open file (daemon::Sha256OfFd by default).
     std::function<absl::StatusOr<std::string>(int fd, const std::string& path)> hasher;
-    std::function<absl::Time()> now;                          // absl::Now by default
-    std::function<bool(const std::string& path)> local_file;  // the filesystem check above by default
+    std::function<absl::Time()> now;         // absl::Now by default
+    std::function<bool(int fd)> local_file;  // the filesystem check above (of the open file) by default
   };
 
   explicit HashCache(Options options);
@@ -72,9 +75,9 @@ class HashCache {
  private:
   using Stamp = daemon::BinaryCache::Stamp;
   std::optional<std::string> Lookup(const Stamp& stamp) const;
-  bool MayRemember(const Stamp& stamp, absl::Time hashed_from, const std::string& path) const;
+  bool MayRemember(const Stamp& stamp, absl::Time hashed_from, int fd) const;
   void Remember(const Stamp& stamp, const std::string& sha) const;
-  std::string EntryPath(const Stamp& stamp) const;
+  std::string EntryName(const Stamp& stamp) const;
 
   Options options_;
 };

@@ -51,7 +51,7 @@ class HashCacheTest : public ::testing::Test {
       return daemon::Sha256OfFd(fd, path);
     };
     options.now = [this] { return now_; };
-    options.local_file = [this](const std::string&) { return local_; };
+    options.local_file = [this](int) { return local_; };
     return HashCache(options);
   }
 
@@ -147,6 +147,17 @@ TEST_F(HashCacheTest, ADamagedEntryIsIgnoredAndRewritten) {
   EXPECT_EQ(hashed_, 6);
   EXPECT_EQ(*cache.Sha256(file_), good);  // rewritten by the last one
   EXPECT_EQ(hashed_, 6);
+}
+
+TEST_F(HashCacheTest, AFifoInPlaceOfAnEntryIsIgnored) {
+  struct stat st;
+  ASSERT_EQ(stat(file_.c_str(), &st), 0);
+  HashCache cache = Make();
+  const std::string entry = absl::StrFormat("%s/cache/%x-%x", root_, st.st_dev, st.st_ino);
+  ASSERT_EQ(mkfifo(entry.c_str(), 0600), 0);
+  absl::StatusOr<std::string> got = cache.Sha256(file_);  // would block on a FIFO opened for reading
+  ASSERT_TRUE(got.ok()) << got.status();
+  EXPECT_EQ(*got, *daemon::Sha256OfFile(file_));
 }
 
 TEST_F(HashCacheTest, AMissingFileIsNotFound) {

@@ -182,7 +182,11 @@ absl::Time EventQueue::NextDue(absl::Duration interval) {
   return DueLocked(interval);
 }
 
-absl::Time EventQueue::DueLocked(absl::Duration interval) const { return last_taken_ + interval; }
+absl::Time EventQueue::DueLocked(absl::Duration interval) const {
+  // absl::Now is the wall clock: if it stepped back since the last Take, wait
+  // one interval, not the step.
+  return std::min(last_taken_ + interval, absl::Now() + interval);
+}
 
 bool EventQueue::AwaitStopFor(absl::Duration timeout) {
   std::unique_lock<std::mutex> lock(mu_);

@@ -15,6 +15,7 @@
 #include <cstdio>
 #include <map>
 #include <memory>
+#include <set>
 #include <utility>
 #include <vector>
 
@@ -73,6 +74,7 @@ class LocalBridgeLoop final : public ProcessServer::Handler {
   void WarnIfStalled();
   void WatchAnnounced();
   void CheckNeverConnected(int pidfd);
+  void DecideEndedUnaccepted();
   void Terminate(int signal);
   void ReapChildren();
   void WaitForChildren();
@@ -92,6 +94,10 @@ class LocalBridgeLoop final : public ProcessServer::Handler {
   // turn (and at least every kRetryUnwatchedMs) until they connect or a
   // pidfd says they are gone. Out of fds is no sign that a process ended.
   std::map<Pid, pid_t> unwatched_;
+  // Ended before they connected, as far as the bridge could accept: a
+  // connection of theirs may still wait in the listen queue (the bridge was
+  // out of fds). Decided once an Accept() leaves none queued.
+  std::set<Pid> ended_unaccepted_;
   static constexpr int kRetryUnwatchedMs = 100;
   int terminating_signal_ = 0;
   std::chrono::steady_clock::time_point kill_deadline_;
@@ -122,9 +128,9 @@ int LocalBridgeLoop::Run(int listen_fd, int root_fd, const Pid& root) {
   server_->AddConnection(root_fd);
   while (!bridge_.Done()) {
     if (terminating_signal_ != 0 && (server_->size() == 0 || std::chrono::steady_clock::now() > kill_deadline_)) break;
-    server_->Turn(terminating_signal_ != 0 || !unwatched_.empty() ? kRetryUnwatchedMs
-                  : spawner_->waiting() > 0                       ? 1000
-                                                                  : -1);
+    server_->Turn(terminating_signal_ != 0 || !unwatched_.empty() || !ended_unaccepted_.empty() ? kRetryUnwatchedMs
+                  : spawner_->waiting() > 0                                                     ? 1000
+                                                                                                : -1);
     WarnIfStalled();
     for (int conn : bridge_.TakeReleased()) server_->Read(conn);
     Settle();
@@ -243,13 +249,23 @@ void LocalBridgeLoop::WatchAnnounced() {
     if (pidfd >= 0) {
       pidfds_[pidfd] = pid;
       server_->Watch(pidfd, [this, pidfd] { CheckNeverConnected(pidfd); });
-    } else if (errno == ESRCH) {
-      // Already gone and reaped: whatever it sent is queued by now.
-      server_->Accept();
-      if (!bridge_.HasConnected(pid)) bridge_.OnNeverConnected(pid);
+    } else if (errno == EMFILE || errno == ENFILE || errno == ENOMEM) {
+      unwatched_[pid] = os_pid;  // look again next turn
     } else {
-      unwatched_[pid] = os_pid;  // EMFILE, ENFILE, ENOMEM: look again next turn
+      ended_unaccepted_.insert(pid);  // ESRCH: already gone and reaped
     }
+  }
+  DecideEndedUnaccepted();
+}
+
+void LocalBridgeLoop::DecideEndedUnaccepted() {
+  if (ended_unaccepted_.empty()) return;
+  // Whatever they sent before they ended is queued by now, if it could be
+  // accepted: decide only once nothing waits in the listen queue.
+  if (!server_->Accept()) return;
+  server_->ReadAll();
+  for (const Pid& pid : std::exchange(ended_unaccepted_, {})) {
+    if (!bridge_.HasConnected(pid)) bridge_.OnNeverConnected(pid);
   }
 }
 
@@ -259,9 +275,8 @@ void LocalBridgeLoop::CheckNeverConnected(int pidfd) {
   server_->Unwatch(pidfd);
   close(pidfd);
   // The process has ended; its connect and hello, if any, are queued already.
-  server_->Accept();
-  server_->ReadAll();
-  if (!bridge_.HasConnected(pid)) bridge_.OnNeverConnected(pid);
+  ended_unaccepted_.insert(pid);
+  DecideEndedUnaccepted();
 }
 
 void LocalBridgeLoop::HandleSignals() {

@@ -83,8 +83,10 @@ class Monitor {
 void Monitor::Run() {
   for (int fd : {pipes_[0], pipes_[1], control_fd_, bridge_fd_}) fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
   int pidfd = static_cast<int>(syscall(SYS_pidfd_open, child_, 0));
-  bool child_exited = pidfd < 0;  // cannot watch it: fall back to pipe EOF, then waitpid
-  while ((pipes_[0] >= 0 || pipes_[1] >= 0 || !child_exited) && !bridge_gone_) {
+  // Without a pidfd (an old kernel, no fd to spare) the end of the pipes is
+  // the sign: the loop goes on until both are closed, then waits for it.
+  bool child_exited = false;
+  while ((pipes_[0] >= 0 || pipes_[1] >= 0 || (pidfd >= 0 && !child_exited)) && !bridge_gone_) {
     if (!Turn(pidfd, &child_exited)) break;
     if (child_exited) {
       // The child is gone: everything it wrote is queued. Relay its last
@@ -97,6 +99,7 @@ void Monitor::Run() {
       }
     }
   }
+  if (control_fd_ >= 0 && !bridge_gone_) RelayControl(/*all=*/true);  // its last packets (no pidfd: pipes closed first)
   if (bridge_gone_) kill(child_, SIGKILL);
   pb::ExitEvent exit = WaitExit();
   if (limits_.leaf.OomKilled() && exit.signal() == SIGKILL) {
@@ -133,7 +136,7 @@ bool Monitor::Turn(int pidfd, bool* child_exited) {
     short events = static_cast<short>((room ? POLLIN : 0) | (to_child_.empty() ? 0 : POLLOUT));
     fds[n++] = {control_fd_, events, 0};  // with no events, still told of a hang-up
   }
-  if (!*child_exited) fds[n++] = {pidfd, POLLIN, 0};
+  if (pidfd >= 0 && !*child_exited) fds[n++] = {pidfd, POLLIN, 0};
   short bridge_events =
       static_cast<short>((to_child_.bytes() < kChildHighWater ? POLLIN : 0) | (to_bridge_.empty() ? 0 : POLLOUT));
   fds[n++] = {bridge_fd_, bridge_events, 0};  // replies for the child, or the bridge is gone

@@ -23,7 +23,8 @@ absl::StatusOr<bool> PacketQueue::Flush(int fd) {
     const std::string& packet = packets_.front();
     ssize_t n = send(fd, packet.data(), packet.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
     if (n < 0 && errno == EINTR) continue;
-    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return false;
+    // No room, or no kernel memory for the packet now: both pass.
+    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == ENOBUFS || errno == ENOMEM)) return false;
     if (n < 0) {
       absl::Status broken = absl::UnavailableError(absl::StrCat("send: ", std::strerror(errno)));
       Clear();

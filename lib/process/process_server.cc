@@ -117,12 +117,16 @@ void ProcessServer::Turn(int timeout_ms) {
   }
 }
 
-void ProcessServer::Accept() {
+bool ProcessServer::Accept() {
   while (true) {
     int fd = accept4(listen_fd_, nullptr, nullptr, SOCK_CLOEXEC | SOCK_NONBLOCK);
     if (fd < 0) {
-      if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) PauseAccepting();
-      return;
+      if (errno == EINTR || errno == ECONNABORTED) continue;
+      if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
+        PauseAccepting();
+        return false;
+      }
+      return true;  // EAGAIN: none left
     }
     absl::StatusOr<PeerCredentials> peer = PeerOf(fd);
     Conn conn = next_conn_++;

@@ -98,11 +98,12 @@ class ProcessServer {
   // connections not held, watched fds and Wake(), and handles what is ready.
   void Turn(int timeout_ms);
 
-  // Accepts every connection queued on the listener (and reads each). Out of
-  // fds (EMFILE and the like), the listener is not polled again until a
-  // connection closes or kAcceptRetry has passed: connections wait in the
-  // listen queue, and the loop does not spin.
-  void Accept();
+  // Accepts every connection queued on the listener (and reads each); true
+  // if none is left queued. Out of fds (EMFILE and the like) it returns
+  // false, and the listener is not polled again until a connection closes or
+  // kAcceptRetry has passed: connections wait in the listen queue, and the
+  // loop does not spin.
+  bool Accept();
   static constexpr std::chrono::milliseconds kAcceptRetry{100};
   bool accept_paused() const { return accept_paused_; }
   // Reads up to kPacketsPerTurn packets of `conn`, unless it is held or gone.
