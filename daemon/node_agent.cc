@@ -1,5 +1,6 @@
 #include "daemon/node_agent.h"
 
+#include <errno.h>
 #include <poll.h>
 #include <signal.h>
 #include <sys/socket.h>
@@ -7,6 +8,7 @@
 #include <unistd.h>
 
 #include <set>
+#include <utility>
 
 #include "daemon/log/log.h"
 #include "lib/process/proto_convert.h"
@@ -60,7 +62,8 @@ void NodeAgent::Started(const Pid& pid, pid_t monitor_os_pid) {
   auto it = launched_.find(pid);
   if (it == launched_.end()) return;
   bridge_.SetMonitor(pid, monitor_os_pid);
-  it->second.pidfd = static_cast<int>(syscall(SYS_pidfd_open, monitor_os_pid, 0));
+  it->second.monitor_os_pid = monitor_os_pid;
+  it->second.pidfd = static_cast<int>(syscall(SYS_pidfd_open, monitor_os_pid, 0));  // or again in WatchStarted
   server_->Wake();  // the loop starts watching the pidfd
 }
 
@@ -122,7 +125,8 @@ void NodeAgent::Loop() {
       if (stopping_) return;
     }
     WatchStarted();
-    server_->Turn(-1);
+    server_->Turn(pidfds_missing_ || !ended_unaccepted_.empty() ? kRetryMs : -1);
+    DecideEndedUnaccepted();
     PruneUnidentified();
   }
 }
@@ -131,8 +135,20 @@ void NodeAgent::WatchStarted() {
   std::map<int, Pid> pidfds;
   {
     std::lock_guard<std::mutex> lock(mu_);
-    for (const auto& [pid, launched] : launched_) {
-      if (launched.pidfd >= 0 && !bridge_.HasConnected(pid)) pidfds[launched.pidfd] = pid;
+    pidfds_missing_ = false;
+    for (auto& [pid, launched] : launched_) {
+      if (bridge_.HasConnected(pid)) continue;
+      if (launched.pidfd < 0 && launched.monitor_os_pid > 0) {
+        // Out of fds is no sign that the process ended: try again.
+        launched.pidfd = static_cast<int>(syscall(SYS_pidfd_open, launched.monitor_os_pid, 0));
+        if (launched.pidfd < 0 && (errno == EMFILE || errno == ENFILE || errno == ENOMEM)) {
+          pidfds_missing_ = true;
+        } else if (launched.pidfd < 0) {
+          if (errno == ESRCH) ended_unaccepted_.insert(pid);  // it ended (and was reaped)
+          launched.monitor_os_pid = 0;                        // ESRCH, or no pidfds here (ENOSYS, EPERM): not again
+        }
+      }
+      if (launched.pidfd >= 0) pidfds[launched.pidfd] = pid;
     }
   }
   for (const auto& [fd, pid] : pidfds_) {
@@ -286,14 +302,21 @@ void NodeAgent::OnClose(Conn conn) {
 
 void NodeAgent::CheckNeverConnected(const Pid& pid) {
   ResolveHeld();
-  server_->Accept();  // its connection, if it made one, is queued by now
+  ended_unaccepted_.insert(pid);  // its connection, if it made one, is queued by now
+  DecideEndedUnaccepted();
+}
+
+void NodeAgent::DecideEndedUnaccepted() {
+  if (ended_unaccepted_.empty() || !server_->Accept()) return;
   for (const auto& [conn, speaker] : std::map<Conn, Pid>(conns_)) {
     if (speaker.is_null()) server_->Read(conn);
   }
   std::vector<std::pair<uint64_t, pb::ProcessEvent>> events;
   {
     std::lock_guard<std::mutex> lock(mu_);
-    if (launched_.contains(pid)) bridge_.OnNeverConnected(pid);  // ignored if it connected
+    for (const Pid& pid : std::exchange(ended_unaccepted_, {})) {
+      if (launched_.contains(pid)) bridge_.OnNeverConnected(pid);  // ignored if it connected
+    }
     events = Collect();
   }
   Deliver(events);

@@ -111,7 +111,8 @@ class NodeAgent final : private internal::ProcessServer::Handler {
   // What the Bridge does not keep about a launched process.
   struct Launched {
     uint64_t deployment = 0;
-    int pidfd = -1;  // its monitor's, once Started()
+    int pidfd = -1;            // its monitor's, once Started()
+    pid_t monitor_os_pid = 0;  // from Started(): pidfd_open is tried again while fds ran out
   };
   // Receives the Bridge's events (under mu_), to be handed on by Deliver().
   class Collector final : public internal::OutputFormatter {
@@ -143,6 +144,9 @@ class NodeAgent final : private internal::ProcessServer::Handler {
   // Hands events to on_event (loop thread, mu_ not held).
   void Deliver(const std::vector<std::pair<uint64_t, pb::ProcessEvent>>& events);
   void CheckNeverConnected(const Pid& pid);
+  // Reports the processes in ended_unaccepted_ that never connected, once an
+  // Accept() leaves nothing in the listen queue (out of fds, theirs may wait there).
+  void DecideEndedUnaccepted();
   // Exit verdicts (loop thread): a watch packet; the verdicts from Gone() and AskAgain().
   absl::Status OnWatch(Conn conn, const Pid& speaker, const pb::WatchRequest& watch);
   void ApplyVerdicts();
@@ -183,6 +187,9 @@ class NodeAgent final : private internal::ProcessServer::Handler {
   std::map<Conn, pid_t> peers_;            // every connection's peer OS pid (SO_PEERCRED)
   std::map<Conn, pb::LocalMessage> held_;  // hello read, waiting for Started(): not read further
   std::map<int, Pid> pidfds_;              // pidfds watched
+  std::set<Pid> ended_unaccepted_;         // ended before they connected, as far as could be accepted
+  bool pidfds_missing_ = false;            // a pidfd_open ran out of fds: WatchStarted tries again
+  static constexpr int kRetryMs = 100;     // the loop's turn while either of the above waits
   uint64_t refused_ = 0;                   // connections refused, for a rate-limited warning
   GoneTable gone_;                         // verdicts and who waits on them
   std::thread thread_;

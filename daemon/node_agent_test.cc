@@ -366,6 +366,22 @@ TEST_F(NodeAgentTest, AProcessThatEndsWithoutConnectingExits127) {
   EXPECT_EQ(agent_->live(), 0u);
 }
 
+// Its monitor ended (and was reaped) before Started() could open a pidfd for
+// it: it is still reported, not waited on for ever.
+TEST_F(NodeAgentTest, AProcessWhoseMonitorEndedBeforeItWasStartedExits127) {
+  Pid pid = MakePid(1005);
+  agent_->Register(pid, 7);
+  auto monitor = std::make_unique<FakeMonitor>(agent_->socket_name());
+  const pid_t os_pid = monitor->os_pid();
+  monitor.reset();  // killed and reaped: pidfd_open(os_pid) fails with ESRCH
+  agent_->Started(pid, os_pid);
+  std::optional<pb::ExitEvent> exit = ExitOf(pid);
+  ASSERT_TRUE(exit.has_value()) << "a process that ended before Started() was never reported";
+  EXPECT_EQ(exit->code(), 127);
+  EXPECT_EQ(exit->error(), "ended before init()");
+  EXPECT_EQ(agent_->live(), 0u);
+}
+
 TEST_F(NodeAgentTest, AFloodCostsNoFdsAndTheLaunchedProcessConnects) { Flood(/*launch_in_flight=*/false); }
 
 TEST_F(NodeAgentTest, AFloodDuringALaunchIsBoundedAndDroppedWhenItSettles) { Flood(/*launch_in_flight=*/true); }
