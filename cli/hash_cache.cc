@@ -17,6 +17,7 @@
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_split.h"
 #include "daemon/binary_cache.h"
+#include "lib/process/private_dir.h"
 
 namespace constellation::cli {
 namespace {
@@ -54,18 +55,6 @@ int OpenPrivateDir(const std::string& dir) {
   return -1;
 }
 
-// Makes `dir` and its missing parents (0700); true if it is then private.
-bool MakePrivateDir(const std::string& dir) {
-  for (size_t at = 1; at != std::string::npos; at = dir.find('/', at + 1)) {
-    mkdir(dir.substr(0, at).c_str(), 0700);  // EEXIST for the ones that are there
-  }
-  mkdir(dir.c_str(), 0700);
-  int fd = OpenPrivateDir(dir);
-  if (fd < 0) return false;
-  close(fd);
-  return true;
-}
-
 }  // namespace
 
 HashCache::HashCache(Options options) : options_(std::move(options)) {
@@ -87,7 +76,9 @@ std::optional<HashCache> HashCache::Default() {
   } else {
     return std::nullopt;
   }
-  if (!MakePrivateDir(dir)) return std::nullopt;
+  // Made 0700 if missing; refused unless ours alone, through parents no one
+  // else can rename it in.
+  if (!internal::EnsurePrivateDir(dir).ok()) return std::nullopt;
   return HashCache(Options{dir, nullptr, nullptr, nullptr});
 }
 

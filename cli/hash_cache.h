@@ -25,8 +25,8 @@
 // What is read from the cache directory is checked like any input: an entry
 // is at most kMaxEntry bytes and must parse exactly, or it is ignored (and
 // rewritten), and only a regular file is read; the directory is used only if
-// it is this user's and nobody else can write it, checked on an fd that
-// entries are then opened relative to. Entries are written to a temporary
+// it is this user's alone (internal::EnsurePrivateDir, parents included),
+// checked again on an fd that entries are then opened relative to. Entries are written to a temporary
 // file and renamed, so concurrent cdeploys at worst hash twice. Entries are
 // never evicted: one small file per binary inode ever deployed. As for Git, a
 // write through an mmap that leaves mtime as it was goes unseen.

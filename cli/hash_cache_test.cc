@@ -11,6 +11,7 @@
 
 #include <cstdlib>
 #include <fstream>
+#include <iterator>
 #include <string>
 #include <vector>
 
@@ -160,6 +161,25 @@ TEST_F(HashCacheTest, AFifoInPlaceOfAnEntryIsIgnored) {
   EXPECT_EQ(*got, *daemon::Sha256OfFile(file_));
 }
 
+TEST_F(HashCacheTest, ASymlinkInPlaceOfAnEntryIsNotFollowed) {
+  HashCache cache = Make();
+  const std::string good = *cache.Sha256(file_);
+  struct stat st;
+  ASSERT_EQ(stat(file_.c_str(), &st), 0);
+  const std::string entry = absl::StrFormat("%s/cache/%x-%x", root_, st.st_dev, st.st_ino);
+  // Someone else's entry, saying another hash for this very file.
+  const std::string planted = root_ + "/planted";
+  std::ifstream in(entry);
+  std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  std::ofstream(planted) << absl::StrReplaceAll(text, {{good, std::string(64, 'a')}});
+  ASSERT_EQ(unlink(entry.c_str()), 0);
+  ASSERT_EQ(symlink(planted.c_str(), entry.c_str()), 0);
+  absl::StatusOr<std::string> got = cache.Sha256(file_);
+  ASSERT_TRUE(got.ok()) << got.status();
+  EXPECT_EQ(*got, good);
+  EXPECT_EQ(hashed_, 2);
+}
+
 TEST_F(HashCacheTest, AMissingFileIsNotFound) {
   absl::StatusOr<std::string> got = Make().Sha256(root_ + "/absent");
   EXPECT_TRUE(absl::IsNotFound(got.status())) << got.status();
@@ -193,6 +213,10 @@ TEST(HashCacheDefault, ADirectoryOthersCanWriteIsNotUsed) {
   setenv("XDG_CACHE_HOME", home.c_str(), 1);
   EXPECT_TRUE(HashCache::Default().has_value());
   ASSERT_EQ(chmod((home + "/constellation/sha256").c_str(), 0777), 0);
+  EXPECT_FALSE(HashCache::Default().has_value());
+  // A parent others may write (and so swap the directory in) is refused too.
+  ASSERT_EQ(chmod((home + "/constellation/sha256").c_str(), 0700), 0);
+  ASSERT_EQ(chmod((home + "/constellation").c_str(), 0777), 0);
   EXPECT_FALSE(HashCache::Default().has_value());
   unsetenv("XDG_CACHE_HOME");
 }
