@@ -4,6 +4,7 @@
 // sleeps (Turn's timeout is a failure guard only).
 #include "lib/process/process_server.h"
 
+#include <fcntl.h>
 #include <poll.h>
 #include <sys/eventfd.h>
 #include <sys/resource.h>
@@ -38,6 +39,11 @@ class FakeHandler : public ProcessServer::Handler {
   bool Identified(Conn conn) const override { return identified.contains(conn); }
   absl::Status OnMessage(Conn conn, const pb::LocalMessage& message) override {
     messages.emplace_back(conn, message);
+    if (server != nullptr && reply_bytes > 0) {  // a request that earns a reply, as a watch earns a verdict
+      pb::LocalMessage reply;
+      reply.mutable_event()->mutable_output()->set_data(std::string(reply_bytes, 'r'));
+      server->Send(conn, reply);
+    }
     if (message.has_hello()) identified.insert(conn);
     return refuse_next ? absl::PermissionDeniedError("refused by the test") : absl::OkStatus();
   }
@@ -47,6 +53,8 @@ class FakeHandler : public ProcessServer::Handler {
 
   bool admit = true;
   bool refuse_next = false;
+  ProcessServer* server = nullptr;
+  size_t reply_bytes = 0;
   PeerCredentials admitted_peer;
   std::vector<Conn> accepted;
   std::set<Conn> held, identified;
@@ -332,6 +340,32 @@ TEST_F(ProcessServerTest, AConnectionWithTooMuchQueuedIsNotReadUntilItDrains) {
   }));
   EXPECT_TRUE(handler_.messages[0].second.has_hello());
   EXPECT_LE(server_->queued(conn), ProcessServer::kMaxQueuedPerConnection);
+}
+
+// What a stranger can make the server hold: a peer that sends requests which
+// each earn a reply, and never reads. Past the bound the server stops reading
+// it, so its requests wait in its own socket, and what is queued stays under
+// the bound plus one turn's replies.
+TEST_F(ProcessServerTest, APeerThatAsksAndNeverReadsIsNotReadPastTheBound) {
+  int pair[2];
+  ASSERT_EQ(socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, pair), 0);
+  Conn conn = server_->AddConnection(pair[0]);
+  clients_.push_back(pair[1]);
+  handler_.server = server_.get();
+  handler_.reply_bytes = 60 << 10;
+  const size_t most = ProcessServer::kMaxQueuedPerConnection + ProcessServer::kPacketsPerTurn * (61 << 10);
+  size_t handled = 0;
+  ASSERT_EQ(fcntl(pair[1], F_SETFL, O_NONBLOCK), 0);
+  for (int round = 0; round < 400; ++round) {
+    while (SendLocal(pair[1], Output("ask")).ok()) {  // until its socket is full
+    }
+    server_->Turn(0);
+    ASSERT_LE(server_->queued(conn), most) << "round " << round;
+    if (round == 300) handled = handler_.messages.size();
+  }
+  EXPECT_GT(server_->queued(conn), ProcessServer::kMaxQueuedPerConnection);
+  EXPECT_EQ(handler_.messages.size(), handled) << "the server went on reading a peer that does not read";
+  EXPECT_TRUE(handler_.closed.empty());
 }
 
 // Out of fds, a queued connection cannot be accepted and the listener stays
