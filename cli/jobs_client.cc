@@ -77,13 +77,6 @@ absl::StatusOr<v1::BinaryRef> JobsClient::Describe(const std::string& path) {
   return ref;
 }
 
-absl::StatusOr<v1::BinaryRef> JobsClient::EnsureUploaded(const std::string& path, const Progress& progress) {
-  absl::StatusOr<v1::BinaryRef> ref = Describe(path);
-  if (!ref.ok()) return ref.status();
-  if (absl::Status uploaded = EnsureUploaded(path, *ref, progress); !uploaded.ok()) return uploaded;
-  return ref;
-}
-
 absl::Status JobsClient::EnsureUploaded(const std::string& path, const v1::BinaryRef& ref, const Progress& progress) {
   return WithRetry([&]() -> absl::Status {
     grpc::ClientContext context;

@@ -68,8 +68,6 @@ class JobsClient {
   // Uploads the binary at `path`, which Describe() gave `ref`, in 1 MiB
   // chunks unless the master has it already.
   absl::Status EnsureUploaded(const std::string& path, const v1::BinaryRef& ref, const Progress& progress);
-  // Describe(), then the above.
-  absl::StatusOr<v1::BinaryRef> EnsureUploaded(const std::string& path, const Progress& progress);
 
   absl::StatusOr<v1::Job> Submit(const v1::JobSpec& spec);
   absl::StatusOr<v1::Job> Get(const std::string& job);

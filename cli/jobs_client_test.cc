@@ -166,11 +166,13 @@ std::string WriteBinary(size_t size) {
 TEST_F(JobsClientTest, UploadsOnlyWhatTheMasterLacks) {
   std::string path = WriteBinary((5 << 20) / 2);  // 2.5 MiB: three chunks
   std::vector<uint64_t> progress;
-  absl::StatusOr<v1::BinaryRef> ref = client_->EnsureUploaded(path, [&](uint64_t sent, uint64_t total) {
+  absl::StatusOr<v1::BinaryRef> ref = JobsClient::Describe(path);
+  ASSERT_TRUE(ref.ok()) << ref.status();
+  absl::Status uploaded = client_->EnsureUploaded(path, *ref, [&](uint64_t sent, uint64_t total) {
     EXPECT_EQ(total, uint64_t{5 << 20} / 2);
     progress.push_back(sent);
   });
-  ASSERT_TRUE(ref.ok()) << ref.status();
+  ASSERT_TRUE(uploaded.ok()) << uploaded;
   EXPECT_EQ(ref->sha256(), *daemon::Sha256OfFile(path));
   EXPECT_EQ(ref->size(), uint64_t{5 << 20} / 2);
   EXPECT_EQ(Locked([](FakeJobs& f) { return f.uploads; }), 1);
@@ -181,13 +183,13 @@ TEST_F(JobsClientTest, UploadsOnlyWhatTheMasterLacks) {
   std::string bytes((std::istreambuf_iterator<char>(file)), std::istreambuf_iterator<char>());
   EXPECT_TRUE(Locked([&](FakeJobs& f) { return f.binaries[ref->sha256()] == bytes; })) << "the bytes arrived as read";
   // Again: the master has it; nothing is sent.
-  ASSERT_TRUE(client_->EnsureUploaded(path, nullptr).ok());
+  ASSERT_TRUE(client_->EnsureUploaded(path, *ref, nullptr).ok());
   EXPECT_EQ(Locked([](FakeJobs& f) { return f.uploads; }), 1);
 }
 
 TEST_F(JobsClientTest, UploadOfAMissingFileIsAnError) {
-  absl::StatusOr<v1::BinaryRef> ref = client_->EnsureUploaded("/nonexistent/prog", nullptr);
-  EXPECT_FALSE(ref.ok());
+  absl::StatusOr<v1::BinaryRef> ref = JobsClient::Describe("/nonexistent/prog");
+  EXPECT_TRUE(absl::IsNotFound(ref.status())) << ref.status();
   EXPECT_THAT(ref.status().message(), HasSubstr("/nonexistent/prog"));
 }
 
