@@ -8,6 +8,9 @@
 //     into its cgroup waits for an RCU grace period, 8-12 ms here, unless a
 //     move happened in the last ~20 ms: back-to-back spawns never show it;
 //     docs/resources.md)
+//   bazel run -c opt //bench:spawn_latency -- --reply
+//     (each child also sends the root one value before it exits: its exit
+//     then includes the exit flush of that connection)
 //   bazel run -c opt //bench:spawn_latency -- --many=1000
 //     (instead: one program whose root spawn()s 1,000 processes back to back,
 //     each exiting at once; prints how long spawning took and how long the
@@ -47,6 +50,13 @@ int64_t NowNs() {
 
 void Child(constellation::Pid, int index) { std::cout << "child " << index << std::endl; }
 
+// --reply: the child also sends its parent one value before it exits, so
+// its exit includes the exit flush of a connection (docs/channels.md).
+void ReplyingChild(constellation::Pid parent, int index) {
+  std::cout << "child " << index << std::endl;
+  if (!constellation::Sender<int>(parent).send(index).ok()) std::exit(1);
+}
+
 void Quiet(constellation::Pid) {}
 
 // Under the bridge: spawns `n` processes back to back, each exiting at once.
@@ -84,17 +94,22 @@ double MeasureMany(int n) {
 // SPAWN_LATENCY_T1 set (bench/cluster_bench sets it) it also prints when
 // spawn() returned, as "t1 <ns>" after the t0 line.
 int RunRoot() {
-  constellation::init();
+  // A whole core, as RunManyRoot: at the default 1/16 core, back-to-back
+  // spawns use up the root's CPU quota and the kernel stops it until the next
+  // period, tens of ms, which the figures would count as spawn latency.
+  constellation::init(constellation::Resources{256 * constellation::kMiB, 1.0});
   const bool report_return = getenv("SPAWN_LATENCY_T1") != nullptr;
+  const bool reply = getenv("SPAWN_LATENCY_REPLY") != nullptr;
   std::string line;
   int index = 0;
   while (std::getline(std::cin, line)) {
     int64_t t0 = NowNs();
-    auto child = constellation::spawn(constellation::Resources(), Child, index);
+    auto child = constellation::spawn(constellation::Resources(), reply ? ReplyingChild : Child, index);
     int64_t t1 = NowNs();
     if (!child.ok()) return 1;
     std::cout << "t0 " << child->to_string() << " " << t0 << std::endl;
     if (report_return) std::cout << "t1 " << t1 << std::endl;
+    if (reply && !constellation::Receiver<int>(*child).recv().ok()) return 1;
     ++index;
   }
   return 0;
@@ -248,6 +263,7 @@ int main(int argc, char** argv) {
   for (int i = 1; i < argc; ++i) {
     if (std::strncmp(argv[i], "--spawns=", 9) == 0) spawns = std::atoi(argv[i] + 9);
     if (std::strncmp(argv[i], "--gap=", 6) == 0) gap_ms = std::max(0, std::atoi(argv[i] + 6));
+    if (std::strcmp(argv[i], "--reply") == 0) setenv("SPAWN_LATENCY_REPLY", "1", 1);
     if (std::strncmp(argv[i], "--many=", 7) == 0) {
       int n = std::atoi(argv[i] + 7);
       printf("%d processes: %.0f ms from start to the last exit\n", n, MeasureMany(n));
@@ -258,7 +274,8 @@ int main(int argc, char** argv) {
   Stats bare = MeasureBareForkExec(spawns, gap_ms);
   Stats ours = MeasureConstellation(spawns, gap_ms);
   if (ours.exit_ms.empty()) return 1;
-  printf("spawn latency over %d spawns, %d ms idle before each (2-core VM, unpinned):\n", spawns, gap_ms);
+  printf("spawn latency over %d spawns, %d ms idle before each%s (2-core VM, unpinned):\n", spawns, gap_ms,
+         getenv("SPAWN_LATENCY_REPLY") != nullptr ? ", each child sending the root a value before it exits" : "");
   Print("bare fork+exec: first line", bare.first_line_ms);
   Print("bare fork+exec: exit reaped", bare.exit_ms);
   Print("spawn(): first line at bridge", ours.first_line_ms);

@@ -488,6 +488,7 @@ void DataPlane::Activate(Link* link) {
   if (!lp.pending_loss.ok()) peer->ReportOnce(std::exchange(lp.pending_loss, absl::OkStatus()));
   if (peer->Attach(link->fd()) == Peer::WriteResult::kBlocked) link->ArmWrite();
   CheckIdle(remote);
+  if (exiting_) CheckFlushed();  // what waited for this connection may all be written now
 }
 
 void DataPlane::SetOpen(int delta) {
@@ -506,12 +507,14 @@ bool DataPlane::WaitForOpenConnections(size_t n, absl::Duration timeout) {
 
 void DataPlane::OnWritable(Link* link) {
   if (link->peer()->Flush() == Peer::WriteResult::kBlocked) link->ArmWrite();
+  if (exiting_) CheckFlushed();
 }
 
 void DataPlane::FlushPeer(const Pid& remote) {
   auto it = loop_peers_.find(remote);
   if (it == loop_peers_.end() || it->second.link == nullptr) return;
   if (it->second.link->peer()->Flush() == Peer::WriteResult::kBlocked) it->second.link->ArmWrite();
+  if (exiting_) CheckFlushed();
 }
 
 void DataPlane::OnControl(Link* link, const FrameHeader& header, std::string_view payload) {

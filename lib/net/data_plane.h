@@ -115,9 +115,11 @@ class DataPlane : public LinkOwner {  // LinkOwner: for its own Links only
   std::shared_ptr<Peer> Acquire(const Pid& remote, Direction direction, std::string_view type_name);
   void Release(const Pid& remote, Direction direction);
 
-  // Waits until every queued frame has been written and acknowledged by the
-  // peer's kernel (TIOCOUTQ 0), every peer has failed, or `timeout`. Then
-  // incoming frames are dropped. For process exit; true if all was flushed.
+  // Waits until every queued frame has been written, each open connection's
+  // writing side ended (the peer reads EOF after the last frame) and all of it
+  // acknowledged by the peer's kernel (TIOCOUTQ 0), every peer has failed, or
+  // `timeout`. Incoming frames are dropped from the start. For process exit
+  // only; true if all was flushed.
   bool FlushForExit(absl::Duration timeout);
   // After FlushForExit (which returned `flushed`): per peer, the channel
   // data that did not reach it (still queued or unacknowledged, unless the

@@ -208,12 +208,14 @@ void DataPlane::BreakConnection(Link* link, const absl::Status& why) {
                      " bytes unacknowledged: values sent before may not have been delivered; the channel reconnected"));
   }
   ScheduleRedial(remote);
+  if (exiting_) CheckFlushed();
 }
 
 void DataPlane::ScheduleRedial(const Pid& remote) {
   int endpoints = 0;
   std::shared_ptr<Peer> peer = FindPeer(remote, &endpoints);
-  if (peer == nullptr || peer->failed() || (endpoints == 0 && !peer->HasOutgoing())) {
+  // An exiting process needs a connection only for what it still has to send.
+  if (peer == nullptr || peer->failed() || ((endpoints == 0 || exiting_) && !peer->HasOutgoing())) {
     MaybeForget(remote);
     return;
   }
@@ -385,9 +387,17 @@ void DataPlane::CheckFlushed() {
       if (entry.peer->HasOutgoing()) done = false;
     }
   }
+  if (!done) return;
   for (auto& [pid, lp] : loop_peers_) {
+    if (lp.link == nullptr) continue;
+    // All is written: end each open connection's writing side. The peer's
+    // kernel acknowledges a FIN at once, where it may hold the ACK of the last
+    // data for its delayed-ACK timer (40 ms) when it has nothing to send back.
+    if (lp.link->stage() == Link::Stage::kOpen && lp.link->peer() != nullptr && !lp.link->peer()->EndWritingIfIdle()) {
+      done = false;
+    }
     int unacked = 0;
-    if (done && lp.link != nullptr && ioctl(lp.link->fd(), TIOCOUTQ, &unacked) == 0 && unacked > 0) done = false;
+    if (done && ioctl(lp.link->fd(), TIOCOUTQ, &unacked) == 0 && unacked > 0) done = false;
   }
   if (!done) return;
   flush_timer_->Del();

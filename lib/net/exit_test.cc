@@ -81,6 +81,24 @@ TEST(ExitTest, ReturnFromMainStyleExitWithBigValue) {
   WaitExit(f.child);
 }
 
+// The flush ends each connection's writing side once all is written, while
+// the process (here: the plane) still exists: the peer's kernel acknowledges
+// the FIN at once instead of holding the last data's ACK for its delayed-ACK
+// timer (a peer with nothing to send back: this raw one sends nothing).
+TEST(ExitTest, FlushEndsTheWritingSideOnceAllIsWritten) {
+  net::testing::Listener raw = Listen(0x3100);
+  std::unique_ptr<net::DataPlane> plane = net::testing::MakePlane(0x3200);
+  Sender<std::string> tx(raw.pid, *plane);
+  ASSERT_TRUE(tx.send(std::string("the last value")).ok());
+  int fd = net::testing::RawAccept(raw.fd, raw.pid, net::testing::TestSecret());
+  ASSERT_GE(fd, 0);
+  ASSERT_TRUE(plane->FlushForExit(absl::Seconds(30)));
+  std::string got = net::testing::ReadUntilClosed(fd);  // closes fd
+  EXPECT_NE(got.find("the last value"), std::string::npos);
+  EXPECT_EQ(got.find(net::testing::kStillOpen), std::string::npos) << "no EOF while the plane exists";
+  close(raw.fd);
+}
+
 TEST(ExitTest, RecvFromKilledPeerErrors) {
   Forked f = Fork([](Pid parent) {
     Sender<int> tx(parent);

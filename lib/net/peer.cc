@@ -262,6 +262,13 @@ bool Peer::HasOutgoing() {
   return send_.status().ok() && (!send_.empty() || writing_);
 }
 
+bool Peer::EndWritingIfIdle() {
+  MutexLock lock(&send_.mu());
+  if (!send_.empty() || writing_ || fd_ < 0) return false;
+  shutdown(fd_, SHUT_WR);
+  return true;
+}
+
 bool Peer::InboundEmpty() {
   MutexLock lock(&recv_.mu());
   return recv_.empty();

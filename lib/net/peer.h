@@ -178,6 +178,10 @@ class Peer {
   void QueueControl(FrameKind kind);
   void EndHold();
   bool HasOutgoing();
+  // For process exit, once nothing is queued or being written: ends the
+  // connection's writing side (shutdown(SHUT_WR): the peer reads EOF after the
+  // last frame). False, doing nothing, while something is queued or written.
+  bool EndWritingIfIdle();
   bool InboundEmpty();
   void SetTypeName(uint64_t fingerprint, std::string name);
   // From now on, incoming frames are dropped (the process is exiting).

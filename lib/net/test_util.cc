@@ -119,6 +119,33 @@ RawHello RawDial(const Pid& target, const Pid& from, const Pid& to, const std::s
   return r;
 }
 
+int RawAccept(int listen_fd, const Pid& self, const std::string& secret) {
+  pollfd p{listen_fd, POLLIN, 0};
+  if (poll(&p, 1, 30'000) != 1) return -1;
+  int fd = accept4(listen_fd, nullptr, nullptr, SOCK_CLOEXEC);
+  if (fd < 0) return -1;
+  absl::StatusOr<HelloMessage> dial = ReadHello(fd);
+  HelloMessage challenge;
+  challenge.kind = HelloKind::kChallenge;
+  challenge.nonce = NewNonce();
+  if (dial.ok() && dial->kind == HelloKind::kDial) challenge.mac = AcceptorMac(secret, dial->nonce, challenge.nonce);
+  absl::StatusOr<HelloMessage> proof = absl::UnknownError("no challenge sent");
+  if (dial.ok() && dial->kind == HelloKind::kDial && WriteAll(fd, EncodeHello(challenge))) proof = ReadHello(fd);
+  if (!proof.ok() || proof->kind != HelloKind::kProof) {
+    close(fd);
+    return -1;
+  }
+  HelloMessage verdict;
+  verdict.kind = HelloKind::kAccept;
+  verdict.from = self;
+  verdict.mac = VerdictMac(secret, dial->nonce, challenge.nonce, proof->from, self, HelloKind::kAccept);
+  if (!WriteAll(fd, EncodeHello(verdict))) {
+    close(fd);
+    return -1;
+  }
+  return fd;
+}
+
 std::string HeaderBytes(FrameKind kind, uint64_t length, uint64_t fingerprint) {
   char bytes[kFrameHeaderSize];
   EncodeFrameHeader(FrameHeader{kind, kChannelForward, fingerprint, 0}, bytes);

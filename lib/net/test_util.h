@@ -61,6 +61,11 @@ struct RawHello {
 };
 RawHello RawDial(const Pid& target, const Pid& from, const Pid& to, const std::string& secret,
                  const std::string& after_proof = "");
+// The acceptor's half of a hello, run by hand (a test's raw "process" that a
+// plane dials): accepts one connection on `listen_fd` (waiting at most 30 s),
+// proves itself as `self` and answers kAccept without checking the dialer's
+// proof. The blocking connection, or -1.
+int RawAccept(int listen_fd, const Pid& self, const std::string& secret);
 // A frame header with any length, even one DecodeFrameHeader refuses.
 std::string HeaderBytes(FrameKind kind, uint64_t length, uint64_t fingerprint = 1);
 // Reads until the peer closes `fd`; returns what it sent meanwhile, followed
