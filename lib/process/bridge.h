@@ -97,6 +97,12 @@ class Bridge {
   // Whether `pid` has connected (or exited).
   bool HasConnected(const Pid& pid) const;
 
+  // Whether exits, released connections or announcements wait to be taken
+  // (TakeExited, TakeReleased, TakeAnnounced). A caller must take them before
+  // it sleeps: packets read outside its turn (a process that ended before it
+  // was watched) leave them behind, and nothing else may wake it.
+  bool HasPending() const { return !exited_.empty() || !released_.empty() || !announced_.empty(); }
+
   // Every process announced and not yet exited has exited.
   bool Done() const { return live_ == 0; }
   // Processes announced (or the root) and not yet exited.

@@ -89,6 +89,30 @@ TEST_F(BridgeTest, ChildConnectingEarlyIsHeldUntilItsSpawnLine) {
   EXPECT_EQ(out_.log, (std::vector<std::string>{"p1 spawn p2", "p2 out1 child"}));
 }
 
+// What the loop must take before it sleeps: a child's whole life (hello to
+// exit) can be read in one go outside the loop's turn, when the bridge looks
+// for a monitor that already ended; its exit then waits only in the bridge.
+TEST_F(BridgeTest, PendingUntilExitsReleasesAndAnnouncementsAreTaken) {
+  bridge_.AddRoot(P(1));
+  Send(10, Hello(P(1)));
+  EXPECT_FALSE(bridge_.HasPending());
+  bridge_.Spawned(P(1), P(2), 3000);
+  EXPECT_TRUE(bridge_.HasPending());  // announced
+  EXPECT_EQ(bridge_.TakeAnnounced().size(), 1u);
+  EXPECT_FALSE(bridge_.HasPending());
+  Send(11, Hello(P(2)));
+  Send(11, Exit(P(2), 0));
+  EXPECT_TRUE(bridge_.HasPending());  // exited
+  EXPECT_EQ(bridge_.TakeExited(), std::vector<Pid>{P(2)});
+  EXPECT_FALSE(bridge_.HasPending());
+  Send(12, Hello(P(3)));  // before its spawn line: held
+  bridge_.Spawned(P(1), P(3), 3001);
+  bridge_.TakeAnnounced();
+  EXPECT_TRUE(bridge_.HasPending());  // released
+  EXPECT_EQ(bridge_.TakeReleased(), std::vector<int>{12});
+  EXPECT_FALSE(bridge_.HasPending());
+}
+
 TEST_F(BridgeTest, ExitCodeIsTheFirstFailure) {
   bridge_.AddRoot(P(1));
   Send(10, Hello(P(1)));

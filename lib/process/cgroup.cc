@@ -227,6 +227,16 @@ void RemoveCgroupBaseIfUnused(const pb::CgroupBase& base) {
 
 absl::StatusOr<CgroupLeaf> CgroupLeaf::Create(const pb::CgroupBase& base, absl::string_view name,
                                               const Resources& resources) {
+  absl::StatusOr<CgroupLeaf> leaf = Create(base, name);
+  if (!leaf.ok()) return leaf;
+  if (absl::Status limited = leaf->SetLimits(resources); !limited.ok()) {
+    leaf->Remove();
+    return limited;
+  }
+  return leaf;
+}
+
+absl::StatusOr<CgroupLeaf> CgroupLeaf::Create(const pb::CgroupBase& base, absl::string_view name) {
   CgroupLeaf leaf;
   if (base.version() == 0) return leaf;
   leaf.version_ = base.version();
@@ -239,27 +249,27 @@ absl::StatusOr<CgroupLeaf> CgroupLeaf::Create(const pb::CgroupBase& base, absl::
       return made;
     }
   }
-  if (kSanitizerBuild) return leaf;
+  return leaf;
+}
+
+absl::Status CgroupLeaf::SetLimits(const Resources& resources) {
+  if (version_ == 0 || kSanitizerBuild) return absl::OkStatus();
   int64_t quota = std::max<int64_t>(1000, std::llround(resources.cpu * kCpuPeriodUs));
   std::string mem = absl::StrCat(resources.mem);
   absl::Status status;
-  if (leaf.version_ == 2) {
-    status = WriteFile(leaf.memory_dir_ + "/memory.max", mem);
-    WriteFile(leaf.memory_dir_ + "/memory.swap.max", "0").IgnoreError();  // absent without swap accounting
-    if (status.ok()) status = WriteFile(leaf.memory_dir_ + "/cpu.max", absl::StrCat(quota, " ", kCpuPeriodUs));
+  if (version_ == 2) {
+    status = WriteFile(memory_dir_ + "/memory.max", mem);
+    WriteFile(memory_dir_ + "/memory.swap.max", "0").IgnoreError();  // absent without swap accounting
+    if (status.ok()) status = WriteFile(memory_dir_ + "/cpu.max", absl::StrCat(quota, " ", kCpuPeriodUs));
   } else {
-    status = WriteFile(leaf.memory_dir_ + "/memory.limit_in_bytes", mem);
-    WriteFile(leaf.memory_dir_ + "/memory.memsw.limit_in_bytes", mem).IgnoreError();  // absent without swap
-    if (status.ok() && !leaf.cpu_dir_.empty()) {
-      status = WriteFile(leaf.cpu_dir_ + "/cpu.cfs_period_us", absl::StrCat(kCpuPeriodUs));
-      if (status.ok()) status = WriteFile(leaf.cpu_dir_ + "/cpu.cfs_quota_us", absl::StrCat(quota));
+    status = WriteFile(memory_dir_ + "/memory.limit_in_bytes", mem);
+    WriteFile(memory_dir_ + "/memory.memsw.limit_in_bytes", mem).IgnoreError();  // absent without swap
+    if (status.ok() && !cpu_dir_.empty()) {
+      status = WriteFile(cpu_dir_ + "/cpu.cfs_period_us", absl::StrCat(kCpuPeriodUs));
+      if (status.ok()) status = WriteFile(cpu_dir_ + "/cpu.cfs_quota_us", absl::StrCat(quota));
     }
   }
-  if (!status.ok()) {
-    leaf.Remove();
-    return status;
-  }
-  return leaf;
+  return status;
 }
 
 bool CgroupLeaf::OomKilled() const {

@@ -84,6 +84,11 @@ class CgroupLeaf {
   // Makes <base>/<name> with `resources` as memory limit and CPU quota.
   static absl::StatusOr<CgroupLeaf> Create(const pb::CgroupBase& base, absl::string_view name,
                                            const Resources& resources);
+  // Makes <base>/<name> without limits (a spare's, joined before its spawn
+  // is known: docs/process-model.md, "Spares"); SetLimits before user code.
+  static absl::StatusOr<CgroupLeaf> Create(const pb::CgroupBase& base, absl::string_view name);
+  // Writes `resources` as the leaf's memory limit and CPU quota.
+  absl::Status SetLimits(const Resources& resources);
 
   bool enabled() const { return version_ != 0; }
   // Where the process must move itself (JoinCgroup): one dir per hierarchy.

@@ -128,9 +128,10 @@ int LocalBridgeLoop::Run(int listen_fd, int root_fd, const Pid& root) {
   server_->AddConnection(root_fd);
   while (!bridge_.Done()) {
     if (terminating_signal_ != 0 && (server_->size() == 0 || std::chrono::steady_clock::now() > kill_deadline_)) break;
-    server_->Turn(terminating_signal_ != 0 || !unwatched_.empty() || !ended_unaccepted_.empty() ? kRetryUnwatchedMs
-                  : spawner_->waiting() > 0                                                     ? 1000
-                                                                                                : -1);
+    server_->Turn(bridge_.HasPending()                                                            ? 0
+                  : terminating_signal_ != 0 || !unwatched_.empty() || !ended_unaccepted_.empty() ? kRetryUnwatchedMs
+                  : spawner_->waiting() > 0                                                       ? 1000
+                                                                                                  : -1);
     WarnIfStalled();
     for (int conn : bridge_.TakeReleased()) server_->Read(conn);
     Settle();

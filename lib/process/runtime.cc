@@ -3,28 +3,22 @@
 #include <dirent.h>
 #include <fcntl.h>
 #include <signal.h>
-#include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
 #include <cstdio>
 #include <cstdlib>
-#include <fstream>
-#include <iterator>
 
 #include "absl/strings/str_cat.h"
-#include "lib/net/data_plane.h"
 #include "lib/net/handshake.h"
 #include "lib/process/capacity.h"
 #include "lib/process/cgroup.h"
-#include "lib/process/control_link.h"
 #include "lib/process/data_port.h"
 #include "lib/process/launch.h"
 #include "lib/process/local_bridge.h"
 #include "lib/process/local_socket.h"
-#include "lib/process/monitor.h"
-#include "lib/process/monitor_table.h"
+#include "lib/process/process_start.h"
 #include "lib/process/proto_convert.h"
 #include "lib/process/resources_query.h"
 #include "lib/process/runtime_state.h"
@@ -35,12 +29,9 @@
 namespace constellation {
 namespace process_internal {
 
-using internal::CgroupLeaf;
 using internal::CgroupSetup;
 using internal::ConnectLocal;
 using internal::CreateCgroupBase;
-using internal::FromProto;
-using internal::JoinCgroup;
 using internal::kCapacityEnv;
 using internal::kCgroupsEnv;
 using internal::ListenLocal;
@@ -53,25 +44,10 @@ using internal::ReadCgroupLayout;
 using internal::RemoveCgroupBase;
 using internal::RemoveLocalListener;
 using internal::RunLocalBridge;
-using internal::RunMonitor;
-using internal::SendLocal;
-using internal::ToProto;
 
 namespace {
 
 Runtime& g_runtime = MutableRuntime();
-
-[[noreturn]] void Die(const std::string& message) {
-  fprintf(stderr, "constellation: %s\n", message.c_str());
-  fflush(stderr);
-  abort();
-}
-
-[[noreturn]] void Fail(const std::string& message) {
-  fprintf(stderr, "constellation: %s\n", message.c_str());
-  fflush(stderr);
-  _exit(2);
-}
 
 int CountThreads() {
   DIR* dir = opendir("/proc/self/task");
@@ -84,45 +60,6 @@ int CountThreads() {
   return n;
 }
 
-std::vector<std::string> ReadArgv() {
-  std::ifstream in("/proc/self/cmdline", std::ios::binary);
-  std::string all((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-  std::vector<std::string> argv;
-  size_t start = 0;
-  while (start < all.size()) {
-    size_t end = all.find('\0', start);
-    if (end == std::string::npos) end = all.size();
-    argv.push_back(all.substr(start, end - start));
-    start = end + 1;
-  }
-  return argv;
-}
-
-// Starts the data plane, connected to the system's verdicts: each peer it
-// has is watched through the monitor connection, and the ProcessGone answers
-// (read on the data plane's loop) end the channels to it and go to the
-// monitors and links (monitor_table.h), which share the watches; what the exit
-// flush could not deliver makes the monitor report a failed exit. Last in
-// init(): it starts the data plane's thread, and nothing may fork after that.
-void StartDataPlaneWithVerdicts(int listen_fd, int control_fd) {
-  InstallControlLink(control_fd, g_runtime.fabric);
-  InstallMonitorTable([](const Pid& pid) { DefaultControlLink().Watch(pid); });
-  DefaultControlLink().SetVerdictHandler(
-      [](const Pid& pid, const pb::ProcessGone& gone) { DefaultMonitorTable().OnGone(DownFromGone(pid, gone)); });
-  DefaultControlLink().SetGoneHandler([](const Pid& pid, absl::Status why, bool node_lost) {
-    net::DefaultDataPlane().OnGone(pid, std::move(why), node_lost);
-  });
-  // The data plane's peers and the monitors share one watch per pid.
-  std::function<void(const Pid&)> watch = [](const Pid& pid) { DefaultMonitorTable().Watch(pid); };
-  net::StartDataPlane(listen_fd, g_runtime.self, g_runtime.secret, std::move(watch),
-                      [](const std::vector<net::DataPlane::Undelivered>& undelivered) {
-                        uint64_t bytes = 0;
-                        for (const net::DataPlane::Undelivered& u : undelivered) bytes += u.bytes;
-                        DefaultControlLink().ReportUndelivered(bytes, static_cast<uint32_t>(undelivered.size()));
-                      });
-  net::DefaultDataPlane().WatchReadable(control_fd, [] { DefaultControlLink().OnReadable(); });
-}
-
 // Channels and connections need fds (a socket and an epoll set per peer):
 // take the most the hard limit allows, for this process and all it starts.
 void RaiseFileLimit() {
@@ -130,60 +67,6 @@ void RaiseFileLimit() {
   if (getrlimit(RLIMIT_NOFILE, &limit) != 0 || limit.rlim_cur >= limit.rlim_max) return;
   limit.rlim_cur = limit.rlim_max;
   setrlimit(RLIMIT_NOFILE, &limit);
-}
-
-// Forks the monitor. Returns in the user process (the child); the monitor
-// runs in the parent and exits there. `listen_fd` stays with the user process.
-void StartMonitoredProcess(int bridge_fd, int listen_fd) {
-  pb::LocalMessage hello;
-  *hello.mutable_hello()->mutable_pid() = ToProto(g_runtime.self);
-  hello.mutable_hello()->set_monitor_os_pid(getpid());
-  if (!SendLocal(bridge_fd, hello).ok()) Fail("lost the bridge at start-up");
-
-  // The process's cgroup, made by its monitor-to-be; a failure leaves it unenforced, loudly.
-  absl::StatusOr<CgroupLeaf> leaf =
-      CgroupLeaf::Create(g_runtime.cgroups, absl::StrCat("p", getpid()), g_runtime.resources);
-  if (!leaf.ok()) {
-    fprintf(stderr, "constellation: cannot make this process's cgroup, its resources are not enforced: %s\n",
-            leaf.status().ToString().c_str());
-    leaf = CgroupLeaf();
-  }
-  int out[2], err[2], control[2];
-  if (pipe2(out, O_CLOEXEC) != 0 || pipe2(err, O_CLOEXEC) != 0 ||
-      socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, control) != 0) {
-    Die("cannot create the monitor's pipes");
-  }
-  fflush(nullptr);
-  pid_t monitor = getpid();
-  pid_t child = fork();
-  if (child < 0) Die("fork failed");
-  if (child > 0) {
-    close(listen_fd);
-    close(out[1]);
-    close(err[1]);
-    close(control[1]);
-    signal(SIGINT, SIG_IGN);  // Ctrl-C reaches the whole group: report the child's death instead
-    pb::LocalMessage started;
-    started.mutable_child_started()->set_os_pid(child);
-    SendLocal(bridge_fd, started).IgnoreError();
-    RunMonitor({child, out[0], err[0], control[0], bridge_fd}, {g_runtime.resources, *leaf, g_runtime.cgroups},
-               g_runtime.self);
-    _exit(0);
-  }
-  // The user process dies with its monitor.
-  prctl(PR_SET_PDEATHSIG, SIGKILL);
-  if (getppid() != monitor) _exit(1);
-  // Into its own cgroup before any user code runs (or the setrlimit fallback).
-  absl::Status joined = JoinCgroup(leaf->memory_dir(), leaf->cpu_dir(), g_runtime.resources);
-  dup2(out[1], STDOUT_FILENO);
-  dup2(err[1], STDERR_FILENO);
-  for (int fd : {out[0], out[1], err[0], err[1], control[0], bridge_fd}) close(fd);
-  if (!joined.ok()) fprintf(stderr, "constellation: resources not enforced: %s\n", joined.ToString().c_str());
-  // A pipe makes stdio buffer whole blocks; lines should reach the bridge as written.
-  setvbuf(stdout, nullptr, _IOLBF, 0);
-  g_runtime.monitor_fd = control[1];
-  MarkInitialized();
-  StartDataPlaneWithVerdicts(listen_fd, control[1]);
 }
 
 // The bridge's spawn service: the machine as a one-node cluster, with the
@@ -211,16 +94,18 @@ void InitForked(const ZygoteStart& start, const Resources& requested);
 void InitTop(const Resources& resources) {
   absl::StatusOr<OutputFormat> format = ParseOutputFormat(getenv("CONSTELLATION_FORMAT"));
   if (!format.ok()) Fail(std::string(format.status().message()));
-  absl::StatusOr<bool> zygote_wanted = ZygoteWanted(getenv(kZygoteEnv));
-  if (!zygote_wanted.ok()) Fail(std::string(zygote_wanted.status().message()));
+  absl::StatusOr<ZygoteMode> zygote_mode = ParseZygoteMode(getenv(kZygoteEnv));
+  if (!zygote_mode.ok()) Fail(std::string(zygote_mode.status().message()));
   // The zygote first: it must hold the program's state as it entered init()
   // and nothing the runtime makes below. Spawned children return here.
   std::unique_ptr<Zygote> zygote;
-  if (*zygote_wanted) {
+  if (*zygote_mode != ZygoteMode::kOff) {
     ZygoteStart start = StartZygote(ReadArgv());
     if (start.child) return InitForked(start, resources);
     zygote = std::move(start.zygote);
   }
+  // The spawner takes the zygote; it lives as long as the bridge.
+  Zygote* spares = *zygote_mode == ZygoteMode::kOn ? zygote.get() : nullptr;
   absl::StatusOr<DataPort> port = BindDataPort();
   if (!port.ok()) Fail(std::string(port.status().message()));
   g_runtime.self = port->pid;
@@ -247,6 +132,7 @@ void InitTop(const Resources& resources) {
             std::string(cgroups.why_not.message()).c_str());
   }
   g_runtime.cgroups = cgroups.base;
+  if (spares != nullptr) spares->KeepSpares(cgroups.base);
   int root_conn[2];
   if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, root_conn) != 0) {
     RemoveCgroupBase(g_runtime.cgroups);
@@ -281,16 +167,7 @@ void InitTop(const Resources& resources) {
 // mode). Runs the spawned function and exits; a deployment's root process
 // (no function) returns into main().
 void InitFromHandOff(const pb::SpawnInfo* info, const Resources& requested) {
-  absl::StatusOr<Pid> self = FromProto(info->self());
-  absl::StatusOr<Pid> parent = info->has_parent() ? FromProto(info->parent()) : Pid();
-  if (!self.ok() || !parent.ok()) Fail("malformed spawn hand-off");
-  g_runtime.self = *self;
-  g_runtime.parent = *parent;
-  g_runtime.resources = FromProto(info->resources());
-  g_runtime.bridge_name = info->bridge();
-  g_runtime.fabric = info->fabric();
-  g_runtime.cgroups = info->cgroups();
-  g_runtime.secret = info->secret();
+  ApplyHandOff(*info);
   g_runtime.argv = ReadArgv();
   absl::StatusOr<int> bridge_fd = ConnectLocal(info->bridge());
   if (!bridge_fd.ok()) Fail(std::string(bridge_fd.status().message()));
@@ -311,6 +188,11 @@ void InitSpawned(const char* init_fd, const Resources& requested) {
 // A child the zygote forked: the same as InitSpawned, with the hand-off's
 // fds passed by the zygote instead of inherited through exec.
 void InitForked(const ZygoteStart& start, const Resources& requested) {
+  if (start.spare_fd >= 0) {
+    pb::SpawnInfo info = RunSpare(start);
+    RunSpawnedFunction(info.call(), g_runtime.parent);
+    exit(0);
+  }
   absl::StatusOr<pb::SpawnInfo> info = ReadSpawnInfoFd(start.memfd);
   if (!info.ok()) Fail(std::string(info.status().message()));
   info->set_listen_fd(start.listen_fd);

@@ -11,6 +11,8 @@
 
 #include <cstdio>
 #include <cstring>
+#include <optional>
+#include <string>
 
 #include "absl/strings/str_cat.h"
 
@@ -22,9 +24,13 @@ namespace {
 // How long the bridge waits for the zygote to end once its socket closed.
 constexpr int kExitWaitMs = 2000;
 
-// A request carries no bytes beyond this tag, and exactly these two fds.
+// A launch request carries no bytes beyond its tag, and exactly these two
+// fds. The bridge's request for spares carries the cgroup base (a
+// pb::CgroupBase) and no fds.
 constexpr char kLaunchTag = 'L';
-constexpr int kRequestFds = 2;  // the hand-off memfd, the data port
+constexpr char kSparesTag = 'S';
+constexpr int kRequestFds = 2;        // the hand-off memfd, the data port
+constexpr size_t kMaxPayload = 8192;  // two paths
 
 // The signals the zygote handles differently from the program (kept away
 // from a terminal's Ctrl-C and from the program's own handlers, which must
@@ -67,9 +73,11 @@ void EnterZygoteSignals() {
   Change(SIGCHLD, SIG_DFL, SA_NOCLDWAIT);
 }
 
+}  // namespace
+
 // In a child: the program's dispositions of init() time, an empty mask, and
 // SIGCHLD never ignored (its monitor waits for its own child).
-void LeaveZygoteSignals() {
+void RestoreProgramSignals() {
   SavedSignals& saved = Saved();
   for (int signo = 1; signo < NSIG; ++signo) {
     if (!saved.changed[signo]) continue;
@@ -85,6 +93,15 @@ void LeaveZygoteSignals() {
   sigprocmask(SIG_SETMASK, &none, nullptr);
 }
 
+void EnterSpareSignals() {
+  struct sigaction action {};
+  action.sa_handler = SIG_DFL;
+  sigemptyset(&action.sa_mask);
+  sigaction(SIGCHLD, &action, nullptr);
+}
+
+namespace {
+
 void ToDevNull(int target, int flags) {
   int fd = open("/dev/null", flags | O_CLOEXEC);
   if (fd < 0) return;
@@ -92,11 +109,23 @@ void ToDevNull(int target, int flags) {
   close(fd);
 }
 
-// Receives one request: its tag and exactly kRequestFds fds (CLOEXEC).
-// Returns false when the bridge's end is closed.
-bool ReceiveRequest(int sock, int fds[kRequestFds], bool* well_formed) {
+// One message on the zygote's sockets: a tag byte, a payload and fds.
+struct Message {
   char tag = 0;
-  iovec iov{&tag, 1};
+  std::string payload;
+  int fds[kRequestFds] = {-1, -1};
+  int nfds = 0;      // how many arrived (those past kRequestFds are closed)
+  bool cut = false;  // the payload or the fds did not fit
+  void CloseFds() {
+    for (int i = 0; i < nfds && i < kRequestFds; ++i) close(fds[i]);
+    nfds = 0;
+  }
+};
+
+// Receives one message (fds CLOEXEC). False when the other end is closed.
+bool Receive(int sock, Message* m) {
+  char bytes[1 + kMaxPayload];
+  iovec iov{bytes, sizeof(bytes)};
   alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int) * (kRequestFds + 2))];
   msghdr msg{};
   msg.msg_iov = &iov;
@@ -108,26 +137,50 @@ bool ReceiveRequest(int sock, int fds[kRequestFds], bool* well_formed) {
     n = recvmsg(sock, &msg, MSG_CMSG_CLOEXEC);
   } while (n < 0 && errno == EINTR);
   if (n <= 0) return false;
-  int count = 0;
   for (cmsghdr* c = CMSG_FIRSTHDR(&msg); c != nullptr; c = CMSG_NXTHDR(&msg, c)) {
     if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS) continue;
     size_t k = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
     for (size_t i = 0; i < k; ++i) {
       int fd;
       std::memcpy(&fd, CMSG_DATA(c) + i * sizeof(int), sizeof(int));
-      if (count < kRequestFds) {
-        fds[count] = fd;
+      if (m->nfds < kRequestFds) {
+        m->fds[m->nfds++] = fd;
       } else {
         close(fd);
+        m->cut = true;
       }
-      ++count;
     }
   }
-  *well_formed = n == 1 && tag == kLaunchTag && count == kRequestFds && (msg.msg_flags & MSG_CTRUNC) == 0;
-  if (!*well_formed) {
-    for (int i = 0; i < count && i < kRequestFds; ++i) close(fds[i]);
-  }
+  m->tag = bytes[0];
+  m->payload.assign(bytes + 1, static_cast<size_t>(n) - 1);
+  m->cut = m->cut || (msg.msg_flags & (MSG_CTRUNC | MSG_TRUNC)) != 0;
   return true;
+}
+
+bool IsLaunch(const Message& m) { return m.tag == kLaunchTag && !m.cut && m.nfds == kRequestFds && m.payload.empty(); }
+
+bool SendMessage(int sock, char tag, const int* fds, int nfds, const std::string& payload, int flags) {
+  std::string bytes(1, tag);
+  bytes += payload;
+  iovec iov{bytes.data(), bytes.size()};
+  alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int) * kRequestFds)] = {};
+  msghdr msg{};
+  msg.msg_iov = &iov;
+  msg.msg_iovlen = 1;
+  if (nfds > 0) {
+    msg.msg_control = control;
+    msg.msg_controllen = CMSG_SPACE(sizeof(int) * nfds);
+    cmsghdr* c = CMSG_FIRSTHDR(&msg);
+    c->cmsg_level = SOL_SOCKET;
+    c->cmsg_type = SCM_RIGHTS;
+    c->cmsg_len = CMSG_LEN(sizeof(int) * nfds);
+    std::memcpy(CMSG_DATA(c), fds, sizeof(int) * nfds);
+  }
+  ssize_t n;
+  do {
+    n = sendmsg(sock, &msg, MSG_NOSIGNAL | flags);
+  } while (n < 0 && errno == EINTR);
+  return n == static_cast<ssize_t>(bytes.size());
 }
 
 void Reply(int sock, int64_t value) {
@@ -137,28 +190,119 @@ void Reply(int sock, int64_t value) {
   } while (n < 0 && errno == EINTR);
 }
 
-// The zygote's life: one fork per request, until the bridge's end closes.
-// Returns only in a child, with its hand-off.
+// The zygote's spare: a forked child waiting for a spawn on its socket.
+struct Spare {
+  int fd = -1;
+  pid_t pid = 0;
+  int pidfd = -1;
+  bool ready() const { return fd >= 0; }
+  void Drop() {
+    if (fd >= 0) close(fd);
+    if (pidfd >= 0) close(pidfd);
+    fd = pidfd = -1;
+  }
+};
+
+// Forks a spare. Returns true in the spare itself (`start` filled in); in the
+// zygote false, with `spare` ready unless the fork failed.
+bool ForkSpare(int sock, const pb::CgroupBase& base, Spare* spare, ZygoteStart* start) {
+  int sv[2];
+  if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) != 0) return false;
+  pid_t pid = fork();
+  if (pid == 0) {
+    close(sock);
+    close(sv[0]);
+    EnterSpareSignals();
+    start->child = true;
+    start->spare_fd = sv[1];
+    start->base = base;
+    return true;
+  }
+  close(sv[1]);
+  if (pid < 0) {
+    close(sv[0]);
+    return false;
+  }
+  spare->fd = sv[0];
+  spare->pid = pid;
+  spare->pidfd = static_cast<int>(syscall(SYS_pidfd_open, pid, 0));
+  if (spare->pidfd >= 0) fcntl(spare->pidfd, F_SETFD, FD_CLOEXEC);
+  return false;
+}
+
+// Hands a launch request's fds to the spare, which then is the spawn's
+// monitor; the spare is used up either way. False if it is gone.
+bool HandToSpare(Spare* spare, const int fds[kRequestFds]) {
+  bool sent = SendMessage(spare->fd, kLaunchTag, fds, kRequestFds, "", MSG_DONTWAIT);
+  spare->Drop();
+  return sent;
+}
+
+// The zygote's end: closing the spare's socket tells it to clean up (kill
+// its process, remove its leaf); waits for that, boundedly, so that the
+// launcher finds no leaf of it left when it removes the cgroup base.
+[[noreturn]] void EndZygote(Spare* spare) {
+  if (spare->ready()) {
+    int pidfd = spare->pidfd;
+    spare->pidfd = -1;
+    spare->Drop();
+    if (pidfd >= 0) {
+      pollfd p{pidfd, POLLIN, 0};
+      while (poll(&p, 1, kExitWaitMs / 2) < 0 && errno == EINTR) {
+      }
+    }
+  }
+  _exit(0);
+}
+
+ZygoteStart ForkedChild(const Message& request) {
+  ZygoteStart start;
+  start.child = true;
+  start.memfd = request.fds[0];
+  start.listen_fd = request.fds[1];
+  return start;
+}
+
+// The zygote's life: one fork per request (or a spare handed the request
+// and a new one forked), until the bridge's end closes. Returns only in a
+// child or a spare.
 ZygoteStart Serve(int sock) {
+  std::optional<pb::CgroupBase> base;  // set once the bridge asks for spares
+  Spare spare;
   while (true) {
-    int fds[kRequestFds] = {-1, -1};
-    bool well_formed = false;
-    if (!ReceiveRequest(sock, fds, &well_formed)) _exit(0);
-    if (!well_formed) {
+    if (base && !spare.ready()) {
+      ZygoteStart start;
+      if (ForkSpare(sock, *base, &spare, &start)) return start;
+    }
+    Message m;
+    if (!Receive(sock, &m)) EndZygote(&spare);
+    if (m.tag == kSparesTag) {  // never answered; the first well-formed one counts
+      pb::CgroupBase parsed;
+      if (!base && !m.cut && m.nfds == 0 && parsed.ParseFromString(m.payload)) base = parsed;
+      m.CloseFds();
+      continue;
+    }
+    if (!IsLaunch(m)) {
+      m.CloseFds();
       Reply(sock, -EINVAL);
       continue;
+    }
+    if (spare.ready()) {
+      pid_t pid = spare.pid;
+      if (HandToSpare(&spare, m.fds)) {
+        m.CloseFds();
+        Reply(sock, pid);
+        continue;
+      }
     }
     pid_t child = fork();
     if (child == 0) {
       close(sock);
-      LeaveZygoteSignals();
-      ZygoteStart start;
-      start.child = true;
-      start.memfd = fds[0];
-      start.listen_fd = fds[1];
-      return start;
+      spare.Drop();
+      RestoreProgramSignals();
+      return ForkedChild(m);
     }
-    for (int fd : fds) close(fd);
+    m.CloseFds();
     Reply(sock, child > 0 ? int64_t{child} : int64_t{-errno});
   }
 }
@@ -186,32 +330,24 @@ bool Zygote::Serves(const LaunchOptions& options) const {
          options.env == env_;
 }
 
+bool Zygote::Send(char tag, const int* fds, int nfds, const std::string& payload) {
+  if (fd_ < 0) return false;
+  return SendMessage(fd_, tag, fds, nfds, payload, 0);
+}
+
+void Zygote::KeepSpares(const pb::CgroupBase& base) { Send(kSparesTag, nullptr, 0, base.SerializeAsString()); }
+
 absl::StatusOr<pid_t> Zygote::Launch(const pb::SpawnInfo& info) {
   if (fd_ < 0) return absl::UnavailableError("the zygote is gone");
   absl::StatusOr<int> memfd = WriteSpawnInfo(info);
   if (!memfd.ok()) return memfd.status();
   int fds[kRequestFds] = {*memfd, info.listen_fd()};
-  char tag = kLaunchTag;
-  iovec iov{&tag, 1};
-  alignas(cmsghdr) char control[CMSG_SPACE(sizeof(fds))] = {};
-  msghdr msg{};
-  msg.msg_iov = &iov;
-  msg.msg_iovlen = 1;
-  msg.msg_control = control;
-  msg.msg_controllen = sizeof(control);
-  cmsghdr* c = CMSG_FIRSTHDR(&msg);
-  c->cmsg_level = SOL_SOCKET;
-  c->cmsg_type = SCM_RIGHTS;
-  c->cmsg_len = CMSG_LEN(sizeof(fds));
-  std::memcpy(CMSG_DATA(c), fds, sizeof(fds));
-  ssize_t n;
-  do {
-    n = sendmsg(fd_, &msg, MSG_NOSIGNAL);
-  } while (n < 0 && errno == EINTR);
+  bool sent = Send(kLaunchTag, fds, kRequestFds, "");
   int send_errno = errno;
   close(*memfd);
   int64_t answer = 0;
-  if (n == 1) {
+  ssize_t n = -1;
+  if (sent) {
     do {
       n = recv(fd_, &answer, sizeof(answer), 0);
     } while (n < 0 && errno == EINTR);
@@ -220,7 +356,9 @@ absl::StatusOr<pid_t> Zygote::Launch(const pb::SpawnInfo& info) {
     // The zygote died (or broke the protocol): spawn by exec from now on.
     close(fd_);
     fd_ = -1;
-    return absl::UnavailableError(absl::StrCat("the zygote is gone: ", std::strerror(n < 0 ? errno : send_errno)));
+    return absl::UnavailableError(absl::StrCat("the zygote is gone: ", std::strerror(!sent   ? send_errno
+                                                                                     : n < 0 ? errno
+                                                                                             : EPIPE)));
   }
   if (answer <= 0) {
     int error = static_cast<int>(-answer);
@@ -229,6 +367,23 @@ absl::StatusOr<pid_t> Zygote::Launch(const pb::SpawnInfo& info) {
     return absl::InternalError(message);
   }
   return static_cast<pid_t>(answer);
+}
+
+bool SendSpawn(int fd, int memfd, int listen_fd) {
+  int fds[kRequestFds] = {memfd, listen_fd};
+  return SendMessage(fd, kLaunchTag, fds, kRequestFds, "", 0);
+}
+
+bool AwaitSpawn(int spare_fd, int* memfd, int* listen_fd) {
+  Message m;
+  if (!Receive(spare_fd, &m)) return false;
+  if (!IsLaunch(m)) {
+    m.CloseFds();
+    return false;
+  }
+  *memfd = m.fds[0];
+  *listen_fd = m.fds[1];
+  return true;
 }
 
 ZygoteStart StartZygote(std::vector<std::string> argv) {
@@ -264,13 +419,15 @@ ZygoteStart StartZygote(std::vector<std::string> argv) {
   return start;
 }
 
-absl::StatusOr<bool> ZygoteWanted(const char* value) {
-  if (value == nullptr || *value == '\0') return true;
+absl::StatusOr<ZygoteMode> ParseZygoteMode(const char* value) {
+  if (value == nullptr || *value == '\0') return ZygoteMode::kOn;
   std::string v = value;
-  if (v == "on" || v == "auto") return true;
-  if (v == "off") return false;
-  return absl::InvalidArgumentError(
-      absl::StrCat(kZygoteEnv, "=", v, " is not understood: use on (the default) or off (every spawn re-executes)"));
+  if (v == "on" || v == "auto") return ZygoteMode::kOn;
+  if (v == "no-spare") return ZygoteMode::kNoSpare;
+  if (v == "off") return ZygoteMode::kOff;
+  return absl::InvalidArgumentError(absl::StrCat(kZygoteEnv, "=", v,
+                                                 " is not understood: use on (the default), no-spare (fork at each "
+                                                 "spawn, none ahead) or off (every spawn re-executes)"));
 }
 
 }  // namespace constellation::process_internal

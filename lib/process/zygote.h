@@ -60,6 +60,12 @@ class Zygote {
   // gives: the same executable, argv and environment, stdin on /dev/null.
   bool Serves(const LaunchOptions& options) const;
 
+  // From now on the zygote keeps a spare (docs/process-model.md, "Spares"):
+  // the next spawn's monitor and user process, forked ahead, the process in
+  // its own leaf under `base` (none when cgroups are off). Launch hands a
+  // request to it and forks the next spare. Call once, before Launch.
+  void KeepSpares(const pb::CgroupBase& base);
+
   // Forks a child that runs init()'s spawned path with `info` (its
   // listen_fd() is passed along and closed here). Returns the child's OS pid.
   // Unavailable once the zygote is gone (the caller re-executes instead).
@@ -71,6 +77,9 @@ class Zygote {
   friend ZygoteStart StartZygote(std::vector<std::string> argv);
   Zygote(int fd, pid_t pid, int pidfd, std::vector<std::string> argv, std::vector<std::string> env);
 
+  // Sends one tagged message with `fds` and `payload`; false once the zygote is gone.
+  bool Send(char tag, const int* fds, int nfds, const std::string& payload);
+
   int fd_;
   pid_t owner_;  // the process that started the zygote
   pid_t pid_;
@@ -81,22 +90,43 @@ class Zygote {
 
 // What StartZygote() returns: in the caller, `zygote` (null when it could
 // not start); in a child the zygote forked, `child` is true with the
-// hand-off's fds (CLOEXEC).
+// hand-off's fds (CLOEXEC), or, in a spare, with `spare_fd`, where its
+// spawn's hand-off comes (AwaitSpawn), and the launcher's cgroup base.
 struct ZygoteStart {
   std::unique_ptr<Zygote> zygote;
   bool child = false;
   int memfd = -1;      // the pb::SpawnInfo (ReadSpawnInfo)
   int listen_fd = -1;  // the process's data port
+  int spare_fd = -1;
+  pb::CgroupBase base;  // a spare's
 };
+
+// In a spare: waits for its spawn's hand-off (memfd, listen_fd, CLOEXEC).
+// False when the zygote closed the spare's socket instead (it is ending).
+bool AwaitSpawn(int spare_fd, int* memfd, int* listen_fd);
+// Sends a spawn's hand-off as the zygote sends it to a spare (the spare to
+// its user process); false if the other end is gone.
+bool SendSpawn(int fd, int memfd, int listen_fd);
+
+// In a child of the zygote (a spare's monitor and user process too): the
+// program's signal dispositions of init() time and an empty mask, as after
+// an exec. A spare keeps the zygote's until its spawn comes, so that a
+// terminal's Ctrl-C or the program's handlers never reach a process that has
+// not started.
+void RestoreProgramSignals();
+// In a spare, until then: SIGCHLD at its default (the monitor waits for its
+// child), the rest as the zygote has them.
+void EnterSpareSignals();
 
 // Forks the zygote from this (single-threaded) process, whose argv is
 // `argv`. Returns in the caller, and once in every child the zygote forks
 // (see ZygoteStart).
 ZygoteStart StartZygote(std::vector<std::string> argv);
 
-// Whether CONSTELLATION_ZYGOTE (`value`, may be null) allows a zygote:
-// unset, "on" or "auto" yes, "off" no; anything else is an error naming
-// what is accepted.
-absl::StatusOr<bool> ZygoteWanted(const char* value);
+// CONSTELLATION_ZYGOTE (`value`, may be null): unset, "on" or "auto" a
+// zygote with spares; "no-spare" a zygote that forks at each request; "off"
+// none. Anything else is an error naming what is accepted.
+enum class ZygoteMode { kOff, kNoSpare, kOn };
+absl::StatusOr<ZygoteMode> ParseZygoteMode(const char* value);
 
 }  // namespace constellation::process_internal

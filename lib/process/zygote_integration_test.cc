@@ -1,7 +1,7 @@
-// Runs zygote_program under the local bridge with the zygote on and off: in
-// both a spawned process starts from the state a fresh exec reaches at init()
-// (the program checks; see zygote_program.cc), through the zygote when the
-// environment is init()'s and by exec otherwise.
+// Runs zygote_program under the local bridge with the zygote on (with spares
+// and without) and off: in each a spawned process starts from the state a
+// fresh exec reaches at init() (the program checks; see zygote_program.cc),
+// through the zygote when the environment is init()'s and by exec otherwise.
 #include <fcntl.h>
 #include <spawn.h>
 #include <sys/wait.h>
@@ -58,6 +58,11 @@ Result RunProgram(const std::string& mode) {
 
 TEST(ZygoteIntegration, SpawnedProcessesStartFromInitsStateThroughTheZygote) {
   Result r = RunProgram("");
+  EXPECT_TRUE(WIFEXITED(r.status) && WEXITSTATUS(r.status) == 0) << r.output;
+}
+
+TEST(ZygoteIntegration, SpawnedProcessesStartFromInitsStateThroughTheZygoteWithoutSpares) {
+  Result r = RunProgram("no-spare");
   EXPECT_TRUE(WIFEXITED(r.status) && WEXITSTATUS(r.status) == 0) << r.output;
 }
 

@@ -11,6 +11,7 @@
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 
@@ -64,15 +65,27 @@ std::string ReadAll(int fd) {
   return all;
 }
 
+// In a spare: waits for its hand-off as lib/process/process_start.cc does,
+// then runs as a forked child would.
+[[noreturn]] void RunSpare(const ZygoteStart& start) {
+  ZygoteStart handed;
+  if (!AwaitSpawn(start.spare_fd, &handed.memfd, &handed.listen_fd)) _exit(0);
+  close(start.spare_fd);
+  RestoreProgramSignals();
+  RunChild(handed);
+}
+
 // Starts a zygote from the test process (single-threaded here).
 std::unique_ptr<Zygote> Start(std::vector<std::string> argv = {"program"}) {
   ZygoteStart start = StartZygote(std::move(argv));
+  if (start.child && start.spare_fd >= 0) RunSpare(start);
   if (start.child) RunChild(start);
   return std::move(start.zygote);
 }
 
-// Launches one child whose hand-off names `tag`; returns what it reported.
-std::string LaunchAndRead(Zygote& zygote, const std::string& tag) {
+// Launches one child whose hand-off names `tag`; returns what it reported
+// (and in `pid`, the child's).
+std::string LaunchAndRead(Zygote& zygote, const std::string& tag, pid_t* pid = nullptr) {
   int report[2];
   if (pipe2(report, O_CLOEXEC) != 0) return "no pipe";
   pb::SpawnInfo info;
@@ -82,7 +95,38 @@ std::string LaunchAndRead(Zygote& zygote, const std::string& tag) {
   close(report[1]);
   std::string got = child.ok() ? ReadAll(report[0]) : child.status().ToString();
   close(report[0]);
+  if (pid != nullptr) *pid = child.ok() ? *child : -1;
   return got;
+}
+
+// The children of `parent` (from /proc), waiting up to 30 s for at least one.
+std::vector<pid_t> ChildrenOf(pid_t parent) {
+  for (int attempt = 0; attempt < 3000; ++attempt) {
+    std::vector<pid_t> children;
+    std::string list;
+    int fd = open(absl::StrCat("/proc/", parent, "/task/", parent, "/children").c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd >= 0) {
+      list = ReadAll(fd);
+      close(fd);
+    }
+    for (absl::string_view word : absl::StrSplit(list, ' ', absl::SkipEmpty())) {
+      pid_t pid = 0;
+      if (absl::SimpleAtoi(word, &pid)) children.push_back(pid);
+    }
+    if (!children.empty()) return children;
+    usleep(10'000);
+  }
+  return {};
+}
+
+// Whether `pid` ends within 30 s.
+bool Ends(pid_t pid) {
+  int pidfd = static_cast<int>(syscall(SYS_pidfd_open, pid, 0));
+  if (pidfd < 0) return errno == ESRCH;
+  pollfd p{pidfd, POLLIN, 0};
+  bool ended = poll(&p, 1, 30'000) == 1;
+  close(pidfd);
+  return ended;
 }
 
 int OpenFdsAbove(int fd) {
@@ -91,7 +135,7 @@ int OpenFdsAbove(int fd) {
   return n;
 }
 
-TEST(Zygote, ChildrenStartFromTheStateAtStartWithTheirHandOff) {
+void ExpectChildrenStartFromTheStateAtStart(bool spares) {
   g_value = 1;
   signal(SIGUSR1, OnUsr1);
   sigset_t usr2;
@@ -101,6 +145,7 @@ TEST(Zygote, ChildrenStartFromTheStateAtStartWithTheirHandOff) {
   int fds_before = OpenFdsAbove(2);
   std::unique_ptr<Zygote> zygote = Start();
   ASSERT_NE(zygote, nullptr);
+  if (spares) zygote->KeepSpares(pb::CgroupBase());  // no cgroups: spares without leaves
   sigprocmask(SIG_UNBLOCK, &usr2, nullptr);
   g_value = 2;  // after the start: no child sees it
   int fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
@@ -123,6 +168,50 @@ TEST(Zygote, ChildrenStartFromTheStateAtStartWithTheirHandOff) {
   }
   close(kAfterStartFd);
   signal(SIGUSR1, SIG_DFL);
+  pid_t pid = zygote->os_pid();
+  zygote.reset();
+  waitpid(pid, nullptr, 0);
+}
+
+TEST(Zygote, ChildrenStartFromTheStateAtStartWithTheirHandOff) { ExpectChildrenStartFromTheStateAtStart(false); }
+
+TEST(Zygote, ChildrenOfSparesStartFromTheStateAtStartWithTheirHandOff) { ExpectChildrenStartFromTheStateAtStart(true); }
+
+// With spares, a launch goes to the child forked ahead of it, and the next
+// one is forked at once.
+TEST(Zygote, ALaunchIsServedByTheSpareForkedAhead) {
+  std::unique_ptr<Zygote> zygote = Start();
+  ASSERT_NE(zygote, nullptr);
+  zygote->KeepSpares(pb::CgroupBase());
+  std::vector<pid_t> spare = ChildrenOf(zygote->os_pid());
+  ASSERT_EQ(spare.size(), 1u);
+  pid_t served = -1;
+  EXPECT_THAT(LaunchAndRead(*zygote, "first", &served), HasSubstr("handoff=first"));
+  EXPECT_EQ(served, spare[0]);
+  ASSERT_TRUE(Ends(served));
+  std::vector<pid_t> next = ChildrenOf(zygote->os_pid());
+  ASSERT_EQ(next.size(), 1u);
+  EXPECT_NE(next[0], served);
+  pid_t pid = zygote->os_pid();
+  zygote.reset();
+  EXPECT_TRUE(Ends(next[0])) << "the spare outlived its zygote";
+  waitpid(pid, nullptr, 0);
+}
+
+// A spare that died (killed, out of memory) costs nothing but the head
+// start: the launch is forked as without spares.
+TEST(Zygote, ADeadSpareIsReplacedByAFork) {
+  std::unique_ptr<Zygote> zygote = Start();
+  ASSERT_NE(zygote, nullptr);
+  zygote->KeepSpares(pb::CgroupBase());
+  std::vector<pid_t> spare = ChildrenOf(zygote->os_pid());
+  ASSERT_EQ(spare.size(), 1u);
+  kill(spare[0], SIGKILL);
+  ASSERT_TRUE(Ends(spare[0]));
+  pid_t served = -1;
+  EXPECT_THAT(LaunchAndRead(*zygote, "after", &served), HasSubstr("handoff=after"));
+  EXPECT_GT(served, 0);
+  EXPECT_NE(served, spare[0]);
   pid_t pid = zygote->os_pid();
   zygote.reset();
   waitpid(pid, nullptr, 0);
@@ -186,11 +275,12 @@ TEST(Zygote, ServesOnlyTheProgramsOwnArgvAndEnvironment) {
 }
 
 TEST(Zygote, Setting) {
-  EXPECT_TRUE(*ZygoteWanted(nullptr));
-  EXPECT_TRUE(*ZygoteWanted(""));
-  EXPECT_TRUE(*ZygoteWanted("on"));
-  EXPECT_FALSE(*ZygoteWanted("off"));
-  EXPECT_THAT(ZygoteWanted("maybe").status().message(), HasSubstr("CONSTELLATION_ZYGOTE=maybe"));
+  EXPECT_EQ(*ParseZygoteMode(nullptr), ZygoteMode::kOn);
+  EXPECT_EQ(*ParseZygoteMode(""), ZygoteMode::kOn);
+  EXPECT_EQ(*ParseZygoteMode("on"), ZygoteMode::kOn);
+  EXPECT_EQ(*ParseZygoteMode("no-spare"), ZygoteMode::kNoSpare);
+  EXPECT_EQ(*ParseZygoteMode("off"), ZygoteMode::kOff);
+  EXPECT_THAT(ParseZygoteMode("maybe").status().message(), HasSubstr("CONSTELLATION_ZYGOTE=maybe"));
 }
 
 }  // namespace
