@@ -262,8 +262,14 @@ absl::Status CgroupLeaf::SetLimits(const Resources& resources) {
     WriteFile(memory_dir_ + "/memory.swap.max", "0").IgnoreError();  // absent without swap accounting
     if (status.ok()) status = WriteFile(memory_dir_ + "/cpu.max", absl::StrCat(quota, " ", kCpuPeriodUs));
   } else {
+    // The memory limit may not exceed memory+swap's: a raise (a spare's leaf,
+    // limited ahead) needs memsw first, a fresh leaf or a cut the limit first.
     status = WriteFile(memory_dir_ + "/memory.limit_in_bytes", mem);
-    WriteFile(memory_dir_ + "/memory.memsw.limit_in_bytes", mem).IgnoreError();  // absent without swap
+    if (absl::IsInvalidArgument(status) &&
+        WriteFile(memory_dir_ + "/memory.memsw.limit_in_bytes", mem).ok()) {  // absent without swap
+      status = WriteFile(memory_dir_ + "/memory.limit_in_bytes", mem);
+    }
+    WriteFile(memory_dir_ + "/memory.memsw.limit_in_bytes", mem).IgnoreError();
     if (status.ok() && !cpu_dir_.empty()) {
       status = WriteFile(cpu_dir_ + "/cpu.cfs_period_us", absl::StrCat(kCpuPeriodUs));
       if (status.ok()) status = WriteFile(cpu_dir_ + "/cpu.cfs_quota_us", absl::StrCat(quota));

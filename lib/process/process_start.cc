@@ -11,6 +11,7 @@
 #include <cstdlib>
 #include <fstream>
 #include <iterator>
+#include <optional>
 
 #include "absl/strings/str_cat.h"
 #include "lib/net/data_plane.h"
@@ -145,15 +146,20 @@ pb::SpawnInfo RunSpareChild(pid_t monitor, const MonitorPipes& p, const CgroupLe
   return *std::move(info);
 }
 
-// The spare, once its spawn came: limits the leaf, says hello, lets the user
-// process go (handing it the spawn's fds) and becomes its monitor.
-[[noreturn]] void StartSpareMonitor(pid_t child, const MonitorPipes& p, CgroupLeaf leaf, int memfd, int listen_fd) {
+// The spare, once its spawn came: limits the leaf (unless its guess was
+// right), says hello, lets the user process go (handing it the spawn's fds)
+// and becomes its monitor.
+[[noreturn]] void StartSpareMonitor(pid_t child, const MonitorPipes& p, CgroupLeaf leaf,
+                                    const std::optional<Resources>& limited_to, int memfd, int listen_fd) {
   RestoreProgramSignals();
   int copy = fcntl(memfd, F_DUPFD_CLOEXEC, 0);
   absl::StatusOr<pb::SpawnInfo> info = ReadSpawnInfoFd(copy);  // closes the copy
   if (!info.ok()) Fail(std::string(info.status().message()));
   ApplyHandOff(*info);
-  if (absl::Status limited = leaf.SetLimits(g_runtime.resources); !limited.ok()) WarnUnenforced(limited);
+  const Resources& wanted = g_runtime.resources;
+  if (!limited_to || limited_to->mem != wanted.mem || limited_to->cpu != wanted.cpu) {
+    if (absl::Status limited = leaf.SetLimits(wanted); !limited.ok()) WarnUnenforced(limited);
+  }
   absl::StatusOr<int> bridge_fd = ConnectLocal(g_runtime.bridge_name);
   if (!bridge_fd.ok()) Fail(std::string(bridge_fd.status().message()));
   SayHello(*bridge_fd);
@@ -163,12 +169,15 @@ pb::SpawnInfo RunSpareChild(pid_t monitor, const MonitorPipes& p, const CgroupLe
   RunAsMonitor(child, p, *bridge_fd, std::move(leaf));
 }
 
-// The zygote ended with the spare unused: its process and leaf go too.
-[[noreturn]] void EndUnusedSpare(pid_t child, CgroupLeaf leaf) {
+// The zygote ended with the spare unused: its process and leaf go too, and
+// the base if the launcher died and this was the last leaf (a monitor does
+// the same: lib/process/monitor.h).
+[[noreturn]] void EndUnusedSpare(pid_t child, CgroupLeaf leaf, const pb::CgroupBase& base) {
   kill(child, SIGKILL);
   while (waitpid(child, nullptr, 0) < 0 && errno == EINTR) {
   }
   leaf.Remove();
+  internal::RemoveCgroupBaseIfUnused(base);  // EBUSY while other leaves remain
   _exit(0);
 }
 
@@ -245,6 +254,12 @@ pb::SpawnInfo RunSpare(const ZygoteStart& start) {
   absl::StatusOr<CgroupLeaf> leaf = CgroupLeaf::Create(start.base, absl::StrCat("p", getpid()));
   absl::Status unenforced = leaf.ok() ? absl::OkStatus() : leaf.status();
   if (!leaf.ok()) leaf = CgroupLeaf();
+  // Limited ahead with the last spawn's resources: a spawn that asks the
+  // same (most do) writes nothing on its way. A failure here is retried then.
+  std::optional<Resources> limited_to;
+  if (start.expected && leaf->enabled() && leaf->SetLimits(FromProto(*start.expected)).ok()) {
+    limited_to = FromProto(*start.expected);
+  }
   MonitorPipes p = MakeMonitorPipes();
   fflush(nullptr);
   pid_t monitor = getpid();
@@ -255,10 +270,10 @@ pb::SpawnInfo RunSpare(const ZygoteStart& start) {
     return RunSpareChild(monitor, p, *leaf);
   }
   int memfd = -1, listen_fd = -1;
-  if (!AwaitSpawn(start.spare_fd, &memfd, &listen_fd)) EndUnusedSpare(child, *std::move(leaf));
+  if (!AwaitSpawn(start.spare_fd, &memfd, &listen_fd)) EndUnusedSpare(child, *std::move(leaf), start.base);
   close(start.spare_fd);
   if (!unenforced.ok()) WarnUnenforced(unenforced);
-  StartSpareMonitor(child, p, *std::move(leaf), memfd, listen_fd);
+  StartSpareMonitor(child, p, *std::move(leaf), limited_to, memfd, listen_fd);
 }
 
 }  // namespace constellation::process_internal

@@ -24,9 +24,9 @@ namespace {
 // How long the bridge waits for the zygote to end once its socket closed.
 constexpr int kExitWaitMs = 2000;
 
-// A launch request carries no bytes beyond its tag, and exactly these two
-// fds. The bridge's request for spares carries the cgroup base (a
-// pb::CgroupBase) and no fds.
+// A launch request carries the spawn's resources (a pb::Resources, which the
+// next spare takes as its guess) and exactly these two fds. The bridge's
+// request for spares carries the cgroup base (a pb::CgroupBase) and no fds.
 constexpr char kLaunchTag = 'L';
 constexpr char kSparesTag = 'S';
 constexpr int kRequestFds = 2;        // the hand-off memfd, the data port
@@ -157,7 +157,7 @@ bool Receive(int sock, Message* m) {
   return true;
 }
 
-bool IsLaunch(const Message& m) { return m.tag == kLaunchTag && !m.cut && m.nfds == kRequestFds && m.payload.empty(); }
+bool IsLaunch(const Message& m) { return m.tag == kLaunchTag && !m.cut && m.nfds == kRequestFds; }
 
 bool SendMessage(int sock, char tag, const int* fds, int nfds, const std::string& payload, int flags) {
   std::string bytes(1, tag);
@@ -205,7 +205,8 @@ struct Spare {
 
 // Forks a spare. Returns true in the spare itself (`start` filled in); in the
 // zygote false, with `spare` ready unless the fork failed.
-bool ForkSpare(int sock, const pb::CgroupBase& base, Spare* spare, ZygoteStart* start) {
+bool ForkSpare(int sock, const pb::CgroupBase& base, const std::optional<pb::Resources>& expected, Spare* spare,
+               ZygoteStart* start) {
   int sv[2];
   if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) != 0) return false;
   pid_t pid = fork();
@@ -216,6 +217,7 @@ bool ForkSpare(int sock, const pb::CgroupBase& base, Spare* spare, ZygoteStart* 
     start->child = true;
     start->spare_fd = sv[1];
     start->base = base;
+    start->expected = expected;
     return true;
   }
   close(sv[1]);
@@ -268,11 +270,12 @@ ZygoteStart ForkedChild(const Message& request) {
 // child or a spare.
 ZygoteStart Serve(int sock) {
   std::optional<pb::CgroupBase> base;  // set once the bridge asks for spares
+  std::optional<pb::Resources> last;   // the last launch's, the next spare's guess
   Spare spare;
   while (true) {
     if (base && !spare.ready()) {
       ZygoteStart start;
-      if (ForkSpare(sock, *base, &spare, &start)) return start;
+      if (ForkSpare(sock, *base, last, &spare, &start)) return start;
     }
     Message m;
     if (!Receive(sock, &m)) EndZygote(&spare);
@@ -287,6 +290,7 @@ ZygoteStart Serve(int sock) {
       Reply(sock, -EINVAL);
       continue;
     }
+    if (pb::Resources resources; resources.ParseFromString(m.payload)) last = resources;
     if (spare.ready()) {
       pid_t pid = spare.pid;
       if (HandToSpare(&spare, m.fds)) {
@@ -342,7 +346,7 @@ absl::StatusOr<pid_t> Zygote::Launch(const pb::SpawnInfo& info) {
   absl::StatusOr<int> memfd = WriteSpawnInfo(info);
   if (!memfd.ok()) return memfd.status();
   int fds[kRequestFds] = {*memfd, info.listen_fd()};
-  bool sent = Send(kLaunchTag, fds, kRequestFds, "");
+  bool sent = Send(kLaunchTag, fds, kRequestFds, info.resources().SerializeAsString());
   int send_errno = errno;
   close(*memfd);
   int64_t answer = 0;

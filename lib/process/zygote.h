@@ -32,6 +32,7 @@
 #include <sys/types.h>
 
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -99,6 +100,9 @@ struct ZygoteStart {
   int listen_fd = -1;  // the process's data port
   int spare_fd = -1;
   pb::CgroupBase base;  // a spare's
+  // A spare's guess at its spawn's resources (those of the spawn before it),
+  // written as its leaf's limits ahead; none before the first spawn.
+  std::optional<pb::Resources> expected;
 };
 
 // In a spare: waits for its spawn's hand-off (memfd, listen_fd, CLOEXEC).

@@ -39,8 +39,10 @@ TEST_F(EnforcementTest, EachProcessGetsItsOwnCgroupWithItsLimits) {
   RunResult run = RunResourceProgram({"where"}, {}, "json", &bridge);
   ASSERT_EQ(run.exit.ToString(), "exit code 0") << run.Dump();
   const ProcessRecord& root = run.trace.Root();
-  ASSERT_THAT(root.children, SizeIs(1)) << run.Dump();
+  ASSERT_THAT(root.children, SizeIs(3)) << run.Dump();
   const ProcessRecord& child = *run.trace.Find(root.children[0]);
+  const ProcessRecord& same = *run.trace.Find(root.children[1]);
+  const ProcessRecord& other = *run.trace.Find(root.children[2]);
   std::string base_mem = absl::StrCat(OwnMemoryCgroup(), "/constellation-", bridge, "/p");
   std::string base_cpu = absl::StrCat(OwnCpuCgroup(), "/constellation-", bridge, "/p");
   // resources() is what was given; the cgroup is a leaf of its own under the bridge's base.
@@ -50,6 +52,11 @@ TEST_F(EnforcementTest, EachProcessGetsItsOwnCgroupWithItsLimits) {
   EXPECT_THAT(child.out, HasSubstr("child resources 67108864 0.25\n"));
   EXPECT_THAT(child.out, ContainsRegex("child cgroup memory=" + base_mem + "[0-9]+ cpu=" + base_cpu + "[0-9]+\n"));
   EXPECT_THAT(child.out, HasSubstr("child limits mem=67108864 quota=62500 period=250000\n"));
+  // A spare limited ahead as the spawn before it asked: right for "same",
+  // wrong (and rewritten before any user code) for "other".
+  EXPECT_THAT(same.out, HasSubstr("same limits mem=67108864 quota=62500 period=250000\n"));
+  EXPECT_THAT(other.out, HasSubstr("other resources 83886080 0.5\n"));
+  EXPECT_THAT(other.out, HasSubstr("other limits mem=83886080 quota=125000 period=250000\n"));
   std::smatch a, b;
   static const std::regex kLeaf("cgroup memory=(\\S+)");
   ASSERT_TRUE(std::regex_search(root.out, a, kLeaf) && std::regex_search(child.out, b, kLeaf));
@@ -131,6 +138,12 @@ TEST(FallbackTest, WithoutUsableCgroupsTheBridgeWarnsAndUsesSetrlimit) {
                                      "is limited with setrlimit\\(RLIMIT_DATA\\) and CPU is not limited"));
   EXPECT_THAT(run.trace.Root().out, HasSubstr("root rlimit data=50331648\n"));
   EXPECT_THAT(run.trace.Root().out, Not(HasSubstr("/constellation-")));
+  // Spawned ones too, each with its own (applied once its spawn came, when
+  // the process was forked ahead as a spare).
+  const std::vector<std::string>& children = run.trace.Root().children;
+  ASSERT_THAT(children, SizeIs(3)) << run.Dump();
+  EXPECT_THAT(run.trace.Find(children[0])->out, HasSubstr("child rlimit data=67108864\n"));
+  EXPECT_THAT(run.trace.Find(children[2])->out, HasSubstr("other rlimit data=83886080\n"));
 }
 
 TEST(FallbackTest, TurnedOffOnPurposeIsQuiet) {

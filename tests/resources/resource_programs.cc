@@ -2,8 +2,9 @@
 // names the program; spawned processes re-execute this binary with the same
 // argv, so they see the same argv[1].
 //
-//   where            the root spawns one child with 64 MiB and 0.25 cpu; both
-//                    print "<who> resources <mem> <cpu>" (resources()) and
+//   where            the root spawns a child with 64 MiB and 0.25 cpu, a second
+//                    ("same") with those too and a third ("other") with 80 MiB
+//                    and 0.5 cpu; each prints "<who> resources <mem> <cpu>" (resources()) and
 //                    "<who> cgroup memory=<dir> cpu=<dir>" (from
 //                    /proc/self/cgroup), then the limits found there:
 //                    "<who> limits mem=<bytes> quota=<us> period=<us>", and
@@ -97,12 +98,19 @@ void Describe(const std::string& who) {
       who, " rlimit data=", data.rlim_cur == RLIM_INFINITY ? std::string("unlimited") : absl::StrCat(data.rlim_cur)));
 }
 
-void WhereChild(Pid) { Describe("child"); }
+void WhereChild(Pid, std::string who) { Describe(who); }
 
+// Three children: with spares (docs/process-model.md) the second's leaf was
+// limited ahead with the first's resources, which it asks too; the third
+// asks others than its spare guessed.
 int WhereMain() {
   Describe("root");
-  absl::StatusOr<Pid> child = spawn(Resources{64 * kMiB, 0.25}, WhereChild);
-  if (!child.ok()) Fail("spawn", child.status());
+  for (auto [who, resources] :
+       {std::pair{"child", Resources{64 * kMiB, 0.25}}, std::pair{"same", Resources{64 * kMiB, 0.25}},
+        std::pair{"other", Resources{80 * kMiB, 0.5}}}) {
+    absl::StatusOr<Pid> child = spawn(resources, WhereChild, std::string(who));
+    if (!child.ok()) Fail("spawn", child.status());
+  }
   return 0;
 }
 
