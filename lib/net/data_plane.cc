@@ -424,6 +424,17 @@ void DataPlane::OnBusy(Link* link) {
 
 void DataPlane::HandleIncoming(Link* link) {
   const Pid remote = link->remote();
+  if (exiting_) {
+    // What arrives now is dropped (FlushForExit): a connection is worth taking
+    // only to deliver what this process still has for the dialer. Otherwise
+    // the dialer learns that this process is going, and its sends fail now
+    // rather than vanish (it redials once the flush ended our connection).
+    std::shared_ptr<Peer> peer = FindPeer(remote, nullptr);
+    if (peer == nullptr || !peer->HasOutgoing()) {
+      if (Reply(link, HelloKind::kExiting)) KillLink(link);
+      return;
+    }
+  }
   LoopPeer& lp = loop_peers_[remote];
   if (lp.link != nullptr) {
     if (lp.closing != Closing::kNone) {

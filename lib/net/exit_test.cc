@@ -99,6 +99,25 @@ TEST(ExitTest, FlushEndsTheWritingSideOnceAllIsWritten) {
   close(raw.fd);
 }
 
+// A process whose exit flush is done takes no connection it has nothing to
+// send on: a peer dialing it (to send) is told it is exiting, and its sends
+// fail as to an exited process instead of being taken and dropped. The
+// planes run as in a program: a peer is declared gone by its verdict
+// (which never comes here), not by its connection's end.
+TEST(ExitTest, AnExitingProcessTellsDialersItIsExiting) {
+  net::DataPlane::Options options = TestOptions();
+  options.watch = [](const Pid&) {};
+  std::unique_ptr<net::DataPlane> exiting = net::testing::MakePlane(0x3300, options);
+  std::unique_ptr<net::DataPlane> sender = net::testing::MakePlane(0x3400, options);
+  ASSERT_TRUE(exiting->FlushForExit(absl::Seconds(30)));
+  Sender<int> tx(exiting->self(), *sender);
+  absl::Status status;
+  absl::Time deadline = absl::Now() + absl::Seconds(30);
+  while ((status = tx.send(1)).ok() && absl::Now() < deadline) absl::SleepFor(absl::Milliseconds(1));
+  EXPECT_TRUE(absl::IsUnavailable(status)) << status;
+  EXPECT_NE(status.message().find("has exited"), std::string::npos) << status;
+}
+
 TEST(ExitTest, RecvFromKilledPeerErrors) {
   Forked f = Fork([](Pid parent) {
     Sender<int> tx(parent);
