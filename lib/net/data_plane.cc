@@ -392,6 +392,16 @@ void DataPlane::OnHello(Link* link, const Hello& hello) {
       }
       lp.retry_timer->AddTimeout(options_.tie_break_retry);
       return;
+    case HelloKind::kExiting:
+      KillLink(link);
+      if (verdicts()) {
+        // Its verdict follows and says how it ended (its exit code): until
+        // then this is a dial that failed.
+        DialFailed(remote, absl::UnavailableError("it is exiting"));
+        return;
+      }
+      FailPeer(remote, absl::UnavailableError(absl::StrCat("process ", remote.to_string(), " has exited")));
+      return;
     default:
       KillLink(link);
       FailPeer(remote, absl::UnavailableError(absl::StrCat("process ", remote.to_string(), " has exited")));

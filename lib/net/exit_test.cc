@@ -100,15 +100,12 @@ TEST(ExitTest, FlushEndsTheWritingSideOnceAllIsWritten) {
 }
 
 // A process whose exit flush is done takes no connection it has nothing to
-// send on: a peer dialing it (to send) is told it is exiting, and its sends
-// fail as to an exited process instead of being taken and dropped. The
-// planes run as in a program: a peer is declared gone by its verdict
-// (which never comes here), not by its connection's end.
+// send on: a peer dialing it (to send) is told it is exiting instead of
+// having its values taken and dropped. Without verdicts (these planes) its
+// sends then fail as to an exited process.
 TEST(ExitTest, AnExitingProcessTellsDialersItIsExiting) {
-  net::DataPlane::Options options = TestOptions();
-  options.watch = [](const Pid&) {};
-  std::unique_ptr<net::DataPlane> exiting = net::testing::MakePlane(0x3300, options);
-  std::unique_ptr<net::DataPlane> sender = net::testing::MakePlane(0x3400, options);
+  std::unique_ptr<net::DataPlane> exiting = net::testing::MakePlane(0x3300);
+  std::unique_ptr<net::DataPlane> sender = net::testing::MakePlane(0x3400);
   ASSERT_TRUE(exiting->FlushForExit(absl::Seconds(30)));
   Sender<int> tx(exiting->self(), *sender);
   absl::Status status;
@@ -116,6 +113,33 @@ TEST(ExitTest, AnExitingProcessTellsDialersItIsExiting) {
   while ((status = tx.send(1)).ok() && absl::Now() < deadline) absl::SleepFor(absl::Milliseconds(1));
   EXPECT_TRUE(absl::IsUnavailable(status)) << status;
   EXPECT_NE(status.message().find("has exited"), std::string::npos) << status;
+}
+
+// With verdicts, as in a program, the dialer told so waits for the exiting
+// process's verdict, whose status (its exit code) its sends then fail with;
+// nothing it sent meanwhile is reported lost on a connection taken and
+// ended by the exiting process.
+TEST(ExitTest, WithVerdictsADialerToldItIsExitingEndsWithTheVerdict) {
+  net::DataPlane::Options options = TestOptions();
+  options.watch = [](const Pid&) {};
+  std::unique_ptr<net::DataPlane> exiting = net::testing::MakePlane(0x3500, options);
+  std::unique_ptr<net::DataPlane> sender = net::testing::MakePlane(0x3600, options);
+  ASSERT_TRUE(exiting->FlushForExit(absl::Seconds(30)));
+  Sender<int> tx(exiting->self(), *sender);
+  // Until the verdict: values queue (nothing takes them), and no send fails.
+  for (int i = 0; i < 200; ++i) {
+    absl::Status status = tx.try_send(i);
+    ASSERT_TRUE(status.ok() || absl::IsDeadlineExceeded(status)) << status;
+    absl::SleepFor(absl::Milliseconds(1));
+  }
+  sender->OnGone(exiting->self(), absl::UnavailableError("process x exited with code 7"), false);
+  absl::Status status;
+  absl::Time deadline = absl::Now() + absl::Seconds(30);
+  while ((status = tx.send_for(1, absl::Seconds(1))).ok() || absl::IsDeadlineExceeded(status)) {
+    if (absl::Now() > deadline) break;
+  }
+  EXPECT_TRUE(absl::IsUnavailable(status)) << status;
+  EXPECT_NE(status.message().find("exited with code 7"), std::string::npos) << status;
 }
 
 TEST(ExitTest, RecvFromKilledPeerErrors) {
