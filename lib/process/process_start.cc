@@ -158,7 +158,11 @@ pb::SpawnInfo RunSpareChild(pid_t monitor, const MonitorPipes& p, const CgroupLe
   ApplyHandOff(*info);
   const Resources& wanted = g_runtime.resources;
   if (!limited_to || limited_to->mem != wanted.mem || limited_to->cpu != wanted.cpu) {
-    if (absl::Status limited = leaf.SetLimits(wanted); !limited.ok()) WarnUnenforced(limited);
+    if (absl::Status limited = leaf.SetLimits(wanted); !limited.ok()) {
+      fprintf(stderr,
+              "constellation: cannot set this process's cgroup limits, its resources are not enforced as asked: %s\n",
+              limited.ToString().c_str());
+    }
   }
   absl::StatusOr<int> bridge_fd = ConnectLocal(g_runtime.bridge_name);
   if (!bridge_fd.ok()) Fail(std::string(bridge_fd.status().message()));

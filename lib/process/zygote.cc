@@ -160,6 +160,7 @@ bool Receive(int sock, Message* m) {
 bool IsLaunch(const Message& m) { return m.tag == kLaunchTag && !m.cut && m.nfds == kRequestFds; }
 
 bool SendMessage(int sock, char tag, const int* fds, int nfds, const std::string& payload, int flags) {
+  if (nfds < 0 || nfds > kRequestFds || payload.size() > kMaxPayload) return false;
   std::string bytes(1, tag);
   bytes += payload;
   iovec iov{bytes.data(), bytes.size()};

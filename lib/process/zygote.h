@@ -10,7 +10,8 @@
 // only waits on its socket; for each request from the bridge it forks a child
 // that returns from StartZygote() (with the request's hand-off fds) and goes
 // on into init()'s spawned-process path: no exec, no dynamic loading, and the
-// pages loading made (relocations, libraries' data) stay shared.
+// pages loading made (relocations, libraries' data) stay shared. With spares
+// (KeepSpares) the child was forked ahead and the request is handed to it.
 //
 // What a child inherits, beside the state at init(): fds 0 and 1 on
 // /dev/null, fd 2 as the top process had it (where a failure to start is
@@ -67,8 +68,9 @@ class Zygote {
   // request to it and forks the next spare. Call once, before Launch.
   void KeepSpares(const pb::CgroupBase& base);
 
-  // Forks a child that runs init()'s spawned path with `info` (its
-  // listen_fd() is passed along and closed here). Returns the child's OS pid.
+  // Forks a child that runs init()'s spawned path with `info`, or hands
+  // `info` to the spare forked ahead (its listen_fd() is passed along and
+  // closed here). Returns the child's OS pid (the spawn's monitor's).
   // Unavailable once the zygote is gone (the caller re-executes instead).
   absl::StatusOr<pid_t> Launch(const pb::SpawnInfo& info);
 
