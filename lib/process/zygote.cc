@@ -15,6 +15,7 @@
 #include <string>
 
 #include "absl/strings/str_cat.h"
+#include "lib/process/zygote_socket.h"
 
 extern char** environ;
 
@@ -29,8 +30,8 @@ constexpr int kExitWaitMs = 2000;
 // request for spares carries the cgroup base (a pb::CgroupBase) and no fds.
 constexpr char kLaunchTag = 'L';
 constexpr char kSparesTag = 'S';
-constexpr int kRequestFds = 2;        // the hand-off memfd, the data port
-constexpr size_t kMaxPayload = 8192;  // two paths
+constexpr int kRequestFds = 2;  // the hand-off memfd, the data port
+static_assert(kRequestFds <= kMaxZygoteMessageFds);
 
 // The signals the zygote handles differently from the program (kept away
 // from a terminal's Ctrl-C and from the program's own handlers, which must
@@ -109,80 +110,7 @@ void ToDevNull(int target, int flags) {
   close(fd);
 }
 
-// One message on the zygote's sockets: a tag byte, a payload and fds.
-struct Message {
-  char tag = 0;
-  std::string payload;
-  int fds[kRequestFds] = {-1, -1};
-  int nfds = 0;      // how many arrived (those past kRequestFds are closed)
-  bool cut = false;  // the payload or the fds did not fit
-  void CloseFds() {
-    for (int i = 0; i < nfds && i < kRequestFds; ++i) close(fds[i]);
-    nfds = 0;
-  }
-};
-
-// Receives one message (fds CLOEXEC). False when the other end is closed.
-bool Receive(int sock, Message* m) {
-  char bytes[1 + kMaxPayload];
-  iovec iov{bytes, sizeof(bytes)};
-  alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int) * (kRequestFds + 2))];
-  msghdr msg{};
-  msg.msg_iov = &iov;
-  msg.msg_iovlen = 1;
-  msg.msg_control = control;
-  msg.msg_controllen = sizeof(control);
-  ssize_t n;
-  do {
-    n = recvmsg(sock, &msg, MSG_CMSG_CLOEXEC);
-  } while (n < 0 && errno == EINTR);
-  if (n <= 0) return false;
-  for (cmsghdr* c = CMSG_FIRSTHDR(&msg); c != nullptr; c = CMSG_NXTHDR(&msg, c)) {
-    if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS) continue;
-    size_t k = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
-    for (size_t i = 0; i < k; ++i) {
-      int fd;
-      std::memcpy(&fd, CMSG_DATA(c) + i * sizeof(int), sizeof(int));
-      if (m->nfds < kRequestFds) {
-        m->fds[m->nfds++] = fd;
-      } else {
-        close(fd);
-        m->cut = true;
-      }
-    }
-  }
-  m->tag = bytes[0];
-  m->payload.assign(bytes + 1, static_cast<size_t>(n) - 1);
-  m->cut = m->cut || (msg.msg_flags & (MSG_CTRUNC | MSG_TRUNC)) != 0;
-  return true;
-}
-
-bool IsLaunch(const Message& m) { return m.tag == kLaunchTag && !m.cut && m.nfds == kRequestFds; }
-
-bool SendMessage(int sock, char tag, const int* fds, int nfds, const std::string& payload, int flags) {
-  if (nfds < 0 || nfds > kRequestFds || payload.size() > kMaxPayload) return false;
-  std::string bytes(1, tag);
-  bytes += payload;
-  iovec iov{bytes.data(), bytes.size()};
-  alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int) * kRequestFds)] = {};
-  msghdr msg{};
-  msg.msg_iov = &iov;
-  msg.msg_iovlen = 1;
-  if (nfds > 0) {
-    msg.msg_control = control;
-    msg.msg_controllen = CMSG_SPACE(sizeof(int) * nfds);
-    cmsghdr* c = CMSG_FIRSTHDR(&msg);
-    c->cmsg_level = SOL_SOCKET;
-    c->cmsg_type = SCM_RIGHTS;
-    c->cmsg_len = CMSG_LEN(sizeof(int) * nfds);
-    std::memcpy(CMSG_DATA(c), fds, sizeof(int) * nfds);
-  }
-  ssize_t n;
-  do {
-    n = sendmsg(sock, &msg, MSG_NOSIGNAL | flags);
-  } while (n < 0 && errno == EINTR);
-  return n == static_cast<ssize_t>(bytes.size());
-}
+bool IsLaunch(const ZygoteMessage& m) { return m.tag == kLaunchTag && !m.cut && m.nfds == kRequestFds; }
 
 void Reply(int sock, int64_t value) {
   ssize_t n;
@@ -236,7 +164,7 @@ bool ForkSpare(int sock, const pb::CgroupBase& base, const std::optional<pb::Res
 // Hands a launch request's fds to the spare, which then is the spawn's
 // monitor; the spare is used up either way. False if it is gone.
 bool HandToSpare(Spare* spare, const int fds[kRequestFds]) {
-  bool sent = SendMessage(spare->fd, kLaunchTag, fds, kRequestFds, "", MSG_DONTWAIT);
+  bool sent = SendZygoteMessage(spare->fd, kLaunchTag, fds, kRequestFds, "", MSG_DONTWAIT);
   spare->Drop();
   return sent;
 }
@@ -258,7 +186,7 @@ bool HandToSpare(Spare* spare, const int fds[kRequestFds]) {
   _exit(0);
 }
 
-ZygoteStart ForkedChild(const Message& request) {
+ZygoteStart ForkedChild(const ZygoteMessage& request) {
   ZygoteStart start;
   start.child = true;
   start.memfd = request.fds[0];
@@ -278,8 +206,8 @@ ZygoteStart Serve(int sock) {
       ZygoteStart start;
       if (ForkSpare(sock, *base, last, &spare, &start)) return start;
     }
-    Message m;
-    if (!Receive(sock, &m)) EndZygote(&spare);
+    ZygoteMessage m;
+    if (!ReceiveZygoteMessage(sock, &m)) EndZygote(&spare);
     if (m.tag == kSparesTag) {  // never answered; the first well-formed one counts
       pb::CgroupBase parsed;
       if (!base && !m.cut && m.nfds == 0 && parsed.ParseFromString(m.payload)) base = parsed;
@@ -337,7 +265,7 @@ bool Zygote::Serves(const LaunchOptions& options) const {
 
 bool Zygote::Send(char tag, const int* fds, int nfds, const std::string& payload) {
   if (fd_ < 0) return false;
-  return SendMessage(fd_, tag, fds, nfds, payload, 0);
+  return SendZygoteMessage(fd_, tag, fds, nfds, payload, 0);
 }
 
 void Zygote::KeepSpares(const pb::CgroupBase& base) { Send(kSparesTag, nullptr, 0, base.SerializeAsString()); }
@@ -376,12 +304,12 @@ absl::StatusOr<pid_t> Zygote::Launch(const pb::SpawnInfo& info) {
 
 bool SendSpawn(int fd, int memfd, int listen_fd) {
   int fds[kRequestFds] = {memfd, listen_fd};
-  return SendMessage(fd, kLaunchTag, fds, kRequestFds, "", 0);
+  return SendZygoteMessage(fd, kLaunchTag, fds, kRequestFds, "", 0);
 }
 
 bool AwaitSpawn(int spare_fd, int* memfd, int* listen_fd) {
-  Message m;
-  if (!Receive(spare_fd, &m)) return false;
+  ZygoteMessage m;
+  if (!ReceiveZygoteMessage(spare_fd, &m)) return false;
   if (!IsLaunch(m)) {
     m.CloseFds();
     return false;
