@@ -219,7 +219,7 @@ ZygoteStart Serve(int sock) {
       Reply(sock, -EINVAL);
       continue;
     }
-    if (pb::Resources resources; resources.ParseFromString(m.payload)) last = resources;
+    if (pb::Resources resources; resources.ParseFromString(m.payload) && resources.mem() > 0) last = resources;
     if (spare.ready()) {
       pid_t pid = spare.pid;
       if (HandToSpare(&spare, m.fds)) {
