@@ -437,8 +437,9 @@ void DataPlane::HandleIncoming(Link* link) {
   if (exiting_) {
     // What arrives now is dropped (FlushForExit): a connection is worth taking
     // only to deliver what this process still has for the dialer. Otherwise
-    // the dialer learns that this process is going, and its sends fail now
-    // rather than vanish (it redials once the flush ended our connection).
+    // the dialer (which redials once the flush ended our connection) learns
+    // that this process is going, instead of sending into the void: it then
+    // waits for our verdict, or fails its channels at once without verdicts.
     std::shared_ptr<Peer> peer = FindPeer(remote, nullptr);
     if (peer == nullptr || !peer->HasOutgoing()) {
       if (Reply(link, HelloKind::kExiting)) KillLink(link);
