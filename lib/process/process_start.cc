@@ -274,7 +274,9 @@ pb::SpawnInfo RunSpare(const ZygoteStart& start) {
     return RunSpareChild(monitor, p, *leaf);
   }
   int memfd = -1, listen_fd = -1;
-  if (!AwaitSpawn(start.spare_fd, &memfd, &listen_fd)) EndUnusedSpare(child, *std::move(leaf), start.base);
+  if (!AwaitSpawn(start.spare_fd, &memfd, &listen_fd, p.control[0])) {
+    EndUnusedSpare(child, *std::move(leaf), start.base);
+  }
   close(start.spare_fd);
   if (!unenforced.ok()) WarnUnenforced(unenforced);
   StartSpareMonitor(child, p, *std::move(leaf), limited_to, memfd, listen_fd);

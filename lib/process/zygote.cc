@@ -307,7 +307,17 @@ bool SendSpawn(int fd, int memfd, int listen_fd) {
   return SendZygoteMessage(fd, kLaunchTag, fds, kRequestFds, "", 0);
 }
 
-bool AwaitSpawn(int spare_fd, int* memfd, int* listen_fd) {
+bool AwaitSpawn(int spare_fd, int* memfd, int* listen_fd, int watched_fd) {
+  // The user process sends nothing before its spawn: anything on its socket
+  // is its end closing.
+  pollfd ready[2] = {{spare_fd, POLLIN, 0}, {watched_fd, POLLIN, 0}};
+  while (true) {
+    int n = poll(ready, watched_fd >= 0 ? 2 : 1, -1);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) return false;
+    if (ready[0].revents != 0) break;  // a spawn that came first is taken
+    if (ready[1].revents != 0) return false;
+  }
   ZygoteMessage m;
   if (!ReceiveZygoteMessage(spare_fd, &m)) return false;
   if (!IsLaunch(m)) {

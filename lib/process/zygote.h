@@ -108,8 +108,11 @@ struct ZygoteStart {
 };
 
 // In a spare: waits for its spawn's hand-off (memfd, listen_fd, CLOEXEC).
-// False when the zygote closed the spare's socket instead (it is ending).
-bool AwaitSpawn(int spare_fd, int* memfd, int* listen_fd);
+// False when the zygote closed the spare's socket instead (it is ending),
+// or when `watched_fd` (>= 0: the spare's end of its user process's control
+// socket) finds its other end closed first: the process the spawn was to
+// run in is gone, and the spare must end so that the zygote forks instead.
+bool AwaitSpawn(int spare_fd, int* memfd, int* listen_fd, int watched_fd = -1);
 // Sends a spawn's hand-off as the zygote sends it to a spare (the spare to
 // its user process); false if the other end is gone.
 bool SendSpawn(int fd, int memfd, int listen_fd);

@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
+#include <sys/socket.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -272,6 +273,22 @@ TEST(Zygote, ServesOnlyTheProgramsOwnArgvAndEnvironment) {
   pid_t pid = zygote->os_pid();
   zygote.reset();
   waitpid(pid, nullptr, 0);
+}
+
+// A spare whose user process is gone (its control socket's other end
+// closed) stops waiting, so that it ends and the zygote forks the spawn
+// itself; a spawn that came first is still taken.
+TEST(Zygote, ASpareStopsWaitingWhenItsProcessIsGone) {
+  int spare[2], control[2];
+  ASSERT_EQ(socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, spare), 0);
+  ASSERT_EQ(socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, control), 0);
+  close(control[1]);  // the process ended before its spawn came
+  int memfd = -1, listen_fd = -1;
+  EXPECT_FALSE(AwaitSpawn(spare[1], &memfd, &listen_fd, control[0]));
+  int fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+  ASSERT_TRUE(SendSpawn(spare[0], fd, fd));
+  EXPECT_TRUE(AwaitSpawn(spare[1], &memfd, &listen_fd, control[0]));
+  for (int f : {memfd, listen_fd, fd, spare[0], spare[1], control[0]}) close(f);
 }
 
 TEST(Zygote, Setting) {
