@@ -178,13 +178,20 @@ TEST(Zygote, ChildrenStartFromTheStateAtStartWithTheirHandOff) { ExpectChildrenS
 
 TEST(Zygote, ChildrenOfSparesStartFromTheStateAtStartWithTheirHandOff) { ExpectChildrenStartFromTheStateAtStart(true); }
 
+// Starts a zygote with spares (no cgroups); returns its children once it has
+// one, the spare (none if it failed to start).
+std::vector<pid_t> StartWithSpare(std::unique_ptr<Zygote>* zygote) {
+  *zygote = Start();
+  if (*zygote == nullptr) return {};
+  (*zygote)->KeepSpares(pb::CgroupBase());
+  return ChildrenOf((*zygote)->os_pid());
+}
+
 // With spares, a launch goes to the child forked ahead of it, and the next
 // one is forked at once.
 TEST(Zygote, ALaunchIsServedByTheSpareForkedAhead) {
-  std::unique_ptr<Zygote> zygote = Start();
-  ASSERT_NE(zygote, nullptr);
-  zygote->KeepSpares(pb::CgroupBase());
-  std::vector<pid_t> spare = ChildrenOf(zygote->os_pid());
+  std::unique_ptr<Zygote> zygote;
+  std::vector<pid_t> spare = StartWithSpare(&zygote);
   ASSERT_EQ(spare.size(), 1u);
   pid_t served = -1;
   EXPECT_THAT(LaunchAndRead(*zygote, "first", &served), HasSubstr("handoff=first"));
@@ -202,10 +209,8 @@ TEST(Zygote, ALaunchIsServedByTheSpareForkedAhead) {
 // A spare that died (killed, out of memory) costs nothing but the head
 // start: the launch is forked as without spares.
 TEST(Zygote, ADeadSpareIsReplacedByAFork) {
-  std::unique_ptr<Zygote> zygote = Start();
-  ASSERT_NE(zygote, nullptr);
-  zygote->KeepSpares(pb::CgroupBase());
-  std::vector<pid_t> spare = ChildrenOf(zygote->os_pid());
+  std::unique_ptr<Zygote> zygote;
+  std::vector<pid_t> spare = StartWithSpare(&zygote);
   ASSERT_EQ(spare.size(), 1u);
   kill(spare[0], SIGKILL);
   ASSERT_TRUE(Ends(spare[0]));
