@@ -19,7 +19,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/time/time.h"
 #include "lib/async/wait.h"
-#include "lib/core/codec.h"
+#include "lib/core/channel_value.h"
 #include "lib/core/type_name.h"
 
 namespace constellation::async_internal {
@@ -43,7 +43,7 @@ class RecvWait final : public Wait {
     absl::Status status = end_->Recv(absl::InfinitePast(), &fingerprint_, &payload_, read_socket);
     if (absl::IsDeadlineExceeded(status)) return false;
     if (status.ok()) {
-      result_.emplace(end_->template Decode<T>(fingerprint_, payload_));
+      result_.emplace(end_->template Decode<T>(fingerprint_, &payload_));
     } else {
       result_.emplace(std::move(status));
     }
@@ -54,7 +54,7 @@ class RecvWait final : public Wait {
   void CompleteBlocking(absl::Time deadline) override {
     absl::Status status = end_->Recv(deadline, &fingerprint_, &payload_);
     if (status.ok()) {
-      result_.emplace(end_->template Decode<T>(fingerprint_, payload_));
+      result_.emplace(end_->template Decode<T>(fingerprint_, &payload_));
     } else {
       result_.emplace(std::move(status));
     }
@@ -77,7 +77,7 @@ class SendWait final : public Wait {
   // Encodes `value` at once: it may be a temporary.
   SendWait(const End* end, bool* opened, const T& value, absl::Time deadline)
       : Wait(deadline), end_(end), opened_(opened) {
-    encode(value, &payload_);
+    channel_internal::EncodeValue(value, &payload_);
   }
   ~SendWait() { Cancel(); }
   absl::Status await_resume() { return std::move(result_); }

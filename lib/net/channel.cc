@@ -56,9 +56,8 @@ absl::Status ChannelEnd::Send(uint64_t fingerprint, std::string_view type_name, 
 }
 
 absl::Status ChannelEnd::SendParts(uint64_t fingerprint, std::string_view type_name, bool* opened,
-                                   std::string_view prefix, std::string_view bytes, std::string* scratch,
-                                   absl::Time deadline) const {
-  return peer().SendParts(fingerprint, type_name, opened, prefix, bytes, scratch, deadline);
+                                   std::string_view bytes, std::string* scratch, absl::Time deadline) const {
+  return peer().SendParts(fingerprint, type_name, opened, bytes, scratch, deadline);
 }
 
 std::string ChannelEnd::TypeName(uint64_t fingerprint) const { return peer().TypeName(fingerprint); }

@@ -29,6 +29,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/time/time.h"
 #include "lib/async/channel_waits.h"
+#include "lib/core/channel_value.h"
 #include "lib/core/codec.h"
 #include "lib/core/pid.h"
 #include "lib/core/type_name.h"
@@ -71,9 +72,9 @@ class ChannelEnd {
   // Peer::Send and Peer::TypeName (peer.h); abort on a moved-from channel.
   absl::Status Send(uint64_t fingerprint, std::string_view type_name, bool* opened, std::string* payload,
                     absl::Time deadline) const;
-  // Peer::SendParts: a payload in the caller's memory, `prefix` then `bytes`.
-  absl::Status SendParts(uint64_t fingerprint, std::string_view type_name, bool* opened, std::string_view prefix,
-                         std::string_view bytes, std::string* scratch, absl::Time deadline) const;
+  // Peer::SendParts: a payload in the caller's memory.
+  absl::Status SendParts(uint64_t fingerprint, std::string_view type_name, bool* opened, std::string_view bytes,
+                         std::string* scratch, absl::Time deadline) const;
   std::string TypeName(uint64_t fingerprint) const;
   // Peer::Recv: the oldest incoming value's type into *fingerprint and its
   // bytes into *payload (swapping buffers, so *payload's old one is reused).
@@ -83,18 +84,16 @@ class ChannelEnd {
   // Registers (add) or unregisters `waiter` to be fired when a Send or Recv
   // (by direction) may go on (Peer::AddSendWaiter, AddRecvWaiter).
   void Watch(Waiter* waiter, bool add) const;
-  // The value of a received frame, or why not (another type than T, bad bytes).
+  // The value of a received frame, or why not (another type than T, bad
+  // bytes). A big string takes *payload's buffer (channel_value.h).
   template <class T>
-  absl::StatusOr<T> Decode(uint64_t fingerprint, const std::string& payload) const {
+  absl::StatusOr<T> Decode(uint64_t fingerprint, std::string* payload) const {
     if (fingerprint != type_fingerprint<T>()) {
       return absl::InvalidArgumentError(absl::StrCat("Receiver<", std::string(type_name<T>()), "> from process ",
                                                      remote_.to_string(), " got a value sent by a Sender<",
                                                      TypeName(fingerprint), ">"));
     }
-    T value{};
-    absl::Status status = decode_into(payload, &value);
-    if (!status.ok()) return status;
-    return value;
+    return channel_internal::DecodeValue<T>(payload);
   }
 
  private:
@@ -108,28 +107,6 @@ class ChannelEnd {
   Direction direction_;
   std::shared_ptr<Peer> peer_;
 };
-
-// A value whose encoding (codec.h) is a count and then bytes that already lie
-// together in its memory: a string, or a vector of numbers. A Sender hands
-// the data plane the value's own memory (Peer::SendParts), so a big one is
-// written from where it is when the connection is free.
-template <class T>
-struct SentInPlace : std::is_same<T, std::string> {};
-template <class E, class A>
-struct SentInPlace<std::vector<E, A>>
-    : std::bool_constant<codec_internal::is_contiguous_arithmetic<std::vector<E, A>>> {};
-template <class T>
-inline constexpr bool kSentInPlace = SentInPlace<T>::value;
-
-// The payload of such a value: the codec's count (into *prefix, a few bytes)
-// and a view of the value's bytes (valid while the value is).
-template <class T>
-std::string_view InPlaceBytes(const T& value, std::string* prefix) {
-  static_assert(kSentInPlace<T>);
-  prefix->clear();
-  Encoder(prefix).WriteVarint(value.size());
-  return std::string_view(reinterpret_cast<const char*>(value.data()), value.size() * sizeof(value[0]));
-}
 
 // The Peer behind a channel, for select (select.h) and the data plane's tests;
 // users never need it.
@@ -162,13 +139,11 @@ class Sender {
   absl::Status try_send(const T& value) { return send_until(value, absl::InfinitePast()); }
   absl::Status send_for(const T& value, absl::Duration timeout) { return send_until(value, absl::Now() + timeout); }
   absl::Status send_until(const T& value, absl::Time deadline) {
-    if constexpr (net::kSentInPlace<T>) {
-      std::string prefix;  // a varint: within the string's inline buffer
-      std::string_view bytes = net::InPlaceBytes(value, &prefix);
-      return end_.SendParts(type_fingerprint<T>(), type_name<T>(), &opened_, prefix, bytes, &buffer_, deadline);
+    if constexpr (channel_internal::kSentInPlace<T>) {
+      return end_.SendParts(type_fingerprint<T>(), type_name<T>(), &opened_, channel_internal::InPlaceBytes(value),
+                            &buffer_, deadline);
     } else {
-      buffer_.clear();
-      encode(value, &buffer_);
+      channel_internal::EncodeValue(value, &buffer_);
       return end_.Send(type_fingerprint<T>(), type_name<T>(), &opened_, &buffer_, deadline);
     }
   }
@@ -209,12 +184,12 @@ class Receiver {
   absl::StatusOr<T> recv_for(absl::Duration timeout) {
     absl::Status status = end_.RecvFor(timeout, &fingerprint_, &payload_);  // no clock read if a value is queued
     if (!status.ok()) return status;
-    return end_.Decode<T>(fingerprint_, payload_);
+    return end_.Decode<T>(fingerprint_, &payload_);
   }
   absl::StatusOr<T> recv_until(absl::Time deadline) {
     absl::Status status = end_.Recv(deadline, &fingerprint_, &payload_);
     if (!status.ok()) return status;
-    return end_.Decode<T>(fingerprint_, payload_);
+    return end_.Decode<T>(fingerprint_, &payload_);
   }
 
   // Coroutine forms (lib/async, docs/async.md): co_await suspends the

@@ -56,16 +56,22 @@ FrameReader::Parsed FrameReader::Parse(absl::FunctionRef<bool()> admit_data, abs
 size_t FrameReader::Room() {
   const size_t end = std::min<uint64_t>(payload_.size(), header_.length);
   if (filled_ < end) return end - filled_;
-  // Geometric growth as bytes arrive: at most about twice what has arrived
-  // (or the capacity this buffer already has, a recycled one's), capped at
-  // the frame's length. A resize within the capacity allocates nothing, and
-  // zero-fills only what the buffer's size did not cover yet.
-  size_t target = std::max({payload_.capacity(), 2 * filled_, kBufferSize});
-  // Within an eighth of the length, take the whole frame: a last small step
-  // (a 1 MiB string's frame is 1 MiB and 3 bytes) would copy everything into
-  // a buffer that std::string doubles.
-  if (target < header_.length && header_.length - target <= target / 8) target = header_.length;
-  payload_.resize(std::min<uint64_t>(target, header_.length));
+  if (payload_.capacity() < header_.length) {
+    // Capacity for the frame. Up to kReserveMax, its whole length at once: a
+    // receiver took the last big buffer (channel_value.h), so a stream of big
+    // values gets a fresh one each time, and growing it step by step would
+    // copy the value once more. Memory still follows bytes: a reservation
+    // touches no page, and the fill below runs only a step ahead of them.
+    // Above it, kReserveMax first, then geometric growth as bytes arrive (to
+    // about twice what has arrived): a claim of 4 GiB reserves 64 MiB of
+    // address space and touches no more than a bigger value would.
+    size_t capacity = header_.length <= kReserveMax ? header_.length : std::max(2 * filled_, kReserveMax);
+    payload_.reserve(std::min<uint64_t>(capacity, header_.length));
+  }
+  // std::string cannot grow without zero-filling (C++23's
+  // resize_and_overwrite could): fill a step ahead of the bytes, so that
+  // recv writes over lines still in cache.
+  payload_.resize(std::min<uint64_t>({payload_.capacity(), filled_ + kFillStep, header_.length}));
   return payload_.size() - filled_;
 }
 

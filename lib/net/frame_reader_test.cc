@@ -205,15 +205,51 @@ TEST_F(FrameReaderTest, ARecycledBufferShowsOnlyTheNewFrame) {
   EXPECT_EQ(*reader_.payload(), "");
 }
 
-// A big frame grows its buffer as bytes arrive, and near the end takes the
-// whole length at once rather than a last small step (which would copy the
-// frame into a buffer std::string doubles): its capacity ends at the frame's
-// length, not twice it.
-TEST_F(FrameReaderTest, ABigFrameEndsInABufferOfItsLength) {
-  const std::string payload((1 << 20) + 3, 'b');
-  ASSERT_NO_FATAL_FAILURE(FeedWhileReading(Frame(FrameKind::kData, payload), 32 << 10));
+// A big frame into a fresh buffer (its receiver took the last one): the
+// buffer is reserved at the frame's length once, so it never moves (no copy
+// per doubling), and its size (zero-filled) stays at most kFillStep ahead of
+// the bytes read, so pages are touched as bytes arrive.
+TEST_F(FrameReaderTest, AFreshBufferIsReservedOnceAndFilledAStepAhead) {
+  std::string payload((1 << 20) + 3, '\0');
+  for (size_t i = 0; i < payload.size(); ++i) payload[i] = static_cast<char>(i * 7);
+  const std::string frame = Frame(FrameKind::kData, payload);
+  const char* memory = nullptr;
+  size_t written = 0, read = 0;
+  Parsed parsed = Parsed::kNeedMore;
+  while (parsed != Parsed::kFrame) {
+    ASSERT_LT(written, frame.size());
+    const size_t piece = std::min<size_t>(frame.size() - written, 40 << 10);
+    Write(frame.substr(written, piece));
+    written += piece;
+    while (reader_.ReadSome(in_, SIZE_MAX).what == Read::kData) {
+    }
+    read = written;  // the socket is drained
+    parsed = Parse();
+    ASSERT_NE(parsed, Parsed::kBad) << bad_;
+    const std::string& buffer = *reader_.payload();
+    if (read <= kFrameHeaderSize) continue;
+    if (memory == nullptr) memory = buffer.data();
+    EXPECT_EQ(buffer.data(), memory) << "the buffer moved after " << read << " bytes";
+    EXPECT_GE(buffer.capacity(), payload.size());
+    EXPECT_LE(buffer.size(), read - kFrameHeaderSize + FrameReader::kFillStep) << "after " << read << " bytes";
+  }
   EXPECT_TRUE(*reader_.payload() == payload);
   EXPECT_LT(reader_.payload()->capacity(), payload.size() + payload.size() / 8);
+}
+
+// A header claiming more than kReserveMax reserves kReserveMax, and fills
+// only a step ahead of the few bytes that came.
+TEST_F(FrameReaderTest, AHugeClaimReservesAtMostTheCapAndTouchesAStep) {
+  FrameHeader header;
+  header.length = uint64_t{2} << 30;
+  char bytes[kFrameHeaderSize];
+  EncodeFrameHeader(header, bytes);
+  Write(std::string(bytes, kFrameHeaderSize) + std::string(FrameReader::kDirectRead + 100, 'c'));
+  while (reader_.ReadSome(in_, SIZE_MAX).what == Read::kData) {
+    EXPECT_EQ(Parse(), Parsed::kNeedMore);
+  }
+  EXPECT_LE(reader_.payload()->capacity(), FrameReader::kReserveMax + 64);
+  EXPECT_LE(reader_.payload()->size(), FrameReader::kDirectRead + 100 + FrameReader::kFillStep);
 }
 
 // After a big frame the reader expects another: it reads the next header

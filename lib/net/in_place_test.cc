@@ -1,7 +1,9 @@
 // Strings and vectors of numbers are sent from the caller's memory
-// (Peer::SendParts): values arrive whole and in order whatever part of a
-// frame a sendmsg takes, and whether they went in place or were queued.
+// (Peer::SendParts) as their bytes alone (lib/core/channel_value.h): values
+// arrive whole and in order whatever part of a frame a sendmsg takes, and
+// whether they went in place or were queued.
 #include <gtest/gtest.h>
+#include <unistd.h>
 
 #include <cstdint>
 #include <string>
@@ -15,6 +17,7 @@ namespace constellation {
 namespace {
 
 using net::DataPlane;
+using net::testing::HeaderBytes;
 using net::testing::MakePlane;
 
 using Pair = net::testing::PlanePair;
@@ -105,6 +108,49 @@ TEST(InPlaceTest, VectorsOfNumbersRoundTrip) {
     EXPECT_TRUE(*got_d == d) << n;
     EXPECT_TRUE(*got_v == v) << n;
   }
+}
+
+// What a Sender<T> of a fake process writes: an Open frame, then data frames
+// of `payloads` as they are.
+template <class T>
+std::string FramesOf(const std::vector<std::string>& payloads) {
+  std::string name(type_name<T>());
+  std::string bytes = HeaderBytes(net::FrameKind::kOpen, name.size(), type_fingerprint<T>()) + name;
+  for (const std::string& p : payloads) {
+    bytes += HeaderBytes(net::FrameKind::kData, p.size(), type_fingerprint<T>()) + p;
+  }
+  return bytes;
+}
+
+// On the wire a string is its bytes, a vector its elements' bytes: no count.
+// A vector's payload that is not a whole number of elements is refused.
+TEST(InPlaceTest, OnTheWireAValueIsItsBytesAlone) {
+  auto b = MakePlane(0xb);
+  const Pid strings = Pid::FromIpv4(0x7f000001, 7, 0x51);
+  const Pid vectors = Pid::FromIpv4(0x7f000001, 7, 0x52);
+  const std::string big(100000, 'b');
+  net::testing::RawHello s = net::testing::RawDial(b->self(), strings, b->self(), net::testing::TestSecret(),
+                                                   FramesOf<std::string>({"hello", "", big}));
+  ASSERT_TRUE(s.verdict.ok()) << s.verdict.status();
+  Receiver<std::string> rx(strings, *b);
+  for (const std::string& want : {std::string("hello"), std::string(), big}) {
+    absl::StatusOr<std::string> got = rx.recv();
+    ASSERT_TRUE(got.ok()) << got.status();
+    EXPECT_TRUE(*got == want) << got->size() << " bytes";
+  }
+  const int32_t two[2] = {7, -7};
+  net::testing::RawHello v = net::testing::RawDial(
+      b->self(), vectors, b->self(), net::testing::TestSecret(),
+      FramesOf<std::vector<int32_t>>({std::string(reinterpret_cast<const char*>(two), 8), "123456"}));
+  ASSERT_TRUE(v.verdict.ok()) << v.verdict.status();
+  Receiver<std::vector<int32_t>> vrx(vectors, *b);
+  absl::StatusOr<std::vector<int32_t>> got = vrx.recv();
+  ASSERT_TRUE(got.ok()) << got.status();
+  EXPECT_EQ(*got, (std::vector<int32_t>{7, -7}));
+  got = vrx.recv();
+  EXPECT_TRUE(absl::IsInvalidArgument(got.status())) << got.status();
+  close(s.fd);
+  close(v.fd);
 }
 
 }  // namespace

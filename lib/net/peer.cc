@@ -78,17 +78,16 @@ void Peer::CallHook(After after) {
   if (after == After::kWantWrite) hooks_.want_write(pid_);
 }
 
-absl::Status Peer::SendParts(uint64_t fingerprint, std::string_view type_name, bool* opened, std::string_view prefix,
-                             std::string_view bytes, std::string* scratch, absl::Time deadline) {
+absl::Status Peer::SendParts(uint64_t fingerprint, std::string_view type_name, bool* opened, std::string_view bytes,
+                             std::string* scratch, absl::Time deadline) {
   UniqueLock lock(&send_.mu());
   if (absl::Status room = AwaitRoomLocked(deadline); !room.ok()) return room;
-  const size_t size = prefix.size() + bytes.size();
+  const size_t size = bytes.size();
   if (!*opened || size < kInPlaceMin || fd_ < 0 || writing_ || write_armed_ || holding_ || flush_posted_ ||
       !send_.empty()) {
     // Small, or the connection is busy: the payload joins the queue (a copy),
     // to go out in order behind what is there.
-    scratch->assign(prefix);
-    scratch->append(bytes);
+    scratch->assign(bytes);
     const After after = QueueLocked(fingerprint, type_name, opened, scratch);
     lock.Unlock();
     CallHook(after);
@@ -100,21 +99,19 @@ absl::Status Peer::SendParts(uint64_t fingerprint, std::string_view type_name, b
   // only a copy of what the socket did not take.
   writing_ = true;
   const char* header = send_.PushInPlace(FrameHeader{FrameKind::kData, kChannelForward, fingerprint, size});
-  iovec iov[3] = {{const_cast<char*>(header), kFrameHeaderSize},
-                  {const_cast<char*>(prefix.data()), prefix.size()},
-                  {const_cast<char*>(bytes.data()), bytes.size()}};
+  iovec iov[2] = {{const_cast<char*>(header), kFrameHeaderSize}, {const_cast<char*>(bytes.data()), bytes.size()}};
   const int fd = fd_;
   send_.mu().Unlock();  // the write role keeps the head slot ours (see WriteLocked)
   msghdr msg{};
   msg.msg_iov = iov;
-  msg.msg_iovlen = 3;
+  msg.msg_iovlen = 2;
   ssize_t written;
   do {
     written = sendmsg(fd, &msg, MSG_NOSIGNAL | MSG_DONTWAIT);
   } while (written < 0 && errno == EINTR);
   const int error = errno;
   send_.mu().Lock();
-  const bool all = send_.FinishInPlace(written > 0 ? static_cast<size_t>(written) : 0, prefix, bytes);
+  const bool all = send_.FinishInPlace(written > 0 ? static_cast<size_t>(written) : 0, bytes);
   last_direct_write_ns_ = MonotonicNs();
   deliveries_at_write_ = recv_.deliveries();
   const bool blocked = written >= 0 ? !all : (error == EAGAIN || error == EWOULDBLOCK);

@@ -107,14 +107,14 @@ class Peer {
   // the peer's error once it is gone.
   absl::Status Send(uint64_t fingerprint, std::string_view type_name, bool* opened, std::string* payload,
                     absl::Time deadline);
-  // Send for a payload in the caller's memory: `prefix` then `bytes`, read
-  // only until this returns. When nothing is queued or being written and the
+  // Send for a payload in the caller's memory, `bytes`, read only until this
+  // returns. When nothing is queued or being written and the
   // payload is big (kInPlaceMin), header and payload go out from where they
   // are in one sendmsg, and only what the socket did not take is copied into
   // the queue; otherwise the payload is copied into *scratch and queued as
   // Send does. Same waits and errors as Send.
-  absl::Status SendParts(uint64_t fingerprint, std::string_view type_name, bool* opened, std::string_view prefix,
-                         std::string_view bytes, std::string* scratch, absl::Time deadline);
+  absl::Status SendParts(uint64_t fingerprint, std::string_view type_name, bool* opened, std::string_view bytes,
+                         std::string* scratch, absl::Time deadline);
   bool SendReady();
   void AddSendWaiter(Waiter* w);
   void RemoveSendWaiter(Waiter* w);

@@ -19,12 +19,12 @@ void SendQueue::RemoveWaiter(Waiter* w) {
   waiters_.erase(std::find(waiters_.begin(), waiters_.end(), w));
 }
 
-bool SendQueue::FinishInPlace(size_t written, std::string_view prefix, std::string_view bytes) {
+bool SendQueue::FinishInPlace(size_t written, std::string_view bytes) {
   written_on_connection_ += written;
   bytes_ -= in_place_bytes_;
   in_place_bytes_ = 0;
   OutFrame& frame = frames_.front();
-  if (written == kFrameHeaderSize + prefix.size() + bytes.size()) {
+  if (written == kFrameHeaderSize + bytes.size()) {
     frames_.pop_front();  // the slot's own (small) buffer stays with it
     return true;
   }
@@ -34,9 +34,7 @@ bool SendQueue::FinishInPlace(size_t written, std::string_view prefix, std::stri
   // sends it again whole on the next one.
   offset_ = written;
   spares_.Take(&frame.payload);
-  frame.payload.clear();
-  frame.payload.append(prefix);
-  frame.payload.append(bytes);
+  frame.payload.assign(bytes);
   bytes_ += frame.payload.size();
   return false;
 }

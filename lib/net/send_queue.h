@@ -61,11 +61,10 @@ class SendQueue {
     ++pushes_;
     return frame.header;
   }
-  // `written` bytes of the head frame's header and payload (`prefix` then
-  // `bytes`) went out: pops it when all did (true), else keeps a copy of the
-  // payload, to be written on from there like any queued frame.
-  bool FinishInPlace(size_t written, std::string_view prefix, std::string_view bytes)
-      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // `written` bytes of the head frame's header and payload (`bytes`) went
+  // out: pops it when all did (true), else keeps a copy of the payload, to be
+  // written on from there like any queued frame.
+  bool FinishInPlace(size_t written, std::string_view bytes) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Room for a data frame and its Open frame.
   bool HasRoom() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
     return frames_.size() + 2 + peer_internal::kControlReserve <= frames_.max_capacity() && bytes_ < max_bytes_;

@@ -28,26 +28,25 @@ std::string Header(uint64_t fingerprint, uint64_t length) {
 class InPlaceTest : public ::testing::TestWithParam<size_t> {};
 
 TEST_P(InPlaceTest, TheRestOfAPartlyWrittenFrameIsWhatGoesNext) {
-  const std::string prefix = "\x05";
   std::string bytes(70000, '\0');
   for (size_t i = 0; i < bytes.size(); ++i) bytes[i] = static_cast<char>(i * 7 + (i >> 9));
-  const std::string frame = Header(9, prefix.size() + bytes.size()) + prefix + bytes;
+  const std::string frame = Header(9, bytes.size()) + bytes;
   const size_t written = GetParam();
 
   SendQueue q(64, 1 << 20);
   MutexLock lock(&q.mu());
-  const char* header = q.PushInPlace(FrameHeader{FrameKind::kData, kChannelForward, 9, prefix.size() + bytes.size()});
+  const char* header = q.PushInPlace(FrameHeader{FrameKind::kData, kChannelForward, 9, bytes.size()});
   EXPECT_EQ(std::string(header, kFrameHeaderSize), frame.substr(0, kFrameHeaderSize));
   EXPECT_FALSE(q.HasRoom() && q.bytes() == 0) << "the frame in flight counts toward the bound";
   std::string behind = "next";  // queued by another thread while the frame was in flight
   q.Push(FrameHeader{FrameKind::kData, kChannelForward, 3, behind.size()}, &behind, false);
 
-  const bool all = q.FinishInPlace(written, prefix, bytes);
+  const bool all = q.FinishInPlace(written, bytes);
   EXPECT_EQ(all, written == frame.size());
   const std::string rest = frame.substr(written) + Header(3, 4) + "next";
   EXPECT_EQ(Pending(q), rest);
   // A frame being written counts its whole payload until it is done.
-  EXPECT_EQ(q.bytes(), all ? 4 : prefix.size() + bytes.size() + 4);
+  EXPECT_EQ(q.bytes(), all ? 4 : bytes.size() + 4);
   q.Consume(rest.size());
   EXPECT_TRUE(q.empty());
   EXPECT_EQ(q.bytes(), 0u);
@@ -57,17 +56,16 @@ TEST_P(InPlaceTest, TheRestOfAPartlyWrittenFrameIsWhatGoesNext) {
 // The connection breaks with the frame partly written: on the next one
 // (DropPartial) it goes again whole, header and all of its payload.
 TEST_P(InPlaceTest, AFrameCutByABrokenConnectionGoesAgainWhole) {
-  const std::string prefix = "\x05";
   std::string bytes(70000, '\0');
   for (size_t i = 0; i < bytes.size(); ++i) bytes[i] = static_cast<char>(i * 13 + (i >> 7));
-  const std::string frame = Header(9, prefix.size() + bytes.size()) + prefix + bytes;
+  const std::string frame = Header(9, bytes.size()) + bytes;
   const size_t written = GetParam();
   if (written == frame.size()) return;  // nothing left to cut
 
   SendQueue q(64, 1 << 20);
   MutexLock lock(&q.mu());
-  q.PushInPlace(FrameHeader{FrameKind::kData, kChannelForward, 9, prefix.size() + bytes.size()});
-  EXPECT_FALSE(q.FinishInPlace(written, prefix, bytes));
+  q.PushInPlace(FrameHeader{FrameKind::kData, kChannelForward, 9, bytes.size()});
+  EXPECT_FALSE(q.FinishInPlace(written, bytes));
   q.DropPartial();
   q.StartConnection();
   EXPECT_EQ(Pending(q), frame);

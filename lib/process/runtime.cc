@@ -18,6 +18,7 @@
 #include "lib/process/launch.h"
 #include "lib/process/local_bridge.h"
 #include "lib/process/local_socket.h"
+#include "lib/process/malloc_tuning.h"
 #include "lib/process/process_start.h"
 #include "lib/process/proto_convert.h"
 #include "lib/process/resources_query.h"
@@ -210,6 +211,7 @@ void init(Resources resources) {
     Die("init() called after threads were started: call it first in main(), before anything starts a thread");
   }
   RaiseFileLimit();
+  TuneMalloc();
   if (getenv(kResourcesQueryEnv) != nullptr) {  // a master asks before placing this root
     fputs(FormatResourcesAnswer(resources).c_str(), stdout);
     fflush(stdout);

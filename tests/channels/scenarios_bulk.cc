@@ -1,6 +1,8 @@
 // Channel scenarios (scenarios.h) of bulk data and back pressure: 100 MiB
-// values each way, a reader that stops, one stalled direction not stalling the
+// values each way, a stream of 1 MiB values, a reader that stops, one stalled direction not stalling the
 // other, and the exit flush giving up on a peer that never reads.
+#include <sys/resource.h>
+
 #include <algorithm>
 #include <cstdint>
 #include <cstring>
@@ -98,6 +100,49 @@ int BigValueScenario(int mib) {
   Report(absl::StrCat("big value of ", mib, " MiB each way in ", absl::ToInt64Milliseconds(absl::Now() - start),
                       " ms (send returned after ", absl::ToInt64Milliseconds(send_took), " ms, recv waited ",
                       absl::ToInt64Milliseconds(recv_took), " ms)"));
+  return 0;
+}
+
+// ---- big_stream: 1 MiB strings, each handed over in the buffer it arrived in ---------------
+
+constexpr int kStreamValues = 300;
+constexpr int kStreamWarmup = 50;
+
+// Each value is the same 1 MiB but for its index in its first 8 bytes.
+void StreamChild(Pid parent) {
+  Sender<std::string> out(parent);
+  std::string value = BigValue(kOneMiB, 3);
+  for (int64_t i = 0; i < kStreamValues; ++i) {
+    std::memcpy(value.data(), &i, sizeof(i));
+    ExpectOk(out.send(value), absl::StrCat("send value ", i));
+  }
+}
+
+uint64_t MinorFaults() {
+  rusage usage{};
+  getrusage(RUSAGE_SELF, &usage);
+  return static_cast<uint64_t>(usage.ru_minflt);
+}
+
+// The receiver's page faults over the stream after a warm-up: a value taken
+// from its frame's buffer must not leave the next frame to fault a fresh
+// buffer in (lib/process/malloc_tuning.h).
+int BigStream() {
+  Pid child = SpawnWith(kBigValueResources, StreamChild);
+  Receiver<std::string> in(child);
+  const std::string want = BigValue(kOneMiB, 3);
+  uint64_t faults_after_warmup = 0;
+  for (int64_t i = 0; i < kStreamValues; ++i) {
+    std::string got = Get(in.recv(), absl::StrCat("recv value ", i));
+    int64_t index = -1;
+    if (got.size() == kOneMiB) std::memcpy(&index, got.data(), sizeof(index));
+    Expect(index == i, absl::StrCat("value ", i, ": ", got.size(), " bytes, index ", index));
+    Expect(std::memcmp(got.data() + sizeof(index), want.data() + sizeof(index), kOneMiB - sizeof(index)) == 0,
+           absl::StrCat("value ", i, ": its bytes differ"));
+    if (i + 1 == kStreamWarmup) faults_after_warmup = MinorFaults();
+  }
+  Report(absl::StrCat("big_stream: ", kStreamValues - kStreamWarmup, " values of 1 MiB after the warm-up, ",
+                      MinorFaults() - faults_after_warmup, " page faults"));
   return 0;
 }
 
@@ -277,6 +322,7 @@ int StuckPeer() {
 
 int RunBulkScenario(const std::string& name, int argc, char** argv) {
   if (name == "big_value") return BigValueScenario(IntArg(argc, argv, 2, 100));
+  if (name == "big_stream") return BigStream();
   if (name == "back_pressure") return BackPressure();
   if (name == "no_stall") return NoStall();
   if (name == "stuck_peer") return StuckPeer();

@@ -29,8 +29,8 @@ int Run(int argc, char** argv) {
 }  // namespace channel_scenarios
 
 int main(int argc, char** argv) {
-  // Resources are enforced: the 100 MiB value needs more than the default.
-  bool big = argc > 1 && std::string(argv[1]) == "big_value";
+  // Resources are enforced: big values need more than the default.
+  bool big = argc > 1 && (std::string(argv[1]) == "big_value" || std::string(argv[1]) == "big_stream");
   channel_scenarios::LimitFilesForScenario(argc, argv);
   constellation::init(big ? channel_scenarios::kBigValueResources : constellation::Resources());
   return channel_scenarios::Run(argc, argv);
