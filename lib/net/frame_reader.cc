@@ -9,6 +9,23 @@
 #include "absl/strings/str_cat.h"
 
 namespace constellation::net {
+namespace {
+
+// Sets the size of *s to `size` (at least its size now). The new bytes are
+// left as they were where the library allows it (C++23's
+// resize_and_overwrite: this file is built as C++23 for it, see BUILD.bazel),
+// else zero-filled: 7% of a receiving core in a stream of 1 MiB values. Only
+// the reader writes them, and the frame's buffer is cut to what it wrote
+// before anyone sees it.
+void GrowUninitialized(std::string* s, size_t size) {
+#if defined(__cpp_lib_string_resize_and_overwrite)
+  s->resize_and_overwrite(size, [](char*, size_t n) { return n; });
+#else
+  s->resize(size);
+#endif
+}
+
+}  // namespace
 
 FrameReader::Parsed FrameReader::Parse(absl::FunctionRef<bool()> admit_data, absl::Status* bad) {
   size_t available = end_ - pos_;
@@ -68,10 +85,9 @@ size_t FrameReader::Room() {
     size_t capacity = header_.length <= kReserveMax ? header_.length : std::max(2 * filled_, kReserveMax);
     payload_.reserve(std::min<uint64_t>(capacity, header_.length));
   }
-  // std::string cannot grow without zero-filling (C++23's
-  // resize_and_overwrite could): fill a step ahead of the bytes, so that
-  // recv writes over lines still in cache.
-  payload_.resize(std::min<uint64_t>({payload_.capacity(), filled_ + kFillStep, header_.length}));
+  // The size, a step ahead of the bytes: with a library that must zero-fill,
+  // recv then writes over lines still in cache.
+  GrowUninitialized(&payload_, std::min<uint64_t>({payload_.capacity(), filled_ + kFillStep, header_.length}));
   return payload_.size() - filled_;
 }
 

@@ -38,7 +38,7 @@ class FrameReader {
   static constexpr size_t kBufferSize = 64 << 10;
   static constexpr size_t kDirectRead = 16 << 10;
   // A frame's payload buffer: capacity for at most this much before bytes
-  // arrive (Room), and its size (zero-filled) at most kFillStep ahead of them.
+  // arrive (Room), and its size at most kFillStep ahead of them.
   static constexpr size_t kReserveMax = 64 << 20;
   static constexpr size_t kFillStep = 256 << 10;
 
