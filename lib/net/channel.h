@@ -133,7 +133,9 @@ class Sender {
   Sender& operator=(Sender&&) noexcept = default;
 
   // Blocks until the value is handed to the data plane (buffered, not a
-  // rendezvous): only while the buffer bound toward `remote` is reached.
+  // rendezvous): only while the buffer bound toward `remote` is reached, or
+  // while the connection is taking a big string or vector of numbers from
+  // the caller's memory (docs/channels.md: it is copied once that stops).
   absl::Status send(const T& value) { return send_until(value, absl::InfiniteFuture()); }
   // Never blocks: kDeadlineExceeded when the buffer bound is reached.
   absl::Status try_send(const T& value) { return send_until(value, absl::InfinitePast()); }

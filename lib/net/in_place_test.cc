@@ -3,13 +3,19 @@
 // arrive whole and in order whatever part of a frame a sendmsg takes, and
 // whether they went in place or were queued.
 #include <gtest/gtest.h>
+#include <poll.h>
+#include <sys/socket.h>
 #include <unistd.h>
+
+#include <algorithm>
+#include <memory>
 
 #include <cstdint>
 #include <string>
 #include <thread>
 #include <vector>
 
+#include "absl/synchronization/notification.h"
 #include "lib/net/channel.h"
 #include "lib/net/test_util.h"
 
@@ -120,6 +126,57 @@ std::string FramesOf(const std::vector<std::string>& payloads) {
     bytes += HeaderBytes(net::FrameKind::kData, p.size(), type_fingerprint<T>()) + p;
   }
   return bytes;
+}
+
+// Reads exactly `n` bytes from the blocking socket `fd`, waiting at most 30 s
+// for each piece; fewer if it closes or stalls.
+std::string ReadBytes(int fd, size_t n) {
+  std::string got;
+  std::string buffer(1 << 20, '\0');
+  while (got.size() < n) {
+    pollfd p{fd, POLLIN, 0};
+    if (poll(&p, 1, 30000) != 1) break;
+    ssize_t r = read(fd, buffer.data(), std::min(buffer.size(), n - got.size()));
+    if (r <= 0) break;
+    got.append(buffer.data(), static_cast<size_t>(r));
+  }
+  return got;
+}
+
+// A big value the socket cannot take whole is written from the sender's
+// memory while the connection makes progress. Toward a peer that reads
+// nothing, send still returns (the rest is copied and buffered, as the bound
+// allows one value), and what is then written is the value as it was, not
+// what the caller later does with its memory.
+TEST(InPlaceTest, ASendToAPeerThatReadsNothingReturnsAndItsValueIsIntact) {
+  net::testing::Listener raw = net::testing::Listen(0x3700);
+  const int small = 64 << 10;  // the raw end's receive buffer: the kernel takes little
+  ASSERT_EQ(setsockopt(raw.fd, SOL_SOCKET, SO_RCVBUF, &small, sizeof(small)), 0);
+  std::unique_ptr<DataPlane> plane = MakePlane(0x3800);
+  Sender<std::string> tx(raw.pid, *plane);
+  ASSERT_TRUE(tx.send(std::string("hello")).ok());  // dials
+  const int fd = net::testing::RawAccept(raw.fd, raw.pid, net::testing::TestSecret());
+  ASSERT_GE(fd, 0);
+  const std::string first = FramesOf<std::string>({"hello"});
+  ASSERT_EQ(ReadBytes(fd, first.size()), first);  // the connection is up: the next send goes in place
+
+  const std::string value = Pattern(16 << 20, 9);  // more than the socket buffers hold
+  std::string mine = value;
+  absl::Notification sent;
+  std::thread sender([&] {
+    EXPECT_TRUE(tx.send(mine).ok());
+    mine.assign(mine.size(), 'z');  // the caller's memory is its own again
+    sent.Notify();
+  });
+  const bool returned = sent.WaitForNotificationWithTimeout(absl::Seconds(30));
+  EXPECT_TRUE(returned) << "send waited for a peer that reads nothing";
+  const std::string want = HeaderBytes(net::FrameKind::kData, value.size(), type_fingerprint<std::string>()) + value;
+  const std::string got = ReadBytes(fd, want.size());
+  sender.join();
+  EXPECT_EQ(got.size(), want.size());
+  EXPECT_TRUE(got == want) << "the value arrived changed";
+  close(fd);
+  close(raw.fd);
 }
 
 // On the wire a string is its bytes, a vector its elements' bytes: no count.

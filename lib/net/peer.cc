@@ -95,8 +95,10 @@ absl::Status Peer::SendParts(uint64_t fingerprint, std::string_view type_name, b
   }
   // Nothing queued and nobody writing: header and payload go out from where
   // they are, in one sendmsg. The frame holds its place at the head of the
-  // queue meanwhile (senders on other threads queue behind it), and keeps
-  // only a copy of what the socket did not take.
+  // queue meanwhile (senders on other threads queue behind it). What the
+  // socket did not take is written by the loop from the caller's memory while
+  // this send may wait (a lent frame, see AwaitLentLocked), else from a copy.
+  const bool lend = deadline == absl::InfiniteFuture() || deadline > absl::Now();
   writing_ = true;
   const char* header = send_.PushInPlace(FrameHeader{FrameKind::kData, kChannelForward, fingerprint, size});
   iovec iov[2] = {{const_cast<char*>(header), kFrameHeaderSize}, {const_cast<char*>(bytes.data()), bytes.size()}};
@@ -111,19 +113,44 @@ absl::Status Peer::SendParts(uint64_t fingerprint, std::string_view type_name, b
   } while (written < 0 && errno == EINTR);
   const int error = errno;
   send_.mu().Lock();
-  const bool all = send_.FinishInPlace(written > 0 ? static_cast<size_t>(written) : 0, bytes);
+  const bool all = send_.FinishInPlace(written > 0 ? static_cast<size_t>(written) : 0, bytes, lend);
   last_direct_write_ns_ = MonotonicNs();
   deliveries_at_write_ = recv_.deliveries();
   const bool blocked = written >= 0 ? !all : (error == EAGAIN || error == EWOULDBLOCK);
   // All written: frames queued meanwhile go now. A broken socket: the loop
-  // sees it on its read side and fails the peer.
-  if (!blocked && WriteLocked() != WriteResult::kBlocked) return absl::OkStatus();
-  // The socket is full: the loop writes the rest when it drains.
-  writing_ = false;
-  write_armed_ = true;
-  send_.Notify();
-  lock.Unlock();
-  hooks_.want_write(pid_);
+  // sees it on its read side and fails the peer (or redials).
+  if (blocked || WriteLocked() == WriteResult::kBlocked) {
+    // The socket is full: the loop writes the rest when it drains.
+    writing_ = false;
+    write_armed_ = true;
+    send_.Notify();
+    lock.Unlock();
+    hooks_.want_write(pid_);
+    lock.Lock();
+  }
+  return AwaitLentLocked(deadline);
+}
+
+absl::Status Peer::AwaitLentLocked(absl::Time deadline) {
+  // Wait while the connection makes progress: a receiver that reads (its
+  // data plane reads whatever its program does, up to its queue's bound)
+  // takes the value soon, and its memory was never copied. One that does not
+  // leaves the value to be copied and buffered, as if it had been so at once.
+  uint64_t written = send_.written_on_connection();
+  absl::Time patience = absl::Now() + kLendPatience;
+  while (send_.lent() && send_.status().ok()) {
+    const bool woken = send_.cv().WaitUntil(&send_.mu(), std::min(deadline, patience));
+    if (send_.written_on_connection() != written) {
+      written = send_.written_on_connection();
+      patience = absl::Now() + kLendPatience;
+    } else if (!woken && absl::Now() >= std::min(deadline, patience)) {
+      break;
+    }
+  }
+  if (send_.lent()) {
+    while (writing_) send_.cv().Wait(&send_.mu());  // the loop writes from the value: a non-blocking sendmsg
+    send_.TakeBackLent();
+  }
   return absl::OkStatus();
 }
 

@@ -108,11 +108,13 @@ class Peer {
   absl::Status Send(uint64_t fingerprint, std::string_view type_name, bool* opened, std::string* payload,
                     absl::Time deadline);
   // Send for a payload in the caller's memory, `bytes`, read only until this
-  // returns. When nothing is queued or being written and the
-  // payload is big (kInPlaceMin), header and payload go out from where they
-  // are in one sendmsg, and only what the socket did not take is copied into
-  // the queue; otherwise the payload is copied into *scratch and queued as
-  // Send does. Same waits and errors as Send.
+  // returns. When nothing is queued or being written and the payload is big
+  // (kInPlaceMin), header and payload go out from where they are in one
+  // sendmsg; what the socket did not take is written on from there while the
+  // connection makes progress (unless `deadline` has passed: try_send), and
+  // copied into the queue once it stops (AwaitLentLocked). Otherwise the
+  // payload is copied into *scratch and queued as Send does. Same waits and
+  // errors as Send.
   absl::Status SendParts(uint64_t fingerprint, std::string_view type_name, bool* opened, std::string_view bytes,
                          std::string* scratch, absl::Time deadline);
   bool SendReady();
@@ -230,6 +232,13 @@ class Peer {
   // Waits (until `deadline`) for room; OK when there is, else the peer's
   // error, a report, or DeadlineExceeded.
   absl::Status AwaitRoomLocked(absl::Time deadline) ABSL_EXCLUSIVE_LOCKS_REQUIRED(send_.mu());
+  // SendParts' lent frame: waits while the loop writes it from the caller's
+  // memory, until it is written whole, the peer fails, `deadline` passes, or
+  // the connection makes no progress for kLendPatience; then copies what is
+  // left into the queue (TakeBackLent). OK in every case: the value is
+  // written or buffered, as Send's would be (a peer's failure is the next
+  // call's error, as for a queued frame).
+  absl::Status AwaitLentLocked(absl::Time deadline) ABSL_EXCLUSIVE_LOCKS_REQUIRED(send_.mu());
   // Queues the frame (and the channel's Open frame first if *opened is
   // false), then writes it, leaves it to the loop, or batches it (see Send).
   // Returns the hook to call once send_mu_ is dropped.

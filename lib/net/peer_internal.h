@@ -43,6 +43,11 @@ constexpr int64_t kBatchWindowNs = 50'000;
 // connection is free (Peer::SendParts): below it, copying costs less than
 // giving up the stream's batching.
 constexpr size_t kInPlaceMin = 16 << 10;
+// The rest of such a payload that the socket did not take is written from
+// the sender's memory while send waits, as long as the connection takes some
+// of it every kLendPatience; then it is copied and send returns
+// (Peer::AwaitLentLocked).
+constexpr absl::Duration kLendPatience = absl::Milliseconds(1);
 
 // Empties a buffer leaving a queue: it stays if small, else goes to the
 // spares (or is freed if they are full).

@@ -19,7 +19,7 @@ void SendQueue::RemoveWaiter(Waiter* w) {
   waiters_.erase(std::find(waiters_.begin(), waiters_.end(), w));
 }
 
-bool SendQueue::FinishInPlace(size_t written, std::string_view bytes) {
+bool SendQueue::FinishInPlace(size_t written, std::string_view bytes, bool lend) {
   written_on_connection_ += written;
   bytes_ -= in_place_bytes_;
   in_place_bytes_ = 0;
@@ -33,10 +33,24 @@ bool SendQueue::FinishInPlace(size_t written, std::string_view bytes) {
   // rest: if the connection breaks before the frame is done, DropPartial
   // sends it again whole on the next one.
   offset_ = written;
+  bytes_ += bytes.size();
+  if (lend) {
+    frame.lent = bytes;
+    lent_ = true;
+    return false;
+  }
   spares_.Take(&frame.payload);
   frame.payload.assign(bytes);
-  bytes_ += frame.payload.size();
   return false;
+}
+
+void SendQueue::TakeBackLent() {
+  if (!lent_) return;
+  OutFrame& frame = frames_.front();  // a lent frame is the head one: it was written first
+  spares_.Take(&frame.payload);
+  frame.payload.assign(frame.lent);
+  frame.lent = {};
+  lent_ = false;
 }
 
 void SendQueue::ReleaseHeld() {
@@ -46,10 +60,7 @@ void SendQueue::ReleaseHeld() {
 void SendQueue::Fail(const absl::Status& status) {
   if (status_.ok()) status_ = status;
   lost_bytes_ += bytes_;
-  while (!frames_.empty()) {
-    ClearBuffer(&frames_.front().payload, &spares_);
-    frames_.pop_front();
-  }
+  while (!frames_.empty()) PopFront();
   bytes_ = 0;
   offset_ = 0;
 }

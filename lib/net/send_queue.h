@@ -62,9 +62,19 @@ class SendQueue {
     return frame.header;
   }
   // `written` bytes of the head frame's header and payload (`bytes`) went
-  // out: pops it when all did (true), else keeps a copy of the payload, to be
-  // written on from there like any queued frame.
-  bool FinishInPlace(size_t written, std::string_view bytes) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // out: pops it when all did (true). Else the frame is written on from
+  // there like any queued frame: from the caller's memory with `lend` (a
+  // *lent* frame: the caller must not return before lent() is false, see
+  // TakeBackLent), or from a copy of the payload.
+  bool FinishInPlace(size_t written, std::string_view bytes, bool lend) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // A lent frame is queued: its payload is still read from the caller's
+  // memory. It stops being lent when written whole, dropped by Fail, or
+  // taken back.
+  bool lent() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return lent_; }
+  // Copies the lent frame's payload into the queue, so that the caller's
+  // memory is its own again. Nobody may hold the write role (a writer reads
+  // the lent memory with mu_ dropped).
+  void TakeBackLent() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Room for a data frame and its Open frame.
   bool HasRoom() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
     return frames_.size() + 2 + peer_internal::kControlReserve <= frames_.max_capacity() && bytes_ < max_bytes_;
@@ -107,8 +117,8 @@ class SendQueue {
       if (frame.held) break;
       if (offset < kFrameHeaderSize && !add(frame.header + offset, kFrameHeaderSize - offset)) break;
       size_t payload_offset = offset > kFrameHeaderSize ? offset - kFrameHeaderSize : 0;
-      if (payload_offset < frame.payload.size() &&
-          !add(frame.payload.data() + payload_offset, frame.payload.size() - payload_offset)) {
+      const std::string_view payload = Payload(frame);
+      if (payload_offset < payload.size() && !add(payload.data() + payload_offset, payload.size() - payload_offset)) {
         break;
       }
       offset = 0;
@@ -120,15 +130,15 @@ class SendQueue {
     written_on_connection_ += written;
     while (written > 0) {
       OutFrame& frame = frames_.front();
-      size_t rest = kFrameHeaderSize + frame.payload.size() - offset_;
+      const size_t size = Payload(frame).size();
+      size_t rest = kFrameHeaderSize + size - offset_;
       if (written < rest) {
         offset_ += written;
         return;
       }
       written -= rest;
-      bytes_ -= frame.payload.size();
-      peer_internal::ClearBuffer(&frame.payload, &spares_);
-      frames_.pop_front();
+      bytes_ -= size;
+      PopFront();
       offset_ = 0;
     }
   }
@@ -173,8 +183,22 @@ class SendQueue {
   struct OutFrame {
     char header[kFrameHeaderSize];
     std::string payload;
+    std::string_view lent;  // the payload in the caller's memory, for a lent frame (data() not null)
     bool held = false;
   };
+  static std::string_view Payload(const OutFrame& frame) {
+    return frame.lent.data() != nullptr ? frame.lent : std::string_view(frame.payload);
+  }
+  // Pops the head frame, its buffer kept for reuse and its loan ended.
+  void PopFront() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    OutFrame& frame = frames_.front();
+    if (frame.lent.data() != nullptr) {
+      frame.lent = {};
+      lent_ = false;
+    }
+    peer_internal::ClearBuffer(&frame.payload, &spares_);
+    frames_.pop_front();
+  }
 
   const size_t max_bytes_;
   mutable Mutex mu_;  // mutable: mu() names it in const methods' annotations
@@ -185,6 +209,7 @@ class SendQueue {
   size_t offset_ ABSL_GUARDED_BY(mu_) = 0;          // bytes of frames_.front() already written
   size_t bytes_ ABSL_GUARDED_BY(mu_) = 0;           // payload bytes in frames_
   size_t in_place_bytes_ ABSL_GUARDED_BY(mu_) = 0;  // the in-place head frame's payload (PushInPlace)
+  bool lent_ ABSL_GUARDED_BY(mu_) = false;          // the head frame is lent (FinishInPlace)
   SpareBuffers spares_ ABSL_GUARDED_BY(mu_);        // big buffers kept for reuse (see peer_internal.h)
   // Gather's staging buffer: allocated by the first batch, freed when idle
   // (ReleaseIdleMemory); the write role's holder writes from it unlocked.
