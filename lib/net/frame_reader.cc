@@ -41,6 +41,7 @@ FrameReader::Parsed FrameReader::Parse(absl::FunctionRef<bool()> admit_data, abs
       return Parsed::kBad;
     }
     if (header.kind == FrameKind::kData && !admit_data()) {
+      SettleAhead(header, false);
       mid_frame_.store(false, std::memory_order_relaxed);  // the reader stopped reading: nobody stalls
       return Parsed::kRefused;
     }
@@ -48,7 +49,8 @@ FrameReader::Parsed FrameReader::Parse(absl::FunctionRef<bool()> admit_data, abs
     header_ = header;
     filled_ = 0;  // the payload keeps its size and capacity: nothing is allocated on the header's claim
     in_frame_ = true;
-    available -= kFrameHeaderSize;
+    SettleAhead(header, header.kind == FrameKind::kData);
+    available = end_ - pos_;
   }
   size_t take = std::min<uint64_t>(available, header_.length - filled_);
   while (take > 0) {
@@ -67,7 +69,42 @@ FrameReader::Parsed FrameReader::Parse(absl::FunctionRef<bool()> admit_data, abs
   payload_.resize(filled_);
   in_frame_ = false;
   last_was_big_ = filled_ >= kDirectRead;
+  last_length_ = filled_;
   return Parsed::kFrame;
+}
+
+void FrameReader::SettleAhead(const FrameHeader& header, bool taken) {
+  if (ahead_ == 0) return;
+  const size_t kept = taken ? std::min<uint64_t>(ahead_, header.length) : 0;
+  // What is not this payload's goes back after the header: it fits, as
+  // ReadHeaderAndGuess read no more than the buffer holds.
+  std::memcpy(buffer_.get() + end_, payload_.data() + kept, ahead_ - kept);
+  end_ += ahead_ - kept;
+  filled_ = kept;
+  ahead_ = 0;
+}
+
+ssize_t FrameReader::ReadHeaderAndGuess(int fd, size_t max, int flags, size_t* asked) {
+  // The guess: as big as the last payload, at most what fits back in the buffer.
+  const size_t guess = std::min<uint64_t>({last_length_, kBufferSize - kFrameHeaderSize, max - kFrameHeaderSize});
+  if (payload_.size() < guess) {
+    // Capacity for the whole of the guessed frame (as Room would reserve
+    // it), so that the rest of it does not move what was read ahead.
+    payload_.reserve(std::min<uint64_t>(last_length_, kReserveMax));
+    GrowUninitialized(&payload_, guess);
+  }
+  iovec iov[2] = {{buffer_.get() + end_, kFrameHeaderSize}, {payload_.data(), guess}};
+  msghdr msg{};
+  msg.msg_iov = iov;
+  msg.msg_iovlen = 2;
+  *asked = kFrameHeaderSize + guess;
+  const ssize_t n = recvmsg(fd, &msg, flags);
+  if (n > 0) {
+    const size_t got = static_cast<size_t>(n);
+    end_ += std::min(got, kFrameHeaderSize);
+    ahead_ = got > kFrameHeaderSize ? got - kFrameHeaderSize : 0;
+  }
+  return n;
 }
 
 size_t FrameReader::Room() {
@@ -108,13 +145,17 @@ FrameReader::ReadResult FrameReader::ReadSome(int fd, size_t max, bool wait) {
         end_ -= pos_;
         pos_ = 0;
       }
-      asked = std::min(kBufferSize - end_, max);
-      // After a big frame, expect another: read its header alone, so that its
-      // payload is read straight into its buffer (above) rather than most of
-      // it into this one and copied.
-      if (last_was_big_ && !in_frame_ && pos_ == end_) asked = std::min(asked, kFrameHeaderSize);
-      n = recv(fd, buffer_.get() + end_, asked, flags);
-      if (n > 0) end_ += n;
+      if (last_was_big_ && !in_frame_ && pos_ == end_ && max > kFrameHeaderSize + kDirectRead) {
+        // After a big frame, expect another as big: its header into the
+        // buffer and its payload straight into its own, in one syscall, as
+        // raw TCP reads a message (rather than most of it into the buffer and
+        // copied, or the header alone first).
+        n = ReadHeaderAndGuess(fd, max, flags, &asked);
+      } else {
+        asked = std::min(kBufferSize - end_, max);
+        n = recv(fd, buffer_.get() + end_, asked, flags);
+        if (n > 0) end_ += n;
+      }
     }
     if (n > 0) {
       bytes_read_.fetch_add(static_cast<uint64_t>(n), std::memory_order_relaxed);
@@ -147,6 +188,8 @@ void FrameReader::Reset() {
   end_ = 0;
   in_frame_ = false;
   last_was_big_ = false;
+  last_length_ = 0;
+  ahead_ = 0;
   filled_ = 0;
   payload_.clear();
   bytes_read_.store(0, std::memory_order_relaxed);

@@ -33,9 +33,11 @@ namespace constellation::net {
 
 class FrameReader {
  public:
-  // Bytes asked of the socket at once, and the payload bytes still missing
-  // above which a frame is read straight into its payload.
-  static constexpr size_t kBufferSize = 64 << 10;
+  // Bytes asked of the socket at once: a header and 64 KiB, so that the
+  // bytes a guessed payload read ahead (ReadSome) always fit back in. And the
+  // payload bytes still missing above which a frame is read straight into
+  // its payload.
+  static constexpr size_t kBufferSize = (64 << 10) + kFrameHeaderSize;
   static constexpr size_t kDirectRead = 16 << 10;
   // A frame's payload buffer: capacity for at most this much before bytes
   // arrive (Room), and its size at most kFillStep ahead of them.
@@ -102,12 +104,25 @@ class FrameReader {
   // In a frame that is not complete: the bytes of room after filled_ (at
   // least one), growing the payload if it has none.
   size_t Room();
+  // After a big frame, with nothing buffered: one recvmsg of the next header
+  // into the buffer and of as many bytes as the last payload had into
+  // payload_ (ahead_). Returns recvmsg's result and sets *asked.
+  ssize_t ReadHeaderAndGuess(int fd, size_t max, int flags, size_t* asked);
+  // The header just parsed is `header`: the bytes read ahead become its
+  // payload's first (a data frame taken), the rest go back to the buffer
+  // after the header, in stream order.
+  void SettleAhead(const FrameHeader& header, bool taken);
 
   std::unique_ptr<char[]> buffer_;  // bytes read but not yet parsed: [pos_, end_); null until needed
   size_t pos_ = 0;
   size_t end_ = 0;
   bool in_frame_ = false;      // header parsed, payload being read
   bool last_was_big_ = false;  // the last frame had kDirectRead bytes or more
+  uint64_t last_length_ = 0;   // and this many
+  // Bytes of the stream after the buffered header that ReadSome read ahead
+  // into payload_ (the guess that the next frame is as big as the last);
+  // Parse settles them with that header.
+  size_t ahead_ = 0;
   FrameHeader header_;
   // [0, filled_) read, the rest stale; the size grows as bytes arrive (Room),
   // never ahead of them to what the header claims, and is cut to the frame's

@@ -77,6 +77,18 @@ class FrameReaderTest : public ::testing::Test {
     EXPECT_GT(r.bytes, 0u);
   }
 
+  // Writes and reads one big data frame, so that the reader expects another.
+  void ReadBigFrame(const std::string& payload) {
+    Write(Frame(FrameKind::kData, payload));
+    Parsed parsed = Parsed::kNeedMore;
+    while (parsed == Parsed::kNeedMore) {
+      ASSERT_EQ(reader_.ReadSome(in_, SIZE_MAX).what, Read::kData);
+      parsed = Parse();
+    }
+    ASSERT_EQ(parsed, Parsed::kFrame);
+    ASSERT_TRUE(*reader_.payload() == payload);
+  }
+
   int in_ = -1;
   int out_ = -1;
   FrameReader reader_;
@@ -252,39 +264,83 @@ TEST_F(FrameReaderTest, AHugeClaimReservesAtMostTheCapAndTouchesAStep) {
   EXPECT_LE(reader_.payload()->size(), FrameReader::kDirectRead + 100 + FrameReader::kFillStep);
 }
 
-// After a big frame the reader expects another: it reads the next header
-// alone, and then the payload straight into the payload buffer, not through
-// the read buffer (which would cost a copy of most of it). After a small frame
-// it reads all it can at once.
-TEST_F(FrameReaderTest, AfterABigFrameTheNextHeaderIsReadAlone) {
-  const std::string big(FrameReader::kDirectRead, 'b');
-  Write(Frame(FrameKind::kData, big));
-  Parsed parsed = Parsed::kNeedMore;
-  while (parsed == Parsed::kNeedMore) {
-    ASSERT_EQ(reader_.ReadSome(in_, SIZE_MAX).what, Read::kData);
-    parsed = Parse();
-  }
-  ASSERT_EQ(parsed, Parsed::kFrame);
+// After a big frame the reader expects another as big: one read takes the
+// next header into the read buffer and the payload straight into the
+// payload buffer (as raw TCP reads a message in one syscall), not the header
+// alone first, nor most of the payload through the read buffer.
+TEST_F(FrameReaderTest, AfterABigFrameTheNextIsReadWholeInOneRead) {
+  const std::string big = std::string(FrameReader::kDirectRead, 'b') + "end";
+  ReadBigFrame(big);
   Write(Frame(FrameKind::kData, big) + Frame(FrameKind::kData, "s"));
-  FrameReader::ReadResult header = reader_.ReadSome(in_, SIZE_MAX);
-  ASSERT_EQ(header.what, Read::kData);
-  EXPECT_EQ(header.bytes, kFrameHeaderSize);
-  EXPECT_TRUE(header.filled);  // more may be waiting: read again
-  EXPECT_EQ(Parse(), Parsed::kNeedMore);
-  FrameReader::ReadResult payload = reader_.ReadSome(in_, SIZE_MAX);
-  ASSERT_EQ(payload.what, Read::kData);
-  EXPECT_EQ(payload.bytes, big.size());  // exactly the payload, into its buffer
+  FrameReader::ReadResult whole = reader_.ReadSome(in_, SIZE_MAX);
+  ASSERT_EQ(whole.what, Read::kData);
+  EXPECT_EQ(whole.bytes, kFrameHeaderSize + big.size());  // exactly the frame: the guess was right
+  EXPECT_TRUE(whole.filled);                              // more may be waiting: read again
+  const char* buffer = reader_.payload()->data();
   ASSERT_EQ(Parse(), Parsed::kFrame);
   EXPECT_TRUE(*reader_.payload() == big);
-  // The small frame after it: its header alone again (the last was big), then
-  // with a small frame last, everything there is in one read.
-  ReadExpectingData();
+  EXPECT_EQ(reader_.payload()->data(), buffer);  // read where it lies, not copied there
+  // Then the small frame after it (read with a guess, as the last was big),
+  // and with a small frame last, everything there is in one read.
   ReadExpectingData();
   ASSERT_EQ(Parse(), Parsed::kFrame);
   EXPECT_EQ(*reader_.payload(), "s");
   Write(Frame(FrameKind::kData, "t") + Frame(FrameKind::kData, "u"));
   FrameReader::ReadResult both = reader_.ReadSome(in_, SIZE_MAX);
   EXPECT_EQ(both.bytes, 2 * (kFrameHeaderSize + 1));
+}
+
+// A wrong guess: after a big frame come a control frame, small frames, a
+// refused data frame and a bigger one. What was read ahead into the payload
+// buffer goes back behind its header, and every frame arrives whole and in
+// order.
+TEST_F(FrameReaderTest, AWrongGuessLosesNoByte) {
+  const std::string big(FrameReader::kDirectRead + 100, 'g');
+  ReadBigFrame(big);
+  const std::string bigger(3 * FrameReader::kDirectRead, 'h');
+  Write(Frame(FrameKind::kOpen, "a type") + Frame(FrameKind::kData, "one") + Frame(FrameKind::kData, "two") +
+        Frame(FrameKind::kData, bigger));
+  ReadExpectingData();
+  ASSERT_EQ(Parse(), Parsed::kFrame);
+  EXPECT_EQ(reader_.header().kind, FrameKind::kOpen);
+  EXPECT_EQ(*reader_.payload(), "a type");
+  ASSERT_EQ(Parse(), Parsed::kFrame);
+  EXPECT_EQ(*reader_.payload(), "one");
+  ASSERT_EQ(Parse(), Parsed::kFrame);
+  EXPECT_EQ(*reader_.payload(), "two");
+  Parsed parsed = Parse();
+  while (parsed == Parsed::kNeedMore) {
+    ASSERT_EQ(reader_.ReadSome(in_, SIZE_MAX).what, Read::kData);
+    parsed = Parse();
+  }
+  ASSERT_EQ(parsed, Parsed::kFrame);
+  EXPECT_TRUE(*reader_.payload() == bigger);
+  // After `bigger` the guess is its size: a smaller data frame is refused,
+  // with bytes read ahead behind it; bytes read after the refusal follow
+  // them; then all is taken.
+  Write(Frame(FrameKind::kData, big) + Frame(FrameKind::kData, "last"));
+  ReadExpectingData();
+  absl::Status bad;
+  EXPECT_EQ(reader_.Parse([] { return false; }, &bad), Parsed::kRefused);
+  Write(Frame(FrameKind::kData, "after"));
+  ReadExpectingData();
+  Parsed again = Parse();
+  while (again == Parsed::kNeedMore) {
+    ASSERT_EQ(reader_.ReadSome(in_, SIZE_MAX).what, Read::kData);
+    again = Parse();
+  }
+  ASSERT_EQ(again, Parsed::kFrame);
+  EXPECT_TRUE(*reader_.payload() == big);
+  Parsed last = Parse();
+  if (last == Parsed::kNeedMore) {
+    ReadExpectingData();
+    last = Parse();
+  }
+  ASSERT_EQ(last, Parsed::kFrame);
+  EXPECT_EQ(*reader_.payload(), "last");
+  ASSERT_EQ(Parse(), Parsed::kFrame);
+  EXPECT_EQ(*reader_.payload(), "after");
+  EXPECT_EQ(reader_.ReadSome(in_, SIZE_MAX).what, Read::kWouldBlock);
 }
 
 TEST_F(FrameReaderTest, BuffersAreAllocatedWithBytesAndFreedWhenIdle) {
