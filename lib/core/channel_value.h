@@ -35,8 +35,9 @@ struct SentInPlace<std::vector<E, A>>
 template <class T>
 inline constexpr bool kSentInPlace = SentInPlace<T>::value;
 
-// Strings at least this long take the frame's buffer; shorter ones are
-// copied, so their buffer stays with the receiver for the next frame.
+// Strings at least this long take the frame's buffer (if it is not much
+// bigger than they are); shorter ones are copied, so their buffer stays with
+// the receiver for the next frame.
 inline constexpr size_t kTakenMin = 16 << 10;
 
 // The bytes a value of such a type is sent as (a view of its memory, valid
@@ -59,11 +60,13 @@ void EncodeValue(const T& value, std::string* out) {
 }
 
 // The value a payload holds. A big string takes *payload's buffer (leaving
-// it empty); any other value leaves *payload as it was.
+// it empty) unless the buffer is more than twice its size (a recycled
+// buffer of a bigger value: the program would hold it all); any other value
+// leaves *payload as it was.
 template <class T>
 absl::StatusOr<T> DecodeValue(std::string* payload) {
   if constexpr (std::is_same_v<T, std::string>) {
-    if (payload->size() >= kTakenMin) return std::move(*payload);
+    if (payload->size() >= kTakenMin && payload->capacity() <= 2 * payload->size()) return std::move(*payload);
     return *payload;
   } else if constexpr (kSentInPlace<T>) {
     using E = typename T::value_type;

@@ -40,6 +40,20 @@ TEST(ChannelValueTest, ABigStringTakesThePayloadsBuffer) {
   EXPECT_TRUE(payload.empty());
 }
 
+// A string in a recycled buffer of a much bigger value is copied: the
+// program would otherwise hold the whole buffer for a small string.
+TEST(ChannelValueTest, AStringInAMuchBiggerBufferIsCopied) {
+  std::string payload;
+  payload.reserve(4 * kTakenMin);
+  payload.assign(kTakenMin, 'w');
+  const char* buffer = payload.data();
+  absl::StatusOr<std::string> value = DecodeValue<std::string>(&payload);
+  ASSERT_TRUE(value.ok()) << value.status();
+  EXPECT_EQ(*value, std::string(kTakenMin, 'w'));
+  EXPECT_NE(value->data(), buffer);
+  EXPECT_EQ(payload.data(), buffer);  // kept for the next frame
+}
+
 TEST(ChannelValueTest, ASmallStringIsCopiedAndThePayloadKept) {
   std::string payload(kTakenMin - 1, 'y');
   const char* buffer = payload.data();

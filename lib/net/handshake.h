@@ -29,7 +29,9 @@ namespace constellation::net {
 
 inline constexpr uint32_t kHelloMagic = 0x4c545343;  // "CSTL" on the wire
 // 1: one unauthenticated Hello each way. 2: the challenge-response below.
-inline constexpr uint16_t kWireVersion = 2;
+// 3: the same hello; strings and vectors of numbers travel as their bytes
+// alone (lib/core/channel_value.h), so a process of version 2 would misread them.
+inline constexpr uint16_t kWireVersion = 3;
 inline constexpr size_t kSecretSize = 32;
 inline constexpr size_t kNonceSize = 16;
 inline constexpr size_t kMacSize = 32;

@@ -26,7 +26,10 @@ void TuneMalloc() {
                                       getenv("MALLOC_MMAP_THRESHOLD_"))) {
     return;
   }
-  mallopt(M_MMAP_THRESHOLD, static_cast<int>(kMmapThreshold));
+  // glibc refuses an mmap threshold above its limit (lower with huge pages,
+  // glibc.malloc.hugetlb): then the trim threshold is left alone too, as
+  // setting it alone would stop glibc's own rule from raising the other.
+  if (mallopt(M_MMAP_THRESHOLD, static_cast<int>(kMmapThreshold)) == 0) return;
   mallopt(M_TRIM_THRESHOLD, static_cast<int>(kTrimThreshold));
 }
 

@@ -29,8 +29,10 @@ inline constexpr size_t kTrimThreshold = size_t{64} << 20;
 bool EnvironmentSetsMallocThresholds(const char* glibc_tunables, const char* trim_threshold,
                                      const char* mmap_threshold);
 
-// Sets both thresholds unless the process's environment sets either. Call
-// before any thread starts; forked children inherit the setting.
+// Sets both thresholds unless the process's environment sets either, or
+// glibc refuses the mmap threshold (its limit is lower with huge pages): then
+// neither, as a trim threshold set alone stops glibc raising the other.
+// Call before any thread starts; forked children inherit the setting.
 void TuneMalloc();
 
 }  // namespace constellation::process_internal
