@@ -57,10 +57,15 @@ inline void ClearBuffer(std::string* buffer, SpareBuffers* spares) {
 }
 
 // User mode (see ReadAsUser) follows a recv that held the read role at most
-// kStickyHoldNs; the loop's lease timer looks every kLeasePeriod whether
-// recvs keep coming. A recv still holding the role a whole period later has
-// held it longer than kStickyHoldNs, so it gives the socket back itself.
-constexpr int64_t kStickyHoldNs = 500'000;
+// kStickyHoldNs: a ping-pong, a stream, also one of big values whose recv
+// waits for most of each value's bytes (at 0.5 ms, a 1 MiB stream on one core
+// went back to the loop after most values, which then read the next and woke
+// the receiver: twice the context switches). The loop's lease timer looks
+// every kLeasePeriod whether recvs keep coming; it ends while a recv holds
+// the role, and that recv starts it again if it leaves user mode on. A recv
+// that held the role longer (a wait on an idle channel) gives the socket
+// back itself.
+constexpr int64_t kStickyHoldNs = 5'000'000;
 constexpr absl::Duration kLeasePeriod = absl::Milliseconds(1);
 // A user thread sleeps in recv itself, bounded by SO_RCVTIMEO, only while its
 // deadline is at least kRecvTimeoutMin away, and aims to end
