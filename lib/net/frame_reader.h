@@ -125,8 +125,9 @@ class FrameReader {
   size_t ahead_ = 0;
   FrameHeader header_;
   // [0, filled_) read, the rest stale; the size grows as bytes arrive (Room),
-  // never ahead of them to what the header claims, and is cut to the frame's
-  // length when it is complete.
+  // at most kFillStep ahead of them, and is cut to the frame's length when it
+  // is complete. Before a header is parsed it may hold [0, ahead_), read
+  // ahead of it (ReadHeaderAndGuess), which Parse settles.
   std::string payload_;
   size_t filled_ = 0;
   std::atomic<uint64_t> bytes_read_{0};
