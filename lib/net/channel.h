@@ -20,8 +20,6 @@
 #include <memory>
 #include <string>
 #include <string_view>
-#include <type_traits>
-#include <vector>
 
 #include "absl/functional/function_ref.h"
 #include "absl/status/status.h"

@@ -68,7 +68,6 @@ FrameReader::Parsed FrameReader::Parse(absl::FunctionRef<bool()> admit_data, abs
   // frame are cut off here, so nobody sees them.
   payload_.resize(filled_);
   in_frame_ = false;
-  last_was_big_ = filled_ >= kDirectRead;
   last_length_ = filled_;
   return Parsed::kFrame;
 }
@@ -145,7 +144,7 @@ FrameReader::ReadResult FrameReader::ReadSome(int fd, size_t max, bool wait) {
         end_ -= pos_;
         pos_ = 0;
       }
-      if (last_was_big_ && !in_frame_ && pos_ == end_ && max > kFrameHeaderSize + kDirectRead) {
+      if (last_length_ >= kDirectRead && !in_frame_ && pos_ == end_ && max > kFrameHeaderSize + kDirectRead) {
         // After a big frame, expect another as big: its header into the
         // buffer and its payload straight into its own, in one syscall, as
         // raw TCP reads a message (rather than most of it into the buffer and
@@ -187,7 +186,6 @@ void FrameReader::Reset() {
   pos_ = 0;
   end_ = 0;
   in_frame_ = false;
-  last_was_big_ = false;
   last_length_ = 0;
   ahead_ = 0;
   filled_ = 0;

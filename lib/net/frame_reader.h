@@ -116,9 +116,8 @@ class FrameReader {
   std::unique_ptr<char[]> buffer_;  // bytes read but not yet parsed: [pos_, end_); null until needed
   size_t pos_ = 0;
   size_t end_ = 0;
-  bool in_frame_ = false;      // header parsed, payload being read
-  bool last_was_big_ = false;  // the last frame had kDirectRead bytes or more
-  uint64_t last_length_ = 0;   // and this many
+  bool in_frame_ = false;     // header parsed, payload being read
+  uint64_t last_length_ = 0;  // the last frame's payload: kDirectRead or more is a big one
   // Bytes of the stream after the buffered header that ReadSome read ahead
   // into payload_ (the guess that the next frame is as big as the last);
   // Parse settles them with that header.

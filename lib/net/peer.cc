@@ -128,10 +128,11 @@ absl::Status Peer::SendParts(uint64_t fingerprint, std::string_view type_name, b
     hooks_.want_write(pid_);
     lock.Lock();
   }
-  return AwaitLentLocked(deadline);
+  AwaitLentLocked(deadline);
+  return absl::OkStatus();
 }
 
-absl::Status Peer::AwaitLentLocked(absl::Time deadline) {
+void Peer::AwaitLentLocked(absl::Time deadline) {
   // Wait while the connection makes progress: a receiver that reads (its
   // data plane reads whatever its program does, up to its queue's bound)
   // takes the value soon, and its memory was never copied. One that does not
@@ -151,7 +152,6 @@ absl::Status Peer::AwaitLentLocked(absl::Time deadline) {
     while (writing_) send_.cv().Wait(&send_.mu());  // the loop writes from the value: a non-blocking sendmsg
     send_.TakeBackLent();
   }
-  return absl::OkStatus();
 }
 
 Peer::WriteResult Peer::WriteLocked() {

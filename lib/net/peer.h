@@ -235,10 +235,10 @@ class Peer {
   // SendParts' lent frame: waits while the loop writes it from the caller's
   // memory, until it is written whole, the peer fails, `deadline` passes, or
   // the connection makes no progress for kLendPatience; then copies what is
-  // left into the queue (TakeBackLent). OK in every case: the value is
-  // written or buffered, as Send's would be (a peer's failure is the next
-  // call's error, as for a queued frame).
-  absl::Status AwaitLentLocked(absl::Time deadline) ABSL_EXCLUSIVE_LOCKS_REQUIRED(send_.mu());
+  // left into the queue (TakeBackLent). Either way the value is written or
+  // buffered, as Send's would be (a peer's failure is the next call's error,
+  // as for a queued frame).
+  void AwaitLentLocked(absl::Time deadline) ABSL_EXCLUSIVE_LOCKS_REQUIRED(send_.mu());
   // Queues the frame (and the channel's Open frame first if *opened is
   // false), then writes it, leaves it to the loop, or batches it (see Send).
   // Returns the hook to call once send_mu_ is dropped.
