@@ -137,6 +137,7 @@ void Peer::AwaitLentLocked(absl::Time deadline) {
   // data plane reads whatever its program does, up to its queue's bound)
   // takes the value soon, and its memory was never copied. One that does not
   // leaves the value to be copied and buffered, as if it had been so at once.
+  if (!send_.lent()) return;  // written whole (the common case): no clock read
   uint64_t written = send_.written_on_connection();
   absl::Time patience = absl::Now() + kLendPatience;
   while (send_.lent() && send_.status().ok()) {
