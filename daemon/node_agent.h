@@ -106,6 +106,8 @@ class NodeAgent final : private internal::ProcessServer::Handler {
 
   // Processes registered and not yet exited.
   size_t live() const;
+  // Whether a process of `deployment` is registered and not yet exited.
+  bool Runs(uint64_t deployment) const;
 
  private:
   // What the Bridge does not keep about a launched process.

@@ -114,6 +114,11 @@ void NodeAgent::DropEnded(const std::set<uint64_t>& deployments) {
   for (uint64_t deployment : ended) gone_.Drop(deployment);
 }
 
+bool NodeAgent::Runs(uint64_t deployment) const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return RunsDeploymentLocked(deployment);
+}
+
 bool NodeAgent::RunsDeploymentLocked(uint64_t deployment) const {
   for (const auto& [pid, launched] : launched_) {
     if (launched.deployment == deployment) return true;

@@ -65,7 +65,19 @@ absl::StatusOr<std::unique_ptr<NodeService>> NodeService::Create(uint32_t ipv4, 
                "setrlimit(RLIMIT_DATA) and CPU is not limited",
                cgroups.why_not.message());
   }
+  process_internal::ZygoteMode zygote_mode = process_internal::ZygoteMode::kOn;
+  if (options.zygotes) {
+    zygote_mode = *options.zygotes;
+  } else {
+    absl::StatusOr<process_internal::ZygoteMode> mode =
+        process_internal::ParseZygoteMode(getenv(process_internal::kZygoteEnv));
+    if (!mode.ok()) return mode.status();
+    zygote_mode = *mode;
+  }
   std::unique_ptr<NodeService> service(new NodeService(ipv4, *std::move(cache), cgroups.base, credentials));
+  service->zygotes_ = std::make_unique<NodeZygotes>(
+      zygote_mode, cgroups.base,
+      [self = service.get()](uint64_t deployment) { return self->agent_->Runs(deployment); });
   NodeService* self = service.get();
   metrics::Registry* registry = options.metrics;
   if (registry == nullptr) {
@@ -112,6 +124,7 @@ NodeService::~NodeService() {
   relay_->Shutdown();                  // its last replies go through the agent, still running
   if (watches_) watches_->Shutdown();  // so do its answers
   grace_.reset();                      // a grace expiring now finishes first
+  if (zygotes_) zygotes_->EndAll();    // their spares' leaves go before the base
   if (agent_) agent_->KillAll();       // null when Create() failed to start it
   agent_.reset();
   link_.reset();  // aborts if an Attach stream is not done: the server must have shut down
@@ -134,6 +147,7 @@ grpc::Status NodeService::Admit(const grpc::ServerContext& context, const char* 
 void NodeService::MasterGone() {
   agent_->KillAll();    // their exits are buffered for a master that comes later
   relay_->CancelAll();  // spawns waiting for a master: none is coming
+  zygotes_->EndAll();   // nothing this node started outlives its master
 }
 
 grpc::Status NodeService::HasBinary(grpc::ServerContext* context, const pb::BinaryId* id, pb::HasBinaryReply* reply) {
@@ -217,7 +231,8 @@ grpc::Status NodeService::Launch(grpc::ServerContext* context, const pb::LaunchR
   *running.mutable_resources() = request->resources();
   link_->Launched(pid, std::move(running));
   agent_->Register(pid, request->deployment());
-  absl::StatusOr<pid_t> os_pid = process_internal::Launch(*launch);
+  std::optional<absl::StatusOr<pid_t>> forked = zygotes_->Launch(request->deployment(), *launch);
+  absl::StatusOr<pid_t> os_pid = forked ? *std::move(forked) : process_internal::Launch(*launch);
   if (stdin_pipe[0] >= 0) close(stdin_pipe[0]);
   if (!os_pid.ok()) {
     agent_->Forget(pid);
@@ -226,7 +241,9 @@ grpc::Status NodeService::Launch(grpc::ServerContext* context, const pb::LaunchR
     return ToGrpc(os_pid.status());
   }
   agent_->Started(pid, *os_pid);
-  metrics_->Spawned(std::chrono::duration<double>(std::chrono::steady_clock::now() - arrived).count());
+  metrics_->Spawned(std::chrono::duration<double>(std::chrono::steady_clock::now() - arrived).count(),
+                    forked.has_value());
+  if (!forked) zygotes_->Start(request->deployment(), launch->options);  // its next launches here fork
   if (stdin_pipe[1] >= 0) {
     std::lock_guard<std::mutex> lock(mu_);
     stdin_[pid] = stdin_pipe[1];
@@ -278,6 +295,8 @@ grpc::Status NodeService::Kill(grpc::ServerContext* context, const pb::KillReque
     pids.push_back(*pid);
   }
   agent_->Signal(request->deployment(), pids, signal);
+  // The whole deployment killed, as the master also does once it ended: its zygote goes too.
+  if (signal == SIGKILL && pids.empty() && request->deployment() != 0) zygotes_->End(request->deployment());
   return grpc::Status::OK;
 }
 

@@ -36,6 +36,7 @@
 #include "daemon/node_grace.h"
 #include "daemon/node_spawns.h"
 #include "daemon/node_watches.h"
+#include "daemon/node_zygotes.h"
 #include "daemon/security/authz.h"
 #include "daemon/security/credentials.h"
 #include "lib/core/resources.h"
@@ -54,6 +55,9 @@ struct NodeOptions {
   // Told when a master's Attach stream opens (true) and when it is lost
   // (false), under the link's lock (MasterLink::Hooks): for --join.
   std::function<void(bool attached)> on_master;
+  // The node's zygotes (node_zygotes.h); none: CONSTELLATION_ZYGOTE in the
+  // daemon's environment says (unset: on, with spares).
+  std::optional<process_internal::ZygoteMode> zygotes;
   // Where the node's metrics are kept (metrics/node_metrics.h); must outlive
   // the service. Null: a registry of its own that nobody reads.
   metrics::Registry* metrics = nullptr;
@@ -74,6 +78,7 @@ class NodeService final : public pb::Node::WithCallbackMethod_Attach<pb::Node::S
   const std::string& incarnation() const { return link_->incarnation(); }
   const MasterGrace& grace() const { return *grace_; }
   const NodeAgent& agent() const { return *agent_; }
+  const NodeZygotes& zygotes() const { return *zygotes_; }
   // The daemon is stopping: Launch and QueryResources answer UNAVAILABLE from
   // now on; what runs keeps running. Idempotent, any thread.
   void Drain() { draining_.store(true); }
@@ -123,11 +128,12 @@ class NodeService final : public pb::Node::WithCallbackMethod_Attach<pb::Node::S
   const security::Authorizer authz_;
   // Made in this order by Create, taken apart in the reverse by the destructor.
   std::unique_ptr<SpawnRelay> relay_;
-  std::unique_ptr<WatchRelay> watches_;  // its answers go to agent_
-  std::unique_ptr<MasterGrace> grace_;   // its expiry uses agent_ and relay_
-  std::unique_ptr<MasterLink> link_;     // its hooks use grace_
-  std::unique_ptr<NodeAgent> agent_;     // its callbacks use link_, relay_ and watches_
-  metrics::Registration running_;        // reads agent_: the first thing the destructor drops
+  std::unique_ptr<WatchRelay> watches_;   // its answers go to agent_
+  std::unique_ptr<MasterGrace> grace_;    // its expiry uses agent_ and relay_
+  std::unique_ptr<MasterLink> link_;      // its hooks use grace_
+  std::unique_ptr<NodeZygotes> zygotes_;  // asks agent_ which deployments run here
+  std::unique_ptr<NodeAgent> agent_;      // its callbacks use link_, relay_ and watches_
+  metrics::Registration running_;         // reads agent_: the first thing the destructor drops
 
   std::mutex mu_;
   std::map<Pid, int> stdin_ ABSL_GUARDED_BY(mu_);  // roots' stdin pipes

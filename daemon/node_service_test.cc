@@ -4,8 +4,11 @@
 // FakeAlarm fired by hand.
 #include "daemon/node_service.h"
 
+#include <poll.h>
 #include <signal.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 
 #include <filesystem>
 #include <fstream>
@@ -358,6 +361,39 @@ TEST_F(NodeServiceTest, ACancelledUploadLeavesNothing) {
     ++entries;
   }
   EXPECT_EQ(entries, 0);
+}
+
+// A deployment's first launch here starts its zygote (node_zygotes.h); the
+// master's SIGKILL for the whole deployment, which it also sends once the
+// deployment has ended, ends it.
+TEST_F(NodeServiceTest, ALaunchStartsTheDeploymentsZygoteAndKillingTheDeploymentEndsIt) {
+  std::unique_ptr<MasterSide> master = Attach();
+  Pid root = Launch(5, "wait");
+  ASSERT_TRUE(master->ReadUntil([](const pb::NodeEvent& e) { return IsOutput(e, "up"); }));
+  pid_t zygote = node_->zygotes().os_pid(5);
+  ASSERT_GT(zygote, 0);
+  EXPECT_EQ(kill(zygote, 0), 0);
+  ASSERT_TRUE(Kill(5, SIGTERM, {root}).ok());
+  ASSERT_TRUE(master->ReadUntil([&](const pb::NodeEvent& e) { return IsExit(e, root); }));
+  EXPECT_EQ(node_->zygotes().os_pid(5), zygote) << "kept while the deployment may spawn here again";
+  ASSERT_TRUE(Kill(5, SIGKILL, {}).ok());
+  EXPECT_EQ(node_->zygotes().os_pid(5), 0);
+  int pidfd = static_cast<int>(syscall(SYS_pidfd_open, zygote, 0));
+  if (pidfd >= 0) {
+    pollfd p{pidfd, POLLIN, 0};
+    EXPECT_EQ(poll(&p, 1, 10000), 1) << "the zygote outlived its deployment";
+    close(pidfd);
+  }
+}
+
+TEST(NodeServiceStart, AZygoteSettingNotUnderstoodIsRefused) {
+  setenv("CONSTELLATION_ZYGOTE", "sometimes", 1);
+  absl::StatusOr<std::unique_ptr<NodeService>> node =
+      NodeService::Create(0x7f000001, TempDir() + "/node", security::Credentials::Insecure());
+  unsetenv("CONSTELLATION_ZYGOTE");
+  ASSERT_FALSE(node.ok());
+  EXPECT_TRUE(absl::IsInvalidArgument(node.status())) << node.status();
+  EXPECT_NE(node.status().message().find("CONSTELLATION_ZYGOTE=sometimes"), std::string::npos) << node.status();
 }
 
 // What the node counts (metrics/node_metrics.h), read back from its registry.

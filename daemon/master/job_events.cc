@@ -129,6 +129,10 @@ void JobManager::FinishLocked(uint64_t id, v1::JobState state, const std::string
   ActiveJob& job = it->second;
   job.stop->store(true);
   parts_.placement->Wake();
+  // Its nodes drop what they keep for it (its zygotes, node_zygotes.h): a
+  // SIGKILL to the deployment, which has no process left; after the lock.
+  std::vector<std::string> ran_on(job.ran_on.begin(), job.ran_on.end());
+  parts_.timers->After(absl::ZeroDuration(), [this, id, ran_on] { SignalJob(id, SIGKILL, ran_on); });
   parts_.gone->Forget(id);              // every process of it is gone: no node needs its verdicts
   UnholdLocked(job.order.ForgetAll());  // events of processes never announced: nothing to show them after
   v1::Job& view = job.record.job;

@@ -144,6 +144,7 @@ class JobManager : public NodeEventHandler {
     // process), once, for Master.Watch and the broadcast; one per process.
     std::map<Pid, pb::ProcessGone> verdicts;
     std::map<std::string, int> launching_on;  // nodes asked to launch a process of the job right now
+    std::set<std::string> ran_on;             // nodes ever asked: told when the job ends (their zygotes)
     uint64_t next_launch = 0;                 // the number the next launch gets
     std::set<uint64_t> launches_in_flight;    // the numbers of those not settled yet
     std::set<Pid> unresolved;                 // watched while unknown with launches in flight

@@ -65,6 +65,36 @@ TEST_F(JobManagerTest, AChildsEventsWaitForItsSpawnLine) {
   EXPECT_EQ(done->processes_size(), 2);
 }
 
+// Once a job is over, every node that ran a process of it hears so (a
+// SIGKILL for the whole deployment, which has nothing left to kill): its
+// zygote there goes (daemon/node_zygotes.h).
+TEST_F(JobManagerTest, TheNodesThatRanAJobAreToldWhenItEnds) {
+  WaitUp();
+  auto [job, node] = SubmitRunning(Spec());
+  ASSERT_NE(node, nullptr);
+  uint64_t id = std::stoull(job.id());
+  pb::Pid root = job.processes(0).pid();
+  pb::SpawnRequest request;
+  *request.mutable_parent() = root;
+  *request.mutable_resources() = ToProto(Resources{64 << 20, 0.1});
+  request.set_wait(true);
+  absl::StatusOr<Pid> child = jobs_->Spawn(id, request);
+  ASSERT_TRUE(child.ok()) << child.status();
+  FakeNodeClient* child_node = child->ip_string() == "10.0.0.1" ? n1_ : n2_;
+  child_node->Push(Exit(id, ToProto(*child), 1, 0));
+  node->Push(Exit(id, root, node == child_node ? 2 : 1, 0));
+  ASSERT_TRUE(WaitState(job.id(), v1::JOB_STATE_SUCCEEDED));
+  timers_->Advance(absl::ZeroDuration());  // the word goes out after the job's lock
+  for (FakeNodeClient* ran : {node, child_node}) {
+    ASSERT_TRUE(ran->WaitFor([&] { return !ran->kills().empty(); }));
+    const pb::KillRequest& kill = ran->kills().back();
+    EXPECT_EQ(kill.deployment(), id);
+    EXPECT_EQ(kill.signal(), SIGKILL);
+    EXPECT_EQ(kill.pids_size(), 0);
+  }
+  EXPECT_EQ(node->kills().size(), 1u) << "once per node";
+}
+
 TEST_F(JobManagerTest, EarlyEventsOfAChildBeingLaunchedAreHeldThenShownAfterItsSpawnLine) {
   WaitUp();
   auto [id, root] = RootOnN1();

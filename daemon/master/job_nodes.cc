@@ -23,6 +23,7 @@ void JobManager::Recover() {
       absl::StatusOr<Pid> pid = FromProto(stored.process.pid());
       if (!pid.ok()) continue;
       job.order.Announce(*pid);  // its spawn line is in the log already
+      job.ran_on.insert(stored.process.node());
       if (!stored.process.has_parent()) {
         job.root = *pid;
         job.root_node = stored.process.node();

@@ -29,6 +29,7 @@ std::set<std::string> JobManager::TargetsLocked(const ActiveJob& job) {
 
 uint64_t JobManager::LaunchStartsLocked(ActiveJob& job, const std::string& node) {
   ++job.launching_on[node];
+  job.ran_on.insert(node);
   uint64_t launch = job.next_launch++;
   job.launches_in_flight.insert(launch);
   return launch;

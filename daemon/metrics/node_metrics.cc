@@ -19,6 +19,8 @@ std::vector<double> SpawnBounds() {
 NodeMetrics::NodeMetrics(Registry& registry)
     : registry_(registry),
       spawned_(registry.AddCounter("constellation_node_processes_spawned_total", "Processes this node has launched.")),
+      forked_(registry.AddCounter("constellation_node_processes_forked_total",
+                                  "Of the processes launched, those forked from their deployment's zygote (no exec).")),
       failed_exit_code_(registry.AddCounter(kFailed, kFailedHelp, {{"reason", "exit_code"}})),
       failed_signal_(registry.AddCounter(kFailed, kFailedHelp, {{"reason", "signal"}})),
       failed_oom_(registry.AddCounter(kFailed, kFailedHelp, {{"reason", "oom"}})),
@@ -31,8 +33,9 @@ NodeMetrics::NodeMetrics(Registry& registry)
       cache_misses_(registry.AddCounter("constellation_node_binary_cache_misses_total",
                                         "Binaries the master asked for that this node had not cached.")) {}
 
-void NodeMetrics::Spawned(double seconds) {
+void NodeMetrics::Spawned(double seconds, bool forked) {
   spawned_.Increment();
+  if (forked) forked_.Increment();
   spawn_latency_.Observe(seconds);
 }
 

@@ -20,9 +20,9 @@ class NodeMetrics {
   NodeMetrics(const NodeMetrics&) = delete;
   NodeMetrics& operator=(const NodeMetrics&) = delete;
 
-  // A process was launched: counted, and how long it took from the Launch
-  // call's arrival.
-  void Spawned(double seconds);
+  // A process was launched: counted (also as forked when its deployment's
+  // zygote forked it), and how long it took from the Launch call's arrival.
+  void Spawned(double seconds, bool forked = false);
   // A process of this node ended: counted as failed by reason unless it exited 0.
   void Exited(const pb::ExitEvent& exit);
   // Binary bytes received from the master (Node.Upload).
@@ -36,6 +36,7 @@ class NodeMetrics {
  private:
   Registry& registry_;
   Counter& spawned_;
+  Counter& forked_;
   Counter& failed_exit_code_;
   Counter& failed_signal_;
   Counter& failed_oom_;

@@ -42,22 +42,34 @@ absl::StatusOr<int> WriteMemfd(const std::string& bytes) {
   return fd;
 }
 
-absl::StatusOr<pid_t> Spawn(const LaunchOptions& options, int memfd, int listen_fd) {
+bool IsMarker(const std::string& e) {
+  for (const char* name : {kInitEnv, kZygoteFdEnv}) {
+    size_t n = strlen(name);
+    if (e.size() > n && e.compare(0, n, name) == 0 && e[n] == '=') return true;
+  }
+  return false;
+}
+
+}  // namespace
+
+absl::StatusOr<pid_t> SpawnInheriting(const LaunchOptions& options, std::initializer_list<int> inherit,
+                                      const std::string& marker) {
   std::vector<char*> argv;
   for (const std::string& arg : options.argv) argv.push_back(const_cast<char*>(arg.c_str()));
   argv.push_back(nullptr);
-  std::string init_var = absl::StrCat(kInitEnv, "=", memfd);
   std::vector<char*> env;
   for (const std::string& e : options.env) {
-    if (e.compare(0, sizeof(kInitEnv), absl::StrCat(kInitEnv, "=")) != 0) env.push_back(const_cast<char*>(e.c_str()));
+    if (!IsMarker(e)) env.push_back(const_cast<char*>(e.c_str()));
   }
-  env.push_back(init_var.data());
+  std::string marker_copy = marker;
+  env.push_back(marker_copy.data());
   env.push_back(nullptr);
 
   posix_spawn_file_actions_t actions;
   posix_spawn_file_actions_init(&actions);
-  posix_spawn_file_actions_adddup2(&actions, memfd, memfd);
-  if (listen_fd >= 0) posix_spawn_file_actions_adddup2(&actions, listen_fd, listen_fd);
+  for (int fd : inherit) {
+    if (fd >= 0) posix_spawn_file_actions_adddup2(&actions, fd, fd);
+  }
   if (options.stdin_fd >= 0) {
     posix_spawn_file_actions_adddup2(&actions, options.stdin_fd, STDIN_FILENO);
   } else {
@@ -85,14 +97,13 @@ absl::StatusOr<pid_t> Spawn(const LaunchOptions& options, int memfd, int listen_
   return os_pid;
 }
 
-}  // namespace
-
 absl::StatusOr<int> WriteSpawnInfo(const pb::SpawnInfo& info) { return WriteMemfd(info.SerializeAsString()); }
 
 absl::StatusOr<pid_t> LaunchWithHandOff(const LaunchOptions& options, const pb::SpawnInfo& info) {
   absl::StatusOr<int> memfd = WriteSpawnInfo(info);
   if (!memfd.ok()) return memfd.status();
-  absl::StatusOr<pid_t> os_pid = Spawn(options, *memfd, info.listen_fd());
+  absl::StatusOr<pid_t> os_pid =
+      SpawnInheriting(options, {*memfd, info.listen_fd()}, absl::StrCat(kInitEnv, "=", *memfd));
   close(*memfd);
   return os_pid;
 }

@@ -5,6 +5,7 @@
 
 #include <sys/types.h>
 
+#include <initializer_list>
 #include <string>
 #include <vector>
 
@@ -15,6 +16,10 @@ namespace constellation::process_internal {
 
 // Names the memfd holding a spawned process's pb::SpawnInfo.
 inline constexpr char kInitEnv[] = "CONSTELLATION_INIT";
+// Names the socket of a zygote the node daemon executed (zygote.h): its
+// init() serves launches instead of starting a process. Never passed on from
+// a launch's own environment, nor kInitEnv.
+inline constexpr char kZygoteFdEnv[] = "CONSTELLATION_ZYGOTE_FD";
 
 struct LaunchOptions {
   std::string path;               // the executable
@@ -31,6 +36,12 @@ struct LaunchOptions {
 // failure to start is seen. Signals are unblocked and SIGCHLD is default in
 // the child. Returns the OS pid. Thread-safe.
 absl::StatusOr<pid_t> LaunchWithHandOff(const LaunchOptions& options, const pb::SpawnInfo& info);
+
+// posix_spawns `options` as LaunchWithHandOff does, with `marker` ("K=V")
+// added to its environment and the fds in `inherit` (-1s skipped) kept open
+// in the child, at the same numbers. Thread-safe.
+absl::StatusOr<pid_t> SpawnInheriting(const LaunchOptions& options, std::initializer_list<int> inherit,
+                                      const std::string& marker);
 
 // In a started process: reads the hand-off from the memfd named in `memfd_text`.
 absl::StatusOr<pb::SpawnInfo> ReadSpawnInfo(const char* memfd_text);

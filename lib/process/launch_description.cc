@@ -47,7 +47,12 @@ absl::StatusOr<LaunchDescription> DescribeLaunch(const LaunchSite& site, LaunchW
   options.argv = what.argv.empty() ? std::move(what.default_argv) : std::move(what.argv);
   if (options.argv.empty()) options.argv.push_back(options.path);
   options.env = std::move(what.env);
-  if (site.fabric) options.env.push_back("CONSTELLATION=fabric");
+  if (site.fabric) {
+    // Once, whatever the environment held: a spawned process's comes from
+    // its parent's, which has it already, and getenv() reads the first.
+    std::erase_if(options.env, [](const std::string& e) { return e.rfind("CONSTELLATION=", 0) == 0; });
+    options.env.push_back("CONSTELLATION=fabric");
+  }
   options.stdin_fd = what.stdin_fd;
   return d;
 }

@@ -175,13 +175,14 @@ pb::SpawnInfo RunSpareChild(pid_t monitor, const MonitorPipes& p, const CgroupLe
 
 // The zygote ended with the spare unused: its process and leaf go too, and
 // the base if the launcher died and this was the last leaf (a monitor does
-// the same: lib/process/monitor.h).
-[[noreturn]] void EndUnusedSpare(pid_t child, CgroupLeaf leaf, const pb::CgroupBase& base) {
+// the same: lib/process/monitor.h), unless the launcher keeps it (a node
+// daemon ends a deployment's zygote and goes on).
+[[noreturn]] void EndUnusedSpare(pid_t child, CgroupLeaf leaf, const ZygoteStart& start) {
   kill(child, SIGKILL);
   while (waitpid(child, nullptr, 0) < 0 && errno == EINTR) {
   }
   leaf.Remove();
-  internal::RemoveCgroupBaseIfUnused(base);  // EBUSY while other leaves remain
+  if (!start.launcher_keeps_base) internal::RemoveCgroupBaseIfUnused(start.base);  // EBUSY while other leaves remain
   _exit(0);
 }
 
@@ -275,7 +276,7 @@ pb::SpawnInfo RunSpare(const ZygoteStart& start) {
   }
   int memfd = -1, listen_fd = -1;
   if (!AwaitSpawn(start.spare_fd, &memfd, &listen_fd, p.control[0])) {
-    EndUnusedSpare(child, *std::move(leaf), start.base);
+    EndUnusedSpare(child, *std::move(leaf), start);
   }
   close(start.spare_fd);
   if (!unenforced.ok()) WarnUnenforced(unenforced);

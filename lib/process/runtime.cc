@@ -10,6 +10,7 @@
 #include <cstdio>
 #include <cstdlib>
 
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "lib/net/handshake.h"
 #include "lib/process/capacity.h"
@@ -200,6 +201,20 @@ void InitForked(const ZygoteStart& start, const Resources& requested) {
   InitFromHandOff(&*info, requested);
 }
 
+// A zygote a node daemon executed (Zygote::Exec): serves its launches; only
+// the children it forks return, each into init()'s spawned path.
+void InitExecZygote(const char* sock_text, const Resources& requested) {
+  int sock = -1;
+  int type = 0;
+  socklen_t size = sizeof(type);
+  if (!absl::SimpleAtoi(sock_text, &sock) || sock < 0 || getsockopt(sock, SOL_SOCKET, SO_TYPE, &type, &size) != 0 ||
+      type != SOCK_SEQPACKET) {
+    Fail(absl::StrCat(kZygoteFdEnv, "=", sock_text, " is not a zygote's socket (only a node daemon sets it)"));
+  }
+  unsetenv(kZygoteFdEnv);  // its children's environment is a launch's
+  InitForked(ServeExecZygote(sock), requested);
+}
+
 }  // namespace
 
 }  // namespace process_internal
@@ -216,6 +231,10 @@ void init(Resources resources) {
     fputs(FormatResourcesAnswer(resources).c_str(), stdout);
     fflush(stdout);
     _exit(0);
+  }
+  if (const char* zygote_fd = getenv(kZygoteFdEnv); zygote_fd != nullptr) {
+    InitExecZygote(zygote_fd, resources);
+    return;
   }
   const char* init_fd = getenv(kInitEnv);
   if (init_fd != nullptr) {

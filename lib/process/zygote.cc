@@ -9,6 +9,8 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <chrono>
 #include <cstdio>
 #include <cstring>
 #include <optional>
@@ -26,10 +28,12 @@ namespace {
 constexpr int kExitWaitMs = 2000;
 
 // A launch request carries the spawn's resources (a pb::Resources, which the
-// next spare takes as its guess) and exactly these two fds. The bridge's
-// request for spares carries the cgroup base (a pb::CgroupBase) and no fds.
+// next spare takes as its guess) and exactly these two fds. The request for
+// spares carries the cgroup base (a pb::CgroupBase) and no fds; its tag says
+// whether the launcher keeps the base (KeepSpares).
 constexpr char kLaunchTag = 'L';
 constexpr char kSparesTag = 'S';
+constexpr char kSparesBaseKeptTag = 'K';
 constexpr int kRequestFds = 2;  // the hand-off memfd, the data port
 static_assert(kRequestFds <= kMaxZygoteMessageFds);
 
@@ -134,7 +138,12 @@ struct Spare {
 
 // Forks a spare. Returns true in the spare itself (`start` filled in); in the
 // zygote false, with `spare` ready unless the fork failed.
-bool ForkSpare(int sock, const pb::CgroupBase& base, const std::optional<pb::Resources>& expected, Spare* spare,
+struct SpareSetting {
+  pb::CgroupBase base;
+  bool launcher_keeps_base = false;
+};
+
+bool ForkSpare(int sock, const SpareSetting& setting, const std::optional<pb::Resources>& expected, Spare* spare,
                ZygoteStart* start) {
   int sv[2];
   if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) != 0) return false;
@@ -145,7 +154,8 @@ bool ForkSpare(int sock, const pb::CgroupBase& base, const std::optional<pb::Res
     EnterSpareSignals();
     start->child = true;
     start->spare_fd = sv[1];
-    start->base = base;
+    start->base = setting.base;
+    start->launcher_keeps_base = setting.launcher_keeps_base;
     start->expected = expected;
     return true;
   }
@@ -186,6 +196,23 @@ bool HandToSpare(Spare* spare, const int fds[kRequestFds]) {
   _exit(0);
 }
 
+// The parent of `pid` from /proc/<pid>/stat; none if it is gone.
+std::optional<pid_t> ParentOf(pid_t pid) {
+  char path[64];
+  snprintf(path, sizeof(path), "/proc/%d/stat", static_cast<int>(pid));
+  int fd = open(path, O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return std::nullopt;
+  char buf[512];
+  ssize_t n = read(fd, buf, sizeof(buf) - 1);
+  close(fd);
+  if (n <= 0) return std::nullopt;
+  buf[n] = '\0';
+  const char* end_of_name = strrchr(buf, ')');  // the name may hold spaces and parentheses
+  int parent = 0;
+  if (end_of_name == nullptr || sscanf(end_of_name + 1, " %*c %d", &parent) != 1) return std::nullopt;
+  return parent;
+}
+
 ZygoteStart ForkedChild(const ZygoteMessage& request) {
   ZygoteStart start;
   start.child = true;
@@ -198,19 +225,21 @@ ZygoteStart ForkedChild(const ZygoteMessage& request) {
 // and a new one forked), until the bridge's end closes. Returns only in a
 // child or a spare.
 ZygoteStart Serve(int sock) {
-  std::optional<pb::CgroupBase> base;  // set once the bridge asks for spares
+  std::optional<SpareSetting> spares;  // set once the launcher asks for them
   std::optional<pb::Resources> last;   // the last launch's, the next spare's guess
   Spare spare;
   while (true) {
-    if (base && !spare.ready()) {
+    if (spares && !spare.ready()) {
       ZygoteStart start;
-      if (ForkSpare(sock, *base, last, &spare, &start)) return start;
+      if (ForkSpare(sock, *spares, last, &spare, &start)) return start;
     }
     ZygoteMessage m;
     if (!ReceiveZygoteMessage(sock, &m)) EndZygote(&spare);
-    if (m.tag == kSparesTag) {  // never answered; the first well-formed one counts
+    if (m.tag == kSparesTag || m.tag == kSparesBaseKeptTag) {  // never answered; the first well-formed one counts
       pb::CgroupBase parsed;
-      if (!base && !m.cut && m.nfds == 0 && parsed.ParseFromString(m.payload)) base = parsed;
+      if (!spares && !m.cut && m.nfds == 0 && parsed.ParseFromString(m.payload)) {
+        spares = SpareSetting{parsed, m.tag == kSparesBaseKeptTag};
+      }
       m.CloseFds();
       continue;
     }
@@ -242,8 +271,54 @@ ZygoteStart Serve(int sock) {
 
 }  // namespace
 
-Zygote::Zygote(int fd, pid_t pid, int pidfd, std::vector<std::string> argv, std::vector<std::string> env)
-    : fd_(fd), owner_(getpid()), pid_(pid), pidfd_(pidfd), argv_(std::move(argv)), env_(std::move(env)) {}
+Zygote::Zygote(int fd, pid_t pid, int pidfd, std::string path, std::vector<std::string> argv,
+               std::vector<std::string> env)
+    : fd_(fd),
+      owner_(getpid()),
+      pid_(pid),
+      pidfd_(pidfd),
+      path_(std::move(path)),
+      argv_(std::move(argv)),
+      env_(std::move(env)) {}
+
+absl::StatusOr<std::unique_ptr<Zygote>> Zygote::Exec(const LaunchOptions& options) {
+  if (options.stdin_fd >= 0) return absl::InvalidArgumentError("a zygote's stdin is /dev/null");
+  int sv[2];
+  if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) != 0) {
+    return absl::ResourceExhaustedError(absl::StrCat("socketpair: ", std::strerror(errno)));
+  }
+  absl::StatusOr<pid_t> pid = SpawnInheriting(options, {sv[1]}, absl::StrCat(kZygoteFdEnv, "=", sv[1]));
+  close(sv[1]);
+  if (!pid.ok()) {
+    close(sv[0]);
+    return pid.status();
+  }
+  int pidfd = static_cast<int>(syscall(SYS_pidfd_open, *pid, 0));
+  if (pidfd >= 0) fcntl(pidfd, F_SETFD, FD_CLOEXEC);
+  std::vector<std::string> env;
+  for (const std::string& e : options.env) {
+    if (e.rfind(absl::StrCat(kInitEnv, "="), 0) != 0 && e.rfind(absl::StrCat(kZygoteFdEnv, "="), 0) != 0) {
+      env.push_back(e);
+    }
+  }
+  std::unique_ptr<Zygote> zygote(new Zygote(sv[0], *pid, pidfd, options.path, options.argv, std::move(env)));
+  zygote->owner_ = 0;  // not a fork of this process: nothing to wait for at the end
+  return zygote;
+}
+
+void Zygote::Abandon(bool kill_it) {
+  if (kill_it) {
+    // Through the pidfd when there is one: an executed zygote is reaped by
+    // the kernel, so its pid alone may name another process by now.
+    if (pidfd_ >= 0) {
+      syscall(SYS_pidfd_send_signal, pidfd_, SIGKILL, nullptr, 0);
+    } else {
+      kill(pid_, SIGKILL);
+    }
+  }
+  if (fd_ >= 0) close(fd_);
+  fd_ = -1;
+}
 
 Zygote::~Zygote() {
   if (fd_ >= 0) close(fd_);
@@ -259,8 +334,7 @@ Zygote::~Zygote() {
 }
 
 bool Zygote::Serves(const LaunchOptions& options) const {
-  return fd_ >= 0 && options.path == "/proc/self/exe" && options.stdin_fd < 0 && options.argv == argv_ &&
-         options.env == env_;
+  return fd_ >= 0 && options.path == path_ && options.stdin_fd < 0 && options.argv == argv_ && options.env == env_;
 }
 
 bool Zygote::Send(char tag, const int* fds, int nfds, const std::string& payload) {
@@ -268,7 +342,9 @@ bool Zygote::Send(char tag, const int* fds, int nfds, const std::string& payload
   return SendZygoteMessage(fd_, tag, fds, nfds, payload, 0);
 }
 
-void Zygote::KeepSpares(const pb::CgroupBase& base) { Send(kSparesTag, nullptr, 0, base.SerializeAsString()); }
+void Zygote::KeepSpares(const pb::CgroupBase& base, bool launcher_keeps_base) {
+  Send(launcher_keeps_base ? kSparesBaseKeptTag : kSparesTag, nullptr, 0, base.SerializeAsString());
+}
 
 absl::StatusOr<pid_t> Zygote::Launch(const pb::SpawnInfo& info) {
   if (fd_ < 0) return absl::UnavailableError("the zygote is gone");
@@ -278,28 +354,55 @@ absl::StatusOr<pid_t> Zygote::Launch(const pb::SpawnInfo& info) {
   bool sent = Send(kLaunchTag, fds, kRequestFds, info.resources().SerializeAsString());
   int send_errno = errno;
   close(*memfd);
-  int64_t answer = 0;
-  ssize_t n = -1;
-  if (sent) {
-    do {
-      n = recv(fd_, &answer, sizeof(answer), 0);
-    } while (n < 0 && errno == EINTR);
+  if (!sent) {
+    Abandon(false);  // the zygote died: spawn by exec from now on
+    return absl::UnavailableError(absl::StrCat("the zygote is gone: ", std::strerror(send_errno)));
   }
-  if (n != sizeof(answer)) {
-    // The zygote died (or broke the protocol): spawn by exec from now on.
-    close(fd_);
-    fd_ = -1;
-    return absl::UnavailableError(absl::StrCat("the zygote is gone: ", std::strerror(!sent   ? send_errno
-                                                                                     : n < 0 ? errno
-                                                                                             : EPIPE)));
-  }
-  if (answer <= 0) {
-    int error = static_cast<int>(-answer);
+  absl::StatusOr<int64_t> answer = AwaitAnswer();
+  if (!answer.ok()) return answer.status();
+  if (*answer <= 0) {
+    int error = static_cast<int>(-*answer);
     std::string message = absl::StrCat("zygote fork: ", std::strerror(error));
     if (error == EAGAIN || error == ENOMEM) return absl::ResourceExhaustedError(message);
     return absl::InternalError(message);
   }
-  return static_cast<pid_t>(answer);
+  pid_t child = static_cast<pid_t>(*answer);
+  // The launcher will admit, watch and kill this pid as the spawn's monitor.
+  std::optional<pid_t> parent = ParentOf(child);  // none: it ended already, as a child may
+  if (parent && *parent != pid_) {
+    Abandon(true);
+    return absl::InternalError(
+        absl::StrCat("the zygote answered OS pid ", child, ", which is not its child; the zygote was killed"));
+  }
+  return child;
+}
+
+absl::StatusOr<int64_t> Zygote::AwaitAnswer() {
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(answer_timeout_ms_);
+  while (true) {
+    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+    pollfd p{fd_, POLLIN, 0};
+    int ready = poll(&p, 1, static_cast<int>(std::max<int64_t>(left.count(), 0)));
+    if (ready < 0 && errno == EINTR) continue;
+    if (ready == 0) {
+      Abandon(true);
+      return absl::DeadlineExceededError(
+          absl::StrCat("the zygote did not answer a launch within ", answer_timeout_ms_, " ms; it was killed"));
+    }
+    break;
+  }
+  int64_t answer = 0;
+  ssize_t n;
+  do {
+    n = recv(fd_, &answer, sizeof(answer), MSG_DONTWAIT);
+  } while (n < 0 && errno == EINTR);
+  if (n != sizeof(answer)) {
+    // The zygote died (or broke the protocol): spawn by exec from now on.
+    int error = n < 0 ? errno : EPIPE;
+    Abandon(n > 0);
+    return absl::UnavailableError(absl::StrCat("the zygote is gone: ", std::strerror(error)));
+  }
+  return answer;
 }
 
 bool SendSpawn(int fd, int memfd, int listen_fd) {
@@ -327,6 +430,12 @@ bool AwaitSpawn(int spare_fd, int* memfd, int* listen_fd, int watched_fd) {
   *memfd = m.fds[0];
   *listen_fd = m.fds[1];
   return true;
+}
+
+ZygoteStart ServeExecZygote(int sock) {
+  fcntl(sock, F_SETFD, FD_CLOEXEC);
+  EnterZygoteSignals();  // stdin and stdout are /dev/null already (Zygote::Exec)
+  return Serve(sock);
 }
 
 ZygoteStart StartZygote(std::vector<std::string> argv) {
@@ -358,7 +467,7 @@ ZygoteStart StartZygote(std::vector<std::string> argv) {
   int pidfd = static_cast<int>(syscall(SYS_pidfd_open, pid, 0));
   if (pidfd >= 0) fcntl(pidfd, F_SETFD, FD_CLOEXEC);
   ZygoteStart start;
-  start.zygote.reset(new Zygote(sv[0], pid, pidfd, std::move(argv), std::move(env)));
+  start.zygote.reset(new Zygote(sv[0], pid, pidfd, "/proc/self/exe", std::move(argv), std::move(env)));
   return start;
 }
 

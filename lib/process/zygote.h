@@ -27,14 +27,22 @@
 // spawn then re-executes /proc/self/exe, as it also does whenever a request's
 // argv or environment differs from the zygote's.
 //
+// A node daemon has no fork of the program to start one from: it executes
+// the binary once with kZygoteFdEnv naming the zygote's socket
+// (Zygote::Exec), and that process's init() serves (ServeExecZygote) before
+// anything else, in the same state a launch executed with the same argv and
+// environment reaches at init(). Such a zygote ends when its socket closes.
+//
 // Threading: StartZygote() runs in a single-threaded process. A Zygote is
-// used by one thread (the bridge's).
+// used by one thread at a time (the bridge's; the node daemon's launches
+// take a lock).
 
 #include <sys/types.h>
 
 #include <memory>
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "absl/status/statusor.h"
@@ -50,6 +58,12 @@ struct ZygoteStart;
 // The bridge's end: asks the zygote to fork children.
 class Zygote {
  public:
+  // Executes `options.path` (with its argv and environment, stdin and stdout
+  // on /dev/null, stderr inherited) as a zygote that serves what Serves()
+  // accepts. Unlike StartZygote's, this zygote is not the caller's fork:
+  // destroying it does not wait for its end.
+  static absl::StatusOr<std::unique_ptr<Zygote>> Exec(const LaunchOptions& options);
+
   // Closes this process's end of the socket. In the process that started
   // the zygote (the bridge) it then ends: this waits, boundedly, until it
   // has, leaving the reaping to the bridge's usual waitpid. A fork of that
@@ -60,35 +74,59 @@ class Zygote {
 
   // Whether a process launched with `options` is what a fork of the zygote
   // gives: the same executable, argv and environment, stdin on /dev/null.
+  // False once the zygote is gone.
   bool Serves(const LaunchOptions& options) const;
 
   // From now on the zygote keeps a spare (docs/process-model.md, "Spares"):
   // the next spawn's monitor and user process, forked ahead, the process in
   // its own leaf under `base` (none when cgroups are off). Launch hands a
   // request to it and forks the next spare. Call once, before Launch.
-  void KeepSpares(const pb::CgroupBase& base);
+  // `launcher_keeps_base`: the base outlives the zygote (a node daemon's), so
+  // a spare that ends unused never removes it; otherwise it removes the base
+  // if its leaf was the last (the bridge died: lib/process/monitor.h).
+  void KeepSpares(const pb::CgroupBase& base, bool launcher_keeps_base = false);
 
   // Forks a child that runs init()'s spawned path with `info`, or hands
   // `info` to the spare forked ahead (its listen_fd() is passed along and
   // closed here). Returns the child's OS pid (the spawn's monitor's).
   // Unavailable once the zygote is gone (the caller re-executes instead).
+  // A zygote that does not answer within kAnswerTimeout, or answers with a
+  // process that is not its child, is killed: DeadlineExceeded or Internal
+  // (the launch failed; a fork it made may run, but cannot connect to a
+  // launcher that forgot it).
   absl::StatusOr<pid_t> Launch(const pb::SpawnInfo& info);
+
+  // Takes the zygote's pidfd (readable once it has ended; -1 if none), for a
+  // caller that waits for several to end at once; the destructor then does
+  // not wait.
+  int TakePidfd() { return std::exchange(pidfd_, -1); }
 
   pid_t os_pid() const { return pid_; }
 
+  static constexpr int kAnswerTimeoutMs = 10000;
+  void set_answer_timeout_ms(int ms) { answer_timeout_ms_ = ms; }  // for tests
+
  private:
   friend ZygoteStart StartZygote(std::vector<std::string> argv);
-  Zygote(int fd, pid_t pid, int pidfd, std::vector<std::string> argv, std::vector<std::string> env);
+  Zygote(int fd, pid_t pid, int pidfd, std::string path, std::vector<std::string> argv, std::vector<std::string> env);
+
+  // Ends this end: the zygote sees its socket close (and is killed first
+  // when `kill`). Launch answers Unavailable from then on.
+  void Abandon(bool kill);
+  // The zygote's answer to a launch sent, within kAnswerTimeoutMs.
+  absl::StatusOr<int64_t> AwaitAnswer();
 
   // Sends one tagged message with `fds` and `payload`; false once the zygote is gone.
   bool Send(char tag, const int* fds, int nfds, const std::string& payload);
 
   int fd_;
-  pid_t owner_;  // the process that started the zygote
+  pid_t owner_;  // the process that forked the zygote; 0 for an executed one (no wait at the end)
   pid_t pid_;
   int pidfd_;
+  std::string path_;
   std::vector<std::string> argv_;
   std::vector<std::string> env_;
+  int answer_timeout_ms_ = kAnswerTimeoutMs;
 };
 
 // What StartZygote() returns: in the caller, `zygote` (null when it could
@@ -101,7 +139,8 @@ struct ZygoteStart {
   int memfd = -1;      // the pb::SpawnInfo (ReadSpawnInfo)
   int listen_fd = -1;  // the process's data port
   int spare_fd = -1;
-  pb::CgroupBase base;  // a spare's
+  pb::CgroupBase base;               // a spare's
+  bool launcher_keeps_base = false;  // a spare's (Zygote::KeepSpares)
   // A spare's guess at its spawn's resources (those of the spawn before it),
   // written as its leaf's limits ahead; none before the first spawn.
   std::optional<pb::Resources> expected;
@@ -131,6 +170,11 @@ void EnterSpareSignals();
 // `argv`. Returns in the caller, and once in every child the zygote forks
 // (see ZygoteStart).
 ZygoteStart StartZygote(std::vector<std::string> argv);
+
+// In a process Zygote::Exec started (init(), before anything else): serves
+// launches on `sock` until it closes, then exits. Returns only in a child
+// or a spare, as StartZygote does.
+ZygoteStart ServeExecZygote(int sock);
 
 // CONSTELLATION_ZYGOTE (`value`, may be null): unset, "on" or "auto" a
 // zygote with spares; "no-spare" a zygote that forks at each request; "off"

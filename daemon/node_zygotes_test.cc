@@ -1,0 +1,210 @@
+// NodeZygotes (node_zygotes.h) with a real program (testing/node_test_program)
+// executed as the zygote: which launches it forks, who turns it down, how it
+// ends, and what a zygote that is gone or stuck does to a launch.
+#include "daemon/node_zygotes.h"
+
+#include <poll.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "gtest/gtest.h"
+#include "lib/process/local_socket.h"
+
+namespace constellation::daemon {
+namespace {
+
+using process_internal::DescribeLaunch;
+using process_internal::LaunchDescription;
+using process_internal::LaunchOptions;
+using process_internal::LaunchWhat;
+using process_internal::Zygote;
+using process_internal::ZygoteMode;
+
+std::string ProgramPath() {
+  const char* srcdir = getenv("TEST_SRCDIR");
+  const char* workspace = getenv("TEST_WORKSPACE");
+  return absl::StrCat(srcdir ? srcdir : ".", "/", workspace ? workspace : "constellation",
+                      "/daemon/testing/node_test_program");
+}
+
+// Whether `pid` ends within `ms` (it is not our child: watched through a pidfd).
+bool EndsWithin(pid_t pid, int ms) {
+  int pidfd = static_cast<int>(syscall(SYS_pidfd_open, pid, 0));
+  if (pidfd < 0) return errno == ESRCH;
+  pollfd p{pidfd, POLLIN, 0};
+  int ready = poll(&p, 1, ms);
+  close(pidfd);
+  return ready == 1;
+}
+
+bool Alive(pid_t pid) { return pid > 0 && kill(pid, 0) == 0; }
+
+// The processes whose parent is `parent`, from /proc.
+std::vector<pid_t> ChildrenOf(pid_t parent) {
+  std::vector<pid_t> children;
+  for (const auto& entry : std::filesystem::directory_iterator("/proc")) {
+    pid_t pid = atoi(entry.path().filename().c_str());
+    if (pid <= 0) continue;
+    std::ifstream in(entry.path() / "stat");
+    std::string stat((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    size_t end = stat.rfind(')');
+    if (end == std::string::npos) continue;
+    char state = 0;
+    int ppid = 0;
+    if (sscanf(stat.c_str() + end + 1, " %c %d", &state, &ppid) == 2 && ppid == parent && state != 'Z') {
+      children.push_back(pid);
+    }
+  }
+  return children;
+}
+
+class NodeZygotesTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    absl::StatusOr<internal::LocalListener> listener = internal::ListenLocal("zygotes-test");
+    ASSERT_TRUE(listener.ok()) << listener.status();
+    listener_ = *listener;
+  }
+  void TearDown() override {
+    close(listener_.fd);
+    internal::RemoveLocalListener(listener_);
+  }
+
+  // A launch of the test program: a spawned function's (`call`) or a root's.
+  LaunchDescription Describe(bool call, std::vector<std::string> env = {}) {
+    LaunchWhat what;
+    what.path = ProgramPath();
+    what.argv = {"node_test_program"};
+    what.env = std::move(env);
+    if (call) what.call.emplace().set_function(1);
+    absl::StatusOr<LaunchDescription> launch =
+        DescribeLaunch({.bridge = listener_.path, .cgroups = {}, .fabric = true}, std::move(what));
+    EXPECT_TRUE(launch.ok()) << launch.status();
+    return *std::move(launch);
+  }
+
+  // The OS pid of the next process that connects to the listener (the
+  // spawn's monitor connects first), within 10 s; 0 if none.
+  pid_t NextConnected() {
+    pollfd p{listener_.fd, POLLIN, 0};
+    if (poll(&p, 1, 10000) != 1) return 0;
+    int conn = accept4(listener_.fd, nullptr, nullptr, SOCK_CLOEXEC);
+    if (conn < 0) return 0;
+    absl::StatusOr<internal::PeerCredentials> peer = internal::PeerOf(conn);
+    close(conn);
+    return peer.ok() ? peer->pid : 0;
+  }
+
+  std::set<uint64_t> running_;  // what `runs` answers
+  internal::LocalListener listener_;
+  std::function<bool(uint64_t)> runs_ = [this](uint64_t d) { return running_.contains(d); };
+};
+
+TEST_F(NodeZygotesTest, AfterTheFirstLaunchTheDeploymentsSpawnedFunctionsFork) {
+  NodeZygotes zygotes(ZygoteMode::kOn, pb::CgroupBase(), runs_);
+  LaunchDescription first = Describe(true);
+  EXPECT_FALSE(zygotes.Launch(7, first)) << "no zygote yet: the first launch executes";
+  ASSERT_TRUE(zygotes.Start(7, first.options));
+  pid_t zygote = zygotes.os_pid(7);
+  ASSERT_TRUE(Alive(zygote));
+  EXPECT_FALSE(zygotes.Start(7, first.options)) << "one per deployment";
+  for (int i = 0; i < 3; ++i) {  // the spare, then forks while the next spare is made
+    LaunchDescription launch = Describe(true);
+    std::optional<absl::StatusOr<pid_t>> forked = zygotes.Launch(7, launch);
+    ASSERT_TRUE(forked.has_value());
+    ASSERT_TRUE(forked->ok()) << forked->status();
+    EXPECT_NE(**forked, zygote);
+    EXPECT_EQ(NextConnected(), **forked) << "the pid answered is the process that connects";
+  }
+  EXPECT_EQ(zygotes.os_pid(7), zygote);
+}
+
+TEST_F(NodeZygotesTest, RootsOtherArgvAndOtherDeploymentsExecute) {
+  NodeZygotes zygotes(ZygoteMode::kNoSpare, pb::CgroupBase(), runs_);
+  ASSERT_TRUE(zygotes.Start(7, Describe(true).options));
+  EXPECT_FALSE(zygotes.Launch(7, Describe(false))) << "a root returns into main(): never forked";
+  LaunchDescription other_argv = Describe(true);
+  other_argv.options.argv.push_back("exit");
+  EXPECT_FALSE(zygotes.Launch(7, other_argv));
+  EXPECT_FALSE(zygotes.Launch(7, Describe(true, {"X=1"}))) << "another environment";
+  EXPECT_FALSE(zygotes.Launch(8, Describe(true))) << "another deployment's";
+  EXPECT_TRUE(zygotes.Launch(7, Describe(true)));
+}
+
+TEST_F(NodeZygotesTest, TheDaemonOrTheDeploymentCanTurnThemDown) {
+  NodeZygotes off(ZygoteMode::kOff, pb::CgroupBase(), runs_);
+  EXPECT_FALSE(off.Start(7, Describe(true).options));
+  NodeZygotes on(ZygoteMode::kOn, pb::CgroupBase(), runs_);
+  EXPECT_FALSE(on.Start(7, Describe(true, {"CONSTELLATION_ZYGOTE=off"}).options));
+  EXPECT_FALSE(on.Start(8, Describe(true, {"CONSTELLATION_ZYGOTE=bogus"}).options)) << "not understood: none";
+  EXPECT_TRUE(on.Start(9, Describe(true, {"CONSTELLATION_ZYGOTE=no-spare"}).options));
+  EXPECT_EQ(on.size(), 1u);
+}
+
+TEST_F(NodeZygotesTest, EndingADeploymentEndsItsZygoteAndSpare) {
+  NodeZygotes zygotes(ZygoteMode::kOn, pb::CgroupBase(), runs_);
+  ASSERT_TRUE(zygotes.Start(7, Describe(true).options));
+  pid_t zygote = zygotes.os_pid(7);
+  std::vector<pid_t> spares;
+  for (int i = 0; i < 1000 && spares.empty(); ++i) {  // the zygote forks its spare once it has started
+    spares = ChildrenOf(zygote);
+    if (spares.empty()) usleep(10000);
+  }
+  ASSERT_EQ(spares.size(), 1u) << "the zygote keeps one spare";
+  zygotes.End(7);
+  EXPECT_EQ(zygotes.os_pid(7), 0);
+  EXPECT_TRUE(EndsWithin(zygote, 10000)) << "the zygote outlived its deployment";
+  EXPECT_TRUE(EndsWithin(spares[0], 10000)) << "its spare outlived it";
+  EXPECT_FALSE(zygotes.Launch(7, Describe(true)));
+}
+
+TEST_F(NodeZygotesTest, AtTheLimitOneOfADeploymentThatRunsNothingHereMakesWay) {
+  NodeZygotes zygotes(ZygoteMode::kNoSpare, pb::CgroupBase(), runs_, /*max=*/1);
+  running_ = {1};
+  ASSERT_TRUE(zygotes.Start(1, Describe(true).options));
+  EXPECT_FALSE(zygotes.Start(2, Describe(true).options)) << "deployment 1 still runs here: no room";
+  pid_t first = zygotes.os_pid(1);
+  running_.clear();
+  EXPECT_TRUE(zygotes.Start(2, Describe(true).options));
+  EXPECT_EQ(zygotes.os_pid(1), 0);
+  EXPECT_TRUE(EndsWithin(first, 10000));
+}
+
+TEST_F(NodeZygotesTest, AZygoteThatIsGoneLeavesLaunchesToExec) {
+  NodeZygotes zygotes(ZygoteMode::kNoSpare, pb::CgroupBase(), runs_);
+  ASSERT_TRUE(zygotes.Start(7, Describe(true).options));
+  pid_t zygote = zygotes.os_pid(7);
+  ASSERT_EQ(kill(zygote, SIGKILL), 0);
+  ASSERT_TRUE(EndsWithin(zygote, 10000));
+  EXPECT_FALSE(zygotes.Launch(7, Describe(true))) << "the launch executes instead";
+  EXPECT_FALSE(zygotes.Launch(7, Describe(true)));
+}
+
+// A zygote that does not answer (stopped here) fails the launch within the
+// bound, and is killed: it cannot hold a launch, or the daemon's thread.
+TEST_F(NodeZygotesTest, AZygoteThatDoesNotAnswerIsKilledAndTheLaunchFails) {
+  LaunchDescription launch = Describe(true);
+  absl::StatusOr<std::unique_ptr<Zygote>> zygote = Zygote::Exec(launch.options);
+  ASSERT_TRUE(zygote.ok()) << zygote.status();
+  pid_t pid = (*zygote)->os_pid();
+  (*zygote)->set_answer_timeout_ms(300);
+  ASSERT_EQ(kill(pid, SIGSTOP), 0);
+  absl::StatusOr<pid_t> forked = (*zygote)->Launch(launch.info);
+  EXPECT_TRUE(absl::IsDeadlineExceeded(forked.status())) << forked.status();
+  EXPECT_TRUE(EndsWithin(pid, 10000)) << "the stuck zygote was not killed";
+  EXPECT_FALSE((*zygote)->Serves(launch.options));
+  EXPECT_TRUE(absl::IsUnavailable((*zygote)->Launch(launch.info).status()));
+}
+
+}  // namespace
+}  // namespace constellation::daemon
