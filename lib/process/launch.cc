@@ -42,15 +42,15 @@ absl::StatusOr<int> WriteMemfd(const std::string& bytes) {
   return fd;
 }
 
-bool IsMarker(const std::string& e) {
+}  // namespace
+
+bool IsLaunchMarker(const std::string& entry) {
   for (const char* name : {kInitEnv, kZygoteFdEnv}) {
     size_t n = strlen(name);
-    if (e.size() > n && e.compare(0, n, name) == 0 && e[n] == '=') return true;
+    if (entry.size() > n && entry.compare(0, n, name) == 0 && entry[n] == '=') return true;
   }
   return false;
 }
-
-}  // namespace
 
 absl::StatusOr<pid_t> SpawnInheriting(const LaunchOptions& options, std::initializer_list<int> inherit,
                                       const std::string& marker) {
@@ -59,7 +59,7 @@ absl::StatusOr<pid_t> SpawnInheriting(const LaunchOptions& options, std::initial
   argv.push_back(nullptr);
   std::vector<char*> env;
   for (const std::string& e : options.env) {
-    if (!IsMarker(e)) env.push_back(const_cast<char*>(e.c_str()));
+    if (!IsLaunchMarker(e)) env.push_back(const_cast<char*>(e.c_str()));
   }
   std::string marker_copy = marker;
   env.push_back(marker_copy.data());

@@ -37,6 +37,10 @@ struct LaunchOptions {
 // the child. Returns the OS pid. Thread-safe.
 absl::StatusOr<pid_t> LaunchWithHandOff(const LaunchOptions& options, const pb::SpawnInfo& info);
 
+// Whether an environment entry ("K=V") is kInitEnv's or kZygoteFdEnv's,
+// which only the launcher sets.
+bool IsLaunchMarker(const std::string& entry);
+
 // posix_spawns `options` as LaunchWithHandOff does, with `marker` ("K=V")
 // added to its environment and the fds in `inherit` (-1s skipped) kept open
 // in the child, at the same numbers. Thread-safe.

@@ -295,11 +295,9 @@ absl::StatusOr<std::unique_ptr<Zygote>> Zygote::Exec(const LaunchOptions& option
   }
   int pidfd = static_cast<int>(syscall(SYS_pidfd_open, *pid, 0));
   if (pidfd >= 0) fcntl(pidfd, F_SETFD, FD_CLOEXEC);
-  std::vector<std::string> env;
+  std::vector<std::string> env;  // what its forks have, as executed launches would
   for (const std::string& e : options.env) {
-    if (e.rfind(absl::StrCat(kInitEnv, "="), 0) != 0 && e.rfind(absl::StrCat(kZygoteFdEnv, "="), 0) != 0) {
-      env.push_back(e);
-    }
+    if (!IsLaunchMarker(e)) env.push_back(e);
   }
   std::unique_ptr<Zygote> zygote(new Zygote(sv[0], *pid, pidfd, options.path, options.argv, std::move(env)));
   zygote->owner_ = 0;  // not a fork of this process: nothing to wait for at the end

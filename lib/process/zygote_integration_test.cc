@@ -23,9 +23,10 @@ struct Result {
   std::string output;
 };
 
-// Runs the program with CONSTELLATION_ZYGOTE=`mode` (unset when empty), its
-// stdout and stderr into a file; waits for it.
-Result RunProgram(const std::string& mode) {
+// Runs the program with CONSTELLATION_ZYGOTE=`mode` (unset when empty) and
+// `extra` ("K=V", if any) in its environment, its stdout and stderr into a
+// file; waits for it.
+Result RunProgram(const std::string& mode, const std::string& extra = "") {
   std::string program =
       std::string(getenv("TEST_SRCDIR")) + "/" + getenv("TEST_WORKSPACE") + "/lib/process/zygote_program";
   std::string log = std::string(getenv("TEST_TMPDIR")) + "/zygote_program." + (mode.empty() ? "default" : mode);
@@ -35,6 +36,7 @@ Result RunProgram(const std::string& mode) {
     if (v.rfind("CONSTELLATION_ZYGOTE=", 0) != 0) env.push_back(v);
   }
   if (!mode.empty()) env.push_back("CONSTELLATION_ZYGOTE=" + mode);
+  if (!extra.empty()) env.push_back(extra);
   std::vector<char*> envp;
   for (std::string& v : env) envp.push_back(v.data());
   envp.push_back(nullptr);
@@ -75,6 +77,18 @@ TEST(ZygoteIntegration, AnUnknownSettingIsRefused) {
   Result r = RunProgram("sometimes");
   EXPECT_TRUE(WIFEXITED(r.status) && WEXITSTATUS(r.status) == 2) << r.output;
   EXPECT_NE(r.output.find("CONSTELLATION_ZYGOTE=sometimes is not understood"), std::string::npos) << r.output;
+}
+
+// Only a node daemon names a zygote's socket: a program started with the
+// variable set otherwise refuses to start rather than serve on some fd.
+TEST(ZygoteIntegration, AZygoteSocketThatIsNoneIsRefused) {
+  for (const char* value : {"0", "-1", "x", "999"}) {
+    Result r = RunProgram("", std::string("CONSTELLATION_ZYGOTE_FD=") + value);
+    EXPECT_TRUE(WIFEXITED(r.status) && WEXITSTATUS(r.status) == 2) << value << ": " << r.output;
+    EXPECT_NE(r.output.find(std::string("CONSTELLATION_ZYGOTE_FD=") + value + " is not a zygote's socket"),
+              std::string::npos)
+        << r.output;
+  }
 }
 
 }  // namespace
