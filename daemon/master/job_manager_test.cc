@@ -87,7 +87,7 @@ TEST_F(JobManagerTest, TheNodesThatRanAJobAreToldWhenItEnds) {
   timers_->Advance(absl::ZeroDuration());  // the word goes out after the job's lock
   for (FakeNodeClient* ran : {node, child_node}) {
     ASSERT_TRUE(ran->WaitFor([&] { return !ran->kills().empty(); }));
-    const pb::KillRequest& kill = ran->kills().back();
+    pb::KillRequest kill = ran->kills().back();  // kills() is a copy
     EXPECT_EQ(kill.deployment(), id);
     EXPECT_EQ(kill.signal(), SIGKILL);
     EXPECT_EQ(kill.pids_size(), 0);

@@ -136,13 +136,14 @@ struct Spare {
   }
 };
 
-// Forks a spare. Returns true in the spare itself (`start` filled in); in the
-// zygote false, with `spare` ready unless the fork failed.
+// What the launcher asked spares to be made with (KeepSpares).
 struct SpareSetting {
   pb::CgroupBase base;
   bool launcher_keeps_base = false;
 };
 
+// Forks a spare. Returns true in the spare itself (`start` filled in); in the
+// zygote false, with `spare` ready unless the fork failed.
 bool ForkSpare(int sock, const SpareSetting& setting, const std::optional<pb::Resources>& expected, Spare* spare,
                ZygoteStart* start) {
   int sv[2];
