@@ -68,7 +68,7 @@ bool NodeZygotes::Start(uint64_t deployment, const LaunchOptions& options) {
     LogWarning("node", "deployment %d: no zygote (%s); its launches execute", deployment, zygote.status().message());
     return false;
   }
-  if (mode == ZygoteMode::kOn) (*zygote)->KeepSpares(base_, /*launcher_keeps_base=*/true);
+  if (mode == ZygoteMode::kOn) (*zygote)->KeepSpares(base_);
   auto entry = std::make_shared<Entry>();
   entry->os_pid = (*zygote)->os_pid();
   {

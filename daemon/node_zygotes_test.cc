@@ -7,6 +7,7 @@
 #include <signal.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <cstdio>
@@ -18,6 +19,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "gtest/gtest.h"
+#include "lib/process/cgroup.h"
 #include "lib/process/local_socket.h"
 
 namespace constellation::daemon {
@@ -188,6 +190,68 @@ TEST_F(NodeZygotesTest, AZygoteThatIsGoneLeavesLaunchesToExec) {
   ASSERT_TRUE(EndsWithin(zygote, 10000));
   EXPECT_FALSE(zygotes.Launch(7, Describe(true))) << "the launch executes instead";
   EXPECT_FALSE(zygotes.Launch(7, Describe(true)));
+}
+
+// The node's cgroup base outlives a deployment's zygote: a spare ended with
+// its deployment removes its leaf and leaves the base to the daemon. When the
+// daemon dies instead (its end of the socket closes without a word), the
+// spare removes the base too if its leaf was the last, as monitors do
+// (lib/process/monitor.h), so that no base of a dead daemon is left behind.
+TEST_F(NodeZygotesTest, ASpareRemovesTheBaseOnlyWhenTheDaemonDied) {
+  internal::CgroupSetup setup = internal::CreateCgroupBase(internal::ReadCgroupLayout(), nullptr);
+  if (!setup.why_not.ok() || setup.base.version() != 1) {
+    if (setup.why_not.ok()) internal::RemoveCgroupBase(setup.base);
+    GTEST_SKIP() << "needs cgroup v1 (v2 bases wait for the next launcher's sweep): " << setup.why_not;
+  }
+  const std::filesystem::path base = setup.base.memory();
+  auto leaf_of = [&](pid_t spare) { return base / absl::StrCat("p", spare); };
+  auto spare_with_leaf = [&](pid_t zygote) -> pid_t {  // waits up to 10 s for the spare and its leaf
+    for (int i = 0; i < 1000; ++i) {
+      std::vector<pid_t> spares = ChildrenOf(zygote);
+      if (spares.size() == 1 && std::filesystem::exists(leaf_of(spares[0]))) return spares[0];
+      usleep(10000);
+    }
+    return 0;
+  };
+  LaunchOptions options = Describe(true).options;
+  {
+    NodeZygotes zygotes(ZygoteMode::kOn, setup.base, runs_);
+    ASSERT_TRUE(zygotes.Start(7, options));
+    pid_t spare = spare_with_leaf(zygotes.os_pid(7));
+    ASSERT_GT(spare, 0);
+    zygotes.End(7);
+    EXPECT_TRUE(EndsWithin(spare, 10000));
+    EXPECT_FALSE(std::filesystem::exists(leaf_of(spare)));
+    EXPECT_TRUE(std::filesystem::exists(base)) << "the daemon's base went with a deployment's zygote";
+  }
+  // A "daemon" that starts a zygote and dies.
+  int ready[2];
+  ASSERT_EQ(pipe(ready), 0);
+  pid_t daemon = fork();
+  if (daemon == 0) {
+    absl::StatusOr<std::unique_ptr<Zygote>> zygote = Zygote::Exec(options);
+    if (!zygote.ok()) _exit(1);
+    (*zygote)->KeepSpares(setup.base);
+    pid_t spare = spare_with_leaf((*zygote)->os_pid());
+    if (write(ready[1], &spare, sizeof(spare)) != sizeof(spare)) _exit(1);
+    _exit(spare > 0 ? 0 : 1);  // no destructor: its socket closes without a word
+  }
+  close(ready[1]);
+  pid_t spare = 0;
+  EXPECT_EQ(read(ready[0], &spare, sizeof(spare)), static_cast<ssize_t>(sizeof(spare)));
+  close(ready[0]);
+  int status = 0;
+  ASSERT_EQ(waitpid(daemon, &status, 0), daemon);
+  ASSERT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+  ASSERT_GT(spare, 0);
+  EXPECT_TRUE(EndsWithin(spare, 10000));
+  bool removed = false;
+  for (int i = 0; i < 1000 && !removed; ++i) {  // the spare removes it as it ends
+    removed = !std::filesystem::exists(base);
+    if (!removed) usleep(10000);
+  }
+  EXPECT_TRUE(removed) << "a dead daemon's base was left behind: " << base;
+  if (!removed) internal::RemoveCgroupBase(setup.base);
 }
 
 // A zygote that does not answer (stopped here) fails the launch within the

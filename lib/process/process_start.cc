@@ -175,14 +175,14 @@ pb::SpawnInfo RunSpareChild(pid_t monitor, const MonitorPipes& p, const CgroupLe
 
 // The zygote ended with the spare unused: its process and leaf go too, and
 // the base if the launcher died and this was the last leaf (a monitor does
-// the same: lib/process/monitor.h), unless the launcher keeps it (a node
-// daemon ends a deployment's zygote and goes on).
-[[noreturn]] void EndUnusedSpare(pid_t child, CgroupLeaf leaf, const ZygoteStart& start) {
+// the same: lib/process/monitor.h). A launcher that ended the zygote and
+// goes on (a node daemon ending a deployment's) keeps its base.
+[[noreturn]] void EndUnusedSpare(pid_t child, CgroupLeaf leaf, const pb::CgroupBase& base, bool launcher_gone) {
   kill(child, SIGKILL);
   while (waitpid(child, nullptr, 0) < 0 && errno == EINTR) {
   }
   leaf.Remove();
-  if (!start.launcher_keeps_base) internal::RemoveCgroupBaseIfUnused(start.base);  // EBUSY while other leaves remain
+  if (launcher_gone) internal::RemoveCgroupBaseIfUnused(base);  // EBUSY while other leaves remain
   _exit(0);
 }
 
@@ -275,8 +275,9 @@ pb::SpawnInfo RunSpare(const ZygoteStart& start) {
     return RunSpareChild(monitor, p, *leaf);
   }
   int memfd = -1, listen_fd = -1;
-  if (!AwaitSpawn(start.spare_fd, &memfd, &listen_fd, p.control[0])) {
-    EndUnusedSpare(child, *std::move(leaf), start);
+  bool launcher_gone = false;
+  if (!AwaitSpawn(start.spare_fd, &memfd, &listen_fd, p.control[0], &launcher_gone)) {
+    EndUnusedSpare(child, *std::move(leaf), start.base, launcher_gone || !start.executed);
   }
   close(start.spare_fd);
   if (!unenforced.ok()) WarnUnenforced(unenforced);

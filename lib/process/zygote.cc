@@ -28,12 +28,15 @@ namespace {
 constexpr int kExitWaitMs = 2000;
 
 // A launch request carries the spawn's resources (a pb::Resources, which the
-// next spare takes as its guess) and exactly these two fds. The request for
-// spares carries the cgroup base (a pb::CgroupBase) and no fds; its tag says
-// whether the launcher keeps the base (KeepSpares).
+// next spare takes as its guess) and exactly these two fds. The bridge's
+// request for spares carries the cgroup base (a pb::CgroupBase) and no fds.
+// A launcher that ends its zygote and goes on says so first (kEndTag); a
+// socket that closes without it means the launcher died, and the zygote tells
+// its spare (kLauncherGoneTag), which then removes the base if it was last.
 constexpr char kLaunchTag = 'L';
 constexpr char kSparesTag = 'S';
-constexpr char kSparesBaseKeptTag = 'K';
+constexpr char kEndTag = 'E';
+constexpr char kLauncherGoneTag = 'G';
 constexpr int kRequestFds = 2;  // the hand-off memfd, the data port
 static_assert(kRequestFds <= kMaxZygoteMessageFds);
 
@@ -136,16 +139,10 @@ struct Spare {
   }
 };
 
-// What the launcher asked spares to be made with (KeepSpares).
-struct SpareSetting {
-  pb::CgroupBase base;
-  bool launcher_keeps_base = false;
-};
-
 // Forks a spare. Returns true in the spare itself (`start` filled in); in the
 // zygote false, with `spare` ready unless the fork failed.
-bool ForkSpare(int sock, const SpareSetting& setting, const std::optional<pb::Resources>& expected, Spare* spare,
-               ZygoteStart* start) {
+bool ForkSpare(int sock, bool executed, const pb::CgroupBase& base, const std::optional<pb::Resources>& expected,
+               Spare* spare, ZygoteStart* start) {
   int sv[2];
   if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) != 0) return false;
   pid_t pid = fork();
@@ -155,9 +152,9 @@ bool ForkSpare(int sock, const SpareSetting& setting, const std::optional<pb::Re
     EnterSpareSignals();
     start->child = true;
     start->spare_fd = sv[1];
-    start->base = setting.base;
-    start->launcher_keeps_base = setting.launcher_keeps_base;
+    start->base = base;
     start->expected = expected;
+    start->executed = executed;
     return true;
   }
   close(sv[1]);
@@ -183,7 +180,8 @@ bool HandToSpare(Spare* spare, const int fds[kRequestFds]) {
 // The zygote's end: closing the spare's socket tells it to clean up (kill
 // its process, remove its leaf); waits for that, boundedly, so that the
 // launcher finds no leaf of it left when it removes the cgroup base.
-[[noreturn]] void EndZygote(Spare* spare) {
+[[noreturn]] void EndZygote(Spare* spare, bool launcher_gone) {
+  if (spare->ready() && launcher_gone) SendZygoteMessage(spare->fd, kLauncherGoneTag, nullptr, 0, "", MSG_DONTWAIT);
   if (spare->ready()) {
     int pidfd = spare->pidfd;
     spare->pidfd = -1;
@@ -223,24 +221,23 @@ ZygoteStart ForkedChild(const ZygoteMessage& request) {
 }
 
 // The zygote's life: one fork per request (or a spare handed the request
-// and a new one forked), until the bridge's end closes. Returns only in a
-// child or a spare.
-ZygoteStart Serve(int sock) {
-  std::optional<SpareSetting> spares;  // set once the launcher asks for them
+// and a new one forked), until the launcher's end closes. Returns only in a
+// child or a spare. `executed`: a node daemon executed this zygote.
+ZygoteStart Serve(int sock, bool executed) {
+  std::optional<pb::CgroupBase> base;  // set once the launcher asks for spares
   std::optional<pb::Resources> last;   // the last launch's, the next spare's guess
   Spare spare;
   while (true) {
-    if (spares && !spare.ready()) {
+    if (base && !spare.ready()) {
       ZygoteStart start;
-      if (ForkSpare(sock, *spares, last, &spare, &start)) return start;
+      if (ForkSpare(sock, executed, *base, last, &spare, &start)) return start;
     }
     ZygoteMessage m;
-    if (!ReceiveZygoteMessage(sock, &m)) EndZygote(&spare);
-    if (m.tag == kSparesTag || m.tag == kSparesBaseKeptTag) {  // never answered; the first well-formed one counts
+    if (!ReceiveZygoteMessage(sock, &m)) EndZygote(&spare, /*launcher_gone=*/true);
+    if (m.tag == kEndTag) EndZygote(&spare, /*launcher_gone=*/false);
+    if (m.tag == kSparesTag) {  // never answered; the first well-formed one counts
       pb::CgroupBase parsed;
-      if (!spares && !m.cut && m.nfds == 0 && parsed.ParseFromString(m.payload)) {
-        spares = SpareSetting{parsed, m.tag == kSparesBaseKeptTag};
-      }
+      if (!base && !m.cut && m.nfds == 0 && parsed.ParseFromString(m.payload)) base = parsed;
       m.CloseFds();
       continue;
     }
@@ -301,7 +298,7 @@ absl::StatusOr<std::unique_ptr<Zygote>> Zygote::Exec(const LaunchOptions& option
     if (!IsLaunchMarker(e)) env.push_back(e);
   }
   std::unique_ptr<Zygote> zygote(new Zygote(sv[0], *pid, pidfd, options.path, options.argv, std::move(env)));
-  zygote->owner_ = 0;  // not a fork of this process: nothing to wait for at the end
+  zygote->wait_at_end_ = false;  // not a fork of this process: its end is not this process's to wait for
   return zygote;
 }
 
@@ -320,9 +317,11 @@ void Zygote::Abandon(bool kill_it) {
 }
 
 Zygote::~Zygote() {
+  const bool owner = getpid() == owner_;                                                 // not a fork's copy
+  if (owner && fd_ >= 0) SendZygoteMessage(fd_, kEndTag, nullptr, 0, "", MSG_DONTWAIT);  // the launcher goes on
   if (fd_ >= 0) close(fd_);
   if (pidfd_ < 0) return;
-  if (getpid() != owner_) {
+  if (!owner || !wait_at_end_) {
     close(pidfd_);
     return;
   }
@@ -341,9 +340,7 @@ bool Zygote::Send(char tag, const int* fds, int nfds, const std::string& payload
   return SendZygoteMessage(fd_, tag, fds, nfds, payload, 0);
 }
 
-void Zygote::KeepSpares(const pb::CgroupBase& base, bool launcher_keeps_base) {
-  Send(launcher_keeps_base ? kSparesBaseKeptTag : kSparesTag, nullptr, 0, base.SerializeAsString());
-}
+void Zygote::KeepSpares(const pb::CgroupBase& base) { Send(kSparesTag, nullptr, 0, base.SerializeAsString()); }
 
 absl::StatusOr<pid_t> Zygote::Launch(const pb::SpawnInfo& info) {
   if (fd_ < 0) return absl::UnavailableError("the zygote is gone");
@@ -409,7 +406,7 @@ bool SendSpawn(int fd, int memfd, int listen_fd) {
   return SendZygoteMessage(fd, kLaunchTag, fds, kRequestFds, "", 0);
 }
 
-bool AwaitSpawn(int spare_fd, int* memfd, int* listen_fd, int watched_fd) {
+bool AwaitSpawn(int spare_fd, int* memfd, int* listen_fd, int watched_fd, bool* launcher_gone) {
   // The user process sends nothing before its spawn: anything on its socket
   // is its end closing.
   pollfd ready[2] = {{spare_fd, POLLIN, 0}, {watched_fd, POLLIN, 0}};
@@ -423,6 +420,7 @@ bool AwaitSpawn(int spare_fd, int* memfd, int* listen_fd, int watched_fd) {
   ZygoteMessage m;
   if (!ReceiveZygoteMessage(spare_fd, &m)) return false;
   if (!IsLaunch(m)) {
+    if (launcher_gone != nullptr) *launcher_gone = m.tag == kLauncherGoneTag;
     m.CloseFds();
     return false;
   }
@@ -434,7 +432,7 @@ bool AwaitSpawn(int spare_fd, int* memfd, int* listen_fd, int watched_fd) {
 ZygoteStart ServeExecZygote(int sock) {
   fcntl(sock, F_SETFD, FD_CLOEXEC);
   EnterZygoteSignals();  // stdin and stdout are /dev/null already (Zygote::Exec)
-  return Serve(sock);
+  return Serve(sock, /*executed=*/true);
 }
 
 ZygoteStart StartZygote(std::vector<std::string> argv) {
@@ -460,7 +458,7 @@ ZygoteStart StartZygote(std::vector<std::string> argv) {
     // holding them here would keep a reader of stdout from seeing its end.
     ToDevNull(STDIN_FILENO, O_RDONLY);
     ToDevNull(STDOUT_FILENO, O_WRONLY);
-    return Serve(sv[1]);
+    return Serve(sv[1], /*executed=*/false);
   }
   close(sv[1]);
   int pidfd = static_cast<int>(syscall(SYS_pidfd_open, pid, 0));

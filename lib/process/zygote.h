@@ -64,10 +64,17 @@ class Zygote {
   // destroying it does not wait for its end.
   static absl::StatusOr<std::unique_ptr<Zygote>> Exec(const LaunchOptions& options);
 
-  // Closes this process's end of the socket. In the process that started
-  // the zygote (the bridge) it then ends: this waits, boundedly, until it
-  // has, leaving the reaping to the bridge's usual waitpid. A fork of that
-  // process (the root) only closes its copy.
+  // Ends the zygote: in the process that started it, says the launcher goes
+  // on and closes the socket; a forked zygote's launcher (the bridge) then
+  // waits, boundedly, until it has ended, leaving the reaping to its usual
+  // waitpid. A fork of that process (the root) only closes its copy.
+  //
+  // Who removes the cgroup base when the launcher dies: as a monitor does
+  // (lib/process/monitor.h), a spare that ends unused removes it if its leaf
+  // was the last. An executed zygote tells its spare the launcher died when
+  // the socket closes without that word (the spare of a zygote that died
+  // itself leaves the base: a node daemon goes on with it); a forked one dies
+  // with the bridge (PR_SET_PDEATHSIG), so its spare takes any end for it.
   ~Zygote();
   Zygote(const Zygote&) = delete;
   Zygote& operator=(const Zygote&) = delete;
@@ -81,10 +88,7 @@ class Zygote {
   // the next spawn's monitor and user process, forked ahead, the process in
   // its own leaf under `base` (none when cgroups are off). Launch hands a
   // request to it and forks the next spare. Call once, before Launch.
-  // `launcher_keeps_base`: the base outlives the zygote (a node daemon's), so
-  // a spare that ends unused never removes it; otherwise it removes the base
-  // if its leaf was the last (the bridge died: lib/process/monitor.h).
-  void KeepSpares(const pb::CgroupBase& base, bool launcher_keeps_base = false);
+  void KeepSpares(const pb::CgroupBase& base);
 
   // Forks a child that runs init()'s spawned path with `info`, or hands
   // `info` to the spare forked ahead (its listen_fd() is passed along and
@@ -120,7 +124,8 @@ class Zygote {
   bool Send(char tag, const int* fds, int nfds, const std::string& payload);
 
   int fd_;
-  pid_t owner_;  // the process that forked the zygote; 0 for an executed one (no wait at the end)
+  pid_t owner_;              // the process that started the zygote
+  bool wait_at_end_ = true;  // a fork of the owner, which waits for its end
   pid_t pid_;
   int pidfd_;
   std::string path_;
@@ -139,19 +144,20 @@ struct ZygoteStart {
   int memfd = -1;      // the pb::SpawnInfo (ReadSpawnInfo)
   int listen_fd = -1;  // the process's data port
   int spare_fd = -1;
-  pb::CgroupBase base;               // a spare's
-  bool launcher_keeps_base = false;  // a spare's (Zygote::KeepSpares)
+  pb::CgroupBase base;    // a spare's
+  bool executed = false;  // a spare's: its zygote was executed (by a node daemon), not forked by its launcher
   // A spare's guess at its spawn's resources (those of the spawn before it),
   // written as its leaf's limits ahead; none before the first spawn.
   std::optional<pb::Resources> expected;
 };
 
 // In a spare: waits for its spawn's hand-off (memfd, listen_fd, CLOEXEC).
-// False when the zygote closed the spare's socket instead (it is ending),
-// or when `watched_fd` (>= 0: the spare's end of its user process's control
+// False when the zygote closed the spare's socket instead (it is ending;
+// `launcher_gone`, if given, is set when it said its launcher died), or
+// when `watched_fd` (>= 0: the spare's end of its user process's control
 // socket) finds its other end closed first: the process the spawn was to
 // run in is gone, and the spare must end so that the zygote forks instead.
-bool AwaitSpawn(int spare_fd, int* memfd, int* listen_fd, int watched_fd = -1);
+bool AwaitSpawn(int spare_fd, int* memfd, int* listen_fd, int watched_fd = -1, bool* launcher_gone = nullptr);
 // Sends a spawn's hand-off as the zygote sends it to a spare (the spare to
 // its user process); false if the other end is gone.
 bool SendSpawn(int fd, int memfd, int listen_fd);
