@@ -243,7 +243,7 @@ grpc::Status NodeService::Launch(grpc::ServerContext* context, const pb::LaunchR
   agent_->Started(pid, *os_pid);
   metrics_->Spawned(std::chrono::duration<double>(std::chrono::steady_clock::now() - arrived).count(),
                     forked.has_value());
-  if (!forked) zygotes_->Start(request->deployment(), launch->options);  // its next launches here fork
+  if (!forked) zygotes_->Start(request->deployment(), *launch);  // its next spawned functions here fork
   if (stdin_pipe[1] >= 0) {
     std::lock_guard<std::mutex> lock(mu_);
     stdin_[pid] = stdin_pipe[1];

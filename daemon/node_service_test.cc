@@ -125,7 +125,10 @@ class NodeServiceTest : public ::testing::Test {
   }
 
   // Launches the test program as a deployment's root; its pid.
-  Pid Launch(uint64_t deployment, const std::string& mode) {
+  // Launches the test program as a deployment's root, or (`spawned`) as a
+  // spawned function's process, whose function the program does not have
+  // (it exits 127 once started); its pid.
+  Pid Launch(uint64_t deployment, const std::string& mode, bool spawned = false) {
     std::string path = ProgramPath();
     struct stat st;
     EXPECT_EQ(stat(path.c_str(), &st), 0) << path;
@@ -138,6 +141,7 @@ class NodeServiceTest : public ::testing::Test {
     *request.mutable_binary() = id;
     request.add_argv(path);
     request.add_argv(mode);
+    if (spawned) request.mutable_call()->set_function(1);
     request.mutable_resources()->set_mem(256 << 20);
     request.mutable_resources()->set_cpu(0.5);
     grpc::ClientContext context;
@@ -363,16 +367,25 @@ TEST_F(NodeServiceTest, ACancelledUploadLeavesNothing) {
   EXPECT_EQ(entries, 0);
 }
 
-// A deployment's first launch here starts its zygote (node_zygotes.h); the
-// master's SIGKILL for the whole deployment, which it also sends once the
-// deployment has ended, ends it.
-TEST_F(NodeServiceTest, ALaunchStartsTheDeploymentsZygoteAndKillingTheDeploymentEndsIt) {
+// A deployment's first spawned function here starts its zygote
+// (node_zygotes.h), which forks the next; the master's SIGKILL for the whole
+// deployment, which it also sends once the deployment has ended, ends it.
+TEST_F(NodeServiceTest, ASpawnedFunctionsLaunchStartsTheDeploymentsZygoteAndKillingTheDeploymentEndsIt) {
   std::unique_ptr<MasterSide> master = Attach();
   Pid root = Launch(5, "wait");
   ASSERT_TRUE(master->ReadUntil([](const pb::NodeEvent& e) { return IsOutput(e, "up"); }));
+  EXPECT_EQ(node_->zygotes().os_pid(5), 0) << "a root alone starts none";
+  Pid executed = Launch(5, "wait", /*spawned=*/true);
   pid_t zygote = node_->zygotes().os_pid(5);
   ASSERT_GT(zygote, 0);
   EXPECT_EQ(kill(zygote, 0), 0);
+  EXPECT_EQ(Metric("constellation_node_processes_forked_total"), 0);
+  Pid forked = Launch(5, "wait", /*spawned=*/true);
+  EXPECT_EQ(Metric("constellation_node_processes_forked_total"), 1);
+  EXPECT_EQ(Metric("constellation_node_processes_spawned_total"), 3);
+  for (const Pid& spawned : {executed, forked}) {  // neither finds its function: both exit 127
+    ASSERT_TRUE(master->ReadUntil([&](const pb::NodeEvent& e) { return IsExit(e, spawned); }));
+  }
   ASSERT_TRUE(Kill(5, SIGTERM, {root}).ok());
   ASSERT_TRUE(master->ReadUntil([&](const pb::NodeEvent& e) { return IsExit(e, root); }));
   EXPECT_EQ(node_->zygotes().os_pid(5), zygote) << "kept while the deployment may spawn here again";

@@ -54,7 +54,9 @@ ZygoteMode NodeZygotes::ModeFor(const LaunchOptions& options) const {
   return mode;
 }
 
-bool NodeZygotes::Start(uint64_t deployment, const LaunchOptions& options) {
+bool NodeZygotes::Start(uint64_t deployment, const LaunchDescription& launch) {
+  if (!launch.info.has_call()) return false;  // a root: its deployment may never spawn here
+  const LaunchOptions& options = launch.options;
   ZygoteMode mode = ModeFor(options);
   if (mode == ZygoteMode::kOff) return false;
   {

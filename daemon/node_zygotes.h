@@ -2,12 +2,13 @@
 
 // NodeZygotes: the node daemon's zygotes, one per deployment running here
 // (lib/process/zygote.h, docs/process-model.md "On a node"). A deployment's
-// first launch on this node executes the binary, as every launch used to;
-// right after it, the daemon executes the binary once more as the
+// first spawned function on this node is executed, as every launch used to
+// be; right after it, the daemon executes the binary once more as the
 // deployment's zygote, and from then on a launch of a spawned function with
 // the same binary, argv and environment (and stdin on /dev/null) forks from
 // it, or is handed to the spare it forked ahead: no exec, no loading, no
-// fresh page tables. The zygote runs as every launched process does (the
+// fresh page tables. A deployment that spawns nothing here (its root alone,
+// say) costs nothing: a deploy's start never waits for a zygote. The zygote runs as every launched process does (the
 // daemon's user, the daemon's cgroup until its children join their leaves)
 // and ends when its deployment ends: the master kills the deployment on every
 // node that ran it once it has no process left (End). It also ends when the
@@ -58,10 +59,11 @@ class NodeZygotes {
   // closed: the caller closes its copy as after an exec.
   std::optional<absl::StatusOr<pid_t>> Launch(uint64_t deployment, const process_internal::LaunchDescription& launch);
 
-  // After a launch of `deployment` executed `options`: starts the
-  // deployment's zygote from the same binary, argv and environment, unless it
-  // has one or the settings or the limit say no. True if one was started.
-  bool Start(uint64_t deployment, const process_internal::LaunchOptions& options);
+  // After `launch` of `deployment` was executed: if it runs a spawned
+  // function, starts the deployment's zygote from the same binary, argv and
+  // environment, unless it has one or the settings or the limit say no.
+  // True if one was started.
+  bool Start(uint64_t deployment, const process_internal::LaunchDescription& launch);
 
   // Ends `deployment`'s zygote, if any; never waits.
   void End(uint64_t deployment);

@@ -116,10 +116,10 @@ TEST_F(NodeZygotesTest, AfterTheFirstLaunchTheDeploymentsSpawnedFunctionsFork) {
   NodeZygotes zygotes(ZygoteMode::kOn, pb::CgroupBase(), runs_);
   LaunchDescription first = Describe(true);
   EXPECT_FALSE(zygotes.Launch(7, first)) << "no zygote yet: the first launch executes";
-  ASSERT_TRUE(zygotes.Start(7, first.options));
+  ASSERT_TRUE(zygotes.Start(7, first));
   pid_t zygote = zygotes.os_pid(7);
   ASSERT_TRUE(Alive(zygote));
-  EXPECT_FALSE(zygotes.Start(7, first.options)) << "one per deployment";
+  EXPECT_FALSE(zygotes.Start(7, first)) << "one per deployment";
   for (int i = 0; i < 3; ++i) {  // the spare, then forks while the next spare is made
     LaunchDescription launch = Describe(true);
     std::optional<absl::StatusOr<pid_t>> forked = zygotes.Launch(7, launch);
@@ -133,7 +133,8 @@ TEST_F(NodeZygotesTest, AfterTheFirstLaunchTheDeploymentsSpawnedFunctionsFork) {
 
 TEST_F(NodeZygotesTest, RootsOtherArgvAndOtherDeploymentsExecute) {
   NodeZygotes zygotes(ZygoteMode::kNoSpare, pb::CgroupBase(), runs_);
-  ASSERT_TRUE(zygotes.Start(7, Describe(true).options));
+  EXPECT_FALSE(zygotes.Start(7, Describe(false))) << "a root's launch starts none: its deployment may never spawn";
+  ASSERT_TRUE(zygotes.Start(7, Describe(true)));
   EXPECT_FALSE(zygotes.Launch(7, Describe(false))) << "a root returns into main(): never forked";
   LaunchDescription other_argv = Describe(true);
   other_argv.options.argv.push_back("exit");
@@ -145,17 +146,17 @@ TEST_F(NodeZygotesTest, RootsOtherArgvAndOtherDeploymentsExecute) {
 
 TEST_F(NodeZygotesTest, TheDaemonOrTheDeploymentCanTurnThemDown) {
   NodeZygotes off(ZygoteMode::kOff, pb::CgroupBase(), runs_);
-  EXPECT_FALSE(off.Start(7, Describe(true).options));
+  EXPECT_FALSE(off.Start(7, Describe(true)));
   NodeZygotes on(ZygoteMode::kOn, pb::CgroupBase(), runs_);
-  EXPECT_FALSE(on.Start(7, Describe(true, {"CONSTELLATION_ZYGOTE=off"}).options));
-  EXPECT_FALSE(on.Start(8, Describe(true, {"CONSTELLATION_ZYGOTE=bogus"}).options)) << "not understood: none";
-  EXPECT_TRUE(on.Start(9, Describe(true, {"CONSTELLATION_ZYGOTE=no-spare"}).options));
+  EXPECT_FALSE(on.Start(7, Describe(true, {"CONSTELLATION_ZYGOTE=off"})));
+  EXPECT_FALSE(on.Start(8, Describe(true, {"CONSTELLATION_ZYGOTE=bogus"}))) << "not understood: none";
+  EXPECT_TRUE(on.Start(9, Describe(true, {"CONSTELLATION_ZYGOTE=no-spare"})));
   EXPECT_EQ(on.size(), 1u);
 }
 
 TEST_F(NodeZygotesTest, EndingADeploymentEndsItsZygoteAndSpare) {
   NodeZygotes zygotes(ZygoteMode::kOn, pb::CgroupBase(), runs_);
-  ASSERT_TRUE(zygotes.Start(7, Describe(true).options));
+  ASSERT_TRUE(zygotes.Start(7, Describe(true)));
   pid_t zygote = zygotes.os_pid(7);
   std::vector<pid_t> spares;
   for (int i = 0; i < 1000 && spares.empty(); ++i) {  // the zygote forks its spare once it has started
@@ -173,18 +174,18 @@ TEST_F(NodeZygotesTest, EndingADeploymentEndsItsZygoteAndSpare) {
 TEST_F(NodeZygotesTest, AtTheLimitOneOfADeploymentThatRunsNothingHereMakesWay) {
   NodeZygotes zygotes(ZygoteMode::kNoSpare, pb::CgroupBase(), runs_, /*max=*/1);
   running_ = {1};
-  ASSERT_TRUE(zygotes.Start(1, Describe(true).options));
-  EXPECT_FALSE(zygotes.Start(2, Describe(true).options)) << "deployment 1 still runs here: no room";
+  ASSERT_TRUE(zygotes.Start(1, Describe(true)));
+  EXPECT_FALSE(zygotes.Start(2, Describe(true))) << "deployment 1 still runs here: no room";
   pid_t first = zygotes.os_pid(1);
   running_.clear();
-  EXPECT_TRUE(zygotes.Start(2, Describe(true).options));
+  EXPECT_TRUE(zygotes.Start(2, Describe(true)));
   EXPECT_EQ(zygotes.os_pid(1), 0);
   EXPECT_TRUE(EndsWithin(first, 10000));
 }
 
 TEST_F(NodeZygotesTest, AZygoteThatIsGoneLeavesLaunchesToExec) {
   NodeZygotes zygotes(ZygoteMode::kNoSpare, pb::CgroupBase(), runs_);
-  ASSERT_TRUE(zygotes.Start(7, Describe(true).options));
+  ASSERT_TRUE(zygotes.Start(7, Describe(true)));
   pid_t zygote = zygotes.os_pid(7);
   ASSERT_EQ(kill(zygote, SIGKILL), 0);
   ASSERT_TRUE(EndsWithin(zygote, 10000));
@@ -213,10 +214,11 @@ TEST_F(NodeZygotesTest, ASpareRemovesTheBaseOnlyWhenTheDaemonDied) {
     }
     return 0;
   };
-  LaunchOptions options = Describe(true).options;
+  LaunchDescription launch = Describe(true);
+  const LaunchOptions& options = launch.options;
   {
     NodeZygotes zygotes(ZygoteMode::kOn, setup.base, runs_);
-    ASSERT_TRUE(zygotes.Start(7, options));
+    ASSERT_TRUE(zygotes.Start(7, launch));
     pid_t spare = spare_with_leaf(zygotes.os_pid(7));
     ASSERT_GT(spare, 0);
     zygotes.End(7);

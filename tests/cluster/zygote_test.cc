@@ -1,5 +1,6 @@
 // A node's zygote (daemon/node_zygotes.h) on a one-node cluster: the program
-// lib/process/zygote_program spawns a child with its root's environment
+// lib/process/zygote_program spawns a first child (executed: the deployment's
+// zygote starts after it), then one with its root's environment
 // (forked by the deployment's zygote on the node) and one after changing it
 // (executed by the node), and checks that both start from the state a fresh
 // exec reaches at init(): globals, fds opened before init() and after it,
@@ -24,6 +25,7 @@ class NodeZygote : public ::testing::Test {
   }
   RunResult Deploy(std::vector<std::pair<std::string, std::string>> env) {
     DeployOptions options;
+    options.args = {"--warm-up"};  // the deployment's first spawned function, executed: its zygote starts then
     options.env = std::move(env);
     return cluster_.Deploy(RunfilePath("lib/process/zygote_program"), options);
   }
