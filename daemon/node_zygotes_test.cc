@@ -256,6 +256,32 @@ TEST_F(NodeZygotesTest, ASpareRemovesTheBaseOnlyWhenTheDaemonDied) {
   if (!removed) internal::RemoveCgroupBase(setup.base);
 }
 
+// An executed zygote is not the daemon's own code: one that answers with a
+// process that is not its child (here a script that names init) is killed,
+// and the launch fails, rather than the daemon taking that process for the
+// spawn's monitor (to admit, watch and kill).
+TEST_F(NodeZygotesTest, AZygoteThatNamesAProcessNotItsChildIsKilledAndTheLaunchFails) {
+  LaunchDescription launch = Describe(true);
+  LaunchOptions liar = launch.options;
+  liar.path = "/usr/bin/python3";
+  liar.argv = {"python3", "-c",
+               "import os, socket, struct\n"
+               "s = socket.socket(fileno=int(os.environ['CONSTELLATION_ZYGOTE_FD']))\n"
+               "while True:\n"
+               "    m, _, _, _ = s.recvmsg(9000, socket.CMSG_SPACE(64))\n"
+               "    if not m: break\n"
+               "    if m[:1] == b'L': s.send(struct.pack('q', 1))\n"};
+  if (access(liar.path.c_str(), X_OK) != 0) GTEST_SKIP() << "no " << liar.path;
+  absl::StatusOr<std::unique_ptr<Zygote>> zygote = Zygote::Exec(liar);
+  ASSERT_TRUE(zygote.ok()) << zygote.status();
+  pid_t pid = (*zygote)->os_pid();
+  absl::StatusOr<pid_t> forked = (*zygote)->Launch(launch.info);
+  EXPECT_TRUE(absl::IsInternal(forked.status())) << forked.status();
+  EXPECT_NE(forked.status().message().find("not its child"), std::string::npos) << forked.status();
+  EXPECT_TRUE(EndsWithin(pid, 10000)) << "the lying zygote was not killed";
+  EXPECT_TRUE(absl::IsUnavailable((*zygote)->Launch(launch.info).status()));
+}
+
 // A zygote that does not answer (stopped here) fails the launch within the
 // bound, and is killed: it cannot hold a launch, or the daemon's thread.
 TEST_F(NodeZygotesTest, AZygoteThatDoesNotAnswerIsKilledAndTheLaunchFails) {

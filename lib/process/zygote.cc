@@ -298,7 +298,7 @@ absl::StatusOr<std::unique_ptr<Zygote>> Zygote::Exec(const LaunchOptions& option
     if (!IsLaunchMarker(e)) env.push_back(e);
   }
   std::unique_ptr<Zygote> zygote(new Zygote(sv[0], *pid, pidfd, options.path, options.argv, std::move(env)));
-  zygote->wait_at_end_ = false;  // not a fork of this process: its end is not this process's to wait for
+  zygote->executed_ = true;
   return zygote;
 }
 
@@ -321,7 +321,7 @@ Zygote::~Zygote() {
   if (owner && fd_ >= 0) SendZygoteMessage(fd_, kEndTag, nullptr, 0, "", MSG_DONTWAIT);  // the launcher goes on
   if (fd_ >= 0) close(fd_);
   if (pidfd_ < 0) return;
-  if (!owner || !wait_at_end_) {
+  if (!owner || executed_) {  // an executed zygote's end is not this process's to wait for
     close(pidfd_);
     return;
   }
@@ -363,8 +363,9 @@ absl::StatusOr<pid_t> Zygote::Launch(const pb::SpawnInfo& info) {
     return absl::InternalError(message);
   }
   pid_t child = static_cast<pid_t>(*answer);
-  // The launcher will admit, watch and kill this pid as the spawn's monitor.
-  std::optional<pid_t> parent = ParentOf(child);  // none: it ended already, as a child may
+  // The launcher will admit, watch and kill this pid as the spawn's monitor:
+  // from a process a node daemon executed, it must be the zygote's child.
+  std::optional<pid_t> parent = executed_ ? ParentOf(child) : std::nullopt;  // none: it ended already, as a child may
   if (parent && *parent != pid_) {
     Abandon(true);
     return absl::InternalError(

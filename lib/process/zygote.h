@@ -94,8 +94,9 @@ class Zygote {
   // `info` to the spare forked ahead (its listen_fd() is passed along and
   // closed here). Returns the child's OS pid (the spawn's monitor's).
   // Unavailable once the zygote is gone (the caller re-executes instead).
-  // A zygote that does not answer within kAnswerTimeout, or answers with a
-  // process that is not its child, is killed: DeadlineExceeded or Internal
+  // A zygote that does not answer within kAnswerTimeout, or (an executed
+  // one) answers with a process that is not its child, is killed:
+  // DeadlineExceeded or Internal
   // (the launch failed; a fork it made may run, but cannot connect to a
   // launcher that forgot it).
   absl::StatusOr<pid_t> Launch(const pb::SpawnInfo& info);
@@ -124,8 +125,10 @@ class Zygote {
   bool Send(char tag, const int* fds, int nfds, const std::string& payload);
 
   int fd_;
-  pid_t owner_;              // the process that started the zygote
-  bool wait_at_end_ = true;  // a fork of the owner, which waits for its end
+  pid_t owner_;  // the process that started the zygote
+  // Executed by Exec (a node daemon's): its end is not waited for, and its
+  // answers are checked, as it is not a fork of the launcher's own program.
+  bool executed_ = false;
   pid_t pid_;
   int pidfd_;
   std::string path_;
