@@ -15,6 +15,7 @@
 #include <functional>
 #include <iterator>
 #include <memory>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -383,9 +384,12 @@ TEST_F(NodeServiceTest, ASpawnedFunctionsLaunchStartsTheDeploymentsZygoteAndKill
   Pid forked = Launch(5, "wait", /*spawned=*/true);
   EXPECT_EQ(Metric("constellation_node_processes_forked_total"), 1);
   EXPECT_EQ(Metric("constellation_node_processes_spawned_total"), 3);
-  for (const Pid& spawned : {executed, forked}) {  // neither finds its function: both exit 127
-    ASSERT_TRUE(master->ReadUntil([&](const pb::NodeEvent& e) { return IsExit(e, spawned); }));
-  }
+  // Neither finds its function: both exit (127), in either order.
+  std::set<Pid> running = {executed, forked};
+  ASSERT_TRUE(master->ReadUntil([&](const pb::NodeEvent& e) {
+    if (e.has_event() && e.event().has_exit()) running.erase(FromProto(e.event().pid()).value_or(Pid()));
+    return running.empty();
+  }));
   ASSERT_TRUE(Kill(5, SIGTERM, {root}).ok());
   ASSERT_TRUE(master->ReadUntil([&](const pb::NodeEvent& e) { return IsExit(e, root); }));
   EXPECT_EQ(node_->zygotes().os_pid(5), zygote) << "kept while the deployment may spawn here again";
