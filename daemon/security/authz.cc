@@ -4,6 +4,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "daemon/security/identity_cache.h"
 #include "daemon/security/pem.h"
 
 namespace constellation::daemon::security {
@@ -14,7 +15,8 @@ absl::StatusOr<Identity> PeerIdentity(const grpc::AuthContext* context) {
   }
   std::vector<grpc::string_ref> pems = context->FindPropertyValues(GRPC_X509_PEM_CERT_PROPERTY_NAME);
   if (pems.size() != 1) return absl::UnauthenticatedError("the caller's certificate is not available");
-  return IdentityOfPem(std::string(pems[0].data(), pems[0].size()));
+  static IdentityCache* const cache = new IdentityCache(IdentityOfPem);  // never destroyed: calls may outlive main()
+  return cache->Get(absl::string_view(pems[0].data(), pems[0].size()));
 }
 
 absl::StatusOr<Identity> Authorize(absl::StatusOr<Identity> peer, std::initializer_list<Role> allowed,
