@@ -123,13 +123,13 @@ void EventQueue::Push(QueuedEvent entry) {
   if (was_empty || (!was_full && Full())) work_.notify_one();
 }
 
-Batch EventQueue::Take() {
+Batch EventQueue::Take(bool paced) {
   std::unique_lock<std::mutex> lock(mu_);
   Batch batch;
   batch.entries.swap(queue_);  // O(1) under the lock that Append waits for
   batch.bytes = queued_bytes_;
   queued_bytes_ = 0;
-  last_taken_ = absl::Now();
+  if (paced) last_taken_ = absl::Now();
   return batch;
 }
 

@@ -67,8 +67,13 @@ class EventQueue {
   void Mark(NodeMark mark);
 
   // Everything queued, in order; it stays counted against the back-pressure
-  // bound until Committed or Failed.
-  Batch Take();
+  // bound until Committed or Failed. `paced`: the commit thread's take,
+  // which starts the interval AwaitDue waits out. A synchronous write's
+  // (a process or a job stored before its caller is answered) does not: the
+  // interval bounds the commits of flowing output, and an event that comes
+  // after such a write (a spawned process's first line after its record) is
+  // not held for it.
+  Batch Take(bool paced = true);
   // `batch` is on disk: advances the committed seqs and returns the jobs
   // whose committed seq advanced.
   std::vector<uint64_t> Committed(const Batch& batch);
@@ -112,7 +117,7 @@ class EventQueue {
   std::vector<QueuedEvent> queue_;
   uint64_t queued_bytes_ = 0;     // in queue_
   uint64_t unsettled_bytes_ = 0;  // in queue_ or taken, not yet committed
-  absl::Time last_taken_;         // the last Take(): when the last commit began
+  absl::Time last_taken_;         // the last paced Take(): when the commit thread's last commit began
   bool stopped_ = false;
   // Signalled only when what a waiter waits for may have happened, not at
   // every event.

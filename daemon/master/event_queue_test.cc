@@ -79,6 +79,21 @@ TEST(EventQueueTest, AnEventAfterAQuietSpellIsDueAtOnceAndTheNextAfterTheInterva
   EXPECT_GE(queue.NextDue(absl::Hours(1)), taken + absl::Hours(1));  // a stream: one commit per interval
 }
 
+// A synchronous write (a process stored before its spawn is answered) takes
+// what is queued but does not start the interval: the event after it (the
+// spawned process's first line) is due at once after a quiet spell.
+TEST(EventQueueTest, ASynchronousWritesTakeDoesNotHoldTheNextEvent) {
+  EventQueue queue({}, absl::InfinitePast());
+  queue.AddJob(1, {});
+  EXPECT_EQ(queue.Append(1, Output("a"), std::nullopt), 1u);
+  queue.Committed(queue.Take(/*paced=*/false));
+  EXPECT_EQ(queue.Append(1, Output("b"), std::nullopt), 2u);
+  EXPECT_FALSE(queue.AwaitDue(absl::Hours(1)));  // due at once
+  queue.Committed(queue.Take());
+  EXPECT_EQ(queue.Append(1, Output("c"), std::nullopt), 3u);
+  EXPECT_GE(queue.NextDue(absl::Hours(1)), absl::Now() + absl::Minutes(59)) << "the thread's own commit paces";
+}
+
 TEST(EventQueueTest, StopEndsTheWaits) {
   EventQueue queue({});
   std::thread stopper([&] { queue.Stop(); });

@@ -78,21 +78,22 @@ JobStore::~JobStore() {
 void JobStore::CommitLoop() {
   while (true) {
     bool stop = queue_.AwaitDue(options_.commit_interval);
-    absl::Status status = Commit(nullptr, nullptr);
+    absl::Status status = Commit(nullptr, nullptr, /*paced=*/true);
     if (stop) return;
     // Failed: the batch went back to the queue; try again a little later.
     if (!status.ok() && queue_.AwaitStopFor(std::max(options_.commit_interval, absl::Milliseconds(100)))) {
-      Commit(nullptr, nullptr).IgnoreError();  // logged by Commit
+      Commit(nullptr, nullptr, /*paced=*/true).IgnoreError();  // logged by Commit
       return;
     }
   }
 }
 
-absl::Status JobStore::Commit(const std::function<absl::Status(StoreDb&)>& write, const std::function<void()>& after) {
+absl::Status JobStore::Commit(const std::function<absl::Status(StoreDb&)>& write, const std::function<void()>& after,
+                              bool paced) {
   Note note;
   {
     std::lock_guard<std::mutex> lock(db_mu_);
-    Batch batch = queue_.Take();
+    Batch batch = queue_.Take(paced);
     const uint64_t next_job_id = next_job_id_.load();
     const bool new_ids = next_job_id != stored_next_job_id_;
     if (batch.entries.empty() && !new_ids && !write) return absl::OkStatus();

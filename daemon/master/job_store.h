@@ -149,7 +149,9 @@ class JobStore {
   JobStore(Options options, std::unique_ptr<StoreDb> db, uint64_t next_job_id);
   // Commits what is queued and `write` (a record's change; may be null) in one
   // transaction; `after` (may be null) runs once it is committed, under db_mu_.
-  absl::Status Commit(const std::function<absl::Status(StoreDb&)>& write, const std::function<void()>& after);
+  // `paced`: the commit thread's commit (EventQueue::Take).
+  absl::Status Commit(const std::function<absl::Status(StoreDb&)>& write, const std::function<void()>& after,
+                      bool paced = false);
   void CommitLoop();  // the commit thread
   void Notify();      // delivers notes_ to the listener, in order, from one thread at a time
 
