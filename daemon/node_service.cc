@@ -115,11 +115,14 @@ absl::StatusOr<std::unique_ptr<NodeService>> NodeService::Create(uint32_t ipv4, 
   if (!agent.ok()) return agent.status();
   service->agent_ = *std::move(agent);
   service->running_ = service->metrics_->CollectRunning([self] { return static_cast<int64_t>(self->agent_->live()); });
+  service->zygote_count_ =
+      service->metrics_->CollectZygotes([self] { return static_cast<int64_t>(self->zygotes_->size()); });
   return service;
 }
 
 NodeService::~NodeService() {
   running_.Reset();                    // no scrape reads the agent any more
+  zygote_count_.Reset();               // nor the zygotes
   if (link_) link_->CheckQuiet();      // the server has shut down: no stream calls the hooks any more
   relay_->Shutdown();                  // its last replies go through the agent, still running
   if (watches_) watches_->Shutdown();  // so do its answers

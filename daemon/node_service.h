@@ -134,6 +134,7 @@ class NodeService final : public pb::Node::WithCallbackMethod_Attach<pb::Node::S
   std::unique_ptr<NodeZygotes> zygotes_;  // asks agent_ which deployments run here
   std::unique_ptr<NodeAgent> agent_;      // its callbacks use link_, relay_ and watches_
   metrics::Registration running_;         // reads agent_: the first thing the destructor drops
+  metrics::Registration zygote_count_;    // reads zygotes_: dropped with running_
 
   std::mutex mu_;
   std::map<Pid, int> stdin_ ABSL_GUARDED_BY(mu_);  // roots' stdin pipes

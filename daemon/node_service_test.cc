@@ -381,6 +381,7 @@ TEST_F(NodeServiceTest, ASpawnedFunctionsLaunchStartsTheDeploymentsZygoteAndKill
   ASSERT_GT(zygote, 0);
   EXPECT_EQ(kill(zygote, 0), 0);
   EXPECT_EQ(Metric("constellation_node_processes_forked_total"), 0);
+  EXPECT_EQ(Metric("constellation_node_zygotes"), 1);
   Pid forked = Launch(5, "wait", /*spawned=*/true);
   EXPECT_EQ(Metric("constellation_node_processes_forked_total"), 1);
   EXPECT_EQ(Metric("constellation_node_processes_spawned_total"), 3);
@@ -395,6 +396,7 @@ TEST_F(NodeServiceTest, ASpawnedFunctionsLaunchStartsTheDeploymentsZygoteAndKill
   EXPECT_EQ(node_->zygotes().os_pid(5), zygote) << "kept while the deployment may spawn here again";
   ASSERT_TRUE(Kill(5, SIGKILL, {}).ok());
   EXPECT_EQ(node_->zygotes().os_pid(5), 0);
+  EXPECT_EQ(Metric("constellation_node_zygotes"), 0);
   int pidfd = static_cast<int>(syscall(SYS_pidfd_open, zygote, 0));
   if (pidfd >= 0) {
     pollfd p{pidfd, POLLIN, 0};

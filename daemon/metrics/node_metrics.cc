@@ -57,4 +57,12 @@ Registration NodeMetrics::CollectRunning(std::function<int64_t()> running) {
                                      });
 }
 
+Registration NodeMetrics::CollectZygotes(std::function<int64_t()> zygotes) {
+  return registry_.AddGaugeCollector("constellation_node_zygotes",
+                                     "Deployments' zygotes this node keeps (docs/process-model.md, \"On a node\").",
+                                     [zygotes = std::move(zygotes)]() -> std::vector<Registry::Sample> {
+                                       return {{{}, static_cast<double>(zygotes())}};
+                                     });
+}
+
 }  // namespace constellation::daemon::metrics

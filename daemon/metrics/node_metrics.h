@@ -32,6 +32,8 @@ class NodeMetrics {
 
   // constellation_node_processes_running, read from `running` at each scrape.
   [[nodiscard]] Registration CollectRunning(std::function<int64_t()> running);
+  // constellation_node_zygotes (deployments' zygotes running here), read from `zygotes` at each scrape.
+  [[nodiscard]] Registration CollectZygotes(std::function<int64_t()> zygotes);
 
  private:
   Registry& registry_;

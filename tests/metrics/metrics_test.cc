@@ -109,6 +109,8 @@ TEST(Metrics, ScrapedFromTheMasterAndANodeTheyCountADeployment) {
   EXPECT_GT(node_after["constellation_node_spawn_latency_seconds_sum"], 0);
   EXPECT_EQ(node_after["constellation_node_processes_failed_total{reason=\"exit_code\"}"], 0);
   EXPECT_EQ(node_after["constellation_node_processes_running"], 0);
+  // hello's child started the deployment's zygote; the master's word at the job's end ended it.
+  EXPECT_EQ(node_after["constellation_node_zygotes"], 0);
   // The master asked once; on this machine it then hands the node its own copy (Node.Adopt), no upload.
   EXPECT_EQ(node_after["constellation_node_binary_cache_misses_total"], 1);
 
