@@ -47,6 +47,7 @@
 
 #include "absl/status/statusor.h"
 #include "lib/process/launch.h"
+#include "lib/process/zygote_signals.h"  // its children call RestoreProgramSignals, spares EnterSpareSignals
 #include "proto/local.pb.h"
 
 namespace constellation::process_internal {
@@ -164,16 +165,6 @@ bool AwaitSpawn(int spare_fd, int* memfd, int* listen_fd, int watched_fd = -1, b
 // Sends a spawn's hand-off as the zygote sends it to a spare (the spare to
 // its user process); false if the other end is gone.
 bool SendSpawn(int fd, int memfd, int listen_fd);
-
-// In a child of the zygote (a spare's monitor and user process too): the
-// program's signal dispositions of init() time and an empty mask, as after
-// an exec. A spare keeps the zygote's until its spawn comes, so that a
-// terminal's Ctrl-C or the program's handlers never reach a process that has
-// not started.
-void RestoreProgramSignals();
-// In a spare, until then: SIGCHLD at its default (the monitor waits for its
-// child), the rest as the zygote has them.
-void EnterSpareSignals();
 
 // Forks the zygote from this (single-threaded) process, whose argv is
 // `argv`. Returns in the caller, and once in every child the zygote forks
