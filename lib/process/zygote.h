@@ -56,7 +56,8 @@ inline constexpr char kZygoteEnv[] = "CONSTELLATION_ZYGOTE";
 
 struct ZygoteStart;
 
-// The bridge's end: asks the zygote to fork children.
+// The launcher's end (the bridge's, or a node daemon's): asks the zygote to
+// fork children.
 class Zygote {
  public:
   // Executes `options.path` (with its argv and environment, stdin and stdout
@@ -95,11 +96,10 @@ class Zygote {
   // `info` to the spare forked ahead (its listen_fd() is passed along and
   // closed here). Returns the child's OS pid (the spawn's monitor's).
   // Unavailable once the zygote is gone (the caller re-executes instead).
-  // A zygote that does not answer within kAnswerTimeout, or (an executed
-  // one) answers with a process that is not its child, is killed:
-  // DeadlineExceeded or Internal
-  // (the launch failed; a fork it made may run, but cannot connect to a
-  // launcher that forgot it).
+  // A zygote that does not answer within kAnswerTimeoutMs, or (an executed
+  // one) answers with a process that is not its child, is killed, and the
+  // launch fails with DeadlineExceeded or Internal: a fork it made may run,
+  // but cannot connect to a launcher that forgot it.
   absl::StatusOr<pid_t> Launch(const pb::SpawnInfo& info);
 
   // Takes the zygote's pidfd (readable once it has ended; -1 if none), for a
