@@ -10,9 +10,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include <cstdio>
 #include <filesystem>
-#include <fstream>
 #include <set>
 #include <string>
 #include <vector>
@@ -21,6 +19,7 @@
 #include "gtest/gtest.h"
 #include "lib/process/cgroup.h"
 #include "lib/process/local_socket.h"
+#include "tests/harness/proc_fs.h"
 
 namespace constellation::daemon {
 namespace {
@@ -51,21 +50,13 @@ bool EndsWithin(pid_t pid, int ms) {
 
 bool Alive(pid_t pid) { return pid > 0 && kill(pid, 0) == 0; }
 
-// The processes whose parent is `parent`, from /proc.
+// The live processes whose parent is `parent`.
 std::vector<pid_t> ChildrenOf(pid_t parent) {
   std::vector<pid_t> children;
-  for (const auto& entry : std::filesystem::directory_iterator("/proc")) {
-    pid_t pid = atoi(entry.path().filename().c_str());
-    if (pid <= 0) continue;
-    std::ifstream in(entry.path() / "stat");
-    std::string stat((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-    size_t end = stat.rfind(')');
-    if (end == std::string::npos) continue;
-    char state = 0;
-    int ppid = 0;
-    if (sscanf(stat.c_str() + end + 1, " %c %d", &state, &ppid) == 2 && ppid == parent && state != 'Z') {
-      children.push_back(pid);
-    }
+  const std::string ppid = std::to_string(parent);
+  for (pid_t pid : constellation::testing::AllPids()) {
+    std::vector<std::string> fields = constellation::testing::StatFields(pid);
+    if (fields.size() > 1 && fields[1] == ppid && fields[0] != "Z") children.push_back(pid);
   }
   return children;
 }
