@@ -8,10 +8,10 @@
 // Memory follows bytes, not claims: the read buffer is allocated when the
 // first bytes are read and freed by ReleaseIfIdle (the Peer calls it from a
 // timer, never per message); a frame's payload buffer is filled as its bytes
-// arrive (Room): its pages are touched at most kFillStep ahead of them,
-// though its capacity may be reserved up to kReserveMax on the header's
-// claim. A recycled payload buffer keeps its size (its bytes stale, see
-// RecvQueue::Deliver), so a frame that fits in it is not zero-filled first.
+// arrive (Room): recv alone touches its pages (where the library must
+// zero-fill what it grows, at most kFillStep ahead of the bytes), though its
+// capacity may be reserved up to kReserveMax on the header's claim. A recycled payload buffer keeps its size (its bytes
+// stale, see RecvQueue::Deliver), so a frame that fits in it is not zero-filled first.
 //
 // Threading: thread-compatible. The Peer's read role makes its holder the only
 // user (see peer.h). bytes_read() and mid_frame() may be read by any thread
@@ -40,7 +40,8 @@ class FrameReader {
   static constexpr size_t kBufferSize = (64 << 10) + kFrameHeaderSize;
   static constexpr size_t kDirectRead = 16 << 10;
   // A frame's payload buffer: capacity for at most this much before bytes
-  // arrive (Room), and its size at most kFillStep ahead of them.
+  // arrive (Room), and, where growing it zero-fills, its size at most
+  // kFillStep ahead of them.
   static constexpr size_t kReserveMax = 64 << 20;
   static constexpr size_t kFillStep = 256 << 10;
 

@@ -52,6 +52,7 @@
 #include "lib/core/pid.h"
 #include "lib/net/frame.h"
 #include "lib/net/frame_reader.h"
+#include "lib/net/mid_frame_spin.h"
 #include "lib/net/mutex.h"
 #include "lib/net/recv_queue.h"
 #include "lib/net/send_queue.h"
@@ -269,6 +270,10 @@ class Peer {
   // rounds SO_RCVTIMEO up to a scheduler tick and ppoll does not.
   enum class Sleep { kInRecv, kInPoll, kExpired };
   Sleep HowToSleep(int fd, absl::Time deadline);
+  // Whether a user thread holding the read role, with part of a frame read,
+  // looks at the socket again instead of sleeping (mid_frame_spin.h); it
+  // yields the CPU first, and never spins past `deadline`.
+  bool SpinningMidFrame(MidFrameSpin* spin, absl::Time deadline);
   // Puts the socket back in the loop's epoll set (user_mode_ set, role free),
   // holding the role as `as` meanwhile; drops and retakes recv_mu_.
   void LeaveUserModeLocked(Reader as) ABSL_EXCLUSIVE_LOCKS_REQUIRED(recv_.mu());

@@ -2,6 +2,7 @@
 // reads the socket itself), frame parsing, and the loop's reads. Same class
 // and locking rules as peer.cc; see peer.h.
 #include "lib/net/busy_poll.h"
+#include "lib/net/mid_frame_spin.h"
 #include "lib/net/peer.h"
 #include "lib/net/peer_internal.h"
 
@@ -97,6 +98,8 @@ bool Peer::ReadAsUser(absl::Time deadline, InFrame* out) {
   // Busy-polling (opt-in): before sleeping in poll, spin with non-blocking recvs.
   const int64_t spin_ns = may_read ? 0 : BusyPollNs();
   int64_t spin_until_ns = 0;
+  // Part of a frame read: look again rather than sleep while its bytes come fast.
+  MidFrameSpin mid_frame;
   absl::Status down;
   while (true) {
     FrameHeader control;
@@ -122,7 +125,7 @@ bool Peer::ReadAsUser(absl::Time deadline, InFrame* out) {
         SetInterest(ep, fd, 0);
         loop_watches = false;
       }
-      if (!Spinning(&spin_until_ns, spin_ns, deadline)) {
+      if (!Spinning(&spin_until_ns, spin_ns, deadline) && !SpinningMidFrame(&mid_frame, deadline)) {
         const Sleep sleep = HowToSleep(fd, deadline);
         if (sleep == Sleep::kExpired || (sleep == Sleep::kInPoll && !PollReadable(fd, deadline))) break;
         wait = sleep == Sleep::kInRecv;
@@ -131,6 +134,7 @@ bool Peer::ReadAsUser(absl::Time deadline, InFrame* out) {
     FrameReader::ReadResult read = read_.ReadSome(fd, std::numeric_limits<size_t>::max(), wait);
     if (read.what == FrameReader::Read::kData) {
       may_read = read.filled;
+      mid_frame.Arrived(read.bytes);
       continue;
     }
     if (read.what == FrameReader::Read::kWouldBlock) {
@@ -170,6 +174,13 @@ bool Peer::ReadAsUser(absl::Time deadline, InFrame* out) {
     recv_.mu().Lock();
   }
   return got;
+}
+
+bool Peer::SpinningMidFrame(MidFrameSpin* spin, absl::Time deadline) {
+  if (!read_.mid_frame() || !spin->Spin(MonotonicNs())) return false;
+  if (deadline != absl::InfiniteFuture() && absl::Now() >= deadline) return false;
+  sched_yield();  // as Spinning does: a sender on this CPU runs
+  return true;
 }
 
 Peer::Sleep Peer::HowToSleep(int fd, absl::Time deadline) {
