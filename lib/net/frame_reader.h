@@ -89,6 +89,9 @@ class FrameReader {
   bool Idle() const { return !in_frame_ && pos_ == end_; }
   // If Idle(), frees the read buffer and the payload buffer. True if anything was freed.
   bool ReleaseIfIdle();
+  // The payload length of the frame being read: 0 between frames and while
+  // its header is incomplete.
+  uint64_t frame_length() const { return in_frame_ ? header_.length : 0; }
   // For tests: bytes of buffers held.
   size_t HeldBytes() const {
     return (buffer_ != nullptr ? kBufferSize : 0) + (payload_.capacity() > kInline() ? payload_.capacity() : 0);

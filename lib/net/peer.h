@@ -270,9 +270,9 @@ class Peer {
   // rounds SO_RCVTIMEO up to a scheduler tick and ppoll does not.
   enum class Sleep { kInRecv, kInPoll, kExpired };
   Sleep HowToSleep(int fd, absl::Time deadline);
-  // Whether a user thread holding the read role, with part of a frame read,
-  // looks at the socket again instead of sleeping (mid_frame_spin.h); it
-  // yields the CPU first, and never spins past `deadline`.
+  // Whether a user thread holding the read role, with part of a big frame
+  // read, looks at the socket again instead of sleeping (mid_frame_spin.h);
+  // it yields the CPU first, and never spins past `deadline`.
   bool SpinningMidFrame(MidFrameSpin* spin, absl::Time deadline);
   // Puts the socket back in the loop's epoll set (user_mode_ set, role free),
   // holding the role as `as` meanwhile; drops and retakes recv_mu_.
