@@ -53,19 +53,15 @@ Peer::After Peer::QueueLocked(uint64_t fingerprint, std::string_view type_name, 
   }
   send_.Push(FrameHeader{FrameKind::kData, kChannelForward, fingerprint, payload->size()}, payload, holding_);
   // A flush is posted: the loop writes this frame with the others (no clock read).
-  if (fd_ < 0 || writing_ || write_armed_ || holding_ || flush_posted_) return After::kNothing;
-  // A one-way stream (sends in quick succession, nothing received in
-  // between): leave the frames to pile up and let the loop write them in one
-  // writev, instead of one syscall per message. A ping-pong, or a send after
-  // a pause, writes from this thread at once: no wake-up of the loop.
-  int64_t now = MonotonicNs();
-  uint64_t deliveries = recv_.deliveries();
-  if (now - last_direct_write_ns_ < kBatchWindowNs && deliveries == deliveries_at_write_) {
+  if (fd_ < 0 || writing_ || write_armed_ || holding_ || flush_posted_) {
+    bursts_.Joined();
+    return After::kNothing;
+  }
+  // Written by the loop with the sends that follow, or at once (send_bursts.h).
+  if (bursts_.Decide(MonotonicNs(), recv_.deliveries()) == SendBursts::Write::kByTheLoop) {
     flush_posted_ = true;
     return After::kWantFlush;
   }
-  last_direct_write_ns_ = now;
-  deliveries_at_write_ = deliveries;
   writing_ = true;
   // kError: the loop sees the broken socket on its read side and fails the peer.
   if (WriteLocked() != WriteResult::kBlocked) return After::kNothing;
@@ -114,8 +110,7 @@ absl::Status Peer::SendParts(uint64_t fingerprint, std::string_view type_name, b
   const int error = errno;
   send_.mu().Lock();
   const bool all = send_.FinishInPlace(written > 0 ? static_cast<size_t>(written) : 0, bytes, lend);
-  last_direct_write_ns_ = MonotonicNs();
-  deliveries_at_write_ = recv_.deliveries();
+  bursts_.Start(MonotonicNs(), recv_.deliveries());
   const bool blocked = written >= 0 ? !all : (error == EAGAIN || error == EWOULDBLOCK);
   // All written: frames queued meanwhile go now. A broken socket: the loop
   // sees it on its read side and fails the peer (or redials).

@@ -55,6 +55,7 @@
 #include "lib/net/mid_frame_spin.h"
 #include "lib/net/mutex.h"
 #include "lib/net/recv_queue.h"
+#include "lib/net/send_bursts.h"
 #include "lib/net/send_queue.h"
 #include "lib/net/waiter.h"
 
@@ -292,8 +293,7 @@ class Peer {
   bool write_armed_ ABSL_GUARDED_BY(send_.mu()) = false;   // the loop waits for POLLOUT; user threads only queue
   bool holding_ ABSL_GUARDED_BY(send_.mu()) = false;       // frames queued now are held (a Close is in flight)
   bool flush_posted_ ABSL_GUARDED_BY(send_.mu()) = false;  // the loop will write what is queued (batching a stream)
-  int64_t last_direct_write_ns_ ABSL_GUARDED_BY(send_.mu()) = 0;
-  uint64_t deliveries_at_write_ ABSL_GUARDED_BY(send_.mu()) = 0;
+  SendBursts bursts_ ABSL_GUARDED_BY(send_.mu());          // who writes a send that finds the connection idle
 
   // ---- The receive side: recv_mu_ (recv_.mu(); taken after send_mu_, never before) ----
   // The queue, its lock and what it guards (frames, bytes, spare buffer,

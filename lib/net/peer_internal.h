@@ -36,9 +36,6 @@ constexpr size_t kInitialSlots = 4;
 // (kOneValue), so a stream of big values reuses them. An idle peer gives them
 // back (ReleaseIdleMemory).
 constexpr size_t kOneValue = (4 << 20) + (64 << 10);
-// Sends closer together than this, with nothing received in between, are a
-// stream: they are batched (see Send).
-constexpr int64_t kBatchWindowNs = 50'000;
 // A payload at least this big is written from the sender's memory when the
 // connection is free (Peer::SendParts): below it, copying costs less than
 // giving up the stream's batching.
