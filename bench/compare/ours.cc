@@ -3,7 +3,9 @@
 // each way, one value per message (send() copies a string under 16 KiB into
 // the Sender's buffer and writes a bigger one from where it is; recv()
 // returns a new string). By default a thread waiting in recv() sleeps in the
-// socket's recv; busy-polling is opt-in (below). See common.h for the protocol.
+// socket's recv, spinning only while a big frame's bytes come fast
+// (lib/net/mid_frame_spin.h); busy-polling is opt-in (below). See common.h for
+// the protocol.
 //
 // Pinning: B is spawned while A is still unpinned, so B's monitor keeps every
 // CPU; then A pins itself and B pins itself, every thread (the data plane's

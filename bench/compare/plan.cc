@@ -54,7 +54,8 @@ std::vector<std::string> Flags(const std::string& test, int64_t size, const Pin&
 const std::vector<System>& Systems() {
   static const std::vector<System> systems = {
       {"raw", "raw TCP", "bench/compare/compare_raw", "", "blocking send/read, the floor"},
-      {"ours", "ours (channels)", "bench/compare/compare_ours", "", "sleeps in recv() (busy-polling is opt-in)"},
+      {"ours", "ours (channels)", "bench/compare/compare_ours", "",
+       "sleeps in recv(); spins only while a big frame arrives (busy-polling is opt-in)"},
       {"zmq", "ZeroMQ PAIR", "bench/compare/compare_zmq", "", "I/O thread, sleeps in epoll"},
       {"grpc", "gRPC bidi stream", "bench/compare/compare_grpc", "", "completion-queue threads, sleeps in epoll"},
       {"mpi-tcp", "Open MPI, TCP", "bench/compare/compare_mpi", "tcp,self", "busy-polls (spins in MPI_Recv)"},
