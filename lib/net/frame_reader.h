@@ -10,8 +10,9 @@
 // timer, never per message); a frame's payload buffer is filled as its bytes
 // arrive (Room): recv alone touches its pages (where the library must
 // zero-fill what it grows, at most kFillStep ahead of the bytes), though its
-// capacity may be reserved up to kReserveMax on the header's claim. A recycled payload buffer keeps its size (its bytes
-// stale, see RecvQueue::Deliver), so a frame that fits in it is not zero-filled first.
+// capacity may be reserved up to kReserveMax on the header's claim. A
+// recycled payload buffer keeps its size (its bytes stale, see
+// RecvQueue::Deliver), so a frame that fits in it is not zero-filled first.
 //
 // Threading: thread-compatible. The Peer's read role makes its holder the only
 // user (see peer.h). bytes_read() and mid_frame() may be read by any thread
@@ -128,7 +129,8 @@ class FrameReader {
   size_t ahead_ = 0;
   FrameHeader header_;
   // [0, filled_) read, the rest stale; the size grows as bytes arrive (Room),
-  // at most kFillStep ahead of them, and is cut to the frame's length when it
+  // to the capacity (at most kFillStep ahead of them where growing
+  // zero-fills), and is cut to the frame's length when it
   // is complete. Before a header is parsed it may hold [0, ahead_), read
   // ahead of it (ReadHeaderAndGuess), which Parse settles.
   std::string payload_;
